@@ -1,0 +1,122 @@
+-- Processes (Serial's manufacturing process definitions) and update_process_revision.
+--
+-- Revision semantics (the Serial docs leave them open; README "Process revisions"):
+--   * A process starts at revision 1 with no carbon copy and unapproved.
+--   * An UPDATE that changes a definition column (anything except the approval fields and
+--     bookkeeping) bumps revision by exactly one, stores the previous version as a jsonb
+--     snapshot in carbon_copy (without its own carbon_copy, so snapshots never nest) and
+--     resets approval.
+--   * An UPDATE that changes nothing, or only approval fields, keeps the revision.
+--   * revision and carbon_copy are owned by the trigger: values sent by clients are ignored.
+--   * A process never moves to another company.
+
+create table public.processes (
+  id                    uuid primary key default gen_random_uuid(),
+  company_id            uuid not null references public.companies (id) on delete cascade,
+  name                  text not null constraint processes_name_not_blank check (btrim(name) <> ''),
+  created_at            timestamptz not null default now(),
+  updated_at            timestamptz not null default now(),
+  use_api               boolean not null default false,
+  record_operator       boolean not null default false,
+  is_mandatory          boolean not null default false,
+  break_prior_links     boolean not null default false,
+  dependent_process_ids uuid[] not null default '{}',
+  type                  text not null default 'PRODUCTION'
+                        constraint processes_type_upper_snake check (type ~ '^[A-Z][A-Z0-9_]*$'),
+  revision              bigint not null default 1,
+  carbon_copy           jsonb,
+  revision_description  text,
+  created_by_user_id    uuid references public.users (supabase_uid) on delete set null,
+  allow_batch           boolean not null default false,
+  approved              boolean not null default false,
+  approved_by_user_id   uuid references public.users (supabase_uid) on delete set null,
+  approved_at           timestamptz,
+  show_media_numbering  boolean not null default false
+);
+comment on table public.processes is
+  'Manufacturing process definitions. Editing a definition column creates a new revision (update_process_revision).';
+comment on column public.processes.carbon_copy is
+  'Snapshot of the previous revision (jsonb of the whole row minus its own carbon_copy), set by update_process_revision.';
+create index processes_company_id_idx on public.processes (company_id);
+
+-- Columns whose change is not a new revision of the definition.
+create function private.process_non_definition_columns()
+returns text[]
+language sql
+immutable
+set search_path = ''
+as $$
+  select array['id', 'company_id', 'created_at', 'created_by_user_id', 'updated_at',
+               'revision', 'carbon_copy', 'approved', 'approved_by_user_id', 'approved_at']
+$$;
+
+-- The definition columns that differ between two versions of a process, sorted.
+create function private.process_changed_fields(old_row public.processes, new_row public.processes)
+returns text[]
+language sql
+immutable
+set search_path = ''
+as $$
+  select coalesce(array_agg(n.key order by n.key), '{}')
+    from jsonb_each(to_jsonb(new_row)) n
+    join jsonb_each(to_jsonb(old_row)) o using (key)
+   where n.value is distinct from o.value
+     and n.key <> all (private.process_non_definition_columns())
+$$;
+
+create function private.tg_processes__start_at_revision_one()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  new.revision := 1;
+  new.carbon_copy := null;
+  return new;
+end;
+$$;
+
+create trigger start_at_revision_one
+  before insert on public.processes
+  for each row execute function private.tg_processes__start_at_revision_one();
+
+create function private.update_process_revision()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if new.company_id is distinct from old.company_id then
+    raise exception 'a process cannot move to another company'
+      using errcode = '42501',
+            hint = 'Create the process in the other company instead.';
+  end if;
+
+  -- Owned by this trigger, whatever the client sent.
+  new.revision := old.revision;
+  new.carbon_copy := old.carbon_copy;
+  new.created_at := old.created_at;
+  new.created_by_user_id := old.created_by_user_id;
+
+  if cardinality(private.process_changed_fields(old, new)) > 0 then
+    new.revision := old.revision + 1;
+    new.carbon_copy := to_jsonb(old) - 'carbon_copy';
+    new.approved := false;
+    new.approved_by_user_id := null;
+    new.approved_at := null;
+  end if;
+
+  if to_jsonb(new) - 'updated_at' is distinct from to_jsonb(old) - 'updated_at' then
+    new.updated_at := now();
+  else
+    new.updated_at := old.updated_at;
+  end if;
+  return new;
+end;
+$$;
+comment on function private.update_process_revision() is
+  'BEFORE UPDATE on processes: bumps revision, snapshots the previous version into carbon_copy and resets approval when a definition column changes.';
+
+create trigger update_process_revision
+  before update on public.processes
+  for each row execute function private.update_process_revision();

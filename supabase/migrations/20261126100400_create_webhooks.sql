@@ -1,0 +1,98 @@
+-- Webhook endpoints: Serial's columns (id, company_id, trigger_type, url, created_at,
+-- updated_at) plus ours (is_active, description, disable bookkeeping).
+-- Trigger types are rows, so adding one is an insert, not a schema change.
+
+create table public.webhook_trigger_types (
+  name        text primary key
+              constraint webhook_trigger_types_name_upper_snake check (name ~ '^[A-Z][A-Z0-9_]*$'),
+  description text not null
+);
+comment on table public.webhook_trigger_types is 'Events a webhook can subscribe to (UPPER_SNAKE names).';
+
+insert into public.webhook_trigger_types (name, description) values
+  ('PROCESS_CREATED', 'A process was created'),
+  ('PROCESS_REVISED', 'A process definition changed and its revision was bumped by update_process_revision'),
+  ('PROCESS_DELETED', 'A process was deleted'),
+  ('WEBHOOK_TEST',    'A test event sent on demand with send_test_webhook');
+
+create table public.webhooks (
+  id              uuid primary key default gen_random_uuid(),
+  company_id      uuid not null references public.companies (id) on delete cascade,
+  trigger_type    text not null references public.webhook_trigger_types (name),
+  url             text not null,
+  created_at      timestamptz not null default now(),
+  updated_at      timestamptz not null default now(),
+  is_active       boolean not null default true,
+  description     text constraint webhooks_description_length check (char_length(description) <= 500),
+  disabled_reason text,
+  disabled_at     timestamptz,
+  failing_since   timestamptz,
+  constraint webhooks_company_trigger_url_key unique (company_id, trigger_type, url),
+  constraint webhooks_url_length check (char_length(url) <= 2048),
+  constraint webhooks_url_scheme check (url ~* '^https?://'),
+  constraint webhooks_url_no_credentials check (url !~ '^[^:/?#]+://[^/?#]*@'),
+  constraint webhooks_url_no_fragment check (position('#' in url) = 0),
+  constraint webhooks_url_format check (
+    url ~* '^https?://(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:[0-9]{1,5})?([/?][^[:space:]]*)?$'
+  )
+);
+comment on table public.webhooks is
+  'Endpoints registered by company ADMINs. Only an active ADMIN of the company can see or change them (RLS).';
+comment on constraint webhooks_url_length on public.webhooks is 'url must be at most 2048 characters';
+comment on constraint webhooks_url_scheme on public.webhooks is 'url must start with http:// or https://';
+comment on constraint webhooks_url_no_credentials on public.webhooks is 'url must not contain user:password@';
+comment on constraint webhooks_url_no_fragment on public.webhooks is 'url must not contain a #fragment';
+comment on constraint webhooks_url_format on public.webhooks is
+  'url must be an absolute URL with a host name or IP, an optional port and no spaces';
+create index webhooks_company_trigger_idx on public.webhooks (company_id, trigger_type) where is_active;
+
+-- Deployment settings, one row. allow_plain_http is false on a real project (https only)
+-- and set to true by the local seed so tests can use local http receivers.
+create table private.webhook_settings (
+  id                 boolean primary key default true constraint webhook_settings_single_row check (id),
+  allow_plain_http   boolean not null default false,
+  dispatcher_url     text,
+  dispatcher_key     text
+);
+insert into private.webhook_settings default values;
+comment on table private.webhook_settings is
+  'Deployment knobs: allow_plain_http, and the dispatcher URL/key used by the pg_net wake-up when Vault is absent.';
+
+create function private.tg_webhooks__guard_row()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if tg_op = 'UPDATE' and new.company_id is distinct from old.company_id then
+    raise exception 'a webhook cannot move to another company'
+      using errcode = '42501', hint = 'Delete it and create it in the other company.';
+  end if;
+
+  if new.url ~* '^http://'
+     and not (select s.allow_plain_http from private.webhook_settings s) then
+    raise exception 'webhook url must use https: %', new.url
+      using errcode = '23514', constraint = 'webhooks_url_https_required',
+            hint = 'Use an https:// URL (plain http is allowed only where private.webhook_settings.allow_plain_http is true).';
+  end if;
+
+  -- Re-enabling an endpoint clears the reason it was disabled for.
+  if new.is_active and (tg_op = 'INSERT' or not old.is_active) then
+    new.disabled_reason := null;
+    new.disabled_at := null;
+    new.failing_since := null;
+  elsif not new.is_active and (tg_op = 'INSERT' or old.is_active) then
+    new.disabled_at := now();
+    new.disabled_reason := coalesce(new.disabled_reason, 'disabled by an admin');
+  end if;
+  return new;
+end;
+$$;
+
+create trigger guard_row
+  before insert or update on public.webhooks
+  for each row execute function private.tg_webhooks__guard_row();
+
+create trigger set_updated_at
+  before update on public.webhooks
+  for each row execute function private.tg_set_updated_at();
