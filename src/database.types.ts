@@ -1,0 +1,366 @@
+
+export type Json = string | number | boolean | null | { [key: string]: Json | undefined } | Json[]
+
+export type Database = {
+  
+  "public": {
+          Tables: {
+            "companies": {
+                  Row: {
+                    "config": NonNullable<Json>,"created_at": string,"id": string,"is_active": boolean,"name": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "config"?: NonNullable<Json>,"created_at"?: string,"id"?: string,"is_active"?: boolean,"name": string
+                  }
+                  Update: {
+                    "config"?: NonNullable<Json>,"created_at"?: string,"id"?: string,"is_active"?: boolean,"name"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"processes": {
+                  Row: {
+                    "allow_batch": boolean,"approved": boolean,"approved_at": string | null,"approved_by_user_id": string | null,"break_prior_links": boolean,"carbon_copy": Json | null,"company_id": string,"created_at": string,"created_by_user_id": string | null,"dependent_process_ids": (string)[],"id": string,"is_mandatory": boolean,"name": string,"record_operator": boolean,"revision": number,"revision_description": string | null,"show_media_numbering": boolean,"type": string,"updated_at": string,"use_api": boolean
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "allow_batch"?: boolean,"approved"?: boolean,"approved_at"?: string | null,"approved_by_user_id"?: string | null,"break_prior_links"?: boolean,"carbon_copy"?: Json | null,"company_id": string,"created_at"?: string,"created_by_user_id"?: string | null,"dependent_process_ids"?: (string)[],"id"?: string,"is_mandatory"?: boolean,"name": string,"record_operator"?: boolean,"revision"?: number,"revision_description"?: string | null,"show_media_numbering"?: boolean,"type"?: string,"updated_at"?: string,"use_api"?: boolean
+                  }
+                  Update: {
+                    "allow_batch"?: boolean,"approved"?: boolean,"approved_at"?: string | null,"approved_by_user_id"?: string | null,"break_prior_links"?: boolean,"carbon_copy"?: Json | null,"company_id"?: string,"created_at"?: string,"created_by_user_id"?: string | null,"dependent_process_ids"?: (string)[],"id"?: string,"is_mandatory"?: boolean,"name"?: string,"record_operator"?: boolean,"revision"?: number,"revision_description"?: string | null,"show_media_numbering"?: boolean,"type"?: string,"updated_at"?: string,"use_api"?: boolean
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "processes_approved_by_user_id_fkey"
+      columns: ["approved_by_user_id"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["supabase_uid"]
+    },{
+      foreignKeyName: "processes_company_id_fkey"
+      columns: ["company_id"]
+isOneToOne: false
+      referencedRelation: "companies"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "processes_created_by_user_id_fkey"
+      columns: ["created_by_user_id"]
+isOneToOne: false
+      referencedRelation: "users"
+      referencedColumns: ["supabase_uid"]
+    }
+                  ]
+                },"user_types": {
+                  Row: {
+                    "description": string,"type": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "description": string,"type": string
+                  }
+                  Update: {
+                    "description"?: string,"type"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"users": {
+                  Row: {
+                    "company_id": string | null,"created_at": string,"default_station_id": string | null,"email": string,"first_name": string | null,"is_active": boolean,"last_name": string | null,"role": string,"supabase_uid": string,"title": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "company_id"?: string | null,"created_at"?: string,"default_station_id"?: string | null,"email": string,"first_name"?: string | null,"is_active"?: boolean,"last_name"?: string | null,"role": string,"supabase_uid": string,"title"?: string | null
+                  }
+                  Update: {
+                    "company_id"?: string | null,"created_at"?: string,"default_station_id"?: string | null,"email"?: string,"first_name"?: string | null,"is_active"?: boolean,"last_name"?: string | null,"role"?: string,"supabase_uid"?: string,"title"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "users_company_id_fkey"
+      columns: ["company_id"]
+isOneToOne: false
+      referencedRelation: "companies"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "users_role_fkey"
+      columns: ["role"]
+isOneToOne: false
+      referencedRelation: "user_types"
+      referencedColumns: ["type"]
+    }
+                  ]
+                },"webhook_deliveries": {
+                  Row: {
+                    "attempt_count": number,"company_id": string,"completed_at": string | null,"created_at": string,"event_id": string,"id": string,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"lease_expires_at": string | null,"lease_owner": string | null,"next_attempt_at": string | null,"redelivery_of": string | null,"state": string,"updated_at": string,"webhook_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "attempt_count"?: number,"company_id": string,"completed_at"?: string | null,"created_at"?: string,"event_id": string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"redelivery_of"?: string | null,"state"?: string,"updated_at"?: string,"webhook_id"?: string | null
+                  }
+                  Update: {
+                    "attempt_count"?: number,"company_id"?: string,"completed_at"?: string | null,"created_at"?: string,"event_id"?: string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"redelivery_of"?: string | null,"state"?: string,"updated_at"?: string,"webhook_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "webhook_deliveries_company_id_fkey"
+      columns: ["company_id"]
+isOneToOne: false
+      referencedRelation: "companies"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "webhook_deliveries_event_id_fkey"
+      columns: ["event_id"]
+isOneToOne: false
+      referencedRelation: "webhook_events"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "webhook_deliveries_redelivery_of_fkey"
+      columns: ["redelivery_of"]
+isOneToOne: false
+      referencedRelation: "webhook_deliveries"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "webhook_deliveries_webhook_id_fkey"
+      columns: ["webhook_id"]
+isOneToOne: false
+      referencedRelation: "webhooks"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"webhook_delivery_attempts": {
+                  Row: {
+                    "attempt_number": number,"company_id": string,"created_at": string,"delivery_id": string,"duration_ms": number | null,"error": string | null,"id": number,"outcome": string,"response_body": string | null,"status": number | null,"worker": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "attempt_number": number,"company_id": string,"created_at"?: string,"delivery_id": string,"duration_ms"?: number | null,"error"?: string | null,"id"?: never,"outcome": string,"response_body"?: string | null,"status"?: number | null,"worker"?: string | null
+                  }
+                  Update: {
+                    "attempt_number"?: number,"company_id"?: string,"created_at"?: string,"delivery_id"?: string,"duration_ms"?: number | null,"error"?: string | null,"id"?: never,"outcome"?: string,"response_body"?: string | null,"status"?: number | null,"worker"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "webhook_delivery_attempts_company_id_fkey"
+      columns: ["company_id"]
+isOneToOne: false
+      referencedRelation: "companies"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "webhook_delivery_attempts_delivery_id_fkey"
+      columns: ["delivery_id"]
+isOneToOne: false
+      referencedRelation: "webhook_deliveries"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"webhook_events": {
+                  Row: {
+                    "company_id": string,"created_at": string,"id": string,"payload": NonNullable<Json>,"trigger_type": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "company_id": string,"created_at"?: string,"id"?: string,"payload": NonNullable<Json>,"trigger_type": string
+                  }
+                  Update: {
+                    "company_id"?: string,"created_at"?: string,"id"?: string,"payload"?: NonNullable<Json>,"trigger_type"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "webhook_events_company_id_fkey"
+      columns: ["company_id"]
+isOneToOne: false
+      referencedRelation: "companies"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "webhook_events_trigger_type_fkey"
+      columns: ["trigger_type"]
+isOneToOne: false
+      referencedRelation: "webhook_trigger_types"
+      referencedColumns: ["name"]
+    }
+                  ]
+                },"webhook_trigger_types": {
+                  Row: {
+                    "description": string,"name": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "description": string,"name": string
+                  }
+                  Update: {
+                    "description"?: string,"name"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"webhooks": {
+                  Row: {
+                    "company_id": string,"created_at": string,"description": string | null,"disabled_at": string | null,"disabled_reason": string | null,"failing_since": string | null,"id": string,"is_active": boolean,"trigger_type": string,"updated_at": string,"url": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "company_id": string,"created_at"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"failing_since"?: string | null,"id"?: string,"is_active"?: boolean,"trigger_type": string,"updated_at"?: string,"url": string
+                  }
+                  Update: {
+                    "company_id"?: string,"created_at"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"failing_since"?: string | null,"id"?: string,"is_active"?: boolean,"trigger_type"?: string,"updated_at"?: string,"url"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "webhooks_company_id_fkey"
+      columns: ["company_id"]
+isOneToOne: false
+      referencedRelation: "companies"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "webhooks_trigger_type_fkey"
+      columns: ["trigger_type"]
+isOneToOne: false
+      referencedRelation: "webhook_trigger_types"
+      referencedColumns: ["name"]
+    }
+                  ]
+                }
+          }
+          Views: {
+            [_ in never]: never
+          }
+          Functions: {
+            "get_webhook_secret":
+{ Args: { "webhook_id": string }; Returns: string
+                           },
+"redeliver_webhook_delivery":
+{ Args: { "delivery_id": string }; Returns: string
+                           },
+"replay_webhook_deliveries":
+{ Args: { "since": string,"webhook_id": string }; Returns: number
+                           },
+"rotate_webhook_secret":
+{ Args: { "webhook_id": string }; Returns: string
+                           },
+"send_test_webhook":
+{ Args: { "webhook_id": string }; Returns: string
+                           }
+          }
+          Enums: {
+            [_ in never]: never
+          }
+          CompositeTypes: {
+            [_ in never]: never
+          }
+        }
+}
+
+type DatabaseWithoutInternals = Omit<Database, '__InternalSupabase'>
+
+type DefaultSchema = DatabaseWithoutInternals[Extract<keyof Database, "public">]
+
+export type Tables<
+  DefaultSchemaTableNameOrOptions extends
+    | keyof (DefaultSchema["Tables"] & DefaultSchema["Views"])
+    | { schema: keyof DatabaseWithoutInternals },
+  TableName extends DefaultSchemaTableNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof (DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"] &
+        DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Views"])
+    : never = never
+> = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? (DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"] &
+      DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Views"])[TableName] extends {
+      Row: infer R
+    }
+    ? R
+    : never
+  : DefaultSchemaTableNameOrOptions extends keyof (DefaultSchema["Tables"] & DefaultSchema["Views"])
+  ? (DefaultSchema["Tables"] & DefaultSchema["Views"])[DefaultSchemaTableNameOrOptions] extends {
+      Row: infer R
+    }
+    ? R
+    : never
+  : never
+
+export type TablesInsert<
+  DefaultSchemaTableNameOrOptions extends
+    | keyof DefaultSchema["Tables"]
+    | { schema: keyof DatabaseWithoutInternals },
+  TableName extends DefaultSchemaTableNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"]
+    : never = never
+> = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"][TableName] extends {
+      Insert: infer I
+    }
+    ? I
+    : never
+  : DefaultSchemaTableNameOrOptions extends keyof DefaultSchema["Tables"]
+  ? DefaultSchema["Tables"][DefaultSchemaTableNameOrOptions] extends {
+      Insert: infer I
+    }
+    ? I
+    : never
+  : never
+
+export type TablesUpdate<
+  DefaultSchemaTableNameOrOptions extends
+    | keyof DefaultSchema["Tables"]
+    | { schema: keyof DatabaseWithoutInternals },
+  TableName extends DefaultSchemaTableNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"]
+    : never = never
+> = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"][TableName] extends {
+      Update: infer U
+    }
+    ? U
+    : never
+  : DefaultSchemaTableNameOrOptions extends keyof DefaultSchema["Tables"]
+  ? DefaultSchema["Tables"][DefaultSchemaTableNameOrOptions] extends {
+      Update: infer U
+    }
+    ? U
+    : never
+  : never
+
+export type Enums<
+  DefaultSchemaEnumNameOrOptions extends
+    | keyof DefaultSchema["Enums"]
+    | { schema: keyof DatabaseWithoutInternals },
+  EnumName extends DefaultSchemaEnumNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof DatabaseWithoutInternals[DefaultSchemaEnumNameOrOptions["schema"]]["Enums"]
+    : never = never
+> = DefaultSchemaEnumNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? DatabaseWithoutInternals[DefaultSchemaEnumNameOrOptions["schema"]]["Enums"][EnumName]
+  : DefaultSchemaEnumNameOrOptions extends keyof DefaultSchema["Enums"]
+  ? DefaultSchema["Enums"][DefaultSchemaEnumNameOrOptions]
+  : never
+
+export type CompositeTypes<
+  PublicCompositeTypeNameOrOptions extends
+    | keyof DefaultSchema["CompositeTypes"]
+    | { schema: keyof DatabaseWithoutInternals },
+  CompositeTypeName extends PublicCompositeTypeNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof DatabaseWithoutInternals[PublicCompositeTypeNameOrOptions["schema"]]["CompositeTypes"]
+    : never = never
+> = PublicCompositeTypeNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? DatabaseWithoutInternals[PublicCompositeTypeNameOrOptions["schema"]]["CompositeTypes"][CompositeTypeName]
+  : PublicCompositeTypeNameOrOptions extends keyof DefaultSchema["CompositeTypes"]
+  ? DefaultSchema["CompositeTypes"][PublicCompositeTypeNameOrOptions]
+  : never
+
+export const Constants = {
+  "public": {
+          Enums: {
+            
+          }
+        }
+} as const

@@ -1,0 +1,20 @@
+export { createWebhooksClient } from "./client.ts";
+export type {
+  DeliveryFilter,
+  DeliveryState,
+  DeliveryWithAttempts,
+  NewWebhook,
+  Page,
+  Webhook,
+  WebhookChanges,
+  WebhookDelivery,
+  WebhookDeliveryAttempt,
+  WebhookEvent,
+  WebhooksClient,
+  WebhookTriggerType,
+} from "./client.ts";
+export { toWebhooksError, WebhooksError } from "./errors.ts";
+export type { WebhooksErrorKind } from "./errors.ts";
+export { verifyWebhook, WebhookVerificationError } from "./verify.ts";
+export type { WebhookPayload } from "./verify.ts";
+export type { Database, Json } from "./database.types.ts";
