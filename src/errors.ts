@@ -18,7 +18,7 @@ const URL_RULES: Record<string, string> = {
   webhooks_url_scheme: "url must start with http:// or https://",
   webhooks_url_no_credentials: "url must not contain user:password@",
   webhooks_url_no_fragment: "url must not contain a #fragment",
-  webhooks_url_format: "url must be an absolute URL with a host, an optional port and no spaces",
+  webhooks_url_wellformed: "url must be an absolute URL with a host, an optional port and no spaces",
   webhooks_url_https_required: "url must use https:// on this deployment",
 };
 

@@ -32,7 +32,7 @@ create table public.webhooks (
   constraint webhooks_url_scheme check (url ~* '^https?://'),
   constraint webhooks_url_no_credentials check (url !~ '^[^:/?#]+://[^/?#]*@'),
   constraint webhooks_url_no_fragment check (position('#' in url) = 0),
-  constraint webhooks_url_format check (
+  constraint webhooks_url_wellformed check (
     url ~* '^https?://(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:[0-9]{1,5})?([/?][^[:space:]]*)?$'
   )
 );
@@ -42,7 +42,7 @@ comment on constraint webhooks_url_length on public.webhooks is 'url must be at 
 comment on constraint webhooks_url_scheme on public.webhooks is 'url must start with http:// or https://';
 comment on constraint webhooks_url_no_credentials on public.webhooks is 'url must not contain user:password@';
 comment on constraint webhooks_url_no_fragment on public.webhooks is 'url must not contain a #fragment';
-comment on constraint webhooks_url_format on public.webhooks is
+comment on constraint webhooks_url_wellformed on public.webhooks is
   'url must be an absolute URL with a host name or IP, an optional port and no spaces';
 create index webhooks_company_trigger_idx on public.webhooks (company_id, trigger_type) where is_active;
 
