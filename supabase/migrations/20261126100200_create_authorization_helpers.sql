@@ -46,8 +46,9 @@ stable
 security definer
 set search_path = ''
 as $$
-  select company_id is not null
-     and company_id = private.admin_company_id()
+  -- coalesce: a null here would make `not is_company_admin(...)` null too, and a
+  -- caller's `if not ... then raise` would let the request through.
+  select coalesce(company_id = private.admin_company_id(), false)
 $$;
 comment on function private.is_company_admin(uuid) is
   'True when the calling user is an active ADMIN of that company.';
@@ -61,7 +62,7 @@ security definer
 set search_path = ''
 as $$
   select coalesce(auth.role() = 'service_role', false)
-      or private.is_company_admin(company_id)
+      or coalesce(private.is_company_admin(company_id), false)
 $$;
 comment on function private.can_manage_company(uuid) is
   'True for the service role and for an active ADMIN of that company. Used by admin RPCs.';

@@ -14,7 +14,7 @@ declare
   found_webhook public.webhooks;
 begin
   select * into found_webhook from public.webhooks w where w.id = managed_webhook.webhook_id;
-  if found_webhook.id is null or not private.can_manage_company(found_webhook.company_id) then
+  if found_webhook.id is null or private.can_manage_company(found_webhook.company_id) is not true then
     raise exception 'webhook % does not exist or you are not an active ADMIN of its company', webhook_id
       using errcode = '42501';
   end if;
@@ -75,7 +75,7 @@ declare
   delivery uuid;
 begin
   select * into original from public.webhook_deliveries d where d.id = redeliver_webhook_delivery.delivery_id;
-  if original.id is null or not private.can_manage_company(original.company_id) then
+  if original.id is null or private.can_manage_company(original.company_id) is not true then
     raise exception 'delivery % does not exist or you are not an active ADMIN of its company', delivery_id
       using errcode = '42501';
   end if;
