@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { ConfigError, parseConfig } from "./config.ts";
+import { DEFAULT_RETRY_SCHEDULE_SECONDS } from "./retry.ts";
+
+function problemsOf(env: Record<string, string>): readonly string[] {
+  try {
+    parseConfig(env);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+Deno.test("config: an empty environment gives the documented defaults", () => {
+  const config = parseConfig({});
+  assert.equal(config.dbUrl, undefined);
+  assert.equal(config.timeoutMs, 15_000);
+  assert.equal(config.batchSize, 50);
+  assert.equal(config.concurrency, 50);
+  assert.equal(config.endpointConcurrency, 10);
+  assert.equal(config.leaseSeconds, 120);
+  assert.deepEqual(config.retrySchedule, DEFAULT_RETRY_SCHEDULE_SECONDS);
+  assert.deepEqual(config.retrySchedule, [0, 5, 300, 1800, 7200, 18000, 36000, 36000]);
+  assert.equal(config.disableAfterHours, 120);
+  assert.equal(config.allowedTargets.size, 0);
+  assert.match(config.workerId, /^dispatcher-[0-9a-f]{8}$/);
+});
+
+Deno.test("config: every knob is read", () => {
+  const config = parseConfig({
+    SUPABASE_DB_URL: "postgresql://postgres:pw@127.0.0.1:54322/postgres",
+    SUPABASE_SERVICE_ROLE_KEY: "service-key",
+    WEBHOOK_ALLOWED_TARGETS: "127.0.0.1:8080",
+    WEBHOOK_TIMEOUT_MS: "2000",
+    WEBHOOK_BATCH_SIZE: "7",
+    WEBHOOK_CONCURRENCY: "8",
+    WEBHOOK_ENDPOINT_CONCURRENCY: "3",
+    WEBHOOK_LEASE_SECONDS: "30",
+    WEBHOOK_RETRY_SCHEDULE: " 0, 0.5 ,2",
+    WEBHOOK_DISABLE_AFTER_HOURS: "1.5",
+    WEBHOOK_WORKER_ID: "worker-a",
+  });
+  assert.equal(config.dbUrl, "postgresql://postgres:pw@127.0.0.1:54322/postgres");
+  assert.equal(config.serviceRoleKey, "service-key");
+  assert.deepEqual([...config.allowedTargets], ["127.0.0.1:8080"]);
+  assert.equal(config.timeoutMs, 2000);
+  assert.equal(config.batchSize, 7);
+  assert.equal(config.concurrency, 8);
+  assert.equal(config.endpointConcurrency, 3);
+  assert.equal(config.leaseSeconds, 30);
+  assert.deepEqual(config.retrySchedule, [0, 0.5, 2]);
+  assert.equal(config.disableAfterHours, 1.5);
+  assert.equal(config.workerId, "worker-a");
+});
+
+Deno.test("config: empty strings count as unset", () => {
+  const config = parseConfig({ WEBHOOK_TIMEOUT_MS: "", WEBHOOK_RETRY_SCHEDULE: " ", SUPABASE_DB_URL: "" });
+  assert.equal(config.timeoutMs, 15_000);
+  assert.deepEqual(config.retrySchedule, DEFAULT_RETRY_SCHEDULE_SECONDS);
+  assert.equal(config.dbUrl, undefined);
+});
+
+Deno.test("config: a bad retry schedule is named with the offending value", () => {
+  for (const bad of ["x", "0,5,-1", "0,,5", "1e3", "5s"]) {
+    assert.deepEqual(problemsOf({ WEBHOOK_RETRY_SCHEDULE: bad }), [
+      `WEBHOOK_RETRY_SCHEDULE must be a comma-separated list of non-negative seconds, got '${bad}'`,
+    ]);
+  }
+});
+
+Deno.test("config: integers are checked for form and range", () => {
+  assert.deepEqual(problemsOf({ WEBHOOK_BATCH_SIZE: "0" }), [
+    "WEBHOOK_BATCH_SIZE must be an integer between 1 and 1000, got '0'",
+  ]);
+  assert.deepEqual(problemsOf({ WEBHOOK_CONCURRENCY: "1.5" }), [
+    "WEBHOOK_CONCURRENCY must be an integer between 1 and 1000, got '1.5'",
+  ]);
+  assert.deepEqual(problemsOf({ WEBHOOK_ENDPOINT_CONCURRENCY: "ten" }), [
+    "WEBHOOK_ENDPOINT_CONCURRENCY must be an integer between 1 and 1000, got 'ten'",
+  ]);
+  assert.deepEqual(problemsOf({ WEBHOOK_DISABLE_AFTER_HOURS: "0" }), [
+    "WEBHOOK_DISABLE_AFTER_HOURS must be a positive number of hours, got '0'",
+  ]);
+});
+
+Deno.test("config: every problem is reported at once", () => {
+  const problems = problemsOf({
+    WEBHOOK_TIMEOUT_MS: "soon",
+    WEBHOOK_RETRY_SCHEDULE: "x",
+    WEBHOOK_ALLOWED_TARGETS: "localhost",
+  });
+  assert.equal(problems.length, 3);
+  assert.throws(() => parseConfig({ WEBHOOK_TIMEOUT_MS: "soon", WEBHOOK_RETRY_SCHEDULE: "x" }), (e: Error) => {
+    assert.ok(e instanceof ConfigError);
+    assert.match(
+      e.message,
+      /invalid dispatcher configuration:\n {2}- WEBHOOK_TIMEOUT_MS.*\n {2}- WEBHOOK_RETRY_SCHEDULE/,
+    );
+    return true;
+  });
+});
+
+Deno.test("config: the lease must outlast one request plus the safety margin", () => {
+  assert.deepEqual(problemsOf({ WEBHOOK_LEASE_SECONDS: "10", WEBHOOK_TIMEOUT_MS: "15000" }), [
+    "WEBHOOK_LEASE_SECONDS (10) must cover WEBHOOK_TIMEOUT_MS (15000 ms) plus a 5 s safety margin",
+  ]);
+  assert.equal(parseConfig({ WEBHOOK_LEASE_SECONDS: "20", WEBHOOK_TIMEOUT_MS: "15000" }).leaseSeconds, 20);
+});
+
+Deno.test("config: SUPABASE_DB_URL is required only when asked for, and must be a postgres URL", () => {
+  assert.throws(() => parseConfig({}, { requireDbUrl: true }), /SUPABASE_DB_URL is required/);
+  assert.deepEqual(problemsOf({ SUPABASE_DB_URL: "mysql://x" }), [
+    "SUPABASE_DB_URL must start with postgres:// or postgresql://",
+  ]);
+  assert.equal(parseConfig({ SUPABASE_DB_URL: "postgres://x/db" }, { requireDbUrl: true }).dbUrl, "postgres://x/db");
+});
+
+Deno.test("config: allowed targets are normalized like the URLs they must match", () => {
+  const config = parseConfig({
+    WEBHOOK_ALLOWED_TARGETS: "127.1:8080, LOCALHOST.:3000,[0:0:0:0:0:0:0:1]:9000 ,hooks.example.com:80,,",
+  });
+  assert.deepEqual([...config.allowedTargets].sort(), [
+    "127.0.0.1:8080",
+    "[::1]:9000",
+    "hooks.example.com:80",
+    "localhost:3000",
+  ]);
+});
+
+Deno.test("config: allowed targets must be exactly host:port", () => {
+  for (const bad of ["localhost", "http://localhost:80", "localhost:80/path", "user@localhost:80", "[::1]", "a b:1"]) {
+    assert.deepEqual(problemsOf({ WEBHOOK_ALLOWED_TARGETS: bad }), [
+      `WEBHOOK_ALLOWED_TARGETS entries must be host:port (e.g. 127.0.0.1:8080 or [::1]:8080), got '${bad}'`,
+    ]);
+  }
+});
