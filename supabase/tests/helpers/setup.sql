@@ -85,3 +85,22 @@ end;
 $$;
 
 grant execute on all functions in schema tests to anon, authenticated, service_role;
+
+-- A webhook endpoint of a company, created as the superuser running the test (so RLS
+-- and column grants do not get in the way of the setup), returned by id.
+create or replace function tests.create_webhook(
+  company_id uuid,
+  trigger_type text,
+  url text,
+  is_active boolean default true
+)
+returns uuid
+language sql
+set search_path = ''
+as $$
+  insert into public.webhooks (company_id, trigger_type, url, is_active)
+  values (create_webhook.company_id, create_webhook.trigger_type, create_webhook.url, create_webhook.is_active)
+  returning id
+$$;
+
+grant execute on function tests.create_webhook(uuid, text, text, boolean) to anon, authenticated, service_role;
