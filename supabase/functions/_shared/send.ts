@@ -1,0 +1,169 @@
+// One delivery attempt: policy check, then a single POST. Never throws: every
+// way an attempt can end is an AttemptResult the engine can record.
+
+import { parseRetryAfter } from "./retry.ts";
+import { checkTarget, type Resolver, type TargetVerdict } from "./ssrf.ts";
+
+export const USER_AGENT = "Serial-Webhooks/1.0";
+/** The attempt log keeps this many characters of the response body. */
+export const MAX_RESPONSE_CHARS = 4096;
+
+export type Outcome = "succeeded" | "failed" | "blocked";
+
+/** Field names match the `results` JSON of private.record_delivery_results. */
+export interface AttemptResult {
+  outcome: Outcome;
+  /** HTTP status, or null when no response arrived (blocked, network error, timeout). */
+  status: number | null;
+  duration_ms: number;
+  /** At most MAX_RESPONSE_CHARS; null when no response arrived. */
+  response_body: string | null;
+  error: string | null;
+  /** Parsed Retry-After of a failed response, in seconds. */
+  retry_after_seconds: number | null;
+  /** HTTP 410: the receiver says the endpoint is gone for good. */
+  gone: boolean;
+}
+
+export interface OutgoingWebhook {
+  url: string;
+  body: string;
+  /** Signature headers (sign.ts); content-type and user-agent are set here. */
+  headers: Record<string, string>;
+}
+
+export interface SendOptions {
+  allowedTargets: ReadonlySet<string>;
+  timeoutMs: number;
+  resolve?: Resolver;
+  /** Replaces the SSRF check; for tests of the send path itself. */
+  checkTarget?: (url: string) => Promise<TargetVerdict>;
+  /** Extra root certificates (PEM) for HTTPS; for tests with a private CA. */
+  caCerts?: string[];
+  now?: () => number;
+}
+
+export async function sendWebhook(webhook: OutgoingWebhook, options: SendOptions): Promise<AttemptResult> {
+  const now = options.now ?? (() => performance.now());
+  const started = now();
+  const elapsed = () => Math.round(now() - started);
+  const noResponse = (outcome: Outcome, error: string): AttemptResult => ({
+    outcome,
+    status: null,
+    duration_ms: elapsed(),
+    response_body: null,
+    error,
+    retry_after_seconds: null,
+    gone: false,
+  });
+
+  const verdict = await (options.checkTarget ??
+    ((url: string) => checkTarget(url, { allowedTargets: options.allowedTargets, resolve: options.resolve })))(
+      webhook.url,
+    );
+  if (!verdict.allowed) {
+    // A DNS failure may heal; a forbidden destination will not.
+    return noResponse(verdict.transient ? "failed" : "blocked", `target refused: ${verdict.reason}`);
+  }
+
+  const client = pinnedClient(webhook.url, verdict.addresses, options.caCerts);
+  // One signal covers connect, headers and body: a receiver trickling its
+  // response cannot hold a slot past the timeout.
+  const signal = AbortSignal.timeout(options.timeoutMs);
+  try {
+    const response = await fetch(webhook.url, {
+      method: "POST",
+      body: webhook.body,
+      headers: { ...webhook.headers, "content-type": "application/json", "user-agent": USER_AGENT },
+      // A redirect is a failure: following it would reach a destination the
+      // SSRF check never saw, and a POST must not silently become a GET.
+      redirect: "manual",
+      signal,
+      ...(client ? { client } : {}),
+    });
+    const responseBody = await readCapped(response, MAX_RESPONSE_CHARS);
+    const ok = response.status >= 200 && response.status < 300;
+    let error: string | null = null;
+    if (response.status >= 300 && response.status < 400) {
+      error = `redirect ${response.status} to ${response.headers.get("location") ?? "(no location)"} not followed`;
+    } else if (!ok) {
+      error = `HTTP ${response.status}`;
+    }
+    return {
+      outcome: ok ? "succeeded" : "failed",
+      status: response.status,
+      duration_ms: elapsed(),
+      response_body: responseBody,
+      error,
+      retry_after_seconds: ok ? null : parseRetryAfter(response.headers.get("retry-after"), new Date()),
+      gone: response.status === 410,
+    };
+  } catch (e) {
+    if (signal.aborted) return noResponse("failed", `timed out after ${options.timeoutMs} ms`);
+    return noResponse("failed", e instanceof Error ? e.message : String(e));
+  } finally {
+    client?.close();
+  }
+}
+
+/**
+ * Reads at most `maxChars` characters, then cancels the stream so a receiver
+ * answering with gigabytes costs one chunk of memory, not the whole body.
+ * Errors while reading (timeout, reset) keep what was read: the status
+ * already decided the outcome.
+ */
+async function readCapped(response: Response, maxChars: number): Promise<string> {
+  if (response.body === null) return "";
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  try {
+    while (text.length < maxChars) {
+      const { done, value } = await reader.read();
+      if (done) return text;
+      text += value;
+    }
+    return text.slice(0, maxChars);
+  } catch {
+    return text.slice(0, maxChars);
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+/**
+ * DNS-rebinding defence. checkTarget resolved and vetted the addresses, but
+ * fetch would resolve the name again, and a hostile DNS server can answer
+ * with a public address the first time and 169.254.169.254 the second.
+ *
+ * For http: we close the gap: Deno.createHttpClient's `tcp` transport sends
+ * the request over a connection to the vetted address while the URL (and
+ * Host header) keep the name. Caveat: like a request to a proxy, the request
+ * line then carries the absolute URL (`POST http://host/path HTTP/1.1`);
+ * RFC 9112 §3.2.2 requires servers to accept it, and mainstream ones do.
+ *
+ * For https: the same transport would skip TLS (it speaks plain HTTP over the
+ * socket), so we do not pin. The remaining gap is bounded by certificate
+ * validation: a rebound address must present a valid certificate for the
+ * tenant's host name, which internal services do not have.
+ *
+ * Runtimes without createHttpClient (older Supabase Edge Runtime) fall back
+ * to unpinned fetch: the check-then-fetch gap remains there.
+ */
+function pinnedClient(url: string, addresses: string[], caCerts?: string[]): Deno.HttpClient | null {
+  const { protocol, port } = new URL(url);
+  if (typeof Deno.createHttpClient !== "function") return null;
+  if (protocol === "https:") return caCerts ? Deno.createHttpClient({ caCerts }) : null;
+  if (addresses.length === 0) return null; // allowlisted: trusted as named
+  const address = addresses[0];
+  try {
+    return Deno.createHttpClient({
+      proxy: {
+        transport: "tcp",
+        hostname: address.includes(":") ? `[${address}]` : address,
+        port: port === "" ? 80 : Number(port),
+      },
+    });
+  } catch {
+    return null;
+  }
+}
