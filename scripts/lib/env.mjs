@@ -1,0 +1,42 @@
+// Repository paths and configuration knobs shared by every script.
+// Every knob is an environment variable; `.env` (gitignored) is loaded first so
+// developers can keep their overrides there. See `.env.example` for the list.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import dotenv from 'dotenv';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const LOCAL_DIR = path.join(ROOT, '.local');
+export const SUPABASE_DIR = path.join(ROOT, 'supabase');
+export const BIN = path.join(ROOT, 'node_modules', '.bin');
+
+// Real environment variables win over `.env` (dotenv never overrides).
+dotenv.config({ path: path.join(ROOT, '.env'), quiet: true });
+
+/** A string knob: the env value, or the default when unset or empty. */
+export function envStr(name, fallback) {
+  const v = process.env[name];
+  return v === undefined || v === '' ? fallback : v;
+}
+
+/** A TCP port knob; a bad value is a clear error rather than a confusing bind failure. */
+export function envPort(name, fallback) {
+  const raw = envStr(name, String(fallback));
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`${name}=${raw} is not a valid TCP port`);
+  }
+  return port;
+}
+
+/** A boolean knob: 1/true/yes/on (any case) is true. */
+export function envBool(name, fallback = false) {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  return /^(1|true|yes|on)$/i.test(v);
+}
+
+/** Resolve a possibly relative directory knob against the repository root. */
+export function envDir(name, fallback) {
+  return path.resolve(ROOT, envStr(name, fallback));
+}
