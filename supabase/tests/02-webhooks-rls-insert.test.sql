@@ -1,0 +1,115 @@
+-- RLS matrix for webhooks, INSERT: only an active ADMIN of an active company may create
+-- a webhook, and only in that company. Everyone else gets the RLS error (anon: no
+-- privilege at all), and nothing is written.
+begin;
+select plan(13);
+
+-- The cast: three companies (C is inactive), one webhook per company plus a second in A,
+-- and one user per row of the matrix.
+select tests.create_company('Company A') as company_a \gset
+select tests.create_company('Company B') as company_b \gset
+select tests.create_company('Company C (inactive)') as company_c \gset
+update public.companies set is_active = false where id = :'company_c';
+
+select tests.create_user('signed-up@example.test', null, with_profile => false) as no_profile \gset
+select tests.create_user('member@a.test', :'company_a', 'MEMBER') as member_a \gset
+select tests.create_user('inactive-admin@a.test', :'company_a', 'ADMIN', is_active => false) as inactive_admin_a \gset
+select tests.create_user('admin@b.test', :'company_b', 'ADMIN') as admin_b \gset
+select tests.create_user('admin@c.test', :'company_c', 'ADMIN') as admin_c \gset
+select tests.create_user('admin@a.test', :'company_a', 'ADMIN') as admin_a \gset
+
+select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://a.example/created') as webhook_a1 \gset
+select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://a.example/revised') as webhook_a2 \gset
+select tests.create_webhook(:'company_b', 'PROCESS_CREATED', 'https://b.example/created') as webhook_b \gset
+select tests.create_webhook(:'company_c', 'PROCESS_CREATED', 'https://c.example/created') as webhook_c \gset
+
+-- anon ---------------------------------------------------------------------------------
+select tests.authenticate_as_anon();
+select throws_ok(
+  format($$insert into public.webhooks (company_id, trigger_type, url) values (%L, 'PROCESS_DELETED', 'https://new.example/anon')$$, :'company_a'),
+  '42501', 'permission denied for table webhooks',
+  'anon cannot create a webhook'
+);
+
+-- denied by the policy ---------------------------------------------------------------------
+select tests.authenticate_as(:'no_profile');
+select throws_ok(
+  format($$insert into public.webhooks (company_id, trigger_type, url) values (%L, 'PROCESS_DELETED', 'https://new.example/no-profile')$$, :'company_a'),
+  '42501', 'new row violates row-level security policy for table "webhooks"',
+  'a signed-up user without a users row cannot create a webhook'
+);
+
+select tests.authenticate_as(:'member_a');
+select throws_ok(
+  format($$insert into public.webhooks (company_id, trigger_type, url) values (%L, 'PROCESS_DELETED', 'https://new.example/member-a')$$, :'company_a'),
+  '42501', 'new row violates row-level security policy for table "webhooks"',
+  'a MEMBER of A cannot create a webhook in A'
+);
+
+select tests.authenticate_as(:'inactive_admin_a');
+select throws_ok(
+  format($$insert into public.webhooks (company_id, trigger_type, url) values (%L, 'PROCESS_DELETED', 'https://new.example/inactive-admin-a')$$, :'company_a'),
+  '42501', 'new row violates row-level security policy for table "webhooks"',
+  'an inactive ADMIN of A cannot create a webhook in A'
+);
+
+select tests.authenticate_as(:'admin_c');
+select throws_ok(
+  format($$insert into public.webhooks (company_id, trigger_type, url) values (%L, 'PROCESS_DELETED', 'https://new.example/admin-c')$$, :'company_c'),
+  '42501', 'new row violates row-level security policy for table "webhooks"',
+  'an ADMIN of an inactive company cannot create a webhook in it'
+);
+
+select tests.authenticate_as(:'admin_b');
+select throws_ok(
+  format($$insert into public.webhooks (company_id, trigger_type, url) values (%L, 'PROCESS_DELETED', 'https://new.example/admin-b-into-a')$$, :'company_a'),
+  '42501', 'new row violates row-level security policy for table "webhooks"',
+  'an ADMIN of B cannot create a webhook in A'
+);
+
+-- allowed: the ADMIN of A, in A ------------------------------------------------------------
+select tests.authenticate_as(:'admin_a');
+select lives_ok(
+  format($$insert into public.webhooks (company_id, trigger_type, url, description) values (%L, 'PROCESS_DELETED', 'https://new.example/admin-a', 'deletions')$$, :'company_a'),
+  'an ADMIN of A creates a webhook in A'
+);
+select results_eq(
+  $$select url, description, is_active from public.webhooks where url = 'https://new.example/admin-a'$$,
+  $$values ('https://new.example/admin-a', 'deletions', true)$$,
+  'the ADMIN of A reads back the webhook it created'
+);
+-- Columns outside the insert grant are refused, even in one's own company.
+select throws_ok(
+  format($$insert into public.webhooks (company_id, trigger_type, url, disabled_reason) values (%L, 'PROCESS_DELETED', 'https://new.example/admin-a-2', 'x')$$, :'company_a'),
+  '42501', 'permission denied for table webhooks',
+  'an ADMIN of A cannot set disabled_reason (dispatcher bookkeeping) on insert'
+);
+select throws_ok(
+  format($$insert into public.webhooks (company_id, trigger_type, url, created_at) values (%L, 'PROCESS_DELETED', 'https://new.example/admin-a-3', '2000-01-01')$$, :'company_a'),
+  '42501', 'permission denied for table webhooks',
+  'an ADMIN of A cannot backdate created_at'
+);
+
+-- service_role may create anywhere -----------------------------------------------------------
+select tests.authenticate_as_service_role();
+select lives_ok(
+  format($$insert into public.webhooks (company_id, trigger_type, url) values (%L, 'PROCESS_DELETED', 'https://new.example/service-role')$$, :'company_b'),
+  'service_role creates a webhook in B'
+);
+
+-- What was really written, seen as the superuser ------------------------------------------------
+select tests.clear_authentication();
+select results_eq(
+  $$select c.name, w.url from public.webhooks w join public.companies c on c.id = w.company_id
+     where w.url like 'https://new.example/%' order by w.url$$,
+  $$values ('Company A', 'https://new.example/admin-a'), ('Company B', 'https://new.example/service-role')$$,
+  'exactly the two allowed webhooks were written, each in its own company'
+);
+select is(
+  (select count(*)::int from public.webhooks),
+  6,
+  'no other webhook was written by the refused attempts'
+);
+
+select * from finish();
+rollback;
