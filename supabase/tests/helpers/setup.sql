@@ -104,3 +104,25 @@ as $$
 $$;
 
 grant execute on function tests.create_webhook(uuid, text, text, boolean) to anon, authenticated, service_role;
+
+-- The constraint named by the error a statement raises: the diagnostics field that
+-- throws_ok cannot see (a trigger may raise 23514 with `constraint = ...` and a message
+-- that does not name it). Null when the error names no constraint, or when the statement
+-- does not fail at all (its effects then stay, inside the test's transaction).
+create or replace function tests.error_constraint(statement text)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  named text;
+begin
+  execute statement;
+  return null;
+exception when others then
+  get stacked diagnostics named = constraint_name;
+  return nullif(named, '');
+end;
+$$;
+
+grant execute on function tests.error_constraint(text) to anon, authenticated, service_role;
