@@ -1,0 +1,53 @@
+// webhook-dispatcher: delivers the outbox's pending webhooks, signed, with retries.
+//
+//   HTTP mode (default; how Supabase Edge Functions run it):
+//     POST with `Authorization: Bearer <service role key>` drains due deliveries.
+//   Worker mode (local and self-hosted): `deno run -A index.ts --worker`
+//     LISTENs and delivers continuously until SIGTERM/SIGINT.
+//
+// Configuration is environment only; see README "Dispatcher configuration".
+import { ConfigError, parseConfig } from "../_shared/config.ts";
+import { DispatchEngine } from "../_shared/engine.ts";
+import { connectDatabase, createPgStore } from "../_shared/pg_store.ts";
+import { createHttpHandler } from "./http_handler.ts";
+import { startWorker } from "./worker.ts";
+
+function loadConfig() {
+  try {
+    return parseConfig(Deno.env.toObject(), { requireDbUrl: true });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      Deno.exit(2);
+    }
+    throw error;
+  }
+}
+
+const config = loadConfig();
+const sql = connectDatabase(config.dbUrl!, Math.max(2, Math.ceil(config.concurrency / 25) + 1));
+const engine = new DispatchEngine({
+  store: createPgStore(sql, { workerId: config.workerId, disableAfterHours: config.disableAfterHours }),
+  config,
+});
+
+if (Deno.args.includes("--worker")) {
+  const worker = startWorker({ engine, sql, log: (m) => console.log(`[${config.workerId}] ${m}`) });
+  console.log(`[${config.workerId}] webhook dispatcher worker started`);
+  const shutdown = async () => {
+    console.log(`[${config.workerId}] stopping: finishing in-flight attempts`);
+    await worker.stop();
+    await sql.end({ timeout: 5 });
+    console.log(`[${config.workerId}] stopped`);
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", shutdown);
+  Deno.addSignalListener("SIGINT", shutdown);
+} else {
+  if (!config.serviceRoleKey) {
+    console.error("SUPABASE_SERVICE_ROLE_KEY is required in HTTP mode (it is the only accepted bearer token)");
+    Deno.exit(2);
+  }
+  const budgetMs = Number(Deno.env.get("WEBHOOK_HTTP_BUDGET_MS") ?? 100_000);
+  Deno.serve(createHttpHandler({ engine, serviceRoleKey: config.serviceRoleKey, budgetMs }));
+}
