@@ -7,6 +7,7 @@
 --     snapshot in carbon_copy (without its own carbon_copy, so snapshots never nest) and
 --     resets approval.
 --   * An UPDATE that changes nothing, or only approval fields, keeps the revision.
+--   * Approving through the API records the approver (auth.uid()) and the time.
 --   * revision and carbon_copy are owned by the trigger: values sent by clients are ignored.
 --   * A process never moves to another company.
 
@@ -72,6 +73,9 @@ as $$
 begin
   new.revision := 1;
   new.carbon_copy := null;
+  new.approved := false;
+  new.approved_by_user_id := null;
+  new.approved_at := null;
   return new;
 end;
 $$;
@@ -96,7 +100,27 @@ begin
   new.revision := old.revision;
   new.carbon_copy := old.carbon_copy;
   new.created_at := old.created_at;
-  new.created_by_user_id := old.created_by_user_id;
+  -- Authorship can only be cleared (ON DELETE SET NULL when that user is deleted),
+  -- never handed to someone else.
+  if new.created_by_user_id is not null then
+    new.created_by_user_id := old.created_by_user_id;
+  end if;
+
+  -- Approval is recorded as who approved and when, not as whatever a client claims.
+  if not new.approved then
+    new.approved_by_user_id := null;
+    new.approved_at := null;
+  elsif not old.approved then
+    if auth.uid() is not null then  -- an API user approves as themself, now
+      new.approved_by_user_id := auth.uid();
+      new.approved_at := now();
+    end if;
+  else  -- still approved: the record stands (the approver may only be cleared)
+    if new.approved_by_user_id is not null then
+      new.approved_by_user_id := old.approved_by_user_id;
+    end if;
+    new.approved_at := old.approved_at;
+  end if;
 
   if cardinality(private.process_changed_fields(old, new)) > 0 then
     new.revision := old.revision + 1;

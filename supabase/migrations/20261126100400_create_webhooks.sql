@@ -33,7 +33,7 @@ create table public.webhooks (
   constraint webhooks_url_no_credentials check (url !~ '^[^:/?#]+://[^/?#]*@'),
   constraint webhooks_url_no_fragment check (position('#' in url) = 0),
   constraint webhooks_url_wellformed check (
-    url ~* '^https?://(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:[0-9]{1,5})?([/?][^[:space:]]*)?$'
+    url ~* '^https?://(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?([/?][^[:space:]]*)?$'
   )
 );
 comment on table public.webhooks is
@@ -43,7 +43,7 @@ comment on constraint webhooks_url_scheme on public.webhooks is 'url must start 
 comment on constraint webhooks_url_no_credentials on public.webhooks is 'url must not contain user:password@';
 comment on constraint webhooks_url_no_fragment on public.webhooks is 'url must not contain a #fragment';
 comment on constraint webhooks_url_wellformed on public.webhooks is
-  'url must be an absolute URL with a host name or IP, an optional port and no spaces';
+  'url must be an absolute URL with a host name or IP, an optional port (1-65535) and no spaces';
 create index webhooks_company_trigger_idx on public.webhooks (company_id, trigger_type) where is_active;
 
 -- Deployment settings, one row. allow_plain_http is false on a real project (https only)
@@ -58,9 +58,11 @@ insert into private.webhook_settings default values;
 comment on table private.webhook_settings is
   'Deployment knobs: allow_plain_http, and the dispatcher URL/key used by the pg_net wake-up when Vault is absent.';
 
+-- security definer: it reads private.webhook_settings, which API roles cannot see.
 create function private.tg_webhooks__guard_row()
 returns trigger
 language plpgsql
+security definer
 set search_path = ''
 as $$
 begin
@@ -69,9 +71,13 @@ begin
       using errcode = '42501', hint = 'Delete it and create it in the other company.';
   end if;
 
-  if new.url ~* '^http://'
+  -- Checked when a url is set, so switching the setting off later never makes existing
+  -- rows impossible to edit or disable.
+  if (tg_op = 'INSERT' or new.url is distinct from old.url)
+     and new.url ~* '^http://'
      and not (select s.allow_plain_http from private.webhook_settings s) then
-    raise exception 'webhook url must use https: %', new.url
+    -- The constraint name is in the message too: PostgREST does not pass it on.
+    raise exception 'webhook url must use https (webhooks_url_https_required): %', new.url
       using errcode = '23514', constraint = 'webhooks_url_https_required',
             hint = 'Use an https:// URL (plain http is allowed only where private.webhook_settings.allow_plain_http is true).';
   end if;

@@ -69,6 +69,9 @@ as $$
 declare
   targets uuid[];
 begin
+  if company_id is null then
+    raise exception 'company_id is required' using errcode = '22004';
+  end if;
   select array_agg(w.id order by w.id) into targets
     from public.webhooks w
    where w.company_id = enqueue_webhook_event.company_id

@@ -2,8 +2,10 @@
 -- the revision) and PROCESS_DELETED.
 --
 -- The business transaction never waits on the network (delivery happens after commit)
--- and a webhook problem never makes it fail: an oversized snapshot is dropped from the
--- payload (data.truncated = true), and any other error is downgraded to a WARNING.
+-- and an oversized snapshot never makes it fail: it is dropped from the payload
+-- (data.truncated = true). Database errors (serialization failures, lock timeouts) are
+-- NOT swallowed: the change and its event commit together or not at all, so a client
+-- retry repeats both.
 
 create function private.process_event_data(process public.processes)
 returns jsonb
@@ -32,9 +34,6 @@ begin
                          'changed_fields', data -> 'changed_fields',
                          'truncated', true));
   end;
-exception when others then
-  raise warning 'webhook event % for company % was not recorded: % (SQLSTATE %)',
-    trigger_type, company_id, sqlerrm, sqlstate;
 end;
 $$;
 

@@ -41,24 +41,29 @@ begin
   end if;
 
   return query
-  with due as (
-    -- The partial index hands over the oldest due rows; SKIP LOCKED lets concurrent
-    -- dispatchers take disjoint sets without waiting for each other.
-    select d.id, d.webhook_id, d.next_attempt_at
+  with candidates as (
+    -- The partial index hands over the oldest due rows, a bounded window of them.
+    select d.id, d.next_attempt_at,
+           row_number() over (partition by d.webhook_id order by d.next_attempt_at) as rank
+      from (select d.id, d.webhook_id, d.next_attempt_at
+              from public.webhook_deliveries d
+             where d.state = 'pending'
+               and d.next_attempt_at <= now()
+             order by d.next_attempt_at
+             limit batch_size * 10) d
+  ), picked as (
+    -- Round-robin across endpoints (each one's oldest first), so a backlog for one
+    -- endpoint cannot fill a batch while others wait; per_webhook_limit caps it hard.
+    -- SKIP LOCKED lets concurrent dispatchers take disjoint sets without waiting.
+    select d.id
       from public.webhook_deliveries d
+      join candidates c on c.id = d.id
      where d.state = 'pending'
        and d.next_attempt_at <= now()
-     order by d.next_attempt_at
+       and (per_webhook_limit is null or c.rank <= per_webhook_limit)
+     order by c.rank, c.next_attempt_at
      limit batch_size
        for update of d skip locked
-  ), picked as (
-    -- Optional per-endpoint cap within one claim: a backlog for one endpoint cannot fill
-    -- a whole batch. Rows left out stay due and unlocked when the statement ends.
-    select ranked.id
-      from (select due.id,
-                   row_number() over (partition by due.webhook_id order by due.next_attempt_at) as rank
-              from due) ranked
-     where per_webhook_limit is null or ranked.rank <= per_webhook_limit
   ), claimed as (
     update public.webhook_deliveries d
        set attempt_count    = d.attempt_count + 1,
@@ -216,7 +221,11 @@ set search_path = ''
 as $$
 begin
   if tg_op = 'DELETE' then
-    perform private.cancel_pending_deliveries(old.id, 'endpoint deleted');
+    -- When the whole company is being deleted its deliveries go with it (cascade);
+    -- updating them here would trip the company foreign key.
+    if exists (select 1 from public.companies c where c.id = old.company_id) then
+      perform private.cancel_pending_deliveries(old.id, 'endpoint deleted');
+    end if;
     return old;
   end if;
   if old.is_active and not new.is_active then

@@ -10,6 +10,7 @@ select plan(30);
 select tests.create_company('Company A') as company_a \gset
 select tests.create_company('Company B') as company_b \gset
 select tests.create_user('admin@a.test', :'company_a', 'ADMIN') as admin_a \gset
+select tests.create_user('admin@b.test', :'company_b', 'ADMIN') as admin_b \gset
 
 insert into public.processes (company_id, name, type, created_at, updated_at, created_by_user_id,
                               approved, approved_by_user_id, approved_at)
@@ -44,8 +45,8 @@ select throws_ok(
 update public.processes set name = name, type = type where id = :'process';
 select results_eq(
   format($$select revision, carbon_copy, updated_at, approved from public.processes where id = %L$$, :'process'),
-  $$values (1::bigint, null::jsonb, '2000-01-01'::timestamptz, true)$$,
-  'an update that changes nothing keeps the revision, the approval and updated_at'
+  $$values (1::bigint, null::jsonb, '2000-01-01'::timestamptz, false)$$,
+  'an update that changes nothing keeps the revision, the (insert-reset) approval and updated_at'
 );
 
 -- Definition change: +1, snapshot of the previous row, approval reset ----------------------------
@@ -88,8 +89,8 @@ update public.processes
 select results_eq(
   format($$select revision, carbon_copy, approved, approved_by_user_id, approved_at
              from public.processes where id = %L$$, :'process'),
-  format($$values (2::bigint, %L::jsonb, true, %L::uuid, '2000-02-01'::timestamptz)$$, :'snapshot_v1', :'admin_a'),
-  'approving changes only the approval fields: same revision, same carbon copy'
+  format($$values (2::bigint, %L::jsonb, true, %L::uuid, now())$$, :'snapshot_v1', :'admin_a'),
+  'approving changes only the approval fields (approver and time recorded by the trigger): same revision, same carbon copy'
 );
 update public.processes set approved = false, approved_by_user_id = null, approved_at = null where id = :'process';
 select is(
@@ -213,7 +214,7 @@ select tests.clear_authentication();
 select carbon_copy::text as carbon_copy_v14 from public.processes where id = :'process' \gset
 select tests.authenticate_as_service_role();
 update public.processes
-   set revision = 99, carbon_copy = '{"forged": true}', created_at = '1999-01-01', created_by_user_id = null
+   set revision = 99, carbon_copy = '{"forged": true}', created_at = '1999-01-01', created_by_user_id = :'admin_b'
  where id = :'process';
 select results_eq(
   format($$select revision, carbon_copy, created_at, created_by_user_id from public.processes where id = %L$$, :'process'),

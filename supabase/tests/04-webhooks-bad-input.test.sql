@@ -133,16 +133,16 @@ select throws_ok(pg_temp.insert_sql(null), '23502',
 -- Plain http: a deployment setting, read by the guard_row trigger --------------------------------------
 update private.webhook_settings set allow_plain_http = false;
 select throws_ok(pg_temp.insert_sql('http://hooks.example/plain'), '23514',
-  'webhook url must use https: http://hooks.example/plain',
+  'webhook url must use https (webhooks_url_https_required): http://hooks.example/plain',
   'plain http:// is rejected where allow_plain_http is false');
 select is(tests.error_constraint(pg_temp.insert_sql('http://hooks.example/plain')), 'webhooks_url_https_required',
   'the error names the constraint webhooks_url_https_required');
 select throws_ok(pg_temp.insert_sql('HTTP://HOOKS.EXAMPLE/plain'), '23514',
-  'webhook url must use https: HTTP://HOOKS.EXAMPLE/plain',
+  'webhook url must use https (webhooks_url_https_required): HTTP://HOOKS.EXAMPLE/plain',
   'an upper-case HTTP:// is rejected too');
 select throws_ok(
   format($$update public.webhooks set url = 'http://hooks.example/serial' where id = %L$$, :'existing'),
-  '23514', 'webhook url must use https: http://hooks.example/serial',
+  '23514', 'webhook url must use https (webhooks_url_https_required): http://hooks.example/serial',
   'changing an https URL to plain http is rejected too');
 
 update private.webhook_settings set allow_plain_http = true;
