@@ -1,0 +1,58 @@
+// DeliveryStore over Postgres, calling the private.* outbox functions.
+// Not yet covered by tests here: it is exercised end to end once the SQL
+// migrations land.
+
+import postgres from "postgres";
+import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./engine.ts";
+
+export interface PgStoreOptions {
+  /** Leases are taken and released in this name; see DispatcherConfig.workerId. */
+  workerId: string;
+  /** Passed to record_delivery_results as `disable_after`. */
+  disableAfterHours: number;
+}
+
+/**
+ * A small pool for the dispatcher. `prepare: false` because Supabase's
+ * SUPABASE_DB_URL may point at the transaction-mode pooler (Supavisor), where
+ * named prepared statements do not survive between transactions.
+ */
+export function connectDatabase(dbUrl: string, max = 4): postgres.Sql {
+  return postgres(dbUrl, {
+    prepare: false,
+    max,
+    idle_timeout: 30,
+    connect_timeout: 10,
+    connection: { application_name: "webhook-dispatcher" },
+  });
+}
+
+export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }: PgStoreOptions): DeliveryStore {
+  return {
+    async claim(batchSize, leaseSeconds) {
+      const rows = await sql<ClaimedDelivery[]>`
+        select delivery_id, event_id, webhook_id, company_id, url, payload,
+               attempt_number, secrets, event_created_at
+        from private.claim_due_deliveries(${workerId}, ${batchSize}::int, ${leaseSeconds}::int)
+      `;
+      return [...rows];
+    },
+
+    async record(results: DeliveryResult[]) {
+      if (results.length === 0) return;
+      // Sent as one jsonb array: one round trip and one transaction per batch.
+      await sql`
+        select private.record_delivery_results(
+          ${workerId},
+          ${JSON.stringify(results)}::jsonb,
+          make_interval(secs => ${disableAfterHours * 3600}::float8)
+        )
+      `;
+    },
+
+    async release(deliveryIds: string[]) {
+      if (deliveryIds.length === 0) return;
+      await sql`select private.release_deliveries(${workerId}, ${sql.array(deliveryIds)}::uuid[])`;
+    },
+  };
+}
