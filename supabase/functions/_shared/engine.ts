@@ -113,6 +113,14 @@ export class DispatchEngine {
   readonly #limiter: Limiter;
 
   constructor(deps: EngineDeps) {
+    const { leaseSeconds, timeoutMs } = deps.config;
+    // Same rule parseConfig enforces, for configs built by hand: with a
+    // shorter lease no attempt could ever start, and drain would spin.
+    if (leaseSeconds * 1000 < timeoutMs + LEASE_SAFETY_MARGIN_MS) {
+      throw new RangeError(
+        `leaseSeconds (${leaseSeconds}) must cover timeoutMs (${timeoutMs}) plus ${LEASE_SAFETY_MARGIN_MS} ms`,
+      );
+    }
     this.#store = deps.store;
     this.#config = deps.config;
     this.#clock = deps.clock ?? (() => new Date());
@@ -129,6 +137,8 @@ export class DispatchEngine {
 
   /** Processes batches until nothing is due, the budget runs out, or the signal fires. */
   async drain({ budgetMs, signal }: DrainOptions): Promise<DrainCounts> {
+    // A NaN budget (a garbled env knob upstream) would silently do nothing.
+    if (!(budgetMs >= 0)) throw new RangeError(`budgetMs must be a non-negative number, got ${budgetMs}`);
     const deadline = this.#now() + budgetMs;
     const total = emptyCounts();
     // Claim only while at least one attempt could still finish in budget:

@@ -430,3 +430,14 @@ Deno.test("engine: a failed record call surfaces; the leases are left to expire"
   assert.notEqual(store.get(id).leasedUntil, null, "still leased: another dispatcher retries after expiry");
   assert.deepEqual(store.releaseCalls, []);
 });
+
+Deno.test("engine: a lease too short for one attempt, or a bad budget, is refused up front", async () => {
+  const store = new MemoryStore(() => new Date());
+  assert.throws(
+    () => new DispatchEngine({ store, config: config([], { leaseSeconds: 6, timeoutMs: 2_000 }) }),
+    /leaseSeconds \(6\) must cover timeoutMs \(2000\) plus 5000 ms/,
+  );
+  const engine = new DispatchEngine({ store, config: config([]) });
+  await assert.rejects(engine.drain({ budgetMs: Number("soon") }), /budgetMs must be a non-negative number, got NaN/);
+  assert.equal(store.claimCalls, 0);
+});
