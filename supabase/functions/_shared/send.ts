@@ -57,19 +57,23 @@ export async function sendWebhook(webhook: OutgoingWebhook, options: SendOptions
     gone: false,
   });
 
+  // One signal covers DNS, connect, headers and body: neither a slow resolver
+  // nor a receiver trickling its response can hold a slot past the timeout,
+  // which is what lets the engine fit attempts inside their lease.
+  const signal = AbortSignal.timeout(options.timeoutMs);
+  const timedOut = () => noResponse("failed", `timed out after ${options.timeoutMs} ms`);
+
   const verdict = await (options.checkTarget ??
-    ((url: string) => checkTarget(url, { allowedTargets: options.allowedTargets, resolve: options.resolve })))(
+    ((url: string) => checkTarget(url, { allowedTargets: options.allowedTargets, resolve: options.resolve, signal })))(
       webhook.url,
     );
   if (!verdict.allowed) {
+    if (signal.aborted) return timedOut();
     // A DNS failure may heal; a forbidden destination will not.
     return noResponse(verdict.transient ? "failed" : "blocked", `target refused: ${verdict.reason}`);
   }
 
   const client = pinnedClient(webhook.url, verdict.addresses, options.caCerts);
-  // One signal covers connect, headers and body: a receiver trickling its
-  // response cannot hold a slot past the timeout.
-  const signal = AbortSignal.timeout(options.timeoutMs);
   try {
     const response = await fetch(webhook.url, {
       method: "POST",
@@ -99,7 +103,7 @@ export async function sendWebhook(webhook: OutgoingWebhook, options: SendOptions
       gone: response.status === 410,
     };
   } catch (e) {
-    if (signal.aborted) return noResponse("failed", `timed out after ${options.timeoutMs} ms`);
+    if (signal.aborted) return timedOut();
     return noResponse("failed", e instanceof Error ? e.message : String(e));
   } finally {
     client?.close();

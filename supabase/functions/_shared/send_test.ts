@@ -244,3 +244,21 @@ Deno.test("send: https keeps TLS (a pinned plain-TCP transport would not) and ve
   assert.equal(untrusted.status, null);
   assert.equal(receiver.requests.length, 1, "no request reaches a server with an untrusted certificate");
 });
+
+Deno.test("send: the timeout also covers DNS resolution", async () => {
+  let aborted = false;
+  const hangingResolver = (_host: string, signal?: AbortSignal) =>
+    new Promise<string[]>((_, reject) => {
+      signal?.addEventListener("abort", () => {
+        aborted = true;
+        reject(signal.reason);
+      });
+    });
+  const result = await sendWebhook(
+    { url: "https://hooks.example.com/", body, headers },
+    { allowedTargets: new Set(), timeoutMs: 150, resolve: hangingResolver },
+  );
+  assert.equal(aborted, true);
+  assert.equal(result.outcome, "failed");
+  assert.equal(result.error, "timed out after 150 ms");
+});

@@ -32,12 +32,14 @@ export interface TargetVerdict {
   transient: boolean;
 }
 
-/** Returns every address `hostname` resolves to; throws on resolution failure. */
-export type Resolver = (hostname: string) => Promise<string[]>;
+/** Returns every address `hostname` resolves to; throws on resolution failure or abort. */
+export type Resolver = (hostname: string, signal?: AbortSignal) => Promise<string[]>;
 
 export interface CheckTargetOptions {
   allowedTargets: ReadonlySet<string>;
   resolve?: Resolver;
+  /** Aborts DNS resolution, so the attempt's timeout covers it too. */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_PORTS: Record<string, string> = { "http:": "80", "https:": "443" };
@@ -64,10 +66,10 @@ function blockedName(host: string): string | null {
 }
 
 /** Default resolver: A and AAAA through Deno.resolveDns. */
-export const resolveWithDns: Resolver = async (hostname) => {
+export const resolveWithDns: Resolver = async (hostname, signal) => {
   const lookup = async (type: "A" | "AAAA"): Promise<string[]> => {
     try {
-      return await Deno.resolveDns(hostname, type);
+      return await Deno.resolveDns(hostname, type, { signal });
     } catch (e) {
       // No record of this type is normal (IPv4-only hosts); anything else is real.
       if (e instanceof Deno.errors.NotFound) return [];
@@ -119,7 +121,7 @@ export async function checkTarget(
 
   let addresses: string[];
   try {
-    addresses = await (options.resolve ?? resolveWithDns)(host);
+    addresses = await (options.resolve ?? resolveWithDns)(host, options.signal);
   } catch (e) {
     return { ...refuse(`DNS lookup for ${host} failed: ${errorMessage(e)}`, key), transient: true };
   }
