@@ -133,7 +133,7 @@ begin
     return;
   end if;
 
-  execute 'select net.http_post(url := $1, headers := $2, body := $3, timeout_milliseconds := 5000)'
+  execute 'select net.http_post(url := $1, headers := $2, body := $3, timeout_milliseconds := 10000)'
     using target_url,
           jsonb_build_object('Authorization', 'Bearer ' || coalesce(target_key, ''),
                              'Content-Type', 'application/json'),

@@ -13,6 +13,13 @@ export interface HttpHandlerDeps {
    * sending is I/O, not CPU.
    */
   budgetMs: number;
+  /**
+   * Supabase's EdgeRuntime.waitUntil where it exists: the drain then outlives the request,
+   * which answers 202 at once (pg_net gives up waiting after a few seconds, and its
+   * disconnect must not cut a drain short). Without it the drain runs inline and the
+   * response carries the counts.
+   */
+  waitUntil?: (work: Promise<unknown>) => void;
 }
 
 const json = (status: number, body: unknown) =>
@@ -27,7 +34,7 @@ function sameSecret(given: string, expected: string): boolean {
   return diff === 0;
 }
 
-export function createHttpHandler({ engine, serviceRoleKey, budgetMs }: HttpHandlerDeps) {
+export function createHttpHandler({ engine, serviceRoleKey, budgetMs, waitUntil }: HttpHandlerDeps) {
   return async (request: Request): Promise<Response> => {
     const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]?.trim() ?? "";
     // Nothing from the request is echoed back, authorized or not.
@@ -37,7 +44,11 @@ export function createHttpHandler({ engine, serviceRoleKey, budgetMs }: HttpHand
     const started = Date.now();
     // The body (pg_net sends a small JSON reason) is not needed: the outbox is the truth.
     await request.body?.cancel();
-    const counts: DrainCounts = await engine.drain({ budgetMs, signal: request.signal });
+    if (waitUntil) {
+      waitUntil(engine.drain({ budgetMs }).catch((error) => console.error(`drain failed: ${error}`)));
+      return json(202, { accepted: true });
+    }
+    const counts: DrainCounts = await engine.drain({ budgetMs });
     return json(200, { ...counts, duration_ms: Date.now() - started });
   };
 }

@@ -49,5 +49,8 @@ if (Deno.args.includes("--worker")) {
     Deno.exit(2);
   }
   const budgetMs = Number(Deno.env.get("WEBHOOK_HTTP_BUDGET_MS") ?? 100_000);
-  Deno.serve(createHttpHandler({ engine, serviceRoleKey: config.serviceRoleKey, budgetMs }));
+  // deno-lint-ignore no-explicit-any
+  const edgeRuntime = (globalThis as any).EdgeRuntime as { waitUntil(p: Promise<unknown>): void } | undefined;
+  const waitUntil = edgeRuntime ? (work: Promise<unknown>) => edgeRuntime.waitUntil(work) : undefined;
+  Deno.serve(createHttpHandler({ engine, serviceRoleKey: config.serviceRoleKey, budgetMs, waitUntil }));
 }
