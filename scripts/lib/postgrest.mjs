@@ -16,11 +16,8 @@ export function postgrestBinary() {
   }
 }
 
-/**
- * Start PostgREST; resolves once it answers on its admin port (schema cache loaded).
- * `dbUrl` must connect as authenticator. Returns the child process.
- */
-export async function startPostgrest({ dbUrl, port, adminPort, jwtSecret, configPath, log = () => {} }) {
+/** The PostgREST config file, as Supabase configures it. `dbUrl` connects as authenticator. */
+export function writePostgrestConfig({ configPath, dbUrl, port, adminPort, jwtSecret }) {
   writeFileSync(
     configPath,
     [
@@ -37,6 +34,14 @@ export async function startPostgrest({ dbUrl, port, adminPort, jwtSecret, config
       'log-level = "error"',
     ].join('\n') + '\n',
   );
+}
+
+/**
+ * Start PostgREST; resolves once it answers on its admin port (schema cache loaded).
+ * Returns the child process (used by the vitest global setup; `npm start` uses startService).
+ */
+export async function startPostgrest({ dbUrl, port, adminPort, jwtSecret, configPath, log = () => {} }) {
+  writePostgrestConfig({ configPath, dbUrl, port, adminPort, jwtSecret });
   const child = spawn(postgrestBinary(), [configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.on('data', (d) => log(String(d)));
   child.stderr.on('data', (d) => log(String(d)));

@@ -52,5 +52,9 @@ if (Deno.args.includes("--worker")) {
   // deno-lint-ignore no-explicit-any
   const edgeRuntime = (globalThis as any).EdgeRuntime as { waitUntil(p: Promise<unknown>): void } | undefined;
   const waitUntil = edgeRuntime ? (work: Promise<unknown>) => edgeRuntime.waitUntil(work) : undefined;
-  Deno.serve(createHttpHandler({ engine, serviceRoleKey: config.serviceRoleKey, budgetMs, waitUntil }));
+  const handler = createHttpHandler({ engine, serviceRoleKey: config.serviceRoleKey, budgetMs, waitUntil });
+  // Supabase picks the port itself; locally and in tests PORT chooses it.
+  const port = Deno.env.get("PORT");
+  if (port) Deno.serve({ port: Number(port), hostname: "127.0.0.1" }, handler);
+  else Deno.serve(handler);
 }
