@@ -12,7 +12,7 @@ import path from 'node:path';
 import { LOCAL_DIR, ROOT, envBool, envDir, envPort } from './lib/env.mjs';
 import { say, table, color, UserError } from './lib/run.mjs';
 import { handleSignals, onShutdown, report, shutdown, isStopping } from './lib/lifecycle.mjs';
-import { ensureTools, startCluster, applyBootstrap, applyMigrations, applySeed } from './lib/cluster.mjs';
+import { ensureTools, startCluster, stopCluster, applyBootstrap, applyMigrations, applySeed } from './lib/cluster.mjs';
 
 const STACK_ENV = path.join(LOCAL_DIR, 'stack.env');
 
@@ -32,6 +32,11 @@ async function startDatabase(ctx) {
   const pg = await ensureTools(['server', ...(config.pgCron ? ['pg_cron'] : [])]);
   say(`PostgreSQL ${pg.version} (${pg.bindir})`);
   const rel = path.relative(ROOT, config.dbDir);
+  // Registered before starting, so a Ctrl-C in the middle of the start stops it too.
+  onShutdown(async () => {
+    say('stopping PostgreSQL');
+    await stopCluster(pg, config.dbDir);
+  });
   const cluster = await startCluster({
     pg,
     dir: config.dbDir,
@@ -39,10 +44,6 @@ async function startDatabase(ctx) {
     portVar: 'DB_PORT',
     fresh: config.fresh,
     pgCron: config.pgCron,
-  });
-  onShutdown(async () => {
-    say('stopping PostgreSQL');
-    await cluster.stop();
   });
   ctx.cluster = cluster;
   if (cluster.state === 'reused') say(`reusing the database in ${rel} (npm start -- --fresh starts over)`);

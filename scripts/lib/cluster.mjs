@@ -138,14 +138,17 @@ function preventDefaultCluster() {
 
 // initdb, pg_ctl and postgres refuse to run as root. When we are root, run them as the
 // `postgres` OS user that the Debian packages create.
+let serverUserCache;
 async function serverUser() {
   if (process.getuid?.() !== 0) return {};
-  const res = await run('getent', ['passwd', 'postgres'], { capture: true });
+  if (serverUserCache) return serverUserCache;
+  const res = await run('getent', ['passwd', 'postgres'], { capture: true, duringShutdown: true });
   const [, , uid, gid] = res.stdout.trim().split(':');
   if (res.code !== 0 || !uid) {
     throw new UserError('Running as root, but there is no `postgres` OS user to run the server as. Create one (useradd -r postgres) or run as a normal user.');
   }
-  return { uid: Number(uid), gid: Number(gid) };
+  serverUserCache = { uid: Number(uid), gid: Number(gid) };
+  return serverUserCache;
 }
 
 function portIsFree(port) {
@@ -178,7 +181,7 @@ export async function startCluster({ pg, dir, port, portVar = 'DB_PORT', fresh =
   const owner = await serverUser();
   const data = path.join(dir, 'data');
   const log = path.join(dir, 'postgres.log');
-  const ctl = (args, opts = {}) => run(pg.bin('pg_ctl'), ['-D', data, ...args], { capture: true, ...owner, ...opts });
+  const ctl = (args) => run(pg.bin('pg_ctl'), ['-D', data, ...args], { capture: true, ...owner });
 
   // A server left behind by a killed run would hold the port and the files: stop it first.
   if (fs.existsSync(path.join(data, 'postmaster.pid')) && (await ctl(['status'])).code === 0) {
@@ -221,7 +224,6 @@ export async function startCluster({ pg, dir, port, portVar = 'DB_PORT', fresh =
   }
 
   const url = dbUrl(port);
-  let stopped = false;
   const cluster = {
     pg,
     url,
@@ -239,15 +241,7 @@ export async function startCluster({ pg, dir, port, portVar = 'DB_PORT', fresh =
         return false;
       }
     },
-    /** Stop the server (fast shutdown: active sessions are rolled back). Safe to call twice. */
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      const r = await ctl(['stop', '-m', 'fast', '-w', '-t', '60', '-s']);
-      if (r.code !== 0 && (await ctl(['status'])).code === 0) {
-        await ctl(['stop', '-m', 'immediate', '-w', '-s']);
-      }
-    },
+    stop: () => stopCluster(pg, dir),
   };
   try {
     await psql(cluster, { sql: 'select 1' });
@@ -256,6 +250,20 @@ export async function startCluster({ pg, dir, port, portVar = 'DB_PORT', fresh =
     throw err;
   }
   return cluster;
+}
+
+/**
+ * Stop the server of the cluster in `dir`, if one runs (fast shutdown: open sessions are
+ * rolled back). Safe to call at any time, also before or during startCluster(): register it
+ * as a shutdown cleanup *before* starting, so a Ctrl-C mid-start leaves nothing behind.
+ */
+export async function stopCluster(pg, dir) {
+  const data = path.join(dir, 'data');
+  if (!fs.existsSync(path.join(data, 'postmaster.pid'))) return;
+  const owner = await serverUser();
+  const ctl = (args) => run(pg.bin('pg_ctl'), ['-D', data, ...args], { capture: true, duringShutdown: true, ...owner });
+  const res = await ctl(['stop', '-m', 'fast', '-w', '-t', '60', '-s']);
+  if (res.code !== 0 && (await ctl(['status'])).code === 0) await ctl(['stop', '-m', 'immediate', '-w', '-s']);
 }
 
 /** Why an existing data directory cannot be reused, or '' when it looks like a healthy cluster. */

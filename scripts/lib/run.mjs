@@ -1,5 +1,6 @@
 // Running external commands and printing progress, with nothing but node:child_process.
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (code) => (s) => (useColor ? `\x1b[${code}m${s}\x1b[0m` : String(s));
@@ -18,13 +19,15 @@ export class UserError extends Error {}
 
 // Every child we start, so a Ctrl-C can end them all (see killAll).
 const live = new Set();
+// Set by killAll: once we are shutting down, nothing new may start (except the cleanups).
+let refuseNew = false;
 
 /**
  * Run a command to completion.
  * - `capture: true` collects stdout/stderr (returned), otherwise they stream to our terminal.
  * - `tee: true` does both: streams live and collects (to parse a test tool's summary).
  * - `prefix: 'name'` streams the output line by line as `[name] ...` (long-running services).
- * - `input` is written to stdin.
+ * - `input` is written to stdin; `timeoutMs` ends the child's group (result.timedOut).
  * - `uid`/`gid` run it as another OS user (libuv drops root's supplementary groups too),
  *   which is how the Postgres server tools run when we are root.
  * Each child gets its own process group: a terminal Ctrl-C reaches only us, and we end the
@@ -32,6 +35,7 @@ const live = new Set();
  * Resolves to { code, stdout, stderr }; never rejects on a non-zero exit (callers decide).
  */
 export function run(cmd, args = [], opts = {}) {
+  if (refuseNew && !opts.duringShutdown) return Promise.reject(new UserError(`not starting ${path.basename(cmd)}: shutting down`));
   const { capture = false, tee = false, prefix, input, env, cwd, uid, gid, timeoutMs } = opts;
   const piped = capture || tee || Boolean(prefix);
   const forward = prefix ? prefixer(prefix) : (stream) => (d) => stream.write(d);
@@ -58,7 +62,14 @@ export function run(cmd, args = [], opts = {}) {
       if (tee || prefix) toStderr(d);
     });
     if (input !== undefined) child.stdin.end(input);
-    const timer = timeoutMs ? setTimeout(() => killGroup(child, 'SIGTERM'), timeoutMs) : null;
+    let timedOut = false;
+    const timer = timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          killGroup(child, 'SIGTERM');
+          setTimeout(() => killGroup(child, 'SIGKILL'), 5000).unref();
+        }, timeoutMs)
+      : null;
     child.on('error', (err) => {
       live.delete(child);
       if (timer) clearTimeout(timer);
@@ -67,7 +78,7 @@ export function run(cmd, args = [], opts = {}) {
     child.on('close', (code, signal) => {
       live.delete(child);
       if (timer) clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), signal, stdout, stderr });
+      resolve({ code: code ?? (signal ? 128 : 1), signal, timedOut, stdout, stderr });
     });
   });
 }
@@ -95,6 +106,7 @@ function killGroup(child, signal) {
 
 /** Send `signal` to every running child's process group; SIGKILL the stragglers after graceMs. */
 export async function killAll(signal = 'SIGTERM', graceMs = 5000) {
+  refuseNew = true;
   const children = [...live];
   if (children.length === 0) return;
   const exited = Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('close', r)))));

@@ -7,6 +7,17 @@ import { run, UserError } from './run.mjs';
 
 const CLI = path.join(BIN, 'supabase');
 
+/**
+ * The URL to hand the CLI. Without an explicit sslmode it tries TLS first and, on our
+ * plain local server, prints a "Connected ... without TLS" warning -- on stdout for
+ * `gen types`, where it would end up inside the generated file.
+ */
+export function cliUrl(url) {
+  const u = new URL(url);
+  if (!u.searchParams.has('sslmode') && ['127.0.0.1', 'localhost', '::1'].includes(u.hostname)) u.searchParams.set('sslmode', 'disable');
+  return u.toString();
+}
+
 /** Run `supabase <args>` against this repository's supabase/ folder, never prompting. */
 export function supabase(args, opts = {}) {
   return run(CLI, [...args, '--workdir', ROOT], {
@@ -26,14 +37,14 @@ function failure(what, res) {
 export async function pushMigrations(url) {
   // --include-all: also apply files older than the newest applied one (branch merges).
   // --skip-vault: there is no Vault locally; config.toml has no vault secrets anyway.
-  const res = await supabase(['db', 'push', `--remote=${url}`, '--include-all', '--skip-vault', '--yes']);
+  const res = await supabase(['db', 'push', `--remote=${cliUrl(url)}`, '--include-all', '--skip-vault', '--yes']);
   if (res.code !== 0) throw failure('supabase db push', res);
   return res;
 }
 
 /** `supabase gen types --lang=typescript` for the public schema, as a string. */
 export async function genTypes(url) {
-  const res = await supabase(['gen', 'types', '--lang=typescript', `--remote=${url}`, '--schema', 'public']);
+  const res = await supabase(['gen', 'types', '--lang=typescript', `--remote=${cliUrl(url)}`, '--schema', 'public']);
   if (res.code !== 0 || !res.stdout.trim()) throw failure('supabase gen types', res);
   return res.stdout;
 }
