@@ -1,6 +1,5 @@
 // DeliveryStore over Postgres, calling the private.* outbox functions.
-// Not yet covered by tests here: it is exercised end to end once the SQL
-// migrations land.
+// pg_store_test.ts runs it against a real database when DB_URL is set.
 
 import postgres from "postgres";
 import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./engine.ts";
@@ -41,10 +40,12 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
     async record(results: DeliveryResult[]) {
       if (results.length === 0) return;
       // Sent as one jsonb array: one round trip and one transaction per batch.
+      // As text, then cast: a string parameter the server types as jsonb would be
+      // JSON-encoded a second time by postgres.js (a JSON string, not an array).
       await sql`
         select private.record_delivery_results(
           ${workerId},
-          ${JSON.stringify(results)}::jsonb,
+          ${JSON.stringify(results)}::text::jsonb,
           make_interval(secs => ${disableAfterHours * 3600}::float8)
         )
       `;

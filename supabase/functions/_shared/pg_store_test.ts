@@ -1,0 +1,111 @@
+// The Postgres store against a real database with the migrations applied (npm test sets
+// DB_URL); skipped without one. Each test works on its own company and cleans it up.
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import type { DeliveryResult } from "./engine.ts";
+import { connectDatabase, createPgStore } from "./pg_store.ts";
+
+const DB_URL = Deno.env.get("DB_URL");
+
+async function withCompany(fn: (sql: postgres.Sql, companyId: string, webhookId: string) => Promise<void>) {
+  const sql = connectDatabase(DB_URL!, 2);
+  const [company] = await sql`insert into public.companies (name) values ('pg_store test') returning id`;
+  try {
+    // 127.0.0.1 is a plain-http URL; the local seed allows it, a fresh database may not.
+    await sql`update private.webhook_settings set allow_plain_http = true`;
+    const [webhook] = await sql`
+      insert into public.webhooks (company_id, trigger_type, url)
+      values (${company.id}, 'PROCESS_REVISED', 'http://127.0.0.1:9/hook') returning id`;
+    await fn(sql, company.id, webhook.id);
+  } finally {
+    await sql`delete from public.companies where id = ${company.id}`;
+    await sql.end();
+  }
+}
+
+Deno.test({
+  name: "pg_store: claim, then record a batch of results in one call",
+  ignore: !DB_URL,
+  async fn() {
+    await withCompany(async (sql, companyId, webhookId) => {
+      await sql`select private.enqueue_webhook_event(${companyId}, 'PROCESS_REVISED', '{"n": 1}'::jsonb)`;
+      await sql`select private.enqueue_webhook_event(${companyId}, 'PROCESS_REVISED', '{"n": 2}'::jsonb)`;
+      const workerId = `pg-store-test-${crypto.randomUUID().slice(0, 8)}`;
+      const store = createPgStore(sql, { workerId, disableAfterHours: 120 });
+
+      const claimed = await store.claim(1000, 60);
+      const ours = claimed.filter((d) => d.webhook_id === webhookId);
+      // Anything else due in a shared test database goes straight back.
+      await store.release(claimed.filter((d) => d.webhook_id !== webhookId).map((d) => d.delivery_id));
+      assert.equal(ours.length, 2);
+      for (const d of ours) {
+        assert.equal(d.attempt_number, 1);
+        assert.match(d.secrets[0], /^whsec_/);
+        const body = typeof d.payload === "string" ? JSON.parse(d.payload) : d.payload;
+        assert.equal(body.type, "PROCESS_REVISED");
+        assert.equal(body.company_id, companyId);
+      }
+
+      const [ok, failed] = ours;
+      const results: DeliveryResult[] = [
+        {
+          delivery_id: ok.delivery_id,
+          attempt_number: 1,
+          outcome: "succeeded",
+          status: 200,
+          duration_ms: 3,
+          response_body: "ok",
+          error: null,
+          next_attempt_at: null,
+          gone: false,
+        },
+        {
+          delivery_id: failed.delivery_id,
+          attempt_number: 1,
+          outcome: "failed",
+          status: 500,
+          duration_ms: 4,
+          response_body: "boom",
+          error: "HTTP 500",
+          next_attempt_at: new Date(Date.now() + 60_000).toISOString(),
+          gone: false,
+        },
+      ];
+      await store.record(results);
+
+      const rows = await sql`
+        select d.id, d.state, d.last_status, d.lease_owner, count(a.id)::int as attempts
+          from public.webhook_deliveries d left join public.webhook_delivery_attempts a on a.delivery_id = d.id
+         where d.company_id = ${companyId} group by d.id`;
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      assert.equal(byId.get(ok.delivery_id)!.state, "succeeded");
+      assert.equal(byId.get(failed.delivery_id)!.state, "pending");
+      assert.equal(byId.get(failed.delivery_id)!.last_status, 500);
+      for (const r of rows) {
+        assert.equal(r.attempts, 1);
+        assert.equal(r.lease_owner, null);
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "pg_store: release gives a lease back, due again at once",
+  ignore: !DB_URL,
+  async fn() {
+    await withCompany(async (sql, companyId, webhookId) => {
+      await sql`select private.enqueue_webhook_event(${companyId}, 'PROCESS_REVISED', '{}'::jsonb)`;
+      const store = createPgStore(sql, {
+        workerId: `pg-store-test-${crypto.randomUUID().slice(0, 8)}`,
+        disableAfterHours: 120,
+      });
+      const claimed = await store.claim(1000, 60);
+      await store.release(claimed.map((d) => d.delivery_id));
+      assert.equal(claimed.filter((d) => d.webhook_id === webhookId).length, 1);
+      const [row] = await sql`
+        select state, attempt_count, lease_owner, next_attempt_at <= now() as due
+          from public.webhook_deliveries where company_id = ${companyId}`;
+      assert.deepEqual({ ...row }, { state: "pending", attempt_count: 0, lease_owner: null, due: true });
+    });
+  },
+});
