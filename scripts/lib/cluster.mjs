@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ROOT, SUPABASE_DIR, envStr } from './env.mjs';
+import { ROOT, SUPABASE_DIR, envBool } from './env.mjs';
 import { run, mustRun, say, warn, UserError } from './run.mjs';
 import { pushMigrations } from './supabase.mjs';
 
@@ -101,7 +101,7 @@ export async function ensureTools(need = ['server']) {
   const pkgs = ALL_TOOLS.map((t) => TOOLS[t].pkg(major));
   const cmd = `apt-get update && apt-get install -y ${pkgs.join(' ')}`;
   const canApt = fs.existsSync('/usr/bin/apt-get');
-  if (process.getuid?.() === 0 && canApt && !envStr('NO_APT_INSTALL', '')) {
+  if (process.getuid?.() === 0 && canApt && !envBool('NO_APT_INSTALL')) {
     say(`missing: ${missing.map((t) => TOOLS[t].what).join(', ')}; installing with apt-get`);
     if (!pg) preventDefaultCluster();
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
