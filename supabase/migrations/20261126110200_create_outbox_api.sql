@@ -118,13 +118,14 @@ begin
   end if;
   perform set_config('webhooks.woken_in_xact', txid_current()::text, true);
 
+  -- Dynamic SQL, built with format(): these objects exist only on Supabase, and static
+  -- checks (plpgsql_check) must not require them on plain Postgres.
   if to_regclass('vault.decrypted_secrets') is not null then
-    execute $q$
-      select max(decrypted_secret) filter (where name = 'webhook_dispatcher_url'),
-             max(decrypted_secret) filter (where name = 'webhook_dispatcher_key')
-        from vault.decrypted_secrets
-       where name in ('webhook_dispatcher_url', 'webhook_dispatcher_key')
-    $q$ into target_url, target_key;
+    execute format(
+      'select max(decrypted_secret) filter (where name = %L), max(decrypted_secret) filter (where name = %L)'
+      ' from %I.decrypted_secrets where name in (%L, %L)',
+      'webhook_dispatcher_url', 'webhook_dispatcher_key', 'vault', 'webhook_dispatcher_url', 'webhook_dispatcher_key')
+      into target_url, target_key;
   end if;
   select coalesce(target_url, s.dispatcher_url), coalesce(target_key, s.dispatcher_key)
     into target_url, target_key
@@ -133,7 +134,7 @@ begin
     return;
   end if;
 
-  execute 'select net.http_post(url := $1, headers := $2, body := $3, timeout_milliseconds := 10000)'
+  execute format('select %I.http_post(url := $1, headers := $2, body := $3, timeout_milliseconds := 10000)', 'net')
     using target_url,
           jsonb_build_object('Authorization', 'Bearer ' || coalesce(target_key, ''),
                              'Content-Type', 'application/json'),

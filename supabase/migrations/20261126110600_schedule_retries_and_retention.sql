@@ -59,8 +59,11 @@ begin
     raise notice 'pg_cron is not installed: retries rely on a long-running worker, retention on a manual call';
     return;
   end if;
-  execute $q$select cron.schedule('webhooks-retry-tick', '* * * * *', 'select private.wake_dispatcher_if_due()')$q$;
-  execute $q$select cron.schedule('webhooks-retention', '17 3 * * *', 'select private.prune_webhook_history()')$q$;
+  -- format(): cron exists only where pg_cron is installed (see wake_dispatcher).
+  execute format('select %I.schedule(%L, %L, %L)', 'cron', 'webhooks-retry-tick', '* * * * *',
+                 'select private.wake_dispatcher_if_due()');
+  execute format('select %I.schedule(%L, %L, %L)', 'cron', 'webhooks-retention', '17 3 * * *',
+                 'select private.prune_webhook_history()');
 end;
 $$;
 
