@@ -279,9 +279,9 @@ async function setupDatabase(ctx) {
   say(`fresh test database on 127.0.0.1:${cluster.port}${ctx.pgCron ? ' (pg_cron preloaded)' : ''}`);
   await applyBootstrap(cluster);
   const { total } = await applyMigrations(cluster);
-  await applySeed(cluster);
-  await applyTestHelpers(cluster);
-  return passed(`fresh cluster on port ${cluster.port}, ${total} migration(s), seed and test helpers`);
+  const seeded = await applySeed(cluster);
+  const helpers = await applyTestHelpers(cluster);
+  return passed(`fresh cluster on port ${cluster.port}, ${total} migration(s)${seeded ? ', seed' : ''}${helpers ? ', test helpers' : ''}`);
 }
 
 async function main() {
@@ -301,6 +301,7 @@ async function main() {
       report(err);
       result = failed(err instanceof UserError ? err.message.split('\n')[0] : String(err));
     }
+    if (isStopping()) return null; // interrupted: the tool died because we killed it
     result = { id, ...result, seconds: (Date.now() - start) / 1000 };
     const mark = { passed: color.green('✓ passed'), failed: color.red('✗ failed'), skipped: color.yellow('– skipped') }[result.status];
     console.log(`${mark} ${id}: ${result.detail}`);
@@ -309,7 +310,7 @@ async function main() {
   };
 
   let dbReady = true;
-  if (selected.some((s) => s.db)) dbReady = (await timed('setup', 'fresh database: bootstrap, migrations, seed, test helpers', setupDatabase)).status === 'passed';
+  if (selected.some((s) => s.db)) dbReady = (await timed('setup', 'fresh database: bootstrap, migrations, seed, test helpers', setupDatabase))?.status === 'passed';
   for (const step of selected) {
     if (isStopping()) return; // Ctrl-C: the shutdown in progress exits for us
     if (step.db && !dbReady) {
