@@ -378,7 +378,16 @@ export async function applyMigrations(cluster) {
     return { applied: 0, total: 0 };
   }
   const before = await appliedVersions(cluster);
-  await pushMigrations(cluster.url);
+  try {
+    await pushMigrations(cluster.url);
+  } catch (err) {
+    // The CLI's advice (migration repair, db pull) is for hosted projects; a local
+    // throwaway database that ran migrations this checkout no longer has is simply rebuilt.
+    if (/Remote migration versions not found/.test(err.message) && cluster.state === 'reused') {
+      err.message += '\n\nThis local database ran migrations that are not in supabase/migrations any more (switched branch, renamed a file?).\nStart over with: npm start -- --fresh';
+    }
+    throw err;
+  }
   const after = await appliedVersions(cluster);
   const missing = local.filter((v) => !after.has(v));
   if (missing.length > 0) {
