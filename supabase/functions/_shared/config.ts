@@ -12,6 +12,12 @@ import { targetKey } from "./ssrf.ts";
  * and a little clock skew between the dispatcher and the database. */
 export const LEASE_SAFETY_MARGIN_MS = 5_000;
 
+/** What a lease must leave, beyond one request and the margin, for a batch's
+ * attempts to start. The engine starts no send that could outlive the lease, and
+ * the lease is running from before the claim returns: with no window at all,
+ * every claimed row would be released unsent and claimed again, in a loop. */
+export const LEASE_START_WINDOW_MS = 1_000;
+
 export interface DispatcherConfig {
   /** SUPABASE_DB_URL; only the Postgres-backed store needs it. */
   readonly dbUrl: string | undefined;
@@ -81,10 +87,11 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
   const leaseSeconds = int("WEBHOOK_LEASE_SECONDS", 120, 1, 86_400);
   // A lease shorter than one request plus the margin could never be honoured:
   // the engine refuses to start a send that might outlive its lease.
-  if (leaseSeconds * 1000 < timeoutMs + LEASE_SAFETY_MARGIN_MS) {
+  if (leaseSeconds * 1000 < timeoutMs + LEASE_SAFETY_MARGIN_MS + LEASE_START_WINDOW_MS) {
     problems.push(
       `WEBHOOK_LEASE_SECONDS (${leaseSeconds}) must cover WEBHOOK_TIMEOUT_MS (${timeoutMs} ms) ` +
-        `plus a ${LEASE_SAFETY_MARGIN_MS / 1000} s safety margin`,
+        `plus a ${LEASE_SAFETY_MARGIN_MS / 1000} s safety margin ` +
+        `and ${LEASE_START_WINDOW_MS / 1000} s to start sending`,
     );
   }
 

@@ -103,9 +103,12 @@ Deno.test("config: every problem is reported at once", () => {
 
 Deno.test("config: the lease must outlast one request plus the safety margin", () => {
   assert.deepEqual(problemsOf({ WEBHOOK_LEASE_SECONDS: "10", WEBHOOK_TIMEOUT_MS: "15000" }), [
-    "WEBHOOK_LEASE_SECONDS (10) must cover WEBHOOK_TIMEOUT_MS (15000 ms) plus a 5 s safety margin",
+    "WEBHOOK_LEASE_SECONDS (10) must cover WEBHOOK_TIMEOUT_MS (15000 ms) plus a 5 s safety margin and 1 s to start sending",
   ]);
-  assert.equal(parseConfig({ WEBHOOK_LEASE_SECONDS: "20", WEBHOOK_TIMEOUT_MS: "15000" }).leaseSeconds, 20);
+  // Exactly one request plus the margin leaves no time to start one: the engine would
+  // release every claimed row unsent and claim it again, forever.
+  assert.equal(problemsOf({ WEBHOOK_LEASE_SECONDS: "20", WEBHOOK_TIMEOUT_MS: "15000" }).length, 1);
+  assert.equal(parseConfig({ WEBHOOK_LEASE_SECONDS: "21", WEBHOOK_TIMEOUT_MS: "15000" }).leaseSeconds, 21);
 });
 
 Deno.test("config: SUPABASE_DB_URL is required only when asked for, and must be a postgres URL", () => {

@@ -7,7 +7,7 @@
 // sends. If the dispatcher dies before that call, the leases expire and
 // another dispatcher sends again; receivers deduplicate on webhook-id.
 
-import { type DispatcherConfig, LEASE_SAFETY_MARGIN_MS } from "./config.ts";
+import { type DispatcherConfig, LEASE_SAFETY_MARGIN_MS, LEASE_START_WINDOW_MS } from "./config.ts";
 import { Limiter } from "./limiter.ts";
 import { nextRetryDelaySeconds } from "./retry.ts";
 import { type AttemptResult, type Outcome, sendWebhook } from "./send.ts";
@@ -116,9 +116,10 @@ export class DispatchEngine {
     const { leaseSeconds, timeoutMs } = deps.config;
     // Same rule parseConfig enforces, for configs built by hand: with a
     // shorter lease no attempt could ever start, and drain would spin.
-    if (leaseSeconds * 1000 < timeoutMs + LEASE_SAFETY_MARGIN_MS) {
+    if (leaseSeconds * 1000 < timeoutMs + LEASE_SAFETY_MARGIN_MS + LEASE_START_WINDOW_MS) {
       throw new RangeError(
-        `leaseSeconds (${leaseSeconds}) must cover timeoutMs (${timeoutMs}) plus ${LEASE_SAFETY_MARGIN_MS} ms`,
+        `leaseSeconds (${leaseSeconds}) must cover timeoutMs (${timeoutMs}) plus ${LEASE_SAFETY_MARGIN_MS} ms ` +
+          `and ${LEASE_START_WINDOW_MS} ms to start sending`,
       );
     }
     this.#store = deps.store;
