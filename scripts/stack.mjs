@@ -9,12 +9,14 @@
 // (KEY=VALUE lines) for other tools, and removed again when the stack stops.
 import fs from 'node:fs';
 import path from 'node:path';
-import { LOCAL_DIR, ROOT, envBool, envDir, envPort } from './lib/env.mjs';
+import { LOCAL_DIR, ROOT, envBool, envDir, envPort, envStr } from './lib/env.mjs';
 import { say, table, color, UserError } from './lib/run.mjs';
 import { handleSignals, onShutdown, report, shutdown, isStopping } from './lib/lifecycle.mjs';
 import { ensureTools, startCluster, stopCluster, applyBootstrap, applyMigrations, applySeed } from './lib/cluster.mjs';
+import { startApi, startDispatcher } from './lib/services.mjs';
 
-const STACK_ENV = path.join(LOCAL_DIR, 'stack.env');
+// STACK_ENV_FILE moves it (the smoke test does, to leave a developer's running stack alone).
+const STACK_ENV = path.resolve(ROOT, envStr('STACK_ENV_FILE', path.join(LOCAL_DIR, 'stack.env')));
 
 const config = {
   dbPort: envPort('DB_PORT', 54322),
@@ -26,7 +28,11 @@ const config = {
 // The parts of the stack, in start order. Each gets what the earlier ones exported (ctx.env)
 // and returns { env: {KEY: value} } to add to .local/stack.env. PostgREST, the gateway and
 // the dispatcher worker slot in after the database (see lifecycle.startService()).
-const parts = [{ name: 'database', start: startDatabase }];
+const parts = [
+  { name: 'database', start: startDatabase },
+  { name: 'API (PostgREST + gateway)', start: startApi },
+  { name: 'webhook dispatcher', start: startDispatcher },
+];
 
 async function startDatabase(ctx) {
   const pg = await ensureTools(['server', ...(config.pgCron ? ['pg_cron'] : [])]);
