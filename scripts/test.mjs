@@ -8,8 +8,9 @@
 //   npm test -- --keep                    keep the database up after the run, until Ctrl-C (to poke at it with psql)
 //
 // Steps, in order: tsc, pgtap, types, advisors, lint, deno, vitest. A step with nothing to
-// run says so and counts neither as passed nor failed. The last line is always
-// `N passed, M failed` (steps); the exit code is non-zero when anything failed.
+// run says so and counts neither as passed nor failed. The last two lines are
+// `steps: N passed, M failed` and `tests: N passed, M failed` (every pgTAP, Deno and
+// vitest test, plus each check step as one); the exit code is non-zero when anything failed.
 //
 // Knobs (environment or .env): TEST_DB_PORT, TEST_DB_DATA_DIR, TEST_DB_PG_CRON, TEST_STEP_TIMEOUT, PG_BINDIR.
 import fs from 'node:fs';
@@ -133,8 +134,9 @@ async function stepPgtap(ctx) {
   const failedTests = [...out.matchAll(/Tests: \d+ Failed: (\d+)\)/g)].reduce((n, m) => n + Number(m[1]), 0);
   const badFiles = (out.match(/\(Wstat: /g) ?? []).length;
   const counts = total ? `${total[2]} tests in ${total[1]} files` : `${files.length} files`;
-  if (res.code === 0 && /Result: PASS/.test(out)) return passed(counts);
-  return failed(`${failedTests} failed of ${counts}${badFiles ? `; ${badFiles} file(s) with failures or a bad plan` : ''}`);
+  const tests = total ? { passed: Number(total[2]) - failedTests, failed: failedTests } : undefined;
+  if (res.code === 0 && /Result: PASS/.test(out)) return { ...passed(counts), tests };
+  return { ...failed(`${failedTests} failed of ${counts}${badFiles ? `; ${badFiles} file(s) with failures or a bad plan` : ''}`), tests };
 }
 
 async function stepTypes(ctx) {
@@ -235,7 +237,8 @@ async function stepDeno(ctx) {
     if (res.code !== 0) code = res.code;
   }
   const detail = `${pass} passed, ${fail} failed in ${files.length} file(s)`;
-  return code === 0 ? passed(detail) : failed(fail ? detail : `deno test exited with ${code}; ${detail}`);
+  const tests = { passed: pass, failed: fail };
+  return code === 0 ? { ...passed(detail), tests } : { ...failed(fail ? detail : `deno test exited with ${code}; ${detail}`), tests };
 }
 
 async function stepVitest(ctx) {
@@ -251,7 +254,8 @@ async function stepVitest(ctx) {
   const line = /^\s*Tests\s+(.*)$/m.exec(stripAnsi(res.stdout));
   const num = (word) => Number(new RegExp(`(\\d+) ${word}`).exec(line?.[1] ?? '')?.[1] ?? 0);
   const detail = line ? `${num('passed')} passed, ${num('failed')} failed${num('skipped') ? `, ${num('skipped')} skipped` : ''}` : `exit ${res.code}`;
-  return res.code === 0 ? passed(detail) : failed(detail);
+  const tests = line ? { passed: num('passed'), failed: num('failed') } : undefined;
+  return res.code === 0 ? { ...passed(detail), tests } : { ...failed(detail), tests };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -326,7 +330,21 @@ async function main() {
   console.log(`\n${color.bold('Summary')}`);
   console.log(table([['step', 'result', 'time', 'detail'].map(color.dim), ...results.map((r) => [r.id, paint[r.status](r.status), `${r.seconds.toFixed(1)}s`, r.detail])]));
 
-  console.log(`${nPassed} passed, ${nFailed} failed`);
+  console.log(`steps: ${nPassed} passed, ${nFailed} failed`);
+  // The last line counts tests: every pgTAP, Deno and vitest test, plus each check step
+  // without tests of its own (tsc, types, advisors, lint, setup) as one. A failed step
+  // always counts as at least one failure.
+  let testsPassed = 0;
+  let testsFailed = 0;
+  for (const r of results) {
+    if (r.status !== 'passed' && r.status !== 'failed' && r.status !== 'not run') continue;
+    if (r.tests) {
+      testsPassed += r.tests.passed;
+      testsFailed += r.status === 'failed' ? Math.max(1, r.tests.failed) : r.tests.failed;
+    } else if (r.status === 'passed') testsPassed += 1;
+    else testsFailed += 1;
+  }
+  console.log(`tests: ${testsPassed} passed, ${testsFailed} failed`);
   if (opts.keep && ctx.cluster) {
     console.log(`\n--keep: the test database stays up at DB_URL=${ctx.cluster.url} until Ctrl-C.`);
     setInterval(() => {}, 1 << 30);
