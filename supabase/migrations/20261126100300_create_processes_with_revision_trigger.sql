@@ -39,6 +39,9 @@ comment on table public.processes is
 comment on column public.processes.carbon_copy is
   'Snapshot of the previous revision (jsonb of the whole row minus its own carbon_copy), set by update_process_revision.';
 create index processes_company_id_idx on public.processes (company_id);
+-- Deleting a user sets these to null: without an index that scans every process.
+create index processes_created_by_user_id_idx on public.processes (created_by_user_id) where created_by_user_id is not null;
+create index processes_approved_by_user_id_idx on public.processes (approved_by_user_id) where approved_by_user_id is not null;
 
 -- Columns whose change is not a new revision of the definition.
 create function private.process_non_definition_columns()

@@ -33,12 +33,10 @@ create policy "Signed-in users can view webhook trigger types"
 
 -- users: everyone reads their own row; admins read their company's users.
 grant select on public.users to authenticated;
-create policy "Users can view their own profile"
+-- One policy, not two: Postgres would evaluate every permissive policy for each row.
+create policy "Users can view their own profile, admins their company's users"
   on public.users for select to authenticated
-  using (supabase_uid = (select auth.uid()));
-create policy "Admins can view their company's users"
-  on public.users for select to authenticated
-  using (company_id = (select private.admin_company_id()));
+  using (supabase_uid = (select auth.uid()) or company_id = (select private.admin_company_id()));
 
 -- processes: members read; admins create, edit and delete (revision/carbon_copy are trigger-owned).
 grant select, delete on public.processes to authenticated;
