@@ -4,24 +4,9 @@
 begin;
 select plan(14);
 
--- The cast: three companies (C is inactive), one webhook per company plus a second in A,
--- and one user per row of the matrix.
-select tests.create_company('Company A') as company_a \gset
-select tests.create_company('Company B') as company_b \gset
-select tests.create_company('Company C (inactive)') as company_c \gset
-update public.companies set is_active = false where id = :'company_c';
-
-select tests.create_user('signed-up@example.test', null, with_profile => false) as no_profile \gset
-select tests.create_user('member@a.test', :'company_a', 'MEMBER') as member_a \gset
-select tests.create_user('inactive-admin@a.test', :'company_a', 'ADMIN', is_active => false) as inactive_admin_a \gset
-select tests.create_user('admin@b.test', :'company_b', 'ADMIN') as admin_b \gset
-select tests.create_user('admin@c.test', :'company_c', 'ADMIN') as admin_c \gset
-select tests.create_user('admin@a.test', :'company_a', 'ADMIN') as admin_a \gset
-
-select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://a.example/created') as webhook_a1 \gset
-select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://a.example/revised') as webhook_a2 \gset
-select tests.create_webhook(:'company_b', 'PROCESS_CREATED', 'https://b.example/created') as webhook_b \gset
-select tests.create_webhook(:'company_c', 'PROCESS_CREATED', 'https://c.example/created') as webhook_c \gset
+-- The cast (tests.create_cast, helpers/setup.sql): three companies (C is inactive), one
+-- webhook per company plus a second in A, and one user per row of the matrix.
+select * from tests.create_cast(with_webhooks => true) \gset
 
 -- anon ---------------------------------------------------------------------------------
 select tests.authenticate_as_anon();

@@ -5,22 +5,9 @@
 begin;
 select plan(27);
 
--- The cast: companies A and B, and C which is inactive; one user per row of the matrix.
-select tests.create_company('Company A') as company_a \gset
-select tests.create_company('Company B') as company_b \gset
-select tests.create_company('Company C (inactive)') as company_c \gset
-update public.companies set is_active = false where id = :'company_c';
-
-select tests.create_user('signed-up@example.test', null, with_profile => false) as no_profile \gset
-select tests.create_user('no-company@example.test', null, 'MEMBER') as no_company \gset
-select tests.create_user('member@a.test', :'company_a', 'MEMBER') as member_a \gset
-select tests.create_user('operator@a.test', :'company_a', 'OPERATOR') as operator_a \gset
-select tests.create_user('inactive-member@a.test', :'company_a', 'MEMBER', is_active => false) as inactive_member_a \gset
-select tests.create_user('inactive-admin@a.test', :'company_a', 'ADMIN', is_active => false) as inactive_admin_a \gset
-select tests.create_user('admin@a.test', :'company_a', 'ADMIN') as admin_a \gset
-select tests.create_user('admin@b.test', :'company_b', 'ADMIN') as admin_b \gset
-select tests.create_user('member@c.test', :'company_c', 'MEMBER') as member_c \gset
-select tests.create_user('admin@c.test', :'company_c', 'ADMIN') as admin_c \gset
+-- The cast (tests.create_cast, helpers/setup.sql): companies A and B, and C which is
+-- inactive; one user per row of the matrix.
+select * from tests.create_cast() \gset
 
 insert into public.processes (company_id, name) values
   (:'company_a', 'A assembly'), (:'company_a', 'A packing'),

@@ -5,13 +5,9 @@
 begin;
 select plan(65);
 
-select tests.create_company('Acme') as company_a \gset
-select tests.create_company('Globex') as company_b \gset
-select tests.create_user('admin@acme.test', :'company_a', 'ADMIN') as admin_a \gset
-select tests.create_user('member@acme.test', :'company_a', 'MEMBER') as member_a \gset
-select tests.create_user('admin@globex.test', :'company_b', 'ADMIN') as admin_b \gset
-select tests.create_user('former-admin@acme.test', :'company_a', 'ADMIN', is_active => false) as inactive_admin_a \gset
-select tests.create_user('stranger@example.test', null, with_profile => false) as no_profile \gset
+-- The cast (tests.create_cast, helpers/setup.sql); the descriptions call its company A
+-- "Acme" and its company B "Globex".
+select * from tests.create_cast() \gset
 
 select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://a.example.com/hook') as hook_a \gset
 -- Subscribed to WEBHOOK_TEST itself: a test sent to hook_a must not reach it.

@@ -105,6 +105,74 @@ $$;
 
 grant execute on function tests.create_webhook(uuid, text, text, boolean) to anon, authenticated, service_role;
 
+-- The cast: the companies and users that the RLS and permission tests check row by row,
+-- made in one call and returned as one row, so that a test file says
+--   select * from tests.create_cast() \gset
+-- and then uses :'company_a', :'admin_a', ... as psql variables.
+--
+--   company_a  'Company A'             company_b  'Company B'
+--   company_c  'Company C (inactive)'  (is_active = false)
+--
+--   no_profile         signed-up@example.test   signed up, no public.users row at all
+--   no_company         no-company@example.test  MEMBER of no company
+--   member_a           member@a.test            MEMBER of A
+--   operator_a         operator@a.test          OPERATOR of A
+--   inactive_member_a  inactive-member@a.test   MEMBER of A, is_active = false
+--   inactive_admin_a   inactive-admin@a.test    ADMIN of A, is_active = false
+--   admin_a            admin@a.test             ADMIN of A
+--   admin_b            admin@b.test             ADMIN of B
+--   member_c           member@c.test            MEMBER of C (inactive company)
+--   admin_c            admin@c.test             ADMIN of C (inactive company)
+--
+-- with_webhooks also makes one active webhook per company plus a second in A:
+--   webhook_a1  A  PROCESS_CREATED  https://a.example/created
+--   webhook_a2  A  PROCESS_REVISED  https://a.example/revised
+--   webhook_b   B  PROCESS_CREATED  https://b.example/created
+--   webhook_c   C  PROCESS_CREATED  https://c.example/created
+-- Without it those columns are null, and \gset leaves null columns unset, so a test that
+-- did not ask for webhooks cannot use them by mistake.
+create or replace function tests.create_cast(with_webhooks boolean default false)
+returns table (
+  company_a uuid, company_b uuid, company_c uuid,
+  no_profile uuid, no_company uuid,
+  member_a uuid, operator_a uuid, inactive_member_a uuid, inactive_admin_a uuid, admin_a uuid,
+  admin_b uuid,
+  member_c uuid, admin_c uuid,
+  webhook_a1 uuid, webhook_a2 uuid, webhook_b uuid, webhook_c uuid
+)
+language plpgsql
+set search_path = ''
+as $$
+begin
+  company_a := tests.create_company('Company A');
+  company_b := tests.create_company('Company B');
+  company_c := tests.create_company('Company C (inactive)');
+  update public.companies set is_active = false where id = company_c;
+
+  no_profile        := tests.create_user('signed-up@example.test', null, with_profile => false);
+  no_company        := tests.create_user('no-company@example.test', null, 'MEMBER');
+  member_a          := tests.create_user('member@a.test', company_a, 'MEMBER');
+  operator_a        := tests.create_user('operator@a.test', company_a, 'OPERATOR');
+  inactive_member_a := tests.create_user('inactive-member@a.test', company_a, 'MEMBER', is_active => false);
+  inactive_admin_a  := tests.create_user('inactive-admin@a.test', company_a, 'ADMIN', is_active => false);
+  admin_a           := tests.create_user('admin@a.test', company_a, 'ADMIN');
+  admin_b           := tests.create_user('admin@b.test', company_b, 'ADMIN');
+  member_c          := tests.create_user('member@c.test', company_c, 'MEMBER');
+  admin_c           := tests.create_user('admin@c.test', company_c, 'ADMIN');
+
+  if with_webhooks then
+    webhook_a1 := tests.create_webhook(company_a, 'PROCESS_CREATED', 'https://a.example/created');
+    webhook_a2 := tests.create_webhook(company_a, 'PROCESS_REVISED', 'https://a.example/revised');
+    webhook_b  := tests.create_webhook(company_b, 'PROCESS_CREATED', 'https://b.example/created');
+    webhook_c  := tests.create_webhook(company_c, 'PROCESS_CREATED', 'https://c.example/created');
+  end if;
+
+  return next;
+end;
+$$;
+
+grant execute on function tests.create_cast(boolean) to anon, authenticated, service_role;
+
 -- The constraint named by the error a statement raises: the diagnostics field that
 -- throws_ok cannot see (a trigger may raise 23514 with `constraint = ...` and a message
 -- that does not name it). Null when the error names no constraint, or when the statement
