@@ -5,6 +5,26 @@
 begin;
 select plan(12);
 
+-- Whether a catalog object (a pg_class or pg_proc row) is a member of an extension.
+create function pg_temp.belongs_to_extension(catalog regclass, object_id oid)
+returns boolean
+language sql
+as $$
+  select exists (select 1 from pg_depend d
+                  where d.classid = catalog and d.objid = object_id and d.deptype = 'e')
+$$;
+
+-- The columns of a table on which a role has a column privilege, sorted.
+create function pg_temp.columns_granted(grantee text, table_name regclass, privilege text)
+returns text[]
+language sql
+as $$
+  select array(select a.attname::text from pg_attribute a
+                where a.attrelid = table_name and a.attnum > 0 and not a.attisdropped
+                  and has_column_privilege(grantee, a.attrelid, a.attnum, privilege)
+                order by 1)
+$$;
+
 -- RLS on every table in public -------------------------------------------------------------
 select is(
   array(
@@ -13,8 +33,7 @@ select is(
      where c.relnamespace = 'public'::regnamespace
        and c.relkind in ('r', 'p')
        and not c.relrowsecurity
-       and not exists (select 1 from pg_depend d
-                        where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+       and not pg_temp.belongs_to_extension('pg_class', c.oid)
      order by 1),
   '{}'::text[],
   'every table in public has row level security enabled (lists the tables that do not)'
@@ -28,8 +47,7 @@ select is(
      where c.relnamespace = 'public'::regnamespace
        and c.relkind = 'v'
        and not coalesce('security_invoker=true' = any (c.reloptions), false)
-       and not exists (select 1 from pg_depend d
-                        where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+       and not pg_temp.belongs_to_extension('pg_class', c.oid)
      order by 1),
   '{}'::text[],
   'every view in public is security_invoker (lists the views that are not)'
@@ -43,8 +61,7 @@ select is(
      where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace)
        and not exists (select 1 from unnest(coalesce(p.proconfig, '{}')) as cfg
                         where cfg like 'search_path=%')
-       and not exists (select 1 from pg_depend d
-                        where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+       and not pg_temp.belongs_to_extension('pg_proc', p.oid)
      order by 1),
   '{}'::text[],
   'every function in public and private sets search_path (lists the ones that do not)'
@@ -65,8 +82,7 @@ select is(
        and c.relkind in ('r', 'p', 'v', 'm', 'f')
        and (has_table_privilege('anon', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
             or has_any_column_privilege('anon', c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))
-       and not exists (select 1 from pg_depend d
-                        where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+       and not pg_temp.belongs_to_extension('pg_class', c.oid)
      order by 1),
   '{}'::text[],
   'anon has no privilege on any table or view in public (lists the ones it has)'
@@ -77,8 +93,7 @@ select is(
       from pg_proc p
      where p.pronamespace = 'public'::regnamespace
        and has_function_privilege('anon', p.oid, 'EXECUTE')
-       and not exists (select 1 from pg_depend d
-                        where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+       and not pg_temp.belongs_to_extension('pg_proc', p.oid)
      order by 1),
   '{}'::text[],
   'anon cannot execute any function in public (lists the ones it can)'
@@ -97,26 +112,17 @@ select is(
   'authenticated has table-wide SELECT and DELETE on webhooks, nothing else'
 );
 select is(
-  array(select a.attname::text from pg_attribute a
-         where a.attrelid = 'public.webhooks'::regclass and a.attnum > 0 and not a.attisdropped
-           and has_column_privilege('authenticated', a.attrelid, a.attnum, 'INSERT')
-         order by 1),
+  pg_temp.columns_granted('authenticated', 'public.webhooks', 'INSERT'),
   array['company_id', 'description', 'id', 'is_active', 'trigger_type', 'url'],
   'authenticated may insert only id, company_id, trigger_type, url, is_active, description into webhooks'
 );
 select is(
-  array(select a.attname::text from pg_attribute a
-         where a.attrelid = 'public.webhooks'::regclass and a.attnum > 0 and not a.attisdropped
-           and has_column_privilege('authenticated', a.attrelid, a.attnum, 'UPDATE')
-         order by 1),
+  pg_temp.columns_granted('authenticated', 'public.webhooks', 'UPDATE'),
   array['description', 'is_active', 'trigger_type', 'url'],
   'authenticated may update only trigger_type, url, is_active, description of webhooks (never company_id)'
 );
 select is(
-  array(select a.attname::text from pg_attribute a
-         where a.attrelid = 'public.processes'::regclass and a.attnum > 0 and not a.attisdropped
-           and has_column_privilege('authenticated', a.attrelid, a.attnum, 'UPDATE')
-         order by 1),
+  pg_temp.columns_granted('authenticated', 'public.processes', 'UPDATE'),
   array['allow_batch', 'approved', 'approved_at', 'approved_by_user_id', 'break_prior_links',
         'dependent_process_ids', 'is_mandatory', 'name', 'record_operator', 'revision_description',
         'show_media_numbering', 'type', 'use_api'],

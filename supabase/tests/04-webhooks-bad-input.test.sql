@@ -18,54 +18,52 @@ as $$
 $$;
 select set_config('tests.company_a', :'company_a', true) as company_a_setting \gset
 
+-- throws_ok for a statement that a check constraint of webhooks refuses: SQLSTATE 23514 and
+-- the error that names the constraint.
+create function pg_temp.violates_check(statement text, check_name text, test_description text)
+returns text
+language sql
+as $$
+  select throws_ok(statement, '23514',
+    format('new row for relation "webhooks" violates check constraint "%s"', check_name),
+    test_description)
+$$;
+
 select tests.authenticate_as(:'admin_a');
 
 -- URL: scheme -------------------------------------------------------------------------------
-select throws_ok(pg_temp.insert_sql('ftp://hooks.example/serial'), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_scheme"',
+select pg_temp.violates_check(pg_temp.insert_sql('ftp://hooks.example/serial'), 'webhooks_url_scheme',
   'ftp:// is rejected (webhooks_url_scheme)');
-select throws_ok(pg_temp.insert_sql('hooks.example/serial'), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_scheme"',
+select pg_temp.violates_check(pg_temp.insert_sql('hooks.example/serial'), 'webhooks_url_scheme',
   'a URL without a scheme is rejected (webhooks_url_scheme)');
-select throws_ok(pg_temp.insert_sql('/hooks/serial'), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_scheme"',
+select pg_temp.violates_check(pg_temp.insert_sql('/hooks/serial'), 'webhooks_url_scheme',
   'a relative URL is rejected (webhooks_url_scheme)');
-select throws_ok(pg_temp.insert_sql('javascript:alert(1)'), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_scheme"',
+select pg_temp.violates_check(pg_temp.insert_sql('javascript:alert(1)'), 'webhooks_url_scheme',
   'a javascript: URL is rejected (webhooks_url_scheme)');
 
 -- URL: credentials, fragment, length ----------------------------------------------------------
-select throws_ok(pg_temp.insert_sql('https://user:pw@hooks.example/serial'), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_no_credentials"',
+select pg_temp.violates_check(pg_temp.insert_sql('https://user:pw@hooks.example/serial'), 'webhooks_url_no_credentials',
   'user:password@ is rejected (webhooks_url_no_credentials)');
-select throws_ok(pg_temp.insert_sql('https://user@hooks.example/serial'), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_no_credentials"',
+select pg_temp.violates_check(pg_temp.insert_sql('https://user@hooks.example/serial'), 'webhooks_url_no_credentials',
   'a bare user@ is rejected (webhooks_url_no_credentials)');
-select throws_ok(pg_temp.insert_sql('https://hooks.example/serial#frag'), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_no_fragment"',
+select pg_temp.violates_check(pg_temp.insert_sql('https://hooks.example/serial#frag'), 'webhooks_url_no_fragment',
   'a #fragment is rejected (webhooks_url_no_fragment)');
-select throws_ok(pg_temp.insert_sql('https://hooks.example/' || repeat('a', 2049 - length('https://hooks.example/'))), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_length"',
+select pg_temp.violates_check(
+  pg_temp.insert_sql('https://hooks.example/' || repeat('a', 2049 - length('https://hooks.example/'))), 'webhooks_url_length',
   'a 2049-character URL is rejected (webhooks_url_length)');
 
 -- URL: shape -----------------------------------------------------------------------------------
-select throws_ok(pg_temp.insert_sql('https://hooks.example/a b'), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_wellformed"',
+select pg_temp.violates_check(pg_temp.insert_sql('https://hooks.example/a b'), 'webhooks_url_wellformed',
   'a space in the path is rejected (webhooks_url_wellformed)');
-select throws_ok(pg_temp.insert_sql(E'https://hooks.example/a\tb'), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_wellformed"',
+select pg_temp.violates_check(pg_temp.insert_sql(E'https://hooks.example/a\tb'), 'webhooks_url_wellformed',
   'a tab in the path is rejected (webhooks_url_wellformed)');
-select throws_ok(pg_temp.insert_sql('https://hooks.example/serial '), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_wellformed"',
+select pg_temp.violates_check(pg_temp.insert_sql('https://hooks.example/serial '), 'webhooks_url_wellformed',
   'trailing whitespace is rejected (webhooks_url_wellformed)');
-select throws_ok(pg_temp.insert_sql('https:///x'), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_wellformed"',
+select pg_temp.violates_check(pg_temp.insert_sql('https:///x'), 'webhooks_url_wellformed',
   'an empty host is rejected (webhooks_url_wellformed)');
-select throws_ok(pg_temp.insert_sql('https:// hooks.example/'), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_wellformed"',
+select pg_temp.violates_check(pg_temp.insert_sql('https:// hooks.example/'), 'webhooks_url_wellformed',
   'a space before the host is rejected (webhooks_url_wellformed)');
-select throws_ok(pg_temp.insert_sql('https://-hooks.example/'), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_url_wellformed"',
+select pg_temp.violates_check(pg_temp.insert_sql('https://-hooks.example/'), 'webhooks_url_wellformed',
   'a host starting with a hyphen is rejected (webhooks_url_wellformed)');
 
 -- Other columns ----------------------------------------------------------------------------------
@@ -78,12 +76,11 @@ select throws_ok(pg_temp.insert_sql('https://hooks.example/serial', 'PROCESS_CRE
 select throws_ok(pg_temp.insert_sql('https://hooks.example/other', null), '23502',
   'null value in column "trigger_type" of relation "webhooks" violates not-null constraint',
   'a null trigger type is rejected');
-select throws_ok(pg_temp.insert_sql('https://hooks.example/other', 'PROCESS_REVISED', repeat('d', 501)), '23514',
-  'new row for relation "webhooks" violates check constraint "webhooks_description_length"',
+select pg_temp.violates_check(
+  pg_temp.insert_sql('https://hooks.example/other', 'PROCESS_REVISED', repeat('d', 501)), 'webhooks_description_length',
   'a 501-character description is rejected (webhooks_description_length)');
-select throws_ok(
-  format($$update public.webhooks set url = 'ftp://hooks.example/serial' where id = %L$$, :'existing'),
-  '23514', 'new row for relation "webhooks" violates check constraint "webhooks_url_scheme"',
+select pg_temp.violates_check(
+  format($$update public.webhooks set url = 'ftp://hooks.example/serial' where id = %L$$, :'existing'), 'webhooks_url_scheme',
   'a bad URL is rejected on update too');
 select throws_ok(
   format($$update public.webhooks set trigger_type = 'NOPE' where id = %L$$, :'existing'),
