@@ -3,9 +3,15 @@
 // DeliveryStore interface (pg_store.ts in production, an in-memory double in
 // tests), and takes clock and randomness as parameters so tests control them.
 //
-// At-least-once: results are recorded in one store call per batch after the
-// sends. If the dispatcher dies before that call, the leases expire and
-// another dispatcher sends again; receivers deduplicate on webhook-id.
+// drain() is pipelined: while one claimed batch is still sending, the next is
+// claimed, and results are recorded as batches finish, by one writer that
+// coalesces whatever finished while its previous call was in flight. Waiting
+// for a whole batch (its slowest send, then the record call) before claiming
+// again left the HTTP slots idle most of the time.
+//
+// At-least-once: results are recorded after the sends. If the dispatcher dies
+// before that, the leases expire and another dispatcher sends again;
+// receivers deduplicate on webhook-id.
 
 import { type DispatcherConfig, LEASE_SAFETY_MARGIN_MS, LEASE_START_WINDOW_MS } from "./config.ts";
 import { Limiter } from "./limiter.ts";
@@ -132,66 +138,112 @@ export class DispatchEngine {
   }
 
   /** Claims and processes one batch. */
-  drainOnce(): Promise<DrainCounts> {
-    return this.#runBatch(Number.POSITIVE_INFINITY);
+  async drainOnce(): Promise<DrainCounts> {
+    const writer = new ResultWriter(this.#store);
+    const { done } = await this.#claimBatch(Number.POSITIVE_INFINITY, undefined, writer, {
+      claimed() {},
+      settled() {},
+    });
+    const counts = await done;
+    await writer.settled();
+    return counts;
   }
 
   /** Processes batches until nothing is due, the budget runs out, or the signal fires. */
   async drain({ budgetMs, signal }: DrainOptions): Promise<DrainCounts> {
     // A NaN budget (a garbled env knob upstream) would silently do nothing.
     if (!(budgetMs >= 0)) throw new RangeError(`budgetMs must be a non-negative number, got ${budgetMs}`);
+    const { batchSize, timeoutMs } = this.#config;
     const deadline = this.#now() + budgetMs;
     const total = emptyCounts();
+    const writer = new ResultWriter(this.#store);
+    const batches = new Set<Promise<void>>();
+    // Claimed rows not yet attempted (or given up); a settled row wakes the loop.
+    let unsettled = 0;
+    let wake = () => {};
+    const rows = {
+      claimed: (n: number) => void (unsettled += n),
+      settled: () => {
+        unsettled--;
+        wake();
+      },
+    };
+    let backlog = true;
     // Claim only while at least one attempt could still finish in budget:
     // claiming rows we would immediately release just churns leases.
-    while (!signal?.aborted && this.#now() + this.#config.timeoutMs <= deadline) {
-      const counts = await this.#runBatch(deadline, signal);
-      for (const k of Object.keys(total) as (keyof DrainCounts)[]) total[k] += counts[k];
-      if (counts.claimed === 0) break;
+    while (!signal?.aborted && !writer.failed && this.#now() + timeoutMs <= deadline) {
+      // After a full batch more is probably due: claim the next one as soon as
+      // fewer than a batch of rows is left unsettled, so at most about two
+      // batches are leased at once. After a short batch nothing more was due:
+      // let everything settle first, then look again.
+      if (unsettled >= (backlog ? batchSize : 1)) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        continue;
+      }
+      const { size, done } = await this.#claimBatch(deadline, signal, writer, rows);
+      if (size === 0) break;
+      backlog = size >= batchSize;
+      const counted = done.then((counts) => {
+        for (const k of Object.keys(total) as (keyof DrainCounts)[]) total[k] += counts[k];
+        batches.delete(counted);
+      });
+      batches.add(counted);
     }
+    await Promise.all(batches);
+    await writer.settled();
     return total;
   }
 
-  async #runBatch(deadline: number, signal?: AbortSignal): Promise<DrainCounts> {
+  /**
+   * Claims one batch and starts its attempts under the limiter. `done` settles
+   * once every row has been attempted or given up and its results are handed
+   * to the writer; it never rejects.
+   */
+  async #claimBatch(
+    deadline: number,
+    signal: AbortSignal | undefined,
+    writer: ResultWriter,
+    rows: { claimed(n: number): void; settled(): void },
+  ): Promise<{ size: number; done: Promise<DrainCounts> }> {
     const { batchSize, leaseSeconds, timeoutMs } = this.#config;
     // Read the clock before claiming: the lease starts no earlier than this.
     const leaseEnd = this.#now() + leaseSeconds * 1000 - LEASE_SAFETY_MARGIN_MS;
-    const rows = await this.#store.claim(batchSize, leaseSeconds);
-    const counts = emptyCounts();
-    if (rows.length === 0) return counts;
-    counts.claimed = rows.length;
+    const claimed = await this.#store.claim(batchSize, leaseSeconds);
+    rows.claimed(claimed.length);
 
     // The latest moment an attempt may start and still end (after its full
     // timeout) inside both the lease and the drain budget. Rows whose limiter
     // slot comes later are released: sending them after the lease ran out
     // would race another dispatcher that already re-claimed them.
     const startBy = Math.min(leaseEnd, deadline) - timeoutMs;
-    const outcomes = await Promise.all(
-      rows.map((row) =>
+    const done = Promise.all(
+      claimed.map((row) =>
         this.#limiter.run(this.#limiterKey(row), async () => {
           if (signal?.aborted || this.#now() > startBy) return null;
           return await this.#attempt(row);
-        })
+        }).finally(rows.settled)
       ),
-    );
+    ).then((outcomes) => {
+      const counts = emptyCounts();
+      counts.claimed = claimed.length;
+      const results: DeliveryResult[] = [];
+      const released: string[] = [];
+      outcomes.forEach((result, i) => {
+        if (result === null) released.push(claimed[i].delivery_id);
+        else results.push(result);
+      });
+      writer.write(results, released);
 
-    const results: DeliveryResult[] = [];
-    const released: string[] = [];
-    outcomes.forEach((result, i) => {
-      if (result === null) released.push(rows[i].delivery_id);
-      else results.push(result);
+      counts.released = released.length;
+      for (const r of results) {
+        if (r.outcome === "succeeded") counts.succeeded++;
+        else if (r.outcome === "blocked") counts.blocked++;
+        else if (r.next_attempt_at !== null) counts.retried++;
+        else counts.failed++;
+      }
+      return counts;
     });
-    if (results.length > 0) await this.#store.record(results);
-    if (released.length > 0) await this.#store.release(released);
-
-    counts.released = released.length;
-    for (const r of results) {
-      if (r.outcome === "succeeded") counts.succeeded++;
-      else if (r.outcome === "blocked") counts.blocked++;
-      else if (r.next_attempt_at !== null) counts.retried++;
-      else counts.failed++;
-    }
-    return counts;
+    return { size: claimed.length, done };
   }
 
   /** One attempt for one claimed row; never throws. */
@@ -248,5 +300,57 @@ export class DispatchEngine {
 
   #now(): number {
     return this.#clock().getTime();
+  }
+}
+
+/**
+ * The store writes of one drain, one call at a time and in the order batches
+ * finish: results are recorded, then unstarted rows released. Whatever
+ * finishes while a call is in flight goes out together in the next one, so
+ * under load the calls grow instead of queueing up. After the first failure
+ * nothing more is written: those leases expire and another dispatcher
+ * retries, and settled() reports the error.
+ */
+class ResultWriter {
+  readonly #store: DeliveryStore;
+  #results: DeliveryResult[] = [];
+  #released: string[] = [];
+  #flushing: Promise<void> | null = null;
+  #error: { cause: unknown } | null = null;
+
+  constructor(store: DeliveryStore) {
+    this.#store = store;
+  }
+
+  get failed(): boolean {
+    return this.#error !== null;
+  }
+
+  write(results: DeliveryResult[], released: string[]): void {
+    if (this.#error !== null || (results.length === 0 && released.length === 0)) return;
+    this.#results.push(...results);
+    this.#released.push(...released);
+    this.#flushing ??= this.#flush().finally(() => (this.#flushing = null));
+  }
+
+  /** Resolves when everything written so far is stored; rejects with the first store error. */
+  async settled(): Promise<void> {
+    while (this.#flushing !== null) await this.#flushing;
+    if (this.#error !== null) throw this.#error.cause;
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#error === null && (this.#results.length > 0 || this.#released.length > 0)) {
+      const results = this.#results;
+      const released = this.#released;
+      this.#results = [];
+      this.#released = [];
+      try {
+        if (results.length > 0) await this.#store.record(results);
+        if (released.length > 0) await this.#store.release(released);
+      } catch (cause) {
+        this.#error = { cause };
+      }
+    }
   }
 }

@@ -269,6 +269,74 @@ Deno.test("engine: drain loops over batches until nothing is due", async () => {
   assert.equal(receiver.requests.length, 7);
 });
 
+Deno.test("engine: drain claims the next batch while the previous one is still sending", async () => {
+  // The second request of the first batch is held until a second claim has
+  // happened: a drain that waited for its whole batch before claiming again
+  // would never get there (the fallback then fails the test instead of hanging).
+  const secondClaim = gate();
+  await using receiver = startReceiver(async () => {
+    if (receiver.requests.length === 2) await secondClaim.opened;
+    return new Response("ok");
+  });
+  const store = new MemoryStore(() => new Date());
+  const claim = store.claim.bind(store);
+  store.claim = (batchSize, leaseSeconds) => {
+    if (store.claimCalls === 1) secondClaim.open();
+    return claim(batchSize, leaseSeconds);
+  };
+  for (let i = 0; i < 4; i++) store.add({ url: receiver.origin });
+  const engine = new DispatchEngine({
+    store,
+    config: config([receiver.target], { batchSize: 2, endpointConcurrency: 1 }),
+  });
+
+  let pipelined = true;
+  const fallback = setTimeout(() => {
+    pipelined = false;
+    secondClaim.open();
+  }, 5_000);
+  const counts = await engine.drain({ budgetMs: 30_000 });
+  clearTimeout(fallback);
+  assert.equal(pipelined, true, "the second batch was claimed only after the first one finished");
+  assert.deepEqual(counts, { claimed: 4, succeeded: 4, failed: 0, retried: 0, blocked: 0, released: 0 });
+  assert.equal(receiver.requests.length, 4);
+  assert.deepEqual(store.recordCalls.flat().map((r) => r.outcome), Array(4).fill("succeeded"));
+});
+
+Deno.test("engine: results that finish while a record call is in flight go out together in the next", async () => {
+  await using receiver = startReceiver();
+  const store = new MemoryStore(() => new Date());
+  const record = store.record.bind(store);
+  const firstRecord = gate();
+  let calls = 0;
+  store.record = async (results) => {
+    // Hold the first call until every later batch has finished sending.
+    if (calls++ === 0) await firstRecord.opened;
+    return record(results);
+  };
+  for (let i = 0; i < 9; i++) store.add({ url: receiver.origin });
+  const engine = new DispatchEngine({ store, config: config([receiver.target], { batchSize: 3 }) });
+
+  const drained = engine.drain({ budgetMs: 30_000 });
+  const waitUntil = Date.now() + 5_000;
+  while (receiver.requests.length < 9 && Date.now() < waitUntil) await new Promise((r) => setTimeout(r, 5));
+  // Let the last responses reach the engine.
+  await new Promise((r) => setTimeout(r, 100));
+  firstRecord.open();
+  assert.equal((await drained).succeeded, 9);
+  assert.deepEqual(store.recordCalls.map((batch) => batch.length), [3, 6]);
+});
+
+Deno.test("engine: a failed record call stops drain from claiming more, and surfaces", async () => {
+  await using receiver = startReceiver();
+  const store = new MemoryStore(() => new Date());
+  for (let i = 0; i < 6; i++) store.add({ url: receiver.origin });
+  store.failRecord = true;
+  const engine = new DispatchEngine({ store, config: config([receiver.target], { batchSize: 1 }) });
+  await assert.rejects(engine.drain({ budgetMs: 30_000 }), /connection reset/);
+  assert.ok(store.claimCalls < 6, `claimed ${store.claimCalls} batches after the store failed`);
+});
+
 Deno.test("engine: attempts that could outlive their lease are released, not sent", async () => {
   const clock = frozenClock();
   // The first request takes "the whole lease" on the test clock; the rows
