@@ -156,11 +156,11 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
           .from("webhook_deliveries")
           .select("*, event:webhook_events!inner(*), attempts:webhook_delivery_attempts(*)")
           .eq("id", id)
-          .order("attempt_number", { referencedTable: "attempts", ascending: true })
           .single(),
         `get delivery ${id}`,
-      );
-      return row as unknown as DeliveryWithAttempts;
+      ) as unknown as DeliveryWithAttempts;
+      row.attempts.sort((a, b) => a.attempt_number - b.attempt_number || a.id - b.id);
+      return row;
     },
 
     async redeliver(deliveryId: string): Promise<string> {
