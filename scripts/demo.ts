@@ -8,7 +8,6 @@ import path from "node:path";
 import { createClient } from "@supabase/supabase-js";
 import ws from "ws";
 import { createWebhooksClient, verifyWebhook, type Database } from "../src/index.ts";
-// @ts-expect-error plain ESM shared with the stack scripts
 import { createLocalUser } from "./create-user.mjs";
 
 const stackFile = path.resolve(import.meta.dirname, "..", ".local", "stack.env");

@@ -5,11 +5,8 @@ import type { Server } from "node:http";
 import os from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
-// @ts-expect-error plain ESM helpers shared with the local stack scripts
 import { startPostgrest } from "../../scripts/lib/postgrest.mjs";
-// @ts-expect-error plain ESM helpers shared with the local stack scripts
 import { startGateway } from "../../scripts/lib/gateway.mjs";
-// @ts-expect-error plain ESM helpers shared with the local stack scripts
 import { apiKeys, jwtSecret } from "../../scripts/lib/keys.mjs";
 
 declare module "vitest" {
