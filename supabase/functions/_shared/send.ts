@@ -44,6 +44,19 @@ export interface SendOptions {
 }
 
 export async function sendWebhook(webhook: OutgoingWebhook, options: SendOptions): Promise<AttemptResult> {
+  // A timer cleared when the attempt ends, rather than AbortSignal.timeout: that
+  // one keeps its signal and timer alive for the full timeout after the request
+  // is done, i.e. 15 s worth of them at thousands of attempts a second.
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), options.timeoutMs);
+  try {
+    return await attempt(webhook, options, controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function attempt(webhook: OutgoingWebhook, options: SendOptions, signal: AbortSignal): Promise<AttemptResult> {
   const now = options.now ?? (() => performance.now());
   const started = now();
   const elapsed = () => Math.round(now() - started);
@@ -60,7 +73,6 @@ export async function sendWebhook(webhook: OutgoingWebhook, options: SendOptions
   // One signal covers DNS, connect, headers and body: neither a slow resolver
   // nor a receiver trickling its response can hold a slot past the timeout,
   // which is what lets the engine fit attempts inside their lease.
-  const signal = AbortSignal.timeout(options.timeoutMs);
   const timedOut = () => noResponse("failed", `timed out after ${options.timeoutMs} ms`);
 
   const verdict = await (options.checkTarget ??
