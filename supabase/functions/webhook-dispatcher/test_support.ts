@@ -329,18 +329,31 @@ export interface E2E {
   ending: AbortSignal;
 }
 
+/** A database a test brings along instead of DB_URL (e.g. a cluster it may restart). */
+export interface E2EDatabase {
+  url: string;
+  /** Called last, after the dispatchers, receivers and connections are closed. */
+  close(failed: boolean): Promise<void>;
+}
+
+export interface E2EOptions {
+  /** Sets up the test's own database (prepared like DB_URL's); DB_URL when absent. */
+  database?: () => Promise<E2EDatabase>;
+}
+
 /**
  * Deno.test for an end-to-end scenario. The op and resource sanitizers are off: a killed
  * subprocess or a receiver connection a dispatcher dropped finishes closing on Deno's side
  * after the test body; every resource here is still closed explicitly in the cleanup.
  */
-export function e2eTest(name: string, fn: (t: E2E) => Promise<void>): void {
+export function e2eTest(name: string, fn: (t: E2E) => Promise<void>, options: E2EOptions = {}): void {
   Deno.test({
     name,
     sanitizeOps: false,
     sanitizeResources: false,
     async fn() {
-      const dbUrl = requireDbUrl();
+      const database = options.database ? await options.database() : { url: requireDbUrl(), close: async () => {} };
+      const dbUrl = database.url;
       const tag = name.toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 24).replace(/-$/, "");
       const sql = postgres(dbUrl, { max: 4, onnotice: () => {} });
       const ending = new AbortController();
@@ -388,18 +401,22 @@ export function e2eTest(name: string, fn: (t: E2E) => Promise<void>): void {
         for (const d of dispatchers) console.error(`--- output of dispatcher ${d.workerId} ---\n${d.output()}`);
         throw error;
       } finally {
-        ending.abort();
-        await Promise.all(dispatchers.map((d) => d.stop()));
-        await Promise.all(receivers.map((r) => r.close()));
-        const ours = sql.array(companies);
-        if (failed) {
-          // Keep the rows for inspection, but let nothing of ours stay due for later tests.
-          await sql`update public.webhooks set is_active = false where company_id = any (${ours}::uuid[])`;
-          console.error(`rows kept for inspection: companies ${companies.join(", ")}`);
-        } else {
-          await sql`delete from public.companies where id = any (${ours}::uuid[])`;
+        try {
+          ending.abort();
+          await Promise.all(dispatchers.map((d) => d.stop()));
+          await Promise.all(receivers.map((r) => r.close()));
+          const ours = sql.array(companies);
+          if (failed) {
+            // Keep the rows for inspection, but let nothing of ours stay due for later tests.
+            await sql`update public.webhooks set is_active = false where company_id = any (${ours}::uuid[])`;
+            console.error(`rows kept for inspection: companies ${companies.join(", ")}`);
+          } else {
+            await sql`delete from public.companies where id = any (${ours}::uuid[])`;
+          }
+          await sql.end({ timeout: 5 });
+        } finally {
+          await database.close(failed);
         }
-        await sql.end({ timeout: 5 });
       }
     },
   });
