@@ -12,13 +12,21 @@ export interface PgStoreOptions {
 }
 
 /**
- * A small pool for the dispatcher. `prepare: false` because Supabase's
- * SUPABASE_DB_URL may point at the transaction-mode pooler (Supavisor), where
- * named prepared statements do not survive between transactions.
+ * A small pool for the dispatcher.
+ * - `prepare: false`: Supabase's SUPABASE_DB_URL may point at the transaction-mode
+ *   pooler (Supavisor), where named prepared statements do not survive.
+ * - `fetch_types: false`: postgres.js otherwise runs a type query on every new
+ *   connection whose failure is an unhandled rejection (porsager/postgres#1192): a
+ *   connection lost during a Postgres restart would kill the worker. Arrays therefore
+ *   travel as JSON in the queries below.
+ * - `backoff`: reconnect within a second once Postgres is back (the default grows to
+ *   20 s and delays the LISTEN connection too).
  */
 export function connectDatabase(dbUrl: string, max = 4): postgres.Sql {
   return postgres(dbUrl, {
     prepare: false,
+    fetch_types: false,
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 1),
     max,
     idle_timeout: 30,
     connect_timeout: 10,
@@ -31,7 +39,7 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
     async claim(batchSize, leaseSeconds) {
       const rows = await sql<ClaimedDelivery[]>`
         select delivery_id, event_id, webhook_id, company_id, url, payload,
-               attempt_number, secrets, event_created_at
+               attempt_number, to_jsonb(secrets) as secrets, event_created_at
         from private.claim_due_deliveries(${workerId}, ${batchSize}::int, ${leaseSeconds}::int)
       `;
       return [...rows];
@@ -53,7 +61,12 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
 
     async release(deliveryIds: string[]) {
       if (deliveryIds.length === 0) return;
-      await sql`select private.release_deliveries(${workerId}, ${sql.array(deliveryIds)}::uuid[])`;
+      await sql`
+        select private.release_deliveries(
+          ${workerId},
+          array(select jsonb_array_elements_text(${JSON.stringify(deliveryIds)}::text::jsonb)::uuid)
+        )
+      `;
     },
   };
 }
