@@ -66,6 +66,7 @@ const graphile = {
     { PEER_CONCURRENCY: 10, PEER_LOCAL_QUEUE: -1, PEER_BATCH_DELAY: -1 },
     { PEER_CONCURRENCY: 25, PEER_LOCAL_QUEUE: 50, PEER_BATCH_DELAY: 0 },
     { PEER_CONCURRENCY: 50, PEER_LOCAL_QUEUE: 100, PEER_BATCH_DELAY: 0 },
+    { PEER_CONCURRENCY: 100, PEER_LOCAL_QUEUE: 200, PEER_BATCH_DELAY: 0 },
   ],
   label: (c) => `concurrency ${c.PEER_CONCURRENCY}, localQueue ${c.PEER_LOCAL_QUEUE > 1 ? c.PEER_LOCAL_QUEUE : 'off'}, ` +
     `complete/fail batch delay ${c.PEER_BATCH_DELAY >= 0 ? `${c.PEER_BATCH_DELAY} ms` : 'off'}`,
@@ -84,6 +85,8 @@ const pgBoss = {
     { PEER_WORKERS: 2, PEER_BATCH: 50 },
     { PEER_WORKERS: 4, PEER_BATCH: 100 },
     { PEER_WORKERS: 8, PEER_BATCH: 100 },
+    { PEER_WORKERS: 16, PEER_BATCH: 100 },
+    { PEER_WORKERS: 8, PEER_BATCH: 250 },
   ],
   label: (c) => `${c.PEER_WORKERS} work() loop(s), batchSize ${c.PEER_BATCH}, polling 0.5 s`,
   start: (c) => startPeer('pg-boss', c),
