@@ -322,7 +322,7 @@ row", and its \`picked\` step (which joins webhook_deliveries to the candidates 
 predicate again) nests a scan of every due row around the window query: the claim costs
 seconds once a backlog forms. Selecting the picked rows by primary key only
 (\`where d.id = any(array(select c.id from candidates ... limit batch_size))\`) keeps the
-claim at ~2-5 ms per 50 rows whatever the statistics (see the reply / README for numbers).
+claim at ~2-5 ms per 50 rows whatever the statistics (bench/README.md has the numbers and the SQL).
 
 ## Medians of ${RUNS} runs
 
