@@ -312,17 +312,14 @@ ${machineMd(m)}
   5-webhook case measured 970-1430 TPS instead of ~2250 while the empty tables grew: a
   property of an empty table, not of the enqueue). Ratio = TPS(0) / TPS(5).
 
-## Stale statistics (a finding about the SQL, one run)
+## Stale statistics (a regression check on the claim, one run)
 
 ${STALE_EVENTS} events to 1 endpoint, same knobs, but the outbox statistics are those of a table
 of delivered rows (\`next_attempt_at\` null in every analyzed row, the production steady
 state) and nothing re-analyzes before the drain: **${stale.perSec} deliveries/s** (drain ${stale.drainMs} ms),
-against a median of ${med((r) => r.tp1.perSec)}/s above. claim_due_deliveries then plans for "about one due
-row", and its \`picked\` step (which joins webhook_deliveries to the candidates on the due
-predicate again) nests a scan of every due row around the window query: the claim costs
-seconds once a backlog forms. Selecting the picked rows by primary key only
-(\`where d.id = any(array(select c.id from candidates ... limit batch_size))\`) keeps the
-claim at ~2-5 ms per 50 rows whatever the statistics (bench/README.md has the numbers and the SQL).
+against a median of ${med((r) => r.tp1.perSec)}/s above. Before claim_due_deliveries locked its picks
+by primary key, the planner's "about one due row" estimate made every claim rescan the due
+rows and this run drained at ~175/s (bench/README.md has the numbers).
 
 ## Medians of ${RUNS} runs
 
