@@ -76,6 +76,8 @@ as $$
 begin
   new.revision := 1;
   new.carbon_copy := null;
+  -- An API user creates processes as themself.
+  new.created_by_user_id := coalesce(auth.uid(), new.created_by_user_id);
   new.approved := false;
   new.approved_by_user_id := null;
   new.approved_at := null;

@@ -45,6 +45,9 @@ create table public.webhook_deliveries (
 comment on table public.webhook_deliveries is
   'One row per (event, endpoint). id is the webhook-id header: stable across retries. States: pending, succeeded, failed, cancelled.';
 create index webhook_deliveries_due_idx on public.webhook_deliveries (next_attempt_at) where state = 'pending';
+-- Claims walk pending work endpoint by endpoint (round-robin fairness).
+create index webhook_deliveries_pending_by_webhook_idx on public.webhook_deliveries (webhook_id, next_attempt_at)
+  where state = 'pending';
 create index webhook_deliveries_webhook_created_idx on public.webhook_deliveries (webhook_id, created_at desc);
 create index webhook_deliveries_company_created_idx on public.webhook_deliveries (company_id, created_at desc);
 create index webhook_deliveries_event_idx on public.webhook_deliveries (event_id);

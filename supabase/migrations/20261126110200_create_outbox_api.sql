@@ -72,11 +72,17 @@ begin
   if company_id is null then
     raise exception 'company_id is required' using errcode = '22004';
   end if;
-  select array_agg(w.id order by w.id) into targets
-    from public.webhooks w
-   where w.company_id = enqueue_webhook_event.company_id
-     and w.trigger_type = enqueue_webhook_event.trigger_type
-     and w.is_active;
+  -- FOR SHARE: an endpoint being disabled meanwhile waits for this transaction, and its
+  -- cancel trigger then sees (and cancels) the deliveries made here; without the lock a
+  -- delivery committed after the disable would stay pending for a disabled endpoint.
+  select array_agg(t.id order by t.id) into targets
+    from (select w.id
+            from public.webhooks w
+           where w.company_id = enqueue_webhook_event.company_id
+             and w.trigger_type = enqueue_webhook_event.trigger_type
+             and w.is_active
+           order by w.id
+             for share) t;
 
   if targets is null then
     -- Still validate the input, so a caller's mistake is not hidden by an empty fan-out.

@@ -41,16 +41,37 @@ begin
   end if;
 
   return query
-  with candidates as (
-    -- The partial index hands over the oldest due rows, a bounded window of them.
-    select d.id, d.next_attempt_at,
-           row_number() over (partition by d.webhook_id order by d.next_attempt_at) as rank
-      from (select d.id, d.webhook_id, d.next_attempt_at
+  with recursive endpoints (webhook_id) as (
+    -- Every endpoint with pending work, by a skip scan of the pending-by-endpoint index
+    -- (one probe per endpoint), so an endpoint with one due delivery is seen even behind
+    -- another endpoint's backlog of millions.
+    (select d.webhook_id
+       from public.webhook_deliveries d
+      where d.state = 'pending' and d.webhook_id is not null
+      order by d.webhook_id
+      limit 1)
+    union all
+    select (select d.webhook_id
               from public.webhook_deliveries d
-             where d.state = 'pending'
-               and d.next_attempt_at <= now()
-             order by d.next_attempt_at
-             limit batch_size * 10) d
+             where d.state = 'pending' and d.webhook_id > e.webhook_id
+             order by d.webhook_id
+             limit 1)
+      from endpoints e
+     where e.webhook_id is not null
+  ), candidates as (
+    -- Each endpoint's oldest due deliveries, ranked within the endpoint.
+    select c.id, c.next_attempt_at, c.rank
+      from endpoints e
+     cross join lateral (
+           select d.id, d.next_attempt_at,
+                  row_number() over (order by d.next_attempt_at) as rank
+             from public.webhook_deliveries d
+            where d.webhook_id = e.webhook_id
+              and d.state = 'pending'
+              and d.next_attempt_at <= now()
+            order by d.next_attempt_at
+            limit coalesce(per_webhook_limit, batch_size)) c
+     where e.webhook_id is not null
   ), picked as (
     -- Round-robin across endpoints (each one's oldest first), so a backlog for one
     -- endpoint cannot fill a batch while others wait; per_webhook_limit caps it hard.
@@ -83,10 +104,10 @@ begin
      where d.id = picked.id
     returning d.id, d.event_id, d.webhook_id, d.company_id, d.attempt_count
   )
-  select c.id, c.event_id, c.webhook_id, c.company_id, w.url, e.payload, c.attempt_count,
-         private.webhook_signing_secrets(c.webhook_id), e.created_at
+  select c.id, c.event_id, c.webhook_id, c.company_id, w.url, ev.payload, c.attempt_count,
+         private.webhook_signing_secrets(c.webhook_id), ev.created_at
     from claimed c
-    join public.webhook_events e on e.id = c.event_id
+    join public.webhook_events ev on ev.id = c.event_id
     join public.webhooks w on w.id = c.webhook_id;
 end;
 $$;
@@ -114,6 +135,16 @@ begin
   if jsonb_typeof(results) is distinct from 'array' then
     raise exception 'results must be a JSON array of attempt results' using errcode = '22023';
   end if;
+
+  -- Lock order: endpoints (in id order) before their deliveries, as disabling an endpoint
+  -- does (webhooks row, then its cancel trigger on deliveries). The other order deadlocks.
+  perform 1
+     from public.webhooks w
+    where w.id in (select d.webhook_id
+                     from public.webhook_deliveries d
+                    where d.id in (select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r))
+    order by w.id
+      for no key update;
 
   -- Every attempt is logged, even one whose lease was lost meanwhile: it happened.
   insert into public.webhook_delivery_attempts

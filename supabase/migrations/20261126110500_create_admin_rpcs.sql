@@ -6,14 +6,15 @@
 create function private.managed_webhook(webhook_id uuid)
 returns public.webhooks
 language plpgsql
-stable
+volatile
 security definer
 set search_path = ''
 as $$
 declare
   found_webhook public.webhooks;
 begin
-  select * into found_webhook from public.webhooks w where w.id = managed_webhook.webhook_id;
+  -- FOR SHARE: see enqueue_webhook_event; a concurrent disable waits for the caller.
+  select * into found_webhook from public.webhooks w where w.id = managed_webhook.webhook_id for share;
   if found_webhook.id is null or private.can_manage_company(found_webhook.company_id) is not true then
     raise exception 'webhook % does not exist or you are not an active ADMIN of its company', webhook_id
       using errcode = '42501';
