@@ -2,7 +2,7 @@
 -- the time of the update, whatever approver or time the client sends; the record stands
 -- while the process stays approved; authorship cannot be handed to another user.
 begin;
-select plan(6);
+select plan(7);
 
 select tests.create_company('Company A') as company_a \gset
 select tests.create_company('Company B') as company_b \gset
@@ -14,6 +14,13 @@ select tests.authenticate_as(:'admin_a');
 insert into public.processes (company_id, name, created_by_user_id)
 values (:'company_a', 'Assembly', :'admin_a')
 returning id as process \gset
+insert into public.processes (company_id, name, created_by_user_id)
+values (:'company_a', 'Credited elsewhere', :'admin_b')
+returning id as credited \gset
+select is(
+  (select created_by_user_id from public.processes where id = :'credited'), :'admin_a'::uuid,
+  'an API user creates a process as themself, whatever author they send'
+);
 
 update public.processes
    set approved = true, approved_by_user_id = :'admin_b', approved_at = '2000-01-01'
