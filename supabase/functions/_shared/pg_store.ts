@@ -34,7 +34,37 @@ export function connectDatabase(dbUrl: string, max = 4): postgres.Sql {
   });
 }
 
+/**
+ * Text Postgres can store: jsonb refuses \u0000 and lone surrogates, and a response body
+ * cut at 4096 UTF-16 units can end in half an emoji. A receiver could otherwise make its
+ * own results, and every result batched with them, unrecordable.
+ */
+export function storableText(text: string | null): string | null {
+  return text === null ? null : text.replaceAll("\u0000", "").toWellFormed();
+}
+
+function storable(result: DeliveryResult): DeliveryResult {
+  return { ...result, response_body: storableText(result.response_body), error: storableText(result.error) };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }: PgStoreOptions): DeliveryStore {
+  // Sent as one jsonb array: one round trip and one transaction per batch.
+  // As text, then cast: a string parameter the server types as jsonb would be
+  // JSON-encoded a second time by postgres.js (a JSON string, not an array).
+  const recordBatch = async (results: DeliveryResult[]) => {
+    await sql`
+      select private.record_delivery_results(
+        ${workerId},
+        ${JSON.stringify(results)}::text::jsonb,
+        make_interval(secs => ${disableAfterHours * 3600}::float8)
+      )
+    `;
+  };
+
   return {
     async claim(batchSize, leaseSeconds) {
       const rows = await sql<ClaimedDelivery[]>`
@@ -47,16 +77,22 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
 
     async record(results: DeliveryResult[]) {
       if (results.length === 0) return;
-      // Sent as one jsonb array: one round trip and one transaction per batch.
-      // As text, then cast: a string parameter the server types as jsonb would be
-      // JSON-encoded a second time by postgres.js (a JSON string, not an array).
-      await sql`
-        select private.record_delivery_results(
-          ${workerId},
-          ${JSON.stringify(results)}::text::jsonb,
-          make_interval(secs => ${disableAfterHours * 3600}::float8)
-        )
-      `;
+      const clean = results.map(storable);
+      try {
+        await recordBatch(clean);
+      } catch (batchError) {
+        // One bad row must not sink a whole batch (its leases would expire and every
+        // delivery in it would be sent again): record them one by one, and a row that
+        // still fails without its response body.
+        console.error(`recording ${clean.length} results failed (${errorText(batchError)}); recording one by one`);
+        for (const result of clean) {
+          try {
+            await recordBatch([result]);
+          } catch (rowError) {
+            await recordBatch([{ ...result, response_body: null, error: `result not recordable: ${errorText(rowError)}`.slice(0, 2000) }]);
+          }
+        }
+      }
     },
 
     async release(deliveryIds: string[]) {

@@ -109,3 +109,44 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "pg_store: a response body Postgres cannot store (NUL, half an emoji) is cleaned, and the batch is still recorded",
+  ignore: !DB_URL,
+  async fn() {
+    await withCompany(async (sql, companyId, webhookId) => {
+      for (let n = 0; n < 3; n++) {
+        await sql`select private.enqueue_webhook_event(${companyId}, 'PROCESS_REVISED', ${JSON.stringify({ n })}::text::jsonb)`;
+      }
+      const workerId = `pg-store-test-${crypto.randomUUID().slice(0, 8)}`;
+      const store = createPgStore(sql, { workerId, disableAfterHours: 120 });
+      const claimed = await store.claim(1000, 60);
+      const ours = claimed.filter((d) => d.webhook_id === webhookId);
+      await store.release(claimed.filter((d) => d.webhook_id !== webhookId).map((d) => d.delivery_id));
+      assert.equal(ours.length, 3);
+
+      const halfEmoji = "a".repeat(4095) + "😀".slice(0, 1); // what a 4096-unit cut can leave
+      const bodies = ["\u0000", halfEmoji, "fine"];
+      await store.record(ours.map((d, i) => ({
+        delivery_id: d.delivery_id,
+        attempt_number: 1,
+        outcome: "succeeded" as const,
+        status: 200,
+        duration_ms: 1,
+        response_body: bodies[i],
+        error: null,
+        next_attempt_at: null,
+        gone: false,
+      })));
+
+      const rows = await sql`
+        select d.state, a.response_body
+          from public.webhook_deliveries d
+          join public.webhook_delivery_attempts a on a.delivery_id = d.id
+         where d.webhook_id = ${webhookId}
+         order by a.response_body`;
+      assert.deepEqual(rows.map((r) => r.state), ["succeeded", "succeeded", "succeeded"]);
+      assert.deepEqual(rows.map((r) => r.response_body).sort(), ["", "a".repeat(4095) + "\uFFFD", "fine"].sort());
+    });
+  },
+});
