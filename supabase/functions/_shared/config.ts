@@ -38,6 +38,8 @@ export interface DispatcherConfig {
   readonly disableAfterHours: number;
   /** Identifies this dispatcher in leases; WEBHOOK_WORKER_ID or a random one. */
   readonly workerId: string;
+  /** HTTP mode: how long one request may keep claiming (Supabase allows 150 s wall clock). */
+  readonly httpBudgetMs: number;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -107,6 +109,7 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
     retrySchedule: parseRetrySchedule(get("WEBHOOK_RETRY_SCHEDULE"), problems),
     disableAfterHours: parseDisableAfterHours(get("WEBHOOK_DISABLE_AFTER_HOURS"), problems),
     workerId: get("WEBHOOK_WORKER_ID") ?? `dispatcher-${crypto.randomUUID().slice(0, 8)}`,
+    httpBudgetMs: int("WEBHOOK_HTTP_BUDGET_MS", 100_000, 1_000, 3_600_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -25,6 +25,15 @@ Deno.test("config: an empty environment gives the documented defaults", () => {
   assert.equal(config.disableAfterHours, 120);
   assert.equal(config.allowedTargets.size, 0);
   assert.match(config.workerId, /^dispatcher-[0-9a-f]{8}$/);
+  assert.equal(config.httpBudgetMs, 100_000);
+});
+
+Deno.test("config: the HTTP-mode budget is checked like the other knobs", () => {
+  assert.equal(parseConfig({ WEBHOOK_HTTP_BUDGET_MS: "30000" }).httpBudgetMs, 30_000);
+  assert.throws(
+    () => parseConfig({ WEBHOOK_HTTP_BUDGET_MS: "soon" }),
+    /WEBHOOK_HTTP_BUDGET_MS must be an integer between 1000 and 3600000, got 'soon'/,
+  );
 });
 
 Deno.test("config: every knob is read", () => {

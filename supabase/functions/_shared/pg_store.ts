@@ -89,7 +89,11 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
           try {
             await recordBatch([result]);
           } catch (rowError) {
-            await recordBatch([{ ...result, response_body: null, error: `result not recordable: ${errorText(rowError)}`.slice(0, 2000) }]);
+            await recordBatch([{
+              ...result,
+              response_body: null,
+              error: `result not recordable: ${errorText(rowError)}`.slice(0, 2000),
+            }]);
           }
         }
       }

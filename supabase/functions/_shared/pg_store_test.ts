@@ -111,12 +111,15 @@ Deno.test({
 });
 
 Deno.test({
-  name: "pg_store: a response body Postgres cannot store (NUL, half an emoji) is cleaned, and the batch is still recorded",
+  name:
+    "pg_store: a response body Postgres cannot store (NUL, half an emoji) is cleaned, and the batch is still recorded",
   ignore: !DB_URL,
   async fn() {
     await withCompany(async (sql, companyId, webhookId) => {
       for (let n = 0; n < 3; n++) {
-        await sql`select private.enqueue_webhook_event(${companyId}, 'PROCESS_REVISED', ${JSON.stringify({ n })}::text::jsonb)`;
+        await sql`select private.enqueue_webhook_event(${companyId}, 'PROCESS_REVISED', ${
+          JSON.stringify({ n })
+        }::text::jsonb)`;
       }
       const workerId = `pg-store-test-${crypto.randomUUID().slice(0, 8)}`;
       const store = createPgStore(sql, { workerId, disableAfterHours: 120 });

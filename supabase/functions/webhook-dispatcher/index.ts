@@ -48,11 +48,15 @@ if (Deno.args.includes("--worker")) {
     console.error("SUPABASE_SERVICE_ROLE_KEY is required in HTTP mode (it is the only accepted bearer token)");
     Deno.exit(2);
   }
-  const budgetMs = Number(Deno.env.get("WEBHOOK_HTTP_BUDGET_MS") ?? 100_000);
   // deno-lint-ignore no-explicit-any
   const edgeRuntime = (globalThis as any).EdgeRuntime as { waitUntil(p: Promise<unknown>): void } | undefined;
   const waitUntil = edgeRuntime ? (work: Promise<unknown>) => edgeRuntime.waitUntil(work) : undefined;
-  const handler = createHttpHandler({ engine, serviceRoleKey: config.serviceRoleKey, budgetMs, waitUntil });
+  const handler = createHttpHandler({
+    engine,
+    serviceRoleKey: config.serviceRoleKey,
+    budgetMs: config.httpBudgetMs,
+    waitUntil,
+  });
   // Supabase picks the port itself; locally and in tests PORT chooses it.
   const port = Deno.env.get("PORT");
   if (port) Deno.serve({ port: Number(port), hostname: "127.0.0.1" }, handler);

@@ -51,7 +51,9 @@ export function startWorker({ engine, sql, maxIdleMs = 5_000, log = console.log 
           const batch = await engine.drain({ budgetMs: 60_000, signal: stopping.signal });
           for (const key of Object.keys(counts) as (keyof DrainCounts)[]) counts[key] += batch[key];
           if (batch.claimed > 0) {
-            log(`delivered: ${batch.succeeded} ok, ${batch.retried} to retry, ${batch.failed} failed, ${batch.blocked} blocked, ${batch.released} handed back`);
+            log(
+              `delivered: ${batch.succeeded} ok, ${batch.retried} to retry, ${batch.failed} failed, ${batch.blocked} blocked, ${batch.released} handed back`,
+            );
             continue;
           }
           const idle = await msUntilNextDue();
