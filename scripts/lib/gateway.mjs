@@ -42,7 +42,8 @@ export function startGateway({ port, host = '127.0.0.1', routes, apiKeys }) {
       const apikey = req.headers.apikey ?? url.searchParams.get('apikey');
       if (!apikey) return reply(res, 401, { message: 'No API key found in request' });
       if (!apiKeys.includes(apikey)) return reply(res, 401, { message: 'Invalid API key' });
-      req.url = req.url.slice('/rest/v1'.length) || '/';
+      // Forward the parsed path (not the raw one), so `..` cannot step outside the route.
+      req.url = (url.pathname.slice('/rest/v1'.length) || '/') + url.search;
       return proxy.web(req, res, { target: routes.rest });
     }
 
@@ -50,7 +51,7 @@ export function startGateway({ port, host = '127.0.0.1', routes, apiKeys }) {
     if (fn) {
       const target = routes.functions?.[fn[1]];
       if (!target) return reply(res, 404, { message: `function ${fn[1]} not found` });
-      req.url = req.url.slice(fn[0].length) || '/';
+      req.url = (url.pathname.slice(fn[0].length) || '/') + url.search;
       return proxy.web(req, res, { target });
     }
 
