@@ -6,15 +6,14 @@
 create function private.managed_webhook(webhook_id uuid)
 returns public.webhooks
 language plpgsql
-volatile
+stable
 security definer
 set search_path = ''
 as $$
 declare
   found_webhook public.webhooks;
 begin
-  -- FOR SHARE: see enqueue_webhook_event; a concurrent disable waits for the caller.
-  select * into found_webhook from public.webhooks w where w.id = managed_webhook.webhook_id for share;
+  select * into found_webhook from public.webhooks w where w.id = managed_webhook.webhook_id;
   if found_webhook.id is null or private.can_manage_company(found_webhook.company_id) is not true then
     raise exception 'webhook % does not exist or you are not an active ADMIN of its company', webhook_id
       using errcode = '42501';
@@ -23,13 +22,17 @@ begin
 end;
 $$;
 
+-- For the RPCs that create deliveries: FOR SHARE makes a concurrent disable wait for
+-- the caller's transaction and then cancel what it created (see enqueue_webhook_event).
 create function private.require_active(webhook public.webhooks)
 returns void
 language plpgsql
-stable
+volatile
 set search_path = ''
 as $$
 begin
+  perform 1 from public.webhooks w where w.id = webhook.id for share;
+  select * into webhook from public.webhooks w where w.id = webhook.id;
   if not webhook.is_active then
     raise exception 'webhook % is disabled (%)', webhook.id, coalesce(webhook.disabled_reason, 'no reason given')
       using errcode = '55000', hint = 'Enable it first: update webhooks set is_active = true.';
