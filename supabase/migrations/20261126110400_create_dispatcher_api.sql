@@ -59,12 +59,14 @@ begin
       from endpoints e
      where e.webhook_id is not null
   ), candidates as (
-    -- Each endpoint's oldest due deliveries, ranked within the endpoint.
-    select c.id, c.next_attempt_at, c.rank
+    -- Each endpoint's oldest due deliveries, ranked within the endpoint. The rank is
+    -- computed after the per-endpoint LIMIT: a window function inside the lateral would
+    -- read every delivery sharing the same next_attempt_at (a whole burst) first.
+    select c.id, c.next_attempt_at,
+           row_number() over (partition by c.webhook_id order by c.next_attempt_at, c.id) as rank
       from endpoints e
      cross join lateral (
-           select d.id, d.next_attempt_at,
-                  row_number() over (order by d.next_attempt_at) as rank
+           select d.id, d.webhook_id, d.next_attempt_at
              from public.webhook_deliveries d
             where d.webhook_id = e.webhook_id
               and d.state = 'pending'
