@@ -16,24 +16,38 @@ as $$
   select to_jsonb(process) - 'carbon_copy'
 $$;
 
+-- Whether any active endpoint of the company listens for this type: the business path
+-- builds no payload at all for the (usual) processes nobody subscribes to.
+create function private.has_webhook_subscribers(company_id uuid, trigger_type text)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select exists (select 1
+                   from public.webhooks w
+                  where w.company_id = has_webhook_subscribers.company_id
+                    and w.trigger_type = has_webhook_subscribers.trigger_type
+                    and w.is_active)
+$$;
+
 create function private.emit_process_event(company_id uuid, trigger_type text, data jsonb)
 returns void
 language plpgsql
 set search_path = ''
 as $$
 begin
-  begin
-    perform private.enqueue_webhook_event(company_id, trigger_type, data);
-  exception when program_limit_exceeded then
-    -- Too large: keep the identifying fields, drop the bulky snapshots.
-    perform private.enqueue_webhook_event(
-      company_id, trigger_type,
-      jsonb_build_object('process_id', data -> 'process_id',
-                         'revision', data -> 'revision',
-                         'previous_revision', data -> 'previous_revision',
-                         'changed_fields', data -> 'changed_fields',
-                         'truncated', true));
-  end;
+  -- Too large for the 256 KB limit (with room for the envelope): keep the identifying
+  -- fields, drop the bulky snapshots. Checked up front rather than by catching the
+  -- enqueue's error, which would cost a subtransaction on every process write.
+  if octet_length(data::text) > private.webhook_payload_limit_bytes() - 1024 then
+    data := jsonb_build_object('process_id', data -> 'process_id',
+                               'revision', data -> 'revision',
+                               'previous_revision', data -> 'previous_revision',
+                               'changed_fields', data -> 'changed_fields',
+                               'truncated', true);
+  end if;
+  perform private.enqueue_webhook_event(company_id, trigger_type, data);
 end;
 $$;
 
@@ -45,13 +59,17 @@ set search_path = ''
 as $$
 begin
   if tg_op = 'INSERT' then
+    if not private.has_webhook_subscribers(new.company_id, 'PROCESS_CREATED') then
+      return null;
+    end if;
     perform private.emit_process_event(new.company_id, 'PROCESS_CREATED', jsonb_build_object(
       'process_id', new.id,
       'revision', new.revision,
       'process', private.process_event_data(new)));
   elsif tg_op = 'UPDATE' then
-    if new.revision = old.revision then
-      return null;  -- approval or bookkeeping only: not a revision
+    if new.revision = old.revision  -- approval or bookkeeping only: not a revision
+       or not private.has_webhook_subscribers(new.company_id, 'PROCESS_REVISED') then
+      return null;
     end if;
     perform private.emit_process_event(new.company_id, 'PROCESS_REVISED', jsonb_build_object(
       'process_id', new.id,
@@ -61,6 +79,9 @@ begin
       'process', private.process_event_data(new),
       'previous', new.carbon_copy));
   else
+    if not private.has_webhook_subscribers(old.company_id, 'PROCESS_DELETED') then
+      return null;
+    end if;
     perform private.emit_process_event(old.company_id, 'PROCESS_DELETED', jsonb_build_object(
       'process_id', old.id,
       'revision', old.revision,
