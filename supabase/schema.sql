@@ -1353,18 +1353,18 @@ ALTER TABLE public.webhooks ENABLE ROW LEVEL SECURITY;
 GRANT USAGE ON SCHEMA private TO authenticated;
 GRANT USAGE ON SCHEMA private TO service_role;
 
-GRANT USAGE ON SCHEMA public TO postgres;
 GRANT USAGE ON SCHEMA public TO anon;
 GRANT USAGE ON SCHEMA public TO authenticated;
+GRANT USAGE ON SCHEMA public TO postgres;
 GRANT USAGE ON SCHEMA public TO service_role;
 
 REVOKE ALL ON FUNCTION private.admin_company_id() FROM PUBLIC;
-GRANT ALL ON FUNCTION private.admin_company_id() TO service_role;
 GRANT ALL ON FUNCTION private.admin_company_id() TO authenticated;
+GRANT ALL ON FUNCTION private.admin_company_id() TO service_role;
 
 REVOKE ALL ON FUNCTION private.can_manage_company(company_id uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION private.can_manage_company(company_id uuid) TO service_role;
 GRANT ALL ON FUNCTION private.can_manage_company(company_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION private.can_manage_company(company_id uuid) TO service_role;
 
 REVOKE ALL ON FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) FROM PUBLIC;
 
@@ -1381,8 +1381,8 @@ REVOKE ALL ON FUNCTION private.has_webhook_subscribers(company_id uuid, trigger_
 REVOKE ALL ON FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.is_company_admin(company_id uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION private.is_company_admin(company_id uuid) TO service_role;
 GRANT ALL ON FUNCTION private.is_company_admin(company_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION private.is_company_admin(company_id uuid) TO service_role;
 
 GRANT ALL ON TABLE public.webhooks TO service_role;
 GRANT SELECT,DELETE ON TABLE public.webhooks TO authenticated;
@@ -1402,8 +1402,8 @@ GRANT INSERT(description),UPDATE(description) ON TABLE public.webhooks TO authen
 REVOKE ALL ON FUNCTION private.managed_webhook(webhook_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.member_company_id() FROM PUBLIC;
-GRANT ALL ON FUNCTION private.member_company_id() TO service_role;
 GRANT ALL ON FUNCTION private.member_company_id() TO authenticated;
+GRANT ALL ON FUNCTION private.member_company_id() TO service_role;
 
 REVOKE ALL ON FUNCTION private.new_webhook_secret() FROM PUBLIC;
 
@@ -1485,24 +1485,24 @@ REVOKE ALL ON FUNCTION private.webhook_payload_limit_bytes() FROM PUBLIC;
 REVOKE ALL ON FUNCTION private.webhook_signing_secrets(webhook_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) TO service_role;
 GRANT ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) TO service_role;
 
 REVOKE ALL ON FUNCTION public.redeliver_webhook_delivery(delivery_id uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.redeliver_webhook_delivery(delivery_id uuid) TO service_role;
 GRANT ALL ON FUNCTION public.redeliver_webhook_delivery(delivery_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.redeliver_webhook_delivery(delivery_id uuid) TO service_role;
 
 REVOKE ALL ON FUNCTION public.replay_webhook_deliveries(webhook_id uuid, since timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.replay_webhook_deliveries(webhook_id uuid, since timestamp with time zone) TO service_role;
 GRANT ALL ON FUNCTION public.replay_webhook_deliveries(webhook_id uuid, since timestamp with time zone) TO authenticated;
+GRANT ALL ON FUNCTION public.replay_webhook_deliveries(webhook_id uuid, since timestamp with time zone) TO service_role;
 
 REVOKE ALL ON FUNCTION public.rotate_webhook_secret(webhook_id uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.rotate_webhook_secret(webhook_id uuid) TO service_role;
 GRANT ALL ON FUNCTION public.rotate_webhook_secret(webhook_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.rotate_webhook_secret(webhook_id uuid) TO service_role;
 
 REVOKE ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) TO service_role;
 GRANT ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) TO service_role;
 
 GRANT ALL ON TABLE public.companies TO service_role;
 GRANT SELECT ON TABLE public.companies TO authenticated;

@@ -37,7 +37,20 @@ export function normalizeDump(text) {
     /^-- (Data for )?Name: .*; (Type|Schema): .*; (Schema|Owner): .*$/,
   ];
   const kept = text.split('\n').filter((line) => !dropped.some((re) => re.test(line)));
-  return `${kept.join('\n').replace(/\n{3,}/g, '\n\n').trim()}\n`;
+  const blocks = kept.join('\n').replace(/\n{3,}/g, '\n\n').trim().split('\n\n');
+  return `${blocks.map(sortGrants).join('\n\n')}\n`;
+}
+
+// pg_dump prints an object's privileges in the order of its ACL, which is the order of the
+// grants that built it, not what is granted: `grant to a, b` and `grant to b` after `grant
+// to a` dump differently. In a block of privilege statements for one object, the REVOKEs
+// come first as pg_dump writes them, then the GRANTs, sorted.
+function sortGrants(block) {
+  const lines = block.split('\n');
+  if (!lines.every((l) => /^(GRANT|REVOKE) /.test(l))) return block;
+  const revokes = lines.filter((l) => l.startsWith('REVOKE '));
+  const grants = lines.filter((l) => l.startsWith('GRANT ')).sort();
+  return [...revokes, ...grants].join('\n');
 }
 
 // Default privileges that apply in every schema (pg_default_acl rows without a schema), as
