@@ -1,5 +1,5 @@
 -- Process events: PROCESS_CREATED, PROCESS_REVISED (when update_process_revision bumped
--- the revision) and PROCESS_DELETED.
+-- the revision) and PROCESS_DELETED, written to the outbox by a trigger on processes.
 --
 -- The business transaction never waits on the network (delivery happens after commit)
 -- and an oversized snapshot never makes it fail: it is dropped from the payload
@@ -94,3 +94,9 @@ $$;
 create trigger emit_webhook_event
   after insert or update or delete on public.processes
   for each row execute function private.tg_processes__emit_webhook_event();
+
+revoke execute on function private.process_event_data(public.processes),
+                           private.has_webhook_subscribers(uuid, text),
+                           private.emit_process_event(uuid, text, jsonb),
+                           private.tg_processes__emit_webhook_event()
+  from public;

@@ -234,54 +234,10 @@ $$;
 comment on function private.release_deliveries(text, uuid[]) is
   'Gives leased deliveries back (due now) when a dispatcher stops before attempting them.';
 
--- Deliveries of an endpoint that is disabled or deleted end cancelled, never dropped.
-create function private.cancel_pending_deliveries(webhook_id uuid, reason text)
-returns void
-language sql
-volatile
-security definer
-set search_path = ''
-as $$
-  update public.webhook_deliveries d
-     set state = 'cancelled',
-         next_attempt_at = null,
-         completed_at = now(),
-         lease_owner = null,
-         lease_expires_at = null,
-         last_error = reason
-   where d.webhook_id = cancel_pending_deliveries.webhook_id
-     and d.state = 'pending'
-$$;
-
-create function private.tg_webhooks__cancel_pending_deliveries()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-  if tg_op = 'DELETE' then
-    -- When the whole company is being deleted its deliveries go with it (cascade);
-    -- updating them here would trip the company foreign key.
-    if exists (select 1 from public.companies c where c.id = old.company_id) then
-      perform private.cancel_pending_deliveries(old.id, 'endpoint deleted');
-    end if;
-    return old;
-  end if;
-  if old.is_active and not new.is_active then
-    perform private.cancel_pending_deliveries(new.id, 'endpoint disabled: ' || coalesce(new.disabled_reason, 'no reason given'));
-  end if;
-  return null;
-end;
-$$;
-
-create trigger cancel_pending_deliveries_on_disable
-  after update of is_active on public.webhooks
-  for each row execute function private.tg_webhooks__cancel_pending_deliveries();
-create trigger cancel_pending_deliveries_on_delete
-  before delete on public.webhooks
-  for each row execute function private.tg_webhooks__cancel_pending_deliveries();
-
+revoke execute on function private.claim_due_deliveries(text, integer, integer, integer),
+                           private.record_delivery_results(text, jsonb, interval),
+                           private.release_deliveries(text, uuid[])
+  from public;
 grant execute on function private.claim_due_deliveries(text, integer, integer, integer),
                           private.record_delivery_results(text, jsonb, interval),
                           private.release_deliveries(text, uuid[])

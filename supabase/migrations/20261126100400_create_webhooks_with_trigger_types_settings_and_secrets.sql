@@ -1,6 +1,16 @@
--- Webhook endpoints: Serial's columns (id, company_id, trigger_type, url, created_at,
--- updated_at) plus ours (is_active, description, disable bookkeeping).
--- Trigger types are rows, so adding one is an insert, not a schema change.
+-- Webhook endpoints and everything that belongs to one: the trigger types it subscribes to,
+-- the deployment settings its url is checked against, its signing secret, its triggers and
+-- its row-level security.
+--
+-- Serial's columns (id, company_id, trigger_type, url, created_at, updated_at) plus ours
+-- (is_active, description, disable bookkeeping). Trigger types are rows, so adding one is an
+-- insert, not a schema change. Signing secrets (Standard Webhooks `whsec_<base64>`) are kept
+-- in the private schema so no plain select through the API can return them; rotation keeps
+-- the previous secret for a 24-hour overlap, and the dispatcher signs with both meanwhile.
+--
+-- Two more triggers on webhooks live with the outbox (..._create_webhook_outbox), because
+-- what they write is created there: pending deliveries are cancelled when their endpoint is
+-- disabled or deleted.
 
 create table public.webhook_trigger_types (
   name        text primary key
@@ -102,3 +112,90 @@ create trigger guard_row
 create trigger set_updated_at
   before update on public.webhooks
   for each row execute function private.tg_set_updated_at();
+
+-- Signing secrets ----------------------------------------------------------------------
+
+create table private.webhook_secrets (
+  webhook_id                 uuid primary key references public.webhooks (id) on delete cascade,
+  secret                     text not null constraint webhook_secrets_format check (secret ~ '^whsec_[A-Za-z0-9+/=]{32,}$'),
+  previous_secret            text constraint webhook_secrets_previous_format check (previous_secret ~ '^whsec_[A-Za-z0-9+/=]{32,}$'),
+  previous_secret_expires_at timestamptz,
+  rotated_at                 timestamptz
+);
+comment on table private.webhook_secrets is
+  'One signing secret per webhook (32 random bytes), plus the rotated-out one during its 24 h overlap.';
+
+create function private.new_webhook_secret()
+returns text
+language sql
+volatile
+set search_path = ''
+as $$
+  select 'whsec_' || encode(extensions.gen_random_bytes(32), 'base64')
+$$;
+
+create function private.tg_webhooks__create_secret()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  insert into private.webhook_secrets (webhook_id, secret)
+  values (new.id, private.new_webhook_secret());
+  return null;
+end;
+$$;
+
+create trigger create_secret
+  after insert on public.webhooks
+  for each row execute function private.tg_webhooks__create_secret();
+
+-- Signing secrets of a webhook, current first, then the rotated-out one while its overlap lasts.
+create function private.webhook_signing_secrets(webhook_id uuid)
+returns text[]
+language sql
+stable
+set search_path = ''
+as $$
+  select array_remove(array[
+           s.secret,
+           case when s.previous_secret_expires_at > now() then s.previous_secret end
+         ], null)
+    from private.webhook_secrets s
+   where s.webhook_id = webhook_signing_secrets.webhook_id
+$$;
+
+revoke execute on function private.tg_webhooks__guard_row(), private.new_webhook_secret(),
+                           private.tg_webhooks__create_secret(), private.webhook_signing_secrets(uuid)
+  from public;
+
+-- Row-level security: only an active ADMIN of the company, for every operation. Column
+-- grants: company_id is written only on insert (a trigger refuses moving a webhook even for
+-- the service role), and the disable bookkeeping belongs to the dispatcher.
+alter table public.webhook_trigger_types enable row level security;
+alter table public.webhooks enable row level security;
+revoke all on public.webhook_trigger_types, public.webhooks from anon, authenticated;
+
+-- webhook_trigger_types: a catalogue every signed-in user may read.
+grant select on public.webhook_trigger_types to authenticated;
+create policy "Signed-in users can view webhook trigger types"
+  on public.webhook_trigger_types for select to authenticated
+  using (true);
+
+grant select, delete on public.webhooks to authenticated;
+grant insert (id, company_id, trigger_type, url, is_active, description) on public.webhooks to authenticated;
+grant update (trigger_type, url, is_active, description) on public.webhooks to authenticated;
+create policy "Admins can view their company's webhooks"
+  on public.webhooks for select to authenticated
+  using (company_id = (select private.admin_company_id()));
+create policy "Admins can create webhooks in their company"
+  on public.webhooks for insert to authenticated
+  with check (company_id = (select private.admin_company_id()));
+create policy "Admins can edit their company's webhooks"
+  on public.webhooks for update to authenticated
+  using (company_id = (select private.admin_company_id()))
+  with check (company_id = (select private.admin_company_id()));
+create policy "Admins can delete their company's webhooks"
+  on public.webhooks for delete to authenticated
+  using (company_id = (select private.admin_company_id()));
