@@ -60,7 +60,7 @@ $$;
 
 ALTER FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) OWNER TO postgres;
 
-CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer DEFAULT 50, lease_seconds integer DEFAULT 60, per_webhook_limit integer DEFAULT NULL::integer) RETURNS TABLE(delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid, url text, payload jsonb, attempt_number integer, secrets text[], event_created_at timestamp with time zone)
+CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer DEFAULT NULL::integer) RETURNS TABLE(delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid, url text, payload jsonb, attempt_number integer, secrets text[], event_created_at timestamp with time zone)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -457,7 +457,7 @@ ALTER FUNCTION private.prune_webhook_history(older_than interval) OWNER TO postg
 
 COMMENT ON FUNCTION private.prune_webhook_history(older_than interval) IS 'Deletes succeeded deliveries (and their attempts) completed longer ago than older_than, then events left without deliveries. Returns deliveries pruned.';
 
-CREATE FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval DEFAULT '5 days'::interval) RETURNS integer
+CREATE FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$

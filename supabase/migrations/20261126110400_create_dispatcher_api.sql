@@ -1,11 +1,16 @@
 -- What dispatchers call: claim due deliveries under a lease, record a batch of attempt
 -- results in one round trip, and give leases back on shutdown. Dispatchers connect with
 -- the database URL Supabase gives functions (SUPABASE_DB_URL); service_role may call too.
+--
+-- The settings (batch size, lease, how long an endpoint may fail before it is disabled) are
+-- the dispatcher's, parsed and checked where its configuration is read: these functions
+-- take them as required arguments and only refuse values they cannot work with, so no
+-- second default here can disagree with the dispatcher's.
 
 create function private.claim_due_deliveries(
   worker text,
-  batch_size integer default 50,
-  lease_seconds integer default 60,
+  batch_size integer,
+  lease_seconds integer,
   per_webhook_limit integer default null
 )
 returns table (
@@ -119,7 +124,7 @@ comment on function private.claim_due_deliveries(text, integer, integer, integer
 create function private.record_delivery_results(
   worker text,
   results jsonb,
-  disable_after interval default interval '5 days'
+  disable_after interval
 )
 returns integer
 language plpgsql

@@ -25,7 +25,7 @@ insert into public.processes (company_id, name) values (:'company_a', 'A assembl
 
 select tests.authenticate_as(:'member_b');
 select throws_ok(
-  $$select secrets from private.claim_due_deliveries('not-a-dispatcher')$$,
+  $$select secrets from private.claim_due_deliveries('not-a-dispatcher', 50, 60)$$,
   '42501', 'permission denied for function claim_due_deliveries',
   'a MEMBER of B cannot claim A''s deliveries (and read A''s signing secrets)'
 );

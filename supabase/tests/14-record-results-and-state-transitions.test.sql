@@ -2,7 +2,7 @@
 -- blocked targets, stale workers, the attempts log, endpoint health (410 Gone, continuous
 -- failure), release_deliveries, and what disabling or deleting an endpoint does to its work.
 begin;
-select plan(63);
+select plan(64);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_user('admin@acme.test', :'company_a', 'ADMIN') as admin_a \gset
@@ -17,11 +17,14 @@ create temporary table claims (call text, delivery_id uuid, event_id uuid, webho
                                event_created_at timestamptz);
 
 -- Argument validation ---------------------------------------------------------------
-select throws_ok($$select private.record_delivery_results('worker-1', '{"delivery_id": null}')$$,
+select throws_ok($$select private.record_delivery_results('worker-1', '{"delivery_id": null}', interval '5 days')$$,
   '22023', 'results must be a JSON array of attempt results', 'results must be an array');
-select throws_ok($$select private.record_delivery_results('worker-1', null)$$,
+select throws_ok($$select private.record_delivery_results('worker-1', null, interval '5 days')$$,
   '22023', 'results must be a JSON array of attempt results', 'results must not be null');
-select is(private.record_delivery_results('worker-1', '[]'), 0, 'an empty batch moves nothing');
+select is(private.record_delivery_results('worker-1', '[]', interval '5 days'), 0, 'an empty batch moves nothing');
+-- How long an endpoint may fail is the dispatcher's setting: no default here could disagree.
+select throws_ok($$select private.record_delivery_results('worker-1', '[]')$$,
+  '42883', 'function private.record_delivery_results(unknown, unknown) does not exist', 'disable_after has no default');
 
 -- Success ---------------------------------------------------------------------------
 select private.enqueue_webhook_event(:'company_a', 'PROCESS_REVISED', '{"case": "success"}') as event_ok \gset
@@ -31,7 +34,7 @@ select delivery_id as delivery_ok from claims where call = 'success' \gset
 select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
     'delivery_id', :'delivery_ok', 'attempt_number', 1, 'outcome', 'succeeded',
-    'status', 200, 'duration_ms', 120, 'response_body', 'thanks'))),
+    'status', 200, 'duration_ms', 120, 'response_body', 'thanks')), interval '5 days'),
   1, 'a success is applied');
 select results_eq(
   format($$select state, completed_at, next_attempt_at, lease_owner, lease_expires_at, last_status, last_error, attempt_count
@@ -55,7 +58,7 @@ select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
     'delivery_id', :'delivery_retry', 'attempt_number', 1, 'outcome', 'failed',
     'status', 500, 'duration_ms', 35, 'response_body', repeat('x', 5000),
-    'error', 'HTTP 500 ' || repeat('e', 3000), 'next_attempt_at', now() + interval '5 minutes'))),
+    'error', 'HTTP 500 ' || repeat('e', 3000), 'next_attempt_at', now() + interval '5 minutes')), interval '5 days'),
   1, 'a failure with a next attempt is applied');
 select results_eq(
   format($$select state, next_attempt_at, completed_at, lease_owner, lease_expires_at, last_status, attempt_count
@@ -80,7 +83,7 @@ select is((select attempt_number from claims where call = 'retry-2'), 2, 'the re
 select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
     'delivery_id', :'delivery_retry', 'attempt_number', 2, 'outcome', 'failed',
-    'status', 503, 'duration_ms', 40, 'error', 'HTTP 503', 'next_attempt_at', null))),
+    'status', 503, 'duration_ms', 40, 'error', 'HTTP 503', 'next_attempt_at', null)), interval '5 days'),
   1, 'a failure without a next attempt is applied');
 select results_eq(
   format($$select state, next_attempt_at, completed_at, last_status, last_error, attempt_count
@@ -101,7 +104,7 @@ select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
     'delivery_id', :'delivery_blocked', 'attempt_number', 1, 'outcome', 'blocked', 'duration_ms', 1,
     'error', 'blocked: main.example.com resolves to 10.0.0.5, a private address',
-    'next_attempt_at', now() + interval '5 seconds'))),
+    'next_attempt_at', now() + interval '5 seconds')), interval '5 days'),
   1, 'a blocked attempt is applied');
 select results_eq(
   format($$select outcome, status, error from public.webhook_delivery_attempts where delivery_id = %L$$, :'delivery_blocked'),
@@ -128,7 +131,7 @@ select is((select attempt_number from claims where call = 'stale-2' and delivery
 
 select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
-    'delivery_id', :'delivery_stale', 'attempt_number', 1, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 9000))),
+    'delivery_id', :'delivery_stale', 'attempt_number', 1, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 9000)), interval '5 days'),
   0, 'the worker that lost its lease moves nothing');
 select results_eq(
   format($$select state, lease_owner, attempt_count from public.webhook_deliveries where id = %L$$, :'delivery_stale'),
@@ -137,7 +140,7 @@ select results_eq(
 select is(
   private.record_delivery_results('worker-2', jsonb_build_array(jsonb_build_object(
     'delivery_id', :'delivery_stale', 'attempt_number', 1, 'outcome', 'failed', 'status', 500, 'duration_ms', 5,
-    'next_attempt_at', now()))),
+    'next_attempt_at', now())), interval '5 days'),
   0, 'a result for another attempt number than the current one moves nothing');
 select results_eq(
   format($$select state, lease_owner, attempt_count, last_status from public.webhook_deliveries where id = %L$$, :'delivery_stale'),
@@ -145,7 +148,7 @@ select results_eq(
   'the delivery is untouched');
 select is(
   private.record_delivery_results('worker-2', jsonb_build_array(jsonb_build_object(
-    'delivery_id', :'delivery_stale', 'attempt_number', 2, 'outcome', 'succeeded', 'status', 204, 'duration_ms', 7))),
+    'delivery_id', :'delivery_stale', 'attempt_number', 2, 'outcome', 'succeeded', 'status', 204, 'duration_ms', 7)), interval '5 days'),
   1, 'the lease holder''s result for the current attempt is applied');
 select results_eq(
   format($$select worker, attempt_number, outcome, status from public.webhook_delivery_attempts
@@ -157,7 +160,7 @@ select is((select failing_since from public.webhooks where id = :'hook_main'), n
 
 select is(
   private.record_delivery_results('worker-2', jsonb_build_array(jsonb_build_object(
-    'delivery_id', gen_random_uuid(), 'attempt_number', 1, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 1))),
+    'delivery_id', gen_random_uuid(), 'attempt_number', 1, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 1)), interval '5 days'),
   0, 'a result for an unknown delivery moves nothing');
 select is((select count(*)::integer from public.webhook_delivery_attempts where delivery_id not in
             (select id from public.webhook_deliveries)), 0,
@@ -171,7 +174,7 @@ update public.webhooks set failing_since = now() - interval '4 days' where id = 
 select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
     'delivery_id', :'delivery_streak', 'attempt_number', 1, 'outcome', 'failed', 'status', 502, 'duration_ms', 3,
-    'next_attempt_at', now() - interval '1 second'))),
+    'next_attempt_at', now() - interval '1 second')), interval '5 days'),
   1, 'a failure four days into a streak is applied');
 select results_eq(
   format($$select is_active, failing_since from public.webhooks where id = %L$$, :'hook_main'),
@@ -183,7 +186,7 @@ update public.webhooks set failing_since = now() - interval '6 days' where id = 
 select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
     'delivery_id', :'delivery_streak', 'attempt_number', 2, 'outcome', 'failed', 'status', 502, 'duration_ms', 3,
-    'next_attempt_at', now() + interval '10 hours'))),
+    'next_attempt_at', now() + interval '10 hours')), interval '5 days'),
   1, 'a failure six days into a streak is applied');
 select results_eq(
   format($$select is_active, disabled_at, disabled_reason from public.webhooks where id = %L$$, :'hook_main'),
@@ -228,7 +231,7 @@ select delivery_id as delivery_gone from claims where call = 'gone' \gset
 select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
     'delivery_id', :'delivery_gone', 'attempt_number', 1, 'outcome', 'failed', 'status', 410, 'duration_ms', 4,
-    'error', 'HTTP 410', 'gone', true, 'next_attempt_at', null))),
+    'error', 'HTTP 410', 'gone', true, 'next_attempt_at', null)), interval '5 days'),
   1, 'a 410 Gone result is applied');
 select results_eq(
   format($$select is_active, disabled_at, disabled_reason from public.webhooks where id = %L$$, :'hook_gone'),
@@ -277,7 +280,7 @@ select (array_agg(delivery_id))[1] as delivery_off_done, (array_agg(delivery_id)
   from claims where call = 'off' \gset
 select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
-    'delivery_id', :'delivery_off_done', 'attempt_number', 1, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 2))),
+    'delivery_id', :'delivery_off_done', 'attempt_number', 1, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 2)), interval '5 days'),
   1, 'one delivery of the endpoint succeeded before it was disabled');
 
 select tests.authenticate_as(:'admin_a');
@@ -298,7 +301,7 @@ select is((select state from public.webhook_deliveries where id = :'delivery_off
   'a delivery that already succeeded is left alone');
 select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
-    'delivery_id', :'delivery_off_leased', 'attempt_number', 1, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 2))),
+    'delivery_id', :'delivery_off_leased', 'attempt_number', 1, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 2)), interval '5 days'),
   0, 'a result arriving after the cancellation moves nothing');
 select is((select state from public.webhook_deliveries where id = :'delivery_off_leased'), 'cancelled',
   'the cancelled delivery stays cancelled');
@@ -310,7 +313,7 @@ insert into claims select 'deleted', * from private.claim_due_deliveries('worker
 select delivery_id as delivery_deleted_done from claims where call = 'deleted' \gset
 select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
-    'delivery_id', :'delivery_deleted_done', 'attempt_number', 1, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 2))),
+    'delivery_id', :'delivery_deleted_done', 'attempt_number', 1, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 2)), interval '5 days'),
   1, 'one delivery of the endpoint succeeded before it was deleted');
 select id as delivery_deleted_pending from public.webhook_deliveries
  where webhook_id = :'hook_deleted' and state = 'pending' \gset

@@ -11,9 +11,9 @@ select private.enqueue_webhook_event(:'company_a', 'PROCESS_REVISED', '{}') as e
 select tests.authenticate_as(:'member_b');
 select throws_ok(format($$select private.enqueue_webhook_event(%L, 'PROCESS_REVISED', '{"forged": true}')$$, :'company_a'),
   '42501', 'permission denied for function enqueue_webhook_event', 'authenticated cannot enqueue');
-select throws_ok($$select * from private.claim_due_deliveries('attacker')$$,
+select throws_ok($$select * from private.claim_due_deliveries('attacker', 50, 60)$$,
   '42501', 'permission denied for function claim_due_deliveries', 'authenticated cannot claim (it returns secrets)');
-select throws_ok($$select private.record_delivery_results('attacker', '[]')$$,
+select throws_ok($$select private.record_delivery_results('attacker', '[]', interval '5 days')$$,
   '42501', 'permission denied for function record_delivery_results', 'authenticated cannot record results');
 select throws_ok($$select private.release_deliveries('attacker', '{}')$$,
   '42501', 'permission denied for function release_deliveries', 'authenticated cannot release');
