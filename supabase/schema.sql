@@ -14,6 +14,27 @@ ALTER SCHEMA public OWNER TO pg_database_owner;
 
 COMMENT ON SCHEMA public IS 'standard public schema';
 
+CREATE TYPE public.webhook_attempt_outcome AS ENUM (
+    'succeeded',
+    'failed',
+    'blocked'
+);
+
+ALTER TYPE public.webhook_attempt_outcome OWNER TO postgres;
+
+COMMENT ON TYPE public.webhook_attempt_outcome IS 'succeeded: a 2xx answer; failed: any other answer, a timeout or a connection error; blocked: the SSRF guard refused the target.';
+
+CREATE TYPE public.webhook_delivery_state AS ENUM (
+    'pending',
+    'succeeded',
+    'failed',
+    'cancelled'
+);
+
+ALTER TYPE public.webhook_delivery_state OWNER TO postgres;
+
+COMMENT ON TYPE public.webhook_delivery_state IS 'pending: due or scheduled, possibly leased to a dispatcher; succeeded; failed: retries exhausted or the target blocked by the SSRF guard; cancelled: the endpoint was disabled or deleted while the delivery was pending.';
+
 CREATE FUNCTION private.admin_company_id() RETURNS uuid
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -487,19 +508,19 @@ begin
          (delivery_id, company_id, attempt_number, outcome, status, duration_ms, response_body, error, worker)
   select r.delivery_id, d.company_id, r.attempt_number, r.outcome, r.status, r.duration_ms,
          left(r.response_body, 4096), left(r.error, 2000), worker
-    from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome text,
+    from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome,
                                            status integer, duration_ms integer, response_body text,
                                            error text)
     join public.webhook_deliveries d on d.id = r.delivery_id;
 
   -- The delivery moves only if this worker still holds the lease for this attempt.
   with r as (
-    select * from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome text,
+    select * from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome,
                                                     status integer, error text, next_attempt_at timestamptz,
                                                     gone boolean)
   ), moved as (
     update public.webhook_deliveries d
-       set state            = case when r.outcome = 'succeeded' then 'succeeded'
+       set state            = case when r.outcome = 'succeeded' then 'succeeded'::public.webhook_delivery_state
                                    when r.next_attempt_at is null then 'failed'
                                    else 'pending' end,
            next_attempt_at  = case when r.outcome <> 'succeeded' then r.next_attempt_at end,
@@ -1095,7 +1116,7 @@ CREATE TABLE public.webhook_deliveries (
     company_id uuid NOT NULL,
     event_id uuid NOT NULL,
     webhook_id uuid,
-    state text DEFAULT 'pending'::text NOT NULL,
+    state public.webhook_delivery_state DEFAULT 'pending'::public.webhook_delivery_state NOT NULL,
     attempt_count integer DEFAULT 0 NOT NULL,
     next_attempt_at timestamp with time zone,
     lease_owner text,
@@ -1107,29 +1128,27 @@ CREATE TABLE public.webhook_deliveries (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     completed_at timestamp with time zone,
-    CONSTRAINT webhook_deliveries_closed_has_completed_at CHECK (((state = 'pending'::text) = (completed_at IS NULL))),
-    CONSTRAINT webhook_deliveries_pending_is_scheduled CHECK (((state = 'pending'::text) = (next_attempt_at IS NOT NULL))),
-    CONSTRAINT webhook_deliveries_state_valid CHECK ((state = ANY (ARRAY['pending'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
+    CONSTRAINT webhook_deliveries_closed_has_completed_at CHECK (((state = 'pending'::public.webhook_delivery_state) = (completed_at IS NULL))),
+    CONSTRAINT webhook_deliveries_pending_is_scheduled CHECK (((state = 'pending'::public.webhook_delivery_state) = (next_attempt_at IS NOT NULL)))
 );
 
 ALTER TABLE public.webhook_deliveries OWNER TO postgres;
 
-COMMENT ON TABLE public.webhook_deliveries IS 'One row per (event, endpoint). id is the webhook-id header: stable across retries. States: pending, succeeded, failed, cancelled.';
+COMMENT ON TABLE public.webhook_deliveries IS 'One row per (event, endpoint). id is the webhook-id header: stable across retries. state: see the type webhook_delivery_state.';
 
 CREATE TABLE public.webhook_delivery_attempts (
     id bigint NOT NULL,
     delivery_id uuid NOT NULL,
     company_id uuid NOT NULL,
     attempt_number integer NOT NULL,
-    outcome text NOT NULL,
+    outcome public.webhook_attempt_outcome NOT NULL,
     status integer,
     duration_ms integer,
     response_body text,
     error text,
     worker text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT webhook_delivery_attempts_body_4kb CHECK ((char_length(response_body) <= 4096)),
-    CONSTRAINT webhook_delivery_attempts_outcome_valid CHECK ((outcome = ANY (ARRAY['succeeded'::text, 'failed'::text, 'blocked'::text])))
+    CONSTRAINT webhook_delivery_attempts_body_4kb CHECK ((char_length(response_body) <= 4096))
 );
 
 ALTER TABLE public.webhook_delivery_attempts OWNER TO postgres;
@@ -1213,11 +1232,11 @@ CREATE INDEX users_company_id_idx ON public.users USING btree (company_id);
 
 CREATE INDEX webhook_deliveries_company_created_idx ON public.webhook_deliveries USING btree (company_id, created_at DESC);
 
-CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (state = 'pending'::text);
+CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (state = 'pending'::public.webhook_delivery_state);
 
 CREATE INDEX webhook_deliveries_event_idx ON public.webhook_deliveries USING btree (event_id);
 
-CREATE INDEX webhook_deliveries_pending_by_webhook_idx ON public.webhook_deliveries USING btree (webhook_id, next_attempt_at) WHERE (state = 'pending'::text);
+CREATE INDEX webhook_deliveries_pending_by_webhook_idx ON public.webhook_deliveries USING btree (webhook_id, next_attempt_at) WHERE (state = 'pending'::public.webhook_delivery_state);
 
 CREATE INDEX webhook_deliveries_redelivery_of_idx ON public.webhook_deliveries USING btree (redelivery_of) WHERE (redelivery_of IS NOT NULL);
 

@@ -13,6 +13,15 @@
 -- Also here, though they fire on public.webhooks: the triggers that cancel an endpoint's
 -- pending deliveries when it is disabled or deleted (they write deliveries, created here).
 
+-- The states and outcomes are types rather than checks, so clients get them from the
+-- generated types (src/database.types.ts) instead of copying a list.
+create type public.webhook_delivery_state as enum ('pending', 'succeeded', 'failed', 'cancelled');
+comment on type public.webhook_delivery_state is
+  'pending: due or scheduled, possibly leased to a dispatcher; succeeded; failed: retries exhausted or the target blocked by the SSRF guard; cancelled: the endpoint was disabled or deleted while the delivery was pending.';
+create type public.webhook_attempt_outcome as enum ('succeeded', 'failed', 'blocked');
+comment on type public.webhook_attempt_outcome is
+  'succeeded: a 2xx answer; failed: any other answer, a timeout or a connection error; blocked: the SSRF guard refused the target.';
+
 create table public.webhook_events (
   id           uuid primary key default gen_random_uuid(),
   company_id   uuid not null references public.companies (id) on delete cascade,
@@ -29,9 +38,7 @@ create table public.webhook_deliveries (
   company_id       uuid not null references public.companies (id) on delete cascade,
   event_id         uuid not null references public.webhook_events (id) on delete cascade,
   webhook_id       uuid references public.webhooks (id) on delete set null,
-  state            text not null default 'pending'
-                   constraint webhook_deliveries_state_valid
-                   check (state in ('pending', 'succeeded', 'failed', 'cancelled')),
+  state            public.webhook_delivery_state not null default 'pending',
   attempt_count    integer not null default 0,
   next_attempt_at  timestamptz,
   lease_owner      text,
@@ -49,7 +56,7 @@ create table public.webhook_deliveries (
     check ((state = 'pending') = (completed_at is null))
 );
 comment on table public.webhook_deliveries is
-  'One row per (event, endpoint). id is the webhook-id header: stable across retries. States: pending, succeeded, failed, cancelled.';
+  'One row per (event, endpoint). id is the webhook-id header: stable across retries. state: see the type webhook_delivery_state.';
 create index webhook_deliveries_due_idx on public.webhook_deliveries (next_attempt_at) where state = 'pending';
 -- Claims walk pending work endpoint by endpoint (round-robin fairness).
 create index webhook_deliveries_pending_by_webhook_idx on public.webhook_deliveries (webhook_id, next_attempt_at)
@@ -64,9 +71,7 @@ create table public.webhook_delivery_attempts (
   delivery_id    uuid not null references public.webhook_deliveries (id) on delete cascade,
   company_id     uuid not null references public.companies (id) on delete cascade,
   attempt_number integer not null,
-  outcome        text not null
-                 constraint webhook_delivery_attempts_outcome_valid
-                 check (outcome in ('succeeded', 'failed', 'blocked')),
+  outcome        public.webhook_attempt_outcome not null,
   status         integer,
   duration_ms    integer,
   response_body  text constraint webhook_delivery_attempts_body_4kb check (char_length(response_body) <= 4096),

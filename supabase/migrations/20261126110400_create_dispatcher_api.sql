@@ -158,19 +158,19 @@ begin
          (delivery_id, company_id, attempt_number, outcome, status, duration_ms, response_body, error, worker)
   select r.delivery_id, d.company_id, r.attempt_number, r.outcome, r.status, r.duration_ms,
          left(r.response_body, 4096), left(r.error, 2000), worker
-    from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome text,
+    from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome,
                                            status integer, duration_ms integer, response_body text,
                                            error text)
     join public.webhook_deliveries d on d.id = r.delivery_id;
 
   -- The delivery moves only if this worker still holds the lease for this attempt.
   with r as (
-    select * from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome text,
+    select * from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome,
                                                     status integer, error text, next_attempt_at timestamptz,
                                                     gone boolean)
   ), moved as (
     update public.webhook_deliveries d
-       set state            = case when r.outcome = 'succeeded' then 'succeeded'
+       set state            = case when r.outcome = 'succeeded' then 'succeeded'::public.webhook_delivery_state
                                    when r.next_attempt_at is null then 'failed'
                                    else 'pending' end,
            next_attempt_at  = case when r.outcome <> 'succeeded' then r.next_attempt_at end,

@@ -39,12 +39,12 @@ select is(
 select results_eq(
   format($$select state, completed_at, next_attempt_at, lease_owner, lease_expires_at, last_status, last_error, attempt_count
              from public.webhook_deliveries where id = %L$$, :'delivery_ok'),
-  $$values ('succeeded'::text, now(), null::timestamptz, null::text, null::timestamptz, 200, null::text, 1)$$,
+  $$values ('succeeded'::public.webhook_delivery_state, now(), null::timestamptz, null::text, null::timestamptz, 200, null::text, 1)$$,
   'success: succeeded, completed now, lease cleared, status kept');
 select results_eq(
   format($$select company_id, attempt_number, outcome, status, duration_ms, response_body, error, worker
              from public.webhook_delivery_attempts where delivery_id = %L$$, :'delivery_ok'),
-  format($$values (%L::uuid, 1, 'succeeded'::text, 200, 120, 'thanks'::text, null::text, 'worker-1'::text)$$, :'company_a'),
+  format($$values (%L::uuid, 1, 'succeeded'::public.webhook_attempt_outcome, 200, 120, 'thanks'::text, null::text, 'worker-1'::text)$$, :'company_a'),
   'the attempt is logged with status, duration, body and worker');
 select is((select failing_since from public.webhooks where id = :'hook_main'), null,
   'a healthy endpoint has no failing streak');
@@ -63,14 +63,14 @@ select is(
 select results_eq(
   format($$select state, next_attempt_at, completed_at, lease_owner, lease_expires_at, last_status, attempt_count
              from public.webhook_deliveries where id = %L$$, :'delivery_retry'),
-  $$values ('pending'::text, now() + interval '5 minutes', null::timestamptz, null::text, null::timestamptz, 500, 1)$$,
+  $$values ('pending'::public.webhook_delivery_state, now() + interval '5 minutes', null::timestamptz, null::text, null::timestamptz, 500, 1)$$,
   'failure with next_attempt_at: pending again, rescheduled, lease cleared');
 select is((select char_length(last_error) from public.webhook_deliveries where id = :'delivery_retry'), 2000,
   'last_error is capped at 2000 characters');
 select results_eq(
   format($$select char_length(response_body), char_length(error), outcome, status, duration_ms
              from public.webhook_delivery_attempts where delivery_id = %L$$, :'delivery_retry'),
-  $$values (4096, 2000, 'failed'::text, 500, 35)$$,
+  $$values (4096, 2000, 'failed'::public.webhook_attempt_outcome, 500, 35)$$,
   'the logged response body is truncated to 4096 characters, the error to 2000');
 select is((select failing_since from public.webhooks where id = :'hook_main'), now(),
   'the first failure starts the endpoint''s failing streak');
@@ -88,7 +88,7 @@ select is(
 select results_eq(
   format($$select state, next_attempt_at, completed_at, last_status, last_error, attempt_count
              from public.webhook_deliveries where id = %L$$, :'delivery_retry'),
-  $$values ('failed'::text, null::timestamptz, now(), 503, 'HTTP 503'::text, 2)$$,
+  $$values ('failed'::public.webhook_delivery_state, null::timestamptz, now(), 503, 'HTTP 503'::text, 2)$$,
   'failure with next_attempt_at null: failed (retries exhausted), completed');
 select is((select array_agg(attempt_number order by attempt_number) from public.webhook_delivery_attempts
             where delivery_id = :'delivery_retry'), array[1, 2],
@@ -108,11 +108,11 @@ select is(
   1, 'a blocked attempt is applied');
 select results_eq(
   format($$select outcome, status, error from public.webhook_delivery_attempts where delivery_id = %L$$, :'delivery_blocked'),
-  $$values ('blocked'::text, null::integer, 'blocked: main.example.com resolves to 10.0.0.5, a private address'::text)$$,
+  $$values ('blocked'::public.webhook_attempt_outcome, null::integer, 'blocked: main.example.com resolves to 10.0.0.5, a private address'::text)$$,
   'the blocked attempt is logged with its reason and no status');
 select results_eq(
   format($$select state, next_attempt_at, last_status, last_error from public.webhook_deliveries where id = %L$$, :'delivery_blocked'),
-  $$values ('pending'::text, now() + interval '5 seconds', null::integer,
+  $$values ('pending'::public.webhook_delivery_state, now() + interval '5 seconds', null::integer,
             'blocked: main.example.com resolves to 10.0.0.5, a private address'::text)$$,
   'a blocked delivery is retried like a failure');
 
@@ -135,7 +135,7 @@ select is(
   0, 'the worker that lost its lease moves nothing');
 select results_eq(
   format($$select state, lease_owner, attempt_count from public.webhook_deliveries where id = %L$$, :'delivery_stale'),
-  $$values ('pending'::text, 'worker-2'::text, 2)$$,
+  $$values ('pending'::public.webhook_delivery_state, 'worker-2'::text, 2)$$,
   'the delivery stays with the worker that holds the lease');
 select is(
   private.record_delivery_results('worker-2', jsonb_build_array(jsonb_build_object(
@@ -144,7 +144,7 @@ select is(
   0, 'a result for another attempt number than the current one moves nothing');
 select results_eq(
   format($$select state, lease_owner, attempt_count, last_status from public.webhook_deliveries where id = %L$$, :'delivery_stale'),
-  $$values ('pending'::text, 'worker-2'::text, 2, null::integer)$$,
+  $$values ('pending'::public.webhook_delivery_state, 'worker-2'::text, 2, null::integer)$$,
   'the delivery is untouched');
 select is(
   private.record_delivery_results('worker-2', jsonb_build_array(jsonb_build_object(
@@ -153,7 +153,7 @@ select is(
 select results_eq(
   format($$select worker, attempt_number, outcome, status from public.webhook_delivery_attempts
             where delivery_id = %L order by id$$, :'delivery_stale'),
-  $$values ('worker-1'::text, 1, 'succeeded'::text, 200), ('worker-2', 1, 'failed', 500), ('worker-2', 2, 'succeeded', 204)$$,
+  $$values ('worker-1'::text, 1, 'succeeded'::public.webhook_attempt_outcome, 200), ('worker-2', 1, 'failed', 500), ('worker-2', 2, 'succeeded', 204)$$,
   'every attempt is logged, stale ones included: they happened');
 select is((select failing_since from public.webhooks where id = :'hook_main'), null,
   'a success ends the failing streak');
@@ -195,12 +195,12 @@ select results_eq(
   'failing longer than disable_after disables the endpoint and says why');
 select results_eq(
   format($$select state, completed_at, next_attempt_at, last_error from public.webhook_deliveries where id = %L$$, :'delivery_streak'),
-  format($$values ('cancelled'::text, now(), null::timestamptz, %L::text)$$,
+  format($$values ('cancelled'::public.webhook_delivery_state, now(), null::timestamptz, %L::text)$$,
          format('endpoint disabled: failing continuously since %s (longer than %s)', now() - interval '6 days', interval '5 days')),
   'its rescheduled delivery is cancelled with the reason');
 select results_eq(
   format($$select state, last_error from public.webhook_deliveries where id = %L$$, :'delivery_blocked'),
-  format($$values ('cancelled'::text, %L::text)$$,
+  format($$values ('cancelled'::public.webhook_delivery_state, %L::text)$$,
          format('endpoint disabled: failing continuously since %s (longer than %s)', now() - interval '6 days', interval '5 days')),
   'and so is every other pending delivery of the endpoint');
 
@@ -239,12 +239,12 @@ select results_eq(
   '410 Gone disables the endpoint at once, with the reason');
 select results_eq(
   format($$select state, last_status from public.webhook_deliveries where id = %L$$, :'delivery_gone'),
-  $$values ('failed'::text, 410)$$,
+  $$values ('failed'::public.webhook_delivery_state, 410)$$,
   'the delivery that got the 410 is failed');
 select results_eq(
   format($$select state, last_error, count(*)::integer from public.webhook_deliveries
             where webhook_id = %L and id <> %L group by 1, 2$$, :'hook_gone', :'delivery_gone'),
-  $$values ('cancelled'::text, 'endpoint disabled: the endpoint answered 410 Gone'::text, 2)$$,
+  $$values ('cancelled'::public.webhook_delivery_state, 'endpoint disabled: the endpoint answered 410 Gone'::text, 2)$$,
   'its other pending deliveries are cancelled with the reason');
 select is((select is_active from public.webhooks where id = :'hook_main'), true,
   'other endpoints of the company are not affected');
@@ -260,7 +260,7 @@ select is(private.release_deliveries('worker-1', array[:'delivery_release'::uuid
 select results_eq(
   format($$select state, next_attempt_at, lease_owner, lease_expires_at, attempt_count
              from public.webhook_deliveries where id = %L$$, :'delivery_release'),
-  $$values ('pending'::text, now(), null::text, null::timestamptz, 0)$$,
+  $$values ('pending'::public.webhook_delivery_state, now(), null::text, null::timestamptz, 0)$$,
   'released: due now, unleased, and the attempt that never started is not counted');
 select tests.authenticate_as_service_role();
 select is((select attempt_number from private.claim_due_deliveries('worker-3', 10, 60)), 1,
@@ -290,7 +290,7 @@ select tests.clear_authentication();
 select results_eq(
   format($$select state, last_error, count(*)::integer from public.webhook_deliveries
             where webhook_id = %L and id <> %L group by 1, 2$$, :'hook_off', :'delivery_off_done'),
-  $$values ('cancelled'::text, 'endpoint disabled: disabled by an admin'::text, 2)$$,
+  $$values ('cancelled'::public.webhook_delivery_state, 'endpoint disabled: disabled by an admin'::text, 2)$$,
   'an admin disabling the endpoint cancels its pending deliveries, leased or not, saying why');
 select is(
   (select count(*)::integer from public.webhook_deliveries
@@ -324,11 +324,11 @@ select tests.clear_authentication();
 
 select results_eq(
   format($$select state, last_error, webhook_id, completed_at from public.webhook_deliveries where id = %L$$, :'delivery_deleted_pending'),
-  $$values ('cancelled'::text, 'endpoint deleted'::text, null::uuid, now())$$,
+  $$values ('cancelled'::public.webhook_delivery_state, 'endpoint deleted'::text, null::uuid, now())$$,
   'deleting the endpoint cancels its pending delivery; the row survives with webhook_id null');
 select results_eq(
   format($$select state, webhook_id from public.webhook_deliveries where id = %L$$, :'delivery_deleted_done'),
-  $$values ('succeeded'::text, null::uuid)$$,
+  $$values ('succeeded'::public.webhook_delivery_state, null::uuid)$$,
   'its succeeded delivery survives too');
 select is((select count(*)::integer from public.webhook_delivery_attempts where delivery_id = :'delivery_deleted_done'), 1,
   'with its attempts');
