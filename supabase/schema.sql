@@ -179,14 +179,14 @@ ALTER FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lea
 
 COMMENT ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer) IS 'Leases up to batch_size due deliveries to worker for lease_seconds (FOR UPDATE SKIP LOCKED). attempt_number is the attempt about to be made.';
 
-CREATE FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb) RETURNS void
+CREATE FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
   -- Too large for the 256 KB limit (with room for the envelope): keep the identifying
   -- fields, drop the bulky snapshots. Checked up front rather than by catching the
-  -- enqueue's error, which would cost a subtransaction on every process write.
+  -- insert's error, which would cost a subtransaction on every process write.
   if octet_length(data::text) > private.webhook_payload_limit_bytes() - 1024 then
     data := jsonb_build_object('process_id', data -> 'process_id',
                                'revision', data -> 'revision',
@@ -194,11 +194,11 @@ begin
                                'changed_fields', data -> 'changed_fields',
                                'truncated', true);
   end if;
-  perform private.enqueue_webhook_event(company_id, trigger_type, data);
+  perform private.insert_webhook_event(company_id, trigger_type, data, webhook_ids);
 end;
 $$;
 
-ALTER FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb) OWNER TO postgres;
+ALTER FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) OWNER TO postgres;
 
 CREATE FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
@@ -210,20 +210,11 @@ begin
   if company_id is null then
     raise exception 'company_id is required' using errcode = '22004';
   end if;
-  -- FOR SHARE: an endpoint being disabled meanwhile waits for this transaction, and its
-  -- cancel trigger then sees (and cancels) the deliveries made here; without the lock a
-  -- delivery committed after the disable would stay pending for a disabled endpoint.
-  select array_agg(t.id order by t.id) into targets
-    from (select w.id
-            from public.webhooks w
-           where w.company_id = enqueue_webhook_event.company_id
-             and w.trigger_type = enqueue_webhook_event.trigger_type
-             and w.is_active
-           order by w.id
-             for share) t;
+  targets := private.lock_subscribed_webhooks(company_id, trigger_type);
 
   if targets is null then
     -- Still validate the input, so a caller's mistake is not hidden by an empty fan-out.
+    -- (With a subscriber the type exists: webhooks.trigger_type references it.)
     if not exists (select 1 from public.webhook_trigger_types t where t.name = enqueue_webhook_event.trigger_type) then
       raise exception 'unknown webhook trigger type "%"', trigger_type
         using errcode = '23503', hint = 'Use a name from public.webhook_trigger_types.';
@@ -239,19 +230,6 @@ ALTER FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text,
 
 COMMENT ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) IS 'Outbox API: records an event and one pending delivery per active subscribed endpoint of the company, atomically with the caller. Returns the event id, or null when no endpoint is subscribed.';
 
-CREATE FUNCTION private.has_webhook_subscribers(company_id uuid, trigger_type text) RETURNS boolean
-    LANGUAGE sql STABLE
-    SET search_path TO ''
-    AS $$
-  select exists (select 1
-                   from public.webhooks w
-                  where w.company_id = has_webhook_subscribers.company_id
-                    and w.trigger_type = has_webhook_subscribers.trigger_type
-                    and w.is_active)
-$$;
-
-ALTER FUNCTION private.has_webhook_subscribers(company_id uuid, trigger_type text) OWNER TO postgres;
-
 CREATE FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) RETURNS uuid
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -261,14 +239,6 @@ declare
   body jsonb;
   body_bytes integer;
 begin
-  if company_id is null then
-    raise exception 'company_id is required' using errcode = '22004';
-  end if;
-  if not exists (select 1 from public.webhook_trigger_types t where t.name = insert_webhook_event.trigger_type) then
-    raise exception 'unknown webhook trigger type "%"', trigger_type
-      using errcode = '23503', hint = 'Use a name from public.webhook_trigger_types.';
-  end if;
-
   body := jsonb_build_object(
     'type', trigger_type,
     'timestamp', to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
@@ -308,6 +278,27 @@ $$;
 ALTER FUNCTION private.is_company_admin(company_id uuid) OWNER TO postgres;
 
 COMMENT ON FUNCTION private.is_company_admin(company_id uuid) IS 'True when the calling user is an active ADMIN of that company.';
+
+CREATE FUNCTION private.lock_subscribed_webhooks(company_id uuid, trigger_type text) RETURNS uuid[]
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  targets uuid[];
+begin
+  select array_agg(t.id order by t.id) into targets
+    from (select w.id
+            from public.webhooks w
+           where w.company_id = lock_subscribed_webhooks.company_id
+             and w.trigger_type = lock_subscribed_webhooks.trigger_type
+             and w.is_active
+           order by w.id
+             for share) t;
+  return targets;
+end;
+$$;
+
+ALTER FUNCTION private.lock_subscribed_webhooks(company_id uuid, trigger_type text) OWNER TO postgres;
 
 CREATE TABLE public.webhooks (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -629,18 +620,24 @@ CREATE FUNCTION private.tg_processes__emit_webhook_event() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+  targets uuid[];
 begin
   if tg_op = 'INSERT' then
-    if not private.has_webhook_subscribers(new.company_id, 'PROCESS_CREATED') then
+    targets := private.lock_subscribed_webhooks(new.company_id, 'PROCESS_CREATED');
+    if targets is null then
       return null;
     end if;
     perform private.emit_process_event(new.company_id, 'PROCESS_CREATED', jsonb_build_object(
       'process_id', new.id,
       'revision', new.revision,
-      'process', private.process_event_data(new)));
+      'process', private.process_event_data(new)), targets);
   elsif tg_op = 'UPDATE' then
-    if new.revision = old.revision  -- approval or bookkeeping only: not a revision
-       or not private.has_webhook_subscribers(new.company_id, 'PROCESS_REVISED') then
+    if new.revision = old.revision then  -- approval or bookkeeping only: not a revision
+      return null;
+    end if;
+    targets := private.lock_subscribed_webhooks(new.company_id, 'PROCESS_REVISED');
+    if targets is null then
       return null;
     end if;
     perform private.emit_process_event(new.company_id, 'PROCESS_REVISED', jsonb_build_object(
@@ -649,15 +646,16 @@ begin
       'previous_revision', old.revision,
       'changed_fields', to_jsonb(private.process_changed_fields(old, new)),
       'process', private.process_event_data(new),
-      'previous', new.carbon_copy));
+      'previous', new.carbon_copy), targets);
   else
-    if not private.has_webhook_subscribers(old.company_id, 'PROCESS_DELETED') then
+    targets := private.lock_subscribed_webhooks(old.company_id, 'PROCESS_DELETED');
+    if targets is null then
       return null;
     end if;
     perform private.emit_process_event(old.company_id, 'PROCESS_DELETED', jsonb_build_object(
       'process_id', old.id,
       'revision', old.revision,
-      'process', private.process_event_data(old)));
+      'process', private.process_event_data(old)), targets);
   end if;
   return null;
 end;
@@ -1390,18 +1388,18 @@ REVOKE ALL ON FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason
 REVOKE ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer) TO service_role;
 
-REVOKE ALL ON FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) TO service_role;
-
-REVOKE ALL ON FUNCTION private.has_webhook_subscribers(company_id uuid, trigger_type text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.is_company_admin(company_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.is_company_admin(company_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION private.is_company_admin(company_id uuid) TO service_role;
+
+REVOKE ALL ON FUNCTION private.lock_subscribed_webhooks(company_id uuid, trigger_type text) FROM PUBLIC;
 
 GRANT ALL ON TABLE public.webhooks TO service_role;
 GRANT SELECT,DELETE ON TABLE public.webhooks TO authenticated;

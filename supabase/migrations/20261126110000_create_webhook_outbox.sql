@@ -115,8 +115,42 @@ immutable
 set search_path = ''
 as $$ select 262144 $$;
 
--- Insert one event and its deliveries to the given webhooks; returns the event id.
--- Shared by the fan-out below and the admin RPCs that target one endpoint.
+-- The endpoints an event of this company and type goes to: every active webhook
+-- subscribed to it, in id order, or null when there is none. The one subscriber query:
+-- enqueue_webhook_event and the process trigger each ask it once per event.
+--
+-- FOR SHARE: an endpoint being disabled meanwhile waits for this transaction, and its
+-- cancel trigger then sees (and cancels) the deliveries made here; without the lock a
+-- delivery committed after the disable would stay pending for a disabled endpoint.
+-- plpgsql rather than sql: its plan is kept for the session, and this runs on every
+-- process write.
+create function private.lock_subscribed_webhooks(company_id uuid, trigger_type text)
+returns uuid[]
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  targets uuid[];
+begin
+  select array_agg(t.id order by t.id) into targets
+    from (select w.id
+            from public.webhooks w
+           where w.company_id = lock_subscribed_webhooks.company_id
+             and w.trigger_type = lock_subscribed_webhooks.trigger_type
+             and w.is_active
+           order by w.id
+             for share) t;
+  return targets;
+end;
+$$;
+
+-- Insert one event and its deliveries to the given webhooks; returns the event id. The
+-- one writer of events, shared by the fan-out below, the process trigger and the admin
+-- RPCs that target one endpoint. It checks the body's size (it builds the body); the
+-- company and the type are checked once, where they come from: enqueue_webhook_event
+-- checks what its caller passes, the others take them from a row (and the tables'
+-- constraints refuse an event without a company or with an unknown type anyway).
 create function private.insert_webhook_event(
   company_id uuid,
   trigger_type text,
@@ -132,14 +166,6 @@ declare
   body jsonb;
   body_bytes integer;
 begin
-  if company_id is null then
-    raise exception 'company_id is required' using errcode = '22004';
-  end if;
-  if not exists (select 1 from public.webhook_trigger_types t where t.name = insert_webhook_event.trigger_type) then
-    raise exception 'unknown webhook trigger type "%"', trigger_type
-      using errcode = '23503', hint = 'Use a name from public.webhook_trigger_types.';
-  end if;
-
   body := jsonb_build_object(
     'type', trigger_type,
     'timestamp', to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
@@ -177,20 +203,11 @@ begin
   if company_id is null then
     raise exception 'company_id is required' using errcode = '22004';
   end if;
-  -- FOR SHARE: an endpoint being disabled meanwhile waits for this transaction, and its
-  -- cancel trigger then sees (and cancels) the deliveries made here; without the lock a
-  -- delivery committed after the disable would stay pending for a disabled endpoint.
-  select array_agg(t.id order by t.id) into targets
-    from (select w.id
-            from public.webhooks w
-           where w.company_id = enqueue_webhook_event.company_id
-             and w.trigger_type = enqueue_webhook_event.trigger_type
-             and w.is_active
-           order by w.id
-             for share) t;
+  targets := private.lock_subscribed_webhooks(company_id, trigger_type);
 
   if targets is null then
     -- Still validate the input, so a caller's mistake is not hidden by an empty fan-out.
+    -- (With a subscriber the type exists: webhooks.trigger_type references it.)
     if not exists (select 1 from public.webhook_trigger_types t where t.name = enqueue_webhook_event.trigger_type) then
       raise exception 'unknown webhook trigger type "%"', trigger_type
         using errcode = '23503', hint = 'Use a name from public.webhook_trigger_types.';
@@ -323,7 +340,8 @@ create trigger cancel_pending_deliveries_on_delete
   before delete on public.webhooks
   for each row execute function private.tg_webhooks__cancel_pending_deliveries();
 
-revoke execute on function private.webhook_payload_limit_bytes(),
+revoke execute on function private.lock_subscribed_webhooks(uuid, text),
+                           private.webhook_payload_limit_bytes(),
                            private.insert_webhook_event(uuid, text, jsonb, uuid[]),
                            private.enqueue_webhook_event(uuid, text, jsonb),
                            private.wake_dispatcher(),

@@ -125,7 +125,7 @@ select is(
 
 -- A null company is not a valid event.
 select throws_ok(
-  $$select private.insert_webhook_event(null, 'PROCESS_REVISED', '{}', '{}')$$,
+  $$select private.enqueue_webhook_event(null, 'PROCESS_REVISED', '{}')$$,
   '22004', 'company_id is required',
   'recording an event without a company is refused with 22004');
 select is((select count(*)::integer from public.webhook_events), 3, 'nothing else was recorded');

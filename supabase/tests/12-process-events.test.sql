@@ -2,7 +2,7 @@
 -- they are (not) emitted, and that an oversized snapshot never breaks the process change.
 -- The changes are made by an ADMIN through the API path (RLS, column grants), as in the app.
 begin;
-select plan(35);
+select plan(37);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_user('admin@acme.test', :'company_a', 'ADMIN') as admin_a \gset
@@ -143,6 +143,21 @@ update public.processes set name = 'Quieter process' where id = :'quiet_process'
 delete from public.processes where id = :'quiet_process';
 select is((select count(*)::integer from public.webhook_events where company_id = :'company_q'), 0,
   'no events for a company with no endpoints');
+
+-- One subscriber lookup per process write: the trigger asks lock_subscribed_webhooks once
+-- and hands what it found to the insert, whether anyone subscribes or not.
+set local track_functions = 'all';
+create function pg_temp.subscriber_lookups() returns bigint language sql as $$
+  select coalesce(pg_stat_get_xact_function_calls('private.lock_subscribed_webhooks(uuid, text)'::regprocedure), 0)
+$$;
+select pg_temp.subscriber_lookups() as lookups_before \gset
+insert into public.processes (company_id, name) values (:'company_a', 'Counted process');
+select is(pg_temp.subscriber_lookups() - :lookups_before, 1::bigint,
+  'a subscribed process write looks up its subscribers once');
+select pg_temp.subscriber_lookups() as lookups_before \gset
+insert into public.processes (company_id, name) values (:'company_q', 'Counted quiet process');
+select is(pg_temp.subscriber_lookups() - :lookups_before, 1::bigint,
+  'so does a process write nobody subscribes to');
 
 select * from finish();
 rollback;
