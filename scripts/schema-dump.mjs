@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LOCAL_DIR, ROOT, envDir, envPort } from './lib/env.mjs';
-import { mustRun, run, say, UserError } from './lib/run.mjs';
+import { mustRun, run, say, writeGenerated, UserError } from './lib/run.mjs';
 import { handleSignals, onShutdown, report, shutdown } from './lib/lifecycle.mjs';
 import { ensureTools, startCluster, stopCluster, applyBootstrap, applyMigrations } from './lib/cluster.mjs';
 import { SCHEMA_FILE, dumpSchema } from './lib/schema-dump.mjs';
@@ -111,15 +111,8 @@ async function main() {
     return shutdown(0);
   }
 
-  const dump = await dumpMigrations(pg, ROOT);
   const target = opts.out ?? SCHEMA_FILE;
-  const before = fs.existsSync(target) ? fs.readFileSync(target, 'utf8') : null;
-  const name = path.relative(ROOT, target);
-  if (before === dump) say(`${name} is already up to date`);
-  else {
-    fs.writeFileSync(target, dump);
-    say(`wrote ${name} (${before === null ? 'new' : 'changed'}): commit it with the migration`);
-  }
+  writeGenerated(target, await dumpMigrations(pg, ROOT), path.relative(ROOT, target));
   await shutdown(0);
 }
 

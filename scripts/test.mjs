@@ -20,10 +20,10 @@ import { ROOT, BIN, SUPABASE_DIR, envBool, envDir, envPort, envStr } from './lib
 import { run, say, table, color, UserError } from './lib/run.mjs';
 import { handleSignals, isStopping, onShutdown, report, shutdown } from './lib/lifecycle.mjs';
 import { ensureTools, startCluster, stopCluster, applyBootstrap, applyMigrations, applySeed, applyTestHelpers, psql } from './lib/cluster.mjs';
-import { cliUrl, genTypes, supabase } from './lib/supabase.mjs';
+import { TYPES_FILE, cliUrl, genTypes, supabase } from './lib/supabase.mjs';
+import { RULES_FILE, genRules } from './lib/rules.mjs';
 import { SCHEMA_FILE, dumpSchema } from './lib/schema-dump.mjs';
 
-const TYPES_FILE = path.join(ROOT, 'src', 'database.types.ts');
 const FUNCTIONS_DIR = path.join(SUPABASE_DIR, 'functions');
 const PGTAP_DIR = path.join(SUPABASE_DIR, 'tests');
 // Schemas that are not ours to lint or advise on: Supabase's, extensions', test helpers'.
@@ -36,7 +36,7 @@ const NOT_OURS = new Set(['auth', 'extensions', 'supabase_migrations', 'tests', 
 const STEPS = [
   { id: 'tsc', title: 'TypeScript (tsc --noEmit)', db: false, run: stepTsc },
   { id: 'pgtap', title: 'pgTAP (pg_prove supabase/tests)', db: true, run: stepPgtap },
-  { id: 'types', title: 'generated types match src/database.types.ts', db: true, run: stepTypes },
+  { id: 'types', title: 'src/database.types.ts and src/database.rules.ts match the migrations', db: true, run: stepTypes },
   { id: 'schema', title: 'the schema dump matches supabase/schema.sql', db: true, run: stepSchema },
   { id: 'advisors', title: 'supabase db advisors (security)', db: true, run: stepAdvisors },
   { id: 'lint', title: 'supabase db lint (plpgsql_check)', db: true, run: stepLint },
@@ -160,7 +160,9 @@ async function matchesCommitted(file, fresh, fix) {
 }
 
 async function stepTypes(ctx) {
-  return matchesCommitted(TYPES_FILE, await genTypes(ctx.cluster.url), 'npm run gen:types');
+  const types = await matchesCommitted(TYPES_FILE, await genTypes(ctx.cluster.url), 'npm run gen:types');
+  const rules = await matchesCommitted(RULES_FILE, await genRules(ctx.cluster.url), 'npm run gen:types');
+  return types.status === 'failed' ? types : rules.status === 'failed' ? rules : passed(`${types.detail}; ${rules.detail}`);
 }
 
 // The seed and the test helpers change rows and other schemas, never the dumped schema, so

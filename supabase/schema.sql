@@ -746,24 +746,13 @@ $$;
 ALTER FUNCTION private.tg_webhooks__create_secret() OWNER TO postgres;
 
 CREATE FUNCTION private.tg_webhooks__guard_row() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
   if tg_op = 'UPDATE' and new.company_id is distinct from old.company_id then
     raise exception 'a webhook cannot move to another company'
       using errcode = '42501', hint = 'Delete it and create it in the other company.';
-  end if;
-
-  -- Checked when a url is set, so switching the setting off later never makes existing
-  -- rows impossible to edit or disable.
-  if (tg_op = 'INSERT' or new.url is distinct from old.url)
-     and new.url ~* '^http://'
-     and not (select s.allow_plain_http from private.webhook_settings s) then
-    -- The constraint name is in the message too: PostgREST does not pass it on.
-    raise exception 'webhook url must use https (webhooks_url_https_required): %', new.url
-      using errcode = '23514', constraint = 'webhooks_url_https_required',
-            hint = 'Use an https:// URL (plain http is allowed only where private.webhook_settings.allow_plain_http is true).';
   end if;
 
   -- Re-enabling an endpoint clears the reason it was disabled for.
@@ -780,6 +769,25 @@ end;
 $$;
 
 ALTER FUNCTION private.tg_webhooks__guard_row() OWNER TO postgres;
+
+CREATE FUNCTION private.tg_webhooks__require_https_url() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if (tg_op = 'INSERT' or new.url is distinct from old.url)
+     and new.url ~* '^http://'
+     and not (select s.allow_plain_http from private.webhook_settings s) then
+    -- The constraint name is in the message too: PostgREST does not pass it on.
+    raise exception 'webhook url must use https (%): %', tg_name, new.url
+      using errcode = '23514', constraint = tg_name,
+            hint = 'Use an https:// URL (plain http is allowed only where private.webhook_settings.allow_plain_http is true).';
+  end if;
+  return new;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhooks__require_https_url() OWNER TO postgres;
 
 CREATE FUNCTION private.update_process_revision() RETURNS trigger
     LANGUAGE plpgsql
@@ -1268,6 +1276,10 @@ CREATE TRIGGER update_process_revision BEFORE UPDATE ON public.processes FOR EAC
 
 CREATE TRIGGER wake_dispatchers AFTER INSERT ON public.webhook_deliveries REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhook_deliveries__wake_dispatchers();
 
+CREATE TRIGGER webhooks_url_https_required BEFORE INSERT OR UPDATE OF url ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__require_https_url();
+
+COMMENT ON TRIGGER webhooks_url_https_required ON public.webhooks IS 'url must use https:// on this deployment';
+
 ALTER TABLE ONLY private.webhook_secrets
     ADD CONSTRAINT webhook_secrets_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
 
@@ -1490,6 +1502,8 @@ REVOKE ALL ON FUNCTION private.tg_webhooks__cancel_pending_deliveries() FROM PUB
 REVOKE ALL ON FUNCTION private.tg_webhooks__create_secret() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__guard_row() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.tg_webhooks__require_https_url() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.update_process_revision() FROM PUBLIC;
 

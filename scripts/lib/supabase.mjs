@@ -42,6 +42,8 @@ export async function pushMigrations(url, { workdir } = {}) {
   return res;
 }
 
+export const TYPES_FILE = path.join(ROOT, 'src', 'database.types.ts');
+
 /** `supabase gen types --lang=typescript` for the public schema, as a string. */
 export async function genTypes(url) {
   const res = await supabase(['gen', 'types', '--lang=typescript', `--remote=${cliUrl(url)}`, '--schema', 'public']);

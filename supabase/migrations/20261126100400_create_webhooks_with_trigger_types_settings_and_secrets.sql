@@ -68,28 +68,15 @@ insert into private.webhook_settings default values;
 comment on table private.webhook_settings is
   'Deployment knobs: allow_plain_http, and the dispatcher URL/key used by the pg_net wake-up when Vault is absent.';
 
--- security definer: it reads private.webhook_settings, which API roles cannot see.
 create function private.tg_webhooks__guard_row()
 returns trigger
 language plpgsql
-security definer
 set search_path = ''
 as $$
 begin
   if tg_op = 'UPDATE' and new.company_id is distinct from old.company_id then
     raise exception 'a webhook cannot move to another company'
       using errcode = '42501', hint = 'Delete it and create it in the other company.';
-  end if;
-
-  -- Checked when a url is set, so switching the setting off later never makes existing
-  -- rows impossible to edit or disable.
-  if (tg_op = 'INSERT' or new.url is distinct from old.url)
-     and new.url ~* '^http://'
-     and not (select s.allow_plain_http from private.webhook_settings s) then
-    -- The constraint name is in the message too: PostgREST does not pass it on.
-    raise exception 'webhook url must use https (webhooks_url_https_required): %', new.url
-      using errcode = '23514', constraint = 'webhooks_url_https_required',
-            hint = 'Use an https:// URL (plain http is allowed only where private.webhook_settings.allow_plain_http is true).';
   end if;
 
   -- Re-enabling an endpoint clears the reason it was disabled for.
@@ -108,6 +95,36 @@ $$;
 create trigger guard_row
   before insert or update on public.webhooks
   for each row execute function private.tg_webhooks__guard_row();
+
+-- The one url rule that cannot be a CHECK: it depends on a deployment setting, and it is
+-- checked only when a url is set, so switching the setting off later never makes existing
+-- rows impossible to edit or disable. It reports itself like the constraints do: the
+-- trigger's name is the constraint name in the error, and its comment is the rule, as the
+-- webhooks_url_* constraints' comments are theirs (src/database.rules.ts is generated from
+-- both). security definer: it reads private.webhook_settings, which API roles cannot see.
+create function private.tg_webhooks__require_https_url()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if (tg_op = 'INSERT' or new.url is distinct from old.url)
+     and new.url ~* '^http://'
+     and not (select s.allow_plain_http from private.webhook_settings s) then
+    -- The constraint name is in the message too: PostgREST does not pass it on.
+    raise exception 'webhook url must use https (%): %', tg_name, new.url
+      using errcode = '23514', constraint = tg_name,
+            hint = 'Use an https:// URL (plain http is allowed only where private.webhook_settings.allow_plain_http is true).';
+  end if;
+  return new;
+end;
+$$;
+
+create trigger webhooks_url_https_required
+  before insert or update of url on public.webhooks
+  for each row execute function private.tg_webhooks__require_https_url();
+comment on trigger webhooks_url_https_required on public.webhooks is 'url must use https:// on this deployment';
 
 create trigger set_updated_at
   before update on public.webhooks
@@ -166,7 +183,8 @@ as $$
    where s.webhook_id = webhook_signing_secrets.webhook_id
 $$;
 
-revoke execute on function private.tg_webhooks__guard_row(), private.new_webhook_secret(),
+revoke execute on function private.tg_webhooks__guard_row(), private.tg_webhooks__require_https_url(),
+                           private.new_webhook_secret(),
                            private.tg_webhooks__create_secret(), private.webhook_signing_secrets(uuid)
   from public;
 
