@@ -1,8 +1,10 @@
 -- private.record_delivery_results and the delivery life cycle: success, retry, exhaustion,
 -- blocked targets, stale workers, the attempts log, endpoint health (410 Gone, continuous
--- failure), release_deliveries, and what disabling or deleting an endpoint does to its work.
+-- failure), release_deliveries, and what disabling or deleting an endpoint does to its work
+-- (cancelled, never dropped), or deleting its whole company (everything goes with it, also
+-- deliveries created earlier in the same transaction).
 begin;
-select plan(64);
+select plan(67);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_user('admin@acme.test', :'company_a', 'ADMIN') as admin_a \gset
@@ -334,6 +336,20 @@ select is((select count(*)::integer from public.webhook_delivery_attempts where 
   'with its attempts');
 select is((select count(*)::integer from public.webhook_events where trigger_type = 'WEBHOOK_TEST'), 2,
   'and the events are kept');
+
+-- Deleting a company deletes its deliveries with it: nothing is left to cancel, not even
+-- what the same transaction created ("delete the processes, then the company").
+select tests.create_company('Gone Inc') as company_gone \gset
+select tests.create_webhook(:'company_gone', 'PROCESS_DELETED', 'https://gone-inc.example.com/hook') as hook_gone_inc \gset
+insert into public.processes (company_id, name) values (:'company_gone', 'P');
+select lives_ok(
+  format($$delete from public.processes where company_id = %L$$, :'company_gone'),
+  'delete the company''s processes (PROCESS_DELETED deliveries are created)');
+select lives_ok(
+  format($$delete from public.companies where id = %L$$, :'company_gone'),
+  'then delete the company in the same transaction');
+select is((select count(*)::integer from public.webhook_deliveries where company_id = :'company_gone'), 0,
+  'and its deliveries went with it');
 
 select * from finish();
 rollback;

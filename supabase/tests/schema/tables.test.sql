@@ -1,6 +1,7 @@
 -- The public contract of the foundation tables: names, column types, keys, foreign keys
--- and the seeded catalogues. Serial's documented columns are fixed (DESIGN.md); a change
--- here is a breaking change for clients.
+-- and the seeded catalogues, and the delivery states and attempt outcomes clients read.
+-- Serial's documented columns are fixed (DESIGN.md); a change here is a breaking change
+-- for clients.
 begin;
 select plan(90);
 
