@@ -11,7 +11,7 @@ import path from 'node:path';
 import { ROOT, envDir, envPort, envStr } from './lib/env.mjs';
 import { say, writeGenerated } from './lib/run.mjs';
 import { handleSignals, onShutdown, report, shutdown } from './lib/lifecycle.mjs';
-import { ensureTools, startCluster, stopCluster, applyBootstrap, applyMigrations } from './lib/cluster.mjs';
+import { ensureTools, startMigratedCluster, stopCluster } from './lib/cluster.mjs';
 import { TYPES_FILE, genTypes } from './lib/supabase.mjs';
 import { RULES_FILE, genRules } from './lib/rules.mjs';
 
@@ -24,17 +24,8 @@ async function main() {
     const pg = await ensureTools(['server']);
     const dir = envDir('GEN_TYPES_DB_DATA_DIR', '.local/gen-types-db');
     onShutdown(() => stopCluster(pg, dir));
-    const cluster = await startCluster({
-      pg,
-      dir,
-      port: envPort('GEN_TYPES_DB_PORT', 54342),
-      portVar: 'GEN_TYPES_DB_PORT',
-      fresh: true,
-      fast: true,
-    });
+    const cluster = await startMigratedCluster({ pg, dir, port: envPort('GEN_TYPES_DB_PORT', 54342), portVar: 'GEN_TYPES_DB_PORT' });
     say(`fresh throwaway database on 127.0.0.1:${cluster.port}`);
-    await applyBootstrap(cluster);
-    await applyMigrations(cluster);
     url = cluster.url;
   }
   for (const [file, text] of [[TYPES_FILE, await genTypes(url)], [RULES_FILE, await genRules(url)]]) {

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { LOCAL_DIR, ROOT, envDir, envPort } from './lib/env.mjs';
 import { mustRun, run, say, writeGenerated, UserError } from './lib/run.mjs';
 import { handleSignals, onShutdown, report, shutdown } from './lib/lifecycle.mjs';
-import { ensureTools, startCluster, stopCluster, applyBootstrap, applyMigrations } from './lib/cluster.mjs';
+import { ensureTools, startMigratedCluster, stopCluster } from './lib/cluster.mjs';
 import { SCHEMA_FILE, dumpSchema } from './lib/schema-dump.mjs';
 
 function parseArgs(argv) {
@@ -59,17 +59,8 @@ async function checkoutMigrations(rev) {
 async function dumpMigrations(pg, workdir, { data = false } = {}) {
   const dir = envDir('SCHEMA_DUMP_DB_DATA_DIR', '.local/schema-dump-db');
   onShutdown(() => stopCluster(pg, dir));
-  const cluster = await startCluster({
-    pg,
-    dir,
-    port: envPort('SCHEMA_DUMP_DB_PORT', 54362),
-    portVar: 'SCHEMA_DUMP_DB_PORT',
-    fresh: true,
-    fast: true,
-  });
+  const cluster = await startMigratedCluster({ pg, dir, port: envPort('SCHEMA_DUMP_DB_PORT', 54362), portVar: 'SCHEMA_DUMP_DB_PORT', workdir });
   try {
-    await applyBootstrap(cluster);
-    await applyMigrations(cluster, { workdir });
     return await dumpSchema(cluster, { data });
   } finally {
     await cluster.stop();

@@ -408,6 +408,22 @@ async function appliedVersions(cluster) {
   return new Set(out.split('\n').filter(Boolean));
 }
 
+/**
+ * A fresh throwaway database with the platform bootstrap and the migrations of `workdir`
+ * only (no seed, no test helpers): what `npm run gen:types` and `npm run schema:dump` read.
+ */
+export async function startMigratedCluster({ pg, dir, port, portVar, workdir = ROOT }) {
+  const cluster = await startCluster({ pg, dir, port, portVar, fresh: true, fast: true });
+  try {
+    await applyBootstrap(cluster);
+    await applyMigrations(cluster, { workdir });
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  return cluster;
+}
+
 /** supabase/seed.sql, like `supabase db reset` would load it. */
 export async function applySeed(cluster) {
   if (!fs.existsSync(SEED_SQL) || fs.readFileSync(SEED_SQL, 'utf8').trim() === '') {
