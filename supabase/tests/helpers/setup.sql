@@ -105,6 +105,25 @@ $$;
 
 grant execute on function tests.create_webhook(uuid, text, text, boolean) to anon, authenticated, service_role;
 
+-- The statement a client sends to create a webhook, for throws_ok/lives_ok to run as
+-- whoever the test authenticates as.
+create or replace function tests.webhook_insert(
+  company_id uuid,
+  url text,
+  trigger_type text default 'PROCESS_REVISED',
+  description text default null
+)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select format('insert into public.webhooks (company_id, trigger_type, url, description) values (%L, %L, %L, %L)',
+                company_id, trigger_type, url, description)
+$$;
+
+grant execute on function tests.webhook_insert(uuid, text, text, text) to anon, authenticated, service_role;
+
 -- The cast: the companies and users that the RLS and permission tests check row by row,
 -- made in one call and returned as one row, so that a test file says
 --   select * from tests.create_cast() \gset

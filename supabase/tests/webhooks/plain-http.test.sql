@@ -12,25 +12,17 @@ select tests.create_company('Company A') as company_a \gset
 select tests.create_user('admin@a.test', :'company_a', 'ADMIN') as admin_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://hooks.example/serial') as existing \gset
 
-create function pg_temp.insert_sql(url text, trigger_type text default 'PROCESS_REVISED', description text default null)
-returns text
-language sql
-as $$
-  select format('insert into public.webhooks (company_id, trigger_type, url, description) values (%L, %L, %L, %L)',
-                current_setting('tests.company_a'), trigger_type, url, description)
-$$;
-select set_config('tests.company_a', :'company_a', true) as company_a_setting \gset
 
 -- Where plain http is not allowed -------------------------------------------------------------
 update private.webhook_settings set allow_plain_http = false;
 
 -- As the superuser.
-select throws_ok(pg_temp.insert_sql('http://hooks.example/plain'), '23514',
+select throws_ok(tests.webhook_insert(:'company_a', 'http://hooks.example/plain'), '23514',
   'webhook url must use https (webhooks_url_https_required): http://hooks.example/plain',
   'plain http:// is rejected where allow_plain_http is false');
-select is(tests.error_constraint(pg_temp.insert_sql('http://hooks.example/plain')), 'webhooks_url_https_required',
+select is(tests.error_constraint(tests.webhook_insert(:'company_a', 'http://hooks.example/plain')), 'webhooks_url_https_required',
   'the error names the constraint webhooks_url_https_required');
-select throws_ok(pg_temp.insert_sql('HTTP://HOOKS.EXAMPLE/plain'), '23514',
+select throws_ok(tests.webhook_insert(:'company_a', 'HTTP://HOOKS.EXAMPLE/plain'), '23514',
   'webhook url must use https (webhooks_url_https_required): HTTP://HOOKS.EXAMPLE/plain',
   'an upper-case HTTP:// is rejected too');
 select throws_ok(
@@ -53,8 +45,8 @@ select tests.clear_authentication();
 -- Where plain http is allowed (local receivers) ---------------------------------------------------
 update private.webhook_settings set allow_plain_http = true;
 
-select lives_ok(pg_temp.insert_sql('http://hooks.example/plain'), 'plain http:// is accepted where allow_plain_http is true');
-select lives_ok(pg_temp.insert_sql('http://127.0.0.1:54399/receiver'), 'a local http receiver with a port is accepted');
+select lives_ok(tests.webhook_insert(:'company_a', 'http://hooks.example/plain'), 'plain http:// is accepted where allow_plain_http is true');
+select lives_ok(tests.webhook_insert(:'company_a', 'http://127.0.0.1:54399/receiver'), 'a local http receiver with a port is accepted');
 
 select tests.authenticate_as(:'admin_a');
 select lives_ok(
