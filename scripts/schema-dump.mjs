@@ -8,6 +8,7 @@
 //   npm run schema:dump -- --diff <rev>        compare <rev>'s migrations with this checkout's
 //                                              (schema and the rows migrations insert); exit 1
 //                                              and a unified diff when they differ
+//   npm run schema:dump -- --diff <a> --against <b>   the same between two revisions
 //
 // Each dump builds a fresh throwaway database (.local/schema-dump-db, SCHEMA_DUMP_DB_PORT,
 // default 54362): bootstrap + migrations only, never the seed or the test helpers.
@@ -22,19 +23,21 @@ import { ensureTools, startMigratedCluster, stopCluster } from './lib/cluster.mj
 import { SCHEMA_FILE, dumpSchema } from './lib/schema-dump.mjs';
 
 function parseArgs(argv) {
-  const opts = { rev: null, out: null, diff: null };
+  const opts = { rev: null, out: null, diff: null, against: null };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s);
     const value = () => inline ?? argv[++i] ?? '';
     if (flag === '--rev') opts.rev = value();
     else if (flag === '--out') opts.out = path.resolve(value());
     else if (flag === '--diff') opts.diff = value();
+    else if (flag === '--against') opts.against = value();
     else if (flag === '--help' || flag === '-h') {
-      console.log('usage: npm run schema:dump -- [--rev <rev> [--out <file>] | --diff <rev>]');
+      console.log('usage: npm run schema:dump -- [--rev <rev> [--out <file>] | --diff <rev> [--against <rev>]]');
       process.exit(0);
     } else throw new UserError(`unknown argument ${argv[i]} (try --help)`);
   }
-  if (opts.rev === '' || opts.diff === '') throw new UserError('--rev and --diff need a git revision, e.g. --diff main');
+  if (opts.rev === '' || opts.diff === '' || opts.against === '') throw new UserError('--rev, --diff and --against need a git revision, e.g. --diff main');
+  if (opts.against && !opts.diff) throw new UserError('--against goes with --diff');
   if (opts.rev && opts.diff) throw new UserError('use either --rev or --diff');
   return opts;
 }
@@ -76,17 +79,18 @@ async function main() {
     const old = await checkoutMigrations(opts.diff);
     say(`dumping the migrations of ${old.label}`);
     const before = await dumpMigrations(pg, old.dir, { data: true });
-    say('dumping the migrations of this checkout');
-    const after = await dumpMigrations(pg, ROOT, { data: true });
+    const now = opts.against ? await checkoutMigrations(opts.against) : { dir: ROOT, label: 'this checkout' };
+    say(`dumping the migrations of ${now.label}`);
+    const after = await dumpMigrations(pg, now.dir, { data: true });
     if (before === after) {
-      say(`identical: the migrations of ${old.label} and of this checkout build the same database (${after.split('\n').length} lines of schema and rows)`);
+      say(`identical: the migrations of ${old.label} and of ${now.label} build the same database (${after.split('\n').length} lines of schema and rows)`);
       return shutdown(0);
     }
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'schema-diff-'));
     onShutdown(() => fs.rmSync(tmp, { recursive: true, force: true }));
     fs.writeFileSync(path.join(tmp, 'before.sql'), before);
     fs.writeFileSync(path.join(tmp, 'after.sql'), after);
-    const diff = await run('diff', ['-u', '--label', `migrations of ${old.label}`, '--label', 'migrations of this checkout', path.join(tmp, 'before.sql'), path.join(tmp, 'after.sql')], { capture: true });
+    const diff = await run('diff', ['-u', '--label', `migrations of ${old.label}`, '--label', `migrations of ${now.label}`, path.join(tmp, 'before.sql'), path.join(tmp, 'after.sql')], { capture: true });
     process.stdout.write(diff.stdout);
     say('they differ (above)');
     return shutdown(1);
