@@ -140,7 +140,7 @@ select tests.clear_authentication();
 select event_id as test_event from public.webhook_deliveries where id = :'test_delivery' \gset
 select results_eq(
   format($$select webhook_id, company_id, state, next_attempt_at, attempt_count from public.webhook_deliveries where id = %L$$, :'test_delivery'),
-  format($$values (%L::uuid, %L::uuid, 'pending'::text, now(), 0)$$, :'hook_a', :'company_a'),
+  format($$values (%L::uuid, %L::uuid, 'pending'::public.webhook_delivery_state, now(), 0)$$, :'hook_a', :'company_a'),
   'send_test_webhook returns a pending delivery to that endpoint, due now');
 select results_eq(
   format($$select trigger_type, payload ->> 'type', payload -> 'data' from public.webhook_events where id = %L$$, :'test_event'),
@@ -163,7 +163,7 @@ select isnt(:'redelivery'::uuid, :'delivery_a'::uuid, 'a redelivery is a new del
 select results_eq(
   format($$select event_id, webhook_id, company_id, redelivery_of, state, attempt_count, next_attempt_at, last_status
              from public.webhook_deliveries where id = %L$$, :'redelivery'),
-  format($$values (%L::uuid, %L::uuid, %L::uuid, %L::uuid, 'pending'::text, 0, now(), null::integer)$$,
+  format($$values (%L::uuid, %L::uuid, %L::uuid, %L::uuid, 'pending'::public.webhook_delivery_state, 0, now(), null::integer)$$,
          :'event_a', :'hook_a', :'company_a', :'delivery_a'),
   'of the same event to the same endpoint, pending from scratch, pointing at the original');
 select is((select state from public.webhook_deliveries where id = :'delivery_a'), 'failed',
@@ -179,7 +179,7 @@ create temporary table replay_cases as
    where d.webhook_id = :'hook_replay';
 
 update public.webhook_deliveries d
-   set state = case when c.case_name in ('succeeded') then 'succeeded'
+   set state = case when c.case_name in ('succeeded') then 'succeeded'::public.webhook_delivery_state
                     when c.case_name = 'cancelled' then 'cancelled'
                     else 'failed' end,
        next_attempt_at = null, completed_at = now()

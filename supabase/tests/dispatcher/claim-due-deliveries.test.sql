@@ -7,7 +7,7 @@
 -- until its lease expires, whoever asks. Expiry is simulated by moving the lease into
 -- the past as the superuser.
 begin;
-select plan(44);
+select plan(46);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://one.example.com/hook') as hook_one \gset
@@ -19,15 +19,15 @@ create temporary table claims (call text, delivery_id uuid, event_id uuid, webho
                                event_created_at timestamptz);
 
 -- Argument validation ---------------------------------------------------------------
-select throws_ok($$select * from private.claim_due_deliveries(null)$$,
+select throws_ok($$select * from private.claim_due_deliveries(null, 50, 60)$$,
   '22023', 'worker must name the dispatcher that claims the work', 'a null worker is refused');
-select throws_ok($$select * from private.claim_due_deliveries('  ')$$,
+select throws_ok($$select * from private.claim_due_deliveries('  ', 50, 60)$$,
   '22023', 'worker must name the dispatcher that claims the work', 'a blank worker is refused');
-select throws_ok($$select * from private.claim_due_deliveries('w', 0)$$,
+select throws_ok($$select * from private.claim_due_deliveries('w', 0, 60)$$,
   '22023', 'batch_size must be between 1 and 1000, got 0', 'batch_size 0 is refused');
-select throws_ok($$select * from private.claim_due_deliveries('w', 1001)$$,
+select throws_ok($$select * from private.claim_due_deliveries('w', 1001, 60)$$,
   '22023', 'batch_size must be between 1 and 1000, got 1001', 'batch_size 1001 is refused');
-select throws_ok($$select * from private.claim_due_deliveries('w', null)$$,
+select throws_ok($$select * from private.claim_due_deliveries('w', null, 60)$$,
   '22023', 'batch_size must be between 1 and 1000, got <NULL>', 'a null batch_size is refused');
 select throws_ok($$select * from private.claim_due_deliveries('w', 10, 0)$$,
   '22023', 'lease_seconds must be between 1 and 3600, got 0', 'lease_seconds 0 is refused');
@@ -35,8 +35,13 @@ select throws_ok($$select * from private.claim_due_deliveries('w', 10, 3601)$$,
   '22023', 'lease_seconds must be between 1 and 3600, got 3601', 'lease_seconds 3601 is refused');
 select throws_ok($$select * from private.claim_due_deliveries('w', 10, 60, 0)$$,
   '22023', 'per_webhook_limit must be at least 1 (or null for no limit), got 0', 'per_webhook_limit 0 is refused');
+-- The batch size and the lease are the dispatcher's settings: no default here could disagree.
+select throws_ok($$select * from private.claim_due_deliveries('w')$$,
+  '42883', 'function private.claim_due_deliveries(unknown) does not exist', 'batch_size has no default');
+select throws_ok($$select * from private.claim_due_deliveries('w', 10)$$,
+  '42883', 'function private.claim_due_deliveries(unknown, integer) does not exist', 'lease_seconds has no default');
 
-select is((select count(*)::integer from private.claim_due_deliveries('idle-worker')), 0,
+select is((select count(*)::integer from private.claim_due_deliveries('idle-worker', 50, 60)), 0,
   'nothing due: an empty claim');
 
 -- A claim leases the work -----------------------------------------------------------
@@ -107,7 +112,7 @@ update public.webhook_deliveries
    set state = 'succeeded', next_attempt_at = null, completed_at = now(), lease_owner = null, lease_expires_at = null
  where event_id = :'event_1';
 update public.webhook_deliveries set next_attempt_at = now() + interval '1 minute' where event_id = :'event_2';
-select is((select count(*)::integer from private.claim_due_deliveries('worker-4')), 0,
+select is((select count(*)::integer from private.claim_due_deliveries('worker-4', 50, 60)), 0,
   'closed deliveries and deliveries due in the future are not claimed');
 
 -- Oldest due first, and batch_size ------------------------------------------------------
@@ -165,7 +170,7 @@ truncate claims;
 select secret as hook_one_secret from private.webhook_secrets where webhook_id = :'hook_one' \gset
 
 select private.enqueue_webhook_event(:'company_a', 'PROCESS_REVISED', '{}') as secrets_event \gset
-insert into claims select 'secrets-1', * from private.claim_due_deliveries('worker-1');
+insert into claims select 'secrets-1', * from private.claim_due_deliveries('worker-1', 50, 60);
 select is((select secrets from claims where call = 'secrets-1' and webhook_id = :'hook_one'), array[:'hook_one_secret'],
   'an endpoint that was never rotated has one secret');
 select matches((select secrets[1] from claims where call = 'secrets-1' and webhook_id = :'hook_one'),
@@ -179,7 +184,7 @@ select public.rotate_webhook_secret(:'hook_one') as hook_one_new_secret \gset
 select tests.clear_authentication();
 
 update public.webhook_deliveries set next_attempt_at = now() - interval '1 second', lease_expires_at = null, lease_owner = null;
-insert into claims select 'secrets-2', * from private.claim_due_deliveries('worker-1');
+insert into claims select 'secrets-2', * from private.claim_due_deliveries('worker-1', 50, 60);
 select is((select secrets from claims where call = 'secrets-2' and webhook_id = :'hook_one'),
   array[:'hook_one_new_secret', :'hook_one_secret'],
   'after a rotation: the new secret first, then the previous one');
@@ -188,7 +193,7 @@ select is(array_length((select secrets from claims where call = 'secrets-2' and 
 
 update private.webhook_secrets set previous_secret_expires_at = now() - interval '1 second' where webhook_id = :'hook_one';
 update public.webhook_deliveries set next_attempt_at = now() - interval '1 second', lease_expires_at = null, lease_owner = null;
-insert into claims select 'secrets-3', * from private.claim_due_deliveries('worker-1');
+insert into claims select 'secrets-3', * from private.claim_due_deliveries('worker-1', 50, 60);
 select is((select secrets from claims where call = 'secrets-3' and webhook_id = :'hook_one'),
   array[:'hook_one_new_secret'],
   'once the overlap has expired only the new secret is used');
@@ -199,19 +204,19 @@ select is((select attempt_number from claims where call = 'secrets-3' and webhoo
 update public.webhook_deliveries set next_attempt_at = now() - interval '1 second', lease_expires_at = null, lease_owner = null;
 
 select tests.authenticate_as_anon();
-select throws_ok($$select * from private.claim_due_deliveries('anon-worker')$$,
+select throws_ok($$select * from private.claim_due_deliveries('anon-worker', 50, 60)$$,
   '42501', 'permission denied for schema private', 'anon cannot claim');
 select tests.clear_authentication();
 
 select tests.authenticate_as_service_role();
-select is((select count(*)::integer from private.claim_due_deliveries('service-worker')), 2,
+select is((select count(*)::integer from private.claim_due_deliveries('service-worker', 50, 60)), 2,
   'the service role can claim');
 select tests.clear_authentication();
 
 -- Deliveries of an endpoint disabled meanwhile are cancelled, so never claimed.
 update public.webhook_deliveries set next_attempt_at = now() - interval '1 second', lease_expires_at = null, lease_owner = null;
 update public.webhooks set is_active = false where id = :'hook_two';
-select set_eq($$select webhook_id from private.claim_due_deliveries('worker-5')$$,
+select set_eq($$select webhook_id from private.claim_due_deliveries('worker-5', 50, 60)$$,
   format('values (%L::uuid)', :'hook_one'),
   'a disabled endpoint''s deliveries are not claimed');
 

@@ -1,8 +1,9 @@
 -- The public contract of the foundation tables: names, column types, keys, foreign keys
--- and the seeded catalogues. Serial's documented columns are fixed (DESIGN.md); a change
--- here is a breaking change for clients.
+-- and the seeded catalogues, and the delivery states and attempt outcomes clients read.
+-- Serial's documented columns are fixed (DESIGN.md); a change here is a breaking change
+-- for clients.
 begin;
-select plan(86);
+select plan(90);
 
 -- Tables ------------------------------------------------------------------------------
 select has_table('public', 'companies', 'public.companies exists');
@@ -155,6 +156,16 @@ select is(
   'c',
   'a users row is deleted with its auth user (on delete cascade)'
 );
+
+-- Delivery states and attempt outcomes are enums: clients read them from the generated types.
+select col_type_is('public', 'webhook_deliveries', 'state', 'webhook_delivery_state',
+  'webhook_deliveries.state is a webhook_delivery_state');
+select enum_has_labels('public', 'webhook_delivery_state', array['pending', 'succeeded', 'failed', 'cancelled'],
+  'a delivery is pending, succeeded, failed or cancelled');
+select col_type_is('public', 'webhook_delivery_attempts', 'outcome', 'webhook_attempt_outcome',
+  'webhook_delivery_attempts.outcome is a webhook_attempt_outcome');
+select enum_has_labels('public', 'webhook_attempt_outcome', array['succeeded', 'failed', 'blocked'],
+  'an attempt succeeded, failed or was blocked');
 
 select * from finish();
 rollback;

@@ -8,19 +8,12 @@ select plan(13);
 -- webhook per company plus a second in A, and one user per row of the matrix.
 select * from tests.create_cast(with_webhooks => true) \gset
 
--- The statement each caller tries: a PROCESS_DELETED webhook at url in company_id.
-create function pg_temp.insert_sql(company_id uuid, url text)
-returns text
-language sql
-as $$
-  select format($f$insert into public.webhooks (company_id, trigger_type, url) values (%L, 'PROCESS_DELETED', %L)$f$,
-                company_id, url)
-$$;
+-- The statement each caller tries: a PROCESS_DELETED webhook (tests.webhook_insert).
 
 -- anon ---------------------------------------------------------------------------------
 select tests.authenticate_as_anon();
 select throws_ok(
-  pg_temp.insert_sql(:'company_a', 'https://new.example/anon'),
+  tests.webhook_insert(:'company_a', 'https://new.example/anon', 'PROCESS_DELETED'),
   '42501', 'permission denied for table webhooks',
   'anon cannot create a webhook'
 );
@@ -28,35 +21,35 @@ select throws_ok(
 -- denied by the policy ---------------------------------------------------------------------
 select tests.authenticate_as(:'no_profile');
 select throws_ok(
-  pg_temp.insert_sql(:'company_a', 'https://new.example/no-profile'),
+  tests.webhook_insert(:'company_a', 'https://new.example/no-profile', 'PROCESS_DELETED'),
   '42501', 'new row violates row-level security policy for table "webhooks"',
   'a signed-up user without a users row cannot create a webhook'
 );
 
 select tests.authenticate_as(:'member_a');
 select throws_ok(
-  pg_temp.insert_sql(:'company_a', 'https://new.example/member-a'),
+  tests.webhook_insert(:'company_a', 'https://new.example/member-a', 'PROCESS_DELETED'),
   '42501', 'new row violates row-level security policy for table "webhooks"',
   'a MEMBER of A cannot create a webhook in A'
 );
 
 select tests.authenticate_as(:'inactive_admin_a');
 select throws_ok(
-  pg_temp.insert_sql(:'company_a', 'https://new.example/inactive-admin-a'),
+  tests.webhook_insert(:'company_a', 'https://new.example/inactive-admin-a', 'PROCESS_DELETED'),
   '42501', 'new row violates row-level security policy for table "webhooks"',
   'an inactive ADMIN of A cannot create a webhook in A'
 );
 
 select tests.authenticate_as(:'admin_c');
 select throws_ok(
-  pg_temp.insert_sql(:'company_c', 'https://new.example/admin-c'),
+  tests.webhook_insert(:'company_c', 'https://new.example/admin-c', 'PROCESS_DELETED'),
   '42501', 'new row violates row-level security policy for table "webhooks"',
   'an ADMIN of an inactive company cannot create a webhook in it'
 );
 
 select tests.authenticate_as(:'admin_b');
 select throws_ok(
-  pg_temp.insert_sql(:'company_a', 'https://new.example/admin-b-into-a'),
+  tests.webhook_insert(:'company_a', 'https://new.example/admin-b-into-a', 'PROCESS_DELETED'),
   '42501', 'new row violates row-level security policy for table "webhooks"',
   'an ADMIN of B cannot create a webhook in A'
 );
@@ -87,7 +80,7 @@ select throws_ok(
 -- service_role may create anywhere -----------------------------------------------------------
 select tests.authenticate_as_service_role();
 select lives_ok(
-  pg_temp.insert_sql(:'company_b', 'https://new.example/service-role'),
+  tests.webhook_insert(:'company_b', 'https://new.example/service-role', 'PROCESS_DELETED'),
   'service_role creates a webhook in B'
 );
 

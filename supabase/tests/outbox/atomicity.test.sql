@@ -1,5 +1,8 @@
--- Outbox atomicity: private.enqueue_webhook_event writes an event and its deliveries in
--- the caller's transaction, so they exist exactly when that transaction commits.
+-- The outbox API, private.enqueue_webhook_event: it writes an event and its deliveries in
+-- the caller's transaction, so they exist exactly when that transaction commits; nobody
+-- subscribed means no event at all; and it refuses, changing nothing, what is not an
+-- event: an unknown trigger type (even when nobody subscribes), a body over 256 KB, no
+-- company. Only the machinery (service role) may call it.
 -- The test itself is one transaction: "rolled back" is shown with a savepoint and with
 -- a subtransaction that fails after enqueueing; "committed" is what a statement leaves
 -- behind once it has returned.
@@ -125,9 +128,9 @@ select is(
 
 -- A null company is not a valid event.
 select throws_ok(
-  $$select private.insert_webhook_event(null, 'PROCESS_REVISED', '{}', '{}')$$,
+  $$select private.enqueue_webhook_event(null, 'PROCESS_REVISED', '{}')$$,
   '22004', 'company_id is required',
-  'recording an event without a company is refused with 22004');
+  'enqueueing an event without a company is refused with 22004');
 select is((select count(*)::integer from public.webhook_events), 3, 'nothing else was recorded');
 
 select * from finish();

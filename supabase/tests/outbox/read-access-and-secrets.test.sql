@@ -18,9 +18,9 @@ select count(private.enqueue_webhook_event(:'company_a', 'PROCESS_REVISED', json
 select private.enqueue_webhook_event(:'company_b', 'PROCESS_REVISED', '{"n": 1}') as b_event \gset
 select private.record_delivery_results('worker-1', jsonb_agg(jsonb_build_object(
          'delivery_id', c.delivery_id, 'attempt_number', c.attempt_number, 'outcome', 'succeeded',
-         'status', 200, 'duration_ms', 10)))
+         'status', 200, 'duration_ms', 10)), interval '5 days')
   as recorded
-  from private.claim_due_deliveries('worker-1') c \gset
+  from private.claim_due_deliveries('worker-1', 50, 60) c \gset
 
 select array_agg(id) as a_event_ids from public.webhook_events where company_id = :'company_a' \gset
 select array_agg(id) as a_delivery_ids from public.webhook_deliveries where company_id = :'company_a' \gset

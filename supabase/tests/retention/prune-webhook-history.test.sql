@@ -23,7 +23,7 @@ update public.webhook_events e set created_at = now() - interval '1 day'
   from cases c where c.event_id = e.id and c.case_name = 'recent succeeded';
 update public.webhook_deliveries d
    set created_at = e.created_at,
-       state = case when c.case_name like '%failed%' then 'failed'
+       state = case when c.case_name like '%failed%' then 'failed'::public.webhook_delivery_state
                     when c.case_name = 'old cancelled' then 'cancelled'
                     when c.case_name = 'old pending' then 'pending'
                     else 'succeeded' end,
@@ -78,7 +78,7 @@ select is((select count(*)::integer from public.webhook_deliveries where id = :'
   'an old succeeded redelivery is pruned too');
 select results_eq(
   format($$select state, redelivery_of from public.webhook_deliveries where id = %L$$, :'redelivery_pending'),
-  $$values ('pending'::text, null::uuid)$$,
+  $$values ('pending'::public.webhook_delivery_state, null::uuid)$$,
   'a redelivery outlives its pruned original (redelivery_of becomes null)');
 select is(
   (select count(*)::integer from public.webhook_delivery_attempts a

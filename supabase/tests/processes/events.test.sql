@@ -1,8 +1,11 @@
 -- Process events: what PROCESS_CREATED, PROCESS_REVISED and PROCESS_DELETED carry, when
--- they are (not) emitted, and that an oversized snapshot never breaks the process change.
+-- they are (not) emitted, that an oversized snapshot never breaks the process change, that
+-- a write looks its subscribers up once, and that a process change and its event commit
+-- together or not at all: a database error while recording the event fails the change (so
+-- the client retries both), it is never downgraded to a warning.
 -- The changes are made by an ADMIN through the API path (RLS, column grants), as in the app.
 begin;
-select plan(35);
+select plan(39);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_user('admin@acme.test', :'company_a', 'ADMIN') as admin_a \gset
@@ -143,6 +146,38 @@ update public.processes set name = 'Quieter process' where id = :'quiet_process'
 delete from public.processes where id = :'quiet_process';
 select is((select count(*)::integer from public.webhook_events where company_id = :'company_q'), 0,
   'no events for a company with no endpoints');
+
+-- One subscriber lookup per process write: the trigger asks lock_subscribed_webhooks once
+-- and hands what it found to the insert, whether anyone subscribes or not.
+set local track_functions = 'all';
+create function pg_temp.subscriber_lookups() returns bigint language sql as $$
+  select coalesce(pg_stat_get_xact_function_calls('private.lock_subscribed_webhooks(uuid, text)'::regprocedure), 0)
+$$;
+select pg_temp.subscriber_lookups() as lookups_before \gset
+insert into public.processes (company_id, name) values (:'company_a', 'Counted process');
+select is(pg_temp.subscriber_lookups() - :lookups_before, 1::bigint,
+  'a subscribed process write looks up its subscribers once');
+select pg_temp.subscriber_lookups() as lookups_before \gset
+insert into public.processes (company_id, name) values (:'company_q', 'Counted quiet process');
+select is(pg_temp.subscriber_lookups() - :lookups_before, 1::bigint,
+  'so does a process write nobody subscribes to');
+
+-- A process change and its event are one: an error recording the event (here an injected
+-- serialization failure) fails the change.
+create function pg_temp.fail_like_a_serialization_conflict() returns trigger language plpgsql as $$
+begin
+  raise exception 'could not serialize access due to concurrent update' using errcode = '40001';
+end $$;
+create trigger inject_failure before insert on public.webhook_events
+  for each row execute function pg_temp.fail_like_a_serialization_conflict();
+select throws_ok(
+  format($$insert into public.processes (company_id, name) values (%L, 'P')$$, :'company_a'),
+  '40001', 'could not serialize access due to concurrent update',
+  'a transient failure to record the event fails the process change (so the client retries it)');
+select is((select count(*)::integer from public.processes p
+            where p.company_id = :'company_a'
+              and not exists (select 1 from public.webhook_events e where e.payload -> 'data' ->> 'process_id' = p.id::text)),
+  0, 'no process change exists without its event');
 
 select * from finish();
 rollback;
