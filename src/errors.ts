@@ -20,6 +20,7 @@ const URL_RULES: Record<string, string> = {
   webhooks_url_no_fragment: "url must not contain a #fragment",
   webhooks_url_wellformed: "url must be an absolute URL with a host, an optional port and no spaces",
   webhooks_url_https_required: "url must use https:// on this deployment",
+  webhooks_url_port_blocked: "url must not use port 25 or 587 (hosted Supabase blocks them outbound)",
 };
 
 /** An error from the webhooks API: never swallowed, always with a kind and the server's words. */
