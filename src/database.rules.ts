@@ -6,6 +6,7 @@ export const URL_RULES = {
   "webhooks_url_length": "url must be at most 2048 characters",
   "webhooks_url_no_credentials": "url must not contain user:password@",
   "webhooks_url_no_fragment": "url must not contain a #fragment",
+  "webhooks_url_port_blocked": "url must not use port 25 or 587 (hosted Supabase blocks them outbound)",
   "webhooks_url_scheme": "url must start with http:// or https://",
   "webhooks_url_wellformed": "url must be an absolute URL with a host name or IP, an optional port (1-65535) and no spaces",
 } as const;

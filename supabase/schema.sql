@@ -184,15 +184,11 @@ CREATE FUNCTION private.emit_process_event(company_id uuid, trigger_type text, d
     SET search_path TO ''
     AS $$
 begin
-  -- Too large for the 256 KB limit (with room for the envelope): keep the identifying
-  -- fields, drop the bulky snapshots. Checked up front rather than by catching the
-  -- insert's error, which would cost a subtransaction on every process write.
+  -- Too large for the 256 KB limit (with room for the envelope): drop the bulky
+  -- snapshots. Checked up front rather than by catching the insert's error, which would
+  -- cost a subtransaction on every process write.
   if octet_length(data::text) > private.webhook_payload_limit_bytes() - 1024 then
-    data := jsonb_build_object('process_id', data -> 'process_id',
-                               'revision', data -> 'revision',
-                               'previous_revision', data -> 'previous_revision',
-                               'changed_fields', data -> 'changed_fields',
-                               'truncated', true);
+    data := (data - 'process' - 'previous') || jsonb_build_object('truncated', true);
   end if;
   perform private.insert_webhook_event(company_id, trigger_type, data, webhook_ids);
 end;
@@ -770,6 +766,29 @@ $$;
 
 ALTER FUNCTION private.tg_webhooks__guard_row() OWNER TO postgres;
 
+CREATE FUNCTION private.tg_webhooks__refuse_blocked_ports() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  port integer := private.webhook_url_port(new.url);
+begin
+  -- Checked when a url is set, like the https rule: turning the setting on later never
+  -- makes existing rows impossible to edit or disable.
+  if port in (25, 587)
+     and (tg_op = 'INSERT' or new.url is distinct from old.url)
+     and (select s.hosted from private.webhook_settings s) then
+    -- The constraint name is in the message too: PostgREST does not pass it on.
+    raise exception 'webhook url port % is blocked outbound on hosted Supabase (webhooks_url_port_blocked): %', port, new.url
+      using errcode = '23514', constraint = 'webhooks_url_port_blocked',
+            hint = 'Supabase Edge Functions cannot connect to ports 25 and 587: use another port.';
+  end if;
+  return new;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhooks__refuse_blocked_ports() OWNER TO postgres;
+
 CREATE FUNCTION private.tg_webhooks__require_https_url() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -819,8 +838,9 @@ begin
       new.approved_by_user_id := auth.uid();
       new.approved_at := now();
     end if;
-  else  -- still approved: the record stands (the approver may only be cleared)
-    if new.approved_by_user_id is not null then
+  else  -- still approved: the record stands; the approver is cleared only when that
+        -- user is deleted (ON DELETE SET NULL), never by hand
+    if new.approved_by_user_id is not null or private.user_exists(old.approved_by_user_id) then
       new.approved_by_user_id := old.approved_by_user_id;
     end if;
     new.approved_at := old.approved_at;
@@ -846,6 +866,15 @@ $$;
 ALTER FUNCTION private.update_process_revision() OWNER TO postgres;
 
 COMMENT ON FUNCTION private.update_process_revision() IS 'BEFORE UPDATE on processes: bumps revision, snapshots the previous version into carbon_copy and resets approval when a definition column changes.';
+
+CREATE FUNCTION private.user_exists(user_id uuid) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select exists (select 1 from public.users u where u.supabase_uid = user_exists.user_id)
+$$;
+
+ALTER FUNCTION private.user_exists(user_id uuid) OWNER TO postgres;
 
 CREATE FUNCTION private.wake_dispatcher() RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -923,6 +952,15 @@ CREATE FUNCTION private.webhook_signing_secrets(webhook_id uuid) RETURNS text[]
 $$;
 
 ALTER FUNCTION private.webhook_signing_secrets(webhook_id uuid) OWNER TO postgres;
+
+CREATE FUNCTION private.webhook_url_port(url text) RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $_$
+  select (regexp_match(url, '^https?://(?:\[[0-9a-f:.]+\]|[a-z0-9.-]+):([0-9]{1,5})(?:[/?]|$)', 'i'))[1]::integer
+$_$;
+
+ALTER FUNCTION private.webhook_url_port(url text) OWNER TO postgres;
 
 CREATE FUNCTION public.get_webhook_secret(webhook_id uuid) RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -1070,12 +1108,15 @@ CREATE TABLE private.webhook_settings (
     allow_plain_http boolean DEFAULT false NOT NULL,
     dispatcher_url text,
     dispatcher_key text,
+    hosted boolean DEFAULT true NOT NULL,
     CONSTRAINT webhook_settings_single_row CHECK (id)
 );
 
 ALTER TABLE private.webhook_settings OWNER TO postgres;
 
 COMMENT ON TABLE private.webhook_settings IS 'Deployment knobs: allow_plain_http, and the dispatcher URL/key used by the pg_net wake-up when Vault is absent.';
+
+COMMENT ON COLUMN private.webhook_settings.hosted IS 'True when the dispatcher runs on hosted Supabase, whose Edge Functions cannot connect to ports 25 and 587: webhook urls on those ports are refused (webhooks_url_port_blocked).';
 
 CREATE TABLE public.companies (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1280,6 +1321,10 @@ CREATE TRIGGER webhooks_url_https_required BEFORE INSERT OR UPDATE OF url ON pub
 
 COMMENT ON TRIGGER webhooks_url_https_required ON public.webhooks IS 'url must use https:// on this deployment';
 
+CREATE TRIGGER webhooks_url_port_blocked BEFORE INSERT OR UPDATE OF url ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__refuse_blocked_ports();
+
+COMMENT ON TRIGGER webhooks_url_port_blocked ON public.webhooks IS 'url must not use port 25 or 587 (hosted Supabase blocks them outbound)';
+
 ALTER TABLE ONLY private.webhook_secrets
     ADD CONSTRAINT webhook_secrets_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
 
@@ -1416,8 +1461,6 @@ REVOKE ALL ON FUNCTION private.lock_subscribed_webhooks(company_id uuid, trigger
 GRANT ALL ON TABLE public.webhooks TO service_role;
 GRANT SELECT,DELETE ON TABLE public.webhooks TO authenticated;
 
-GRANT INSERT(id) ON TABLE public.webhooks TO authenticated;
-
 GRANT INSERT(company_id) ON TABLE public.webhooks TO authenticated;
 
 GRANT INSERT(trigger_type),UPDATE(trigger_type) ON TABLE public.webhooks TO authenticated;
@@ -1471,11 +1514,13 @@ GRANT INSERT(show_media_numbering),UPDATE(show_media_numbering) ON TABLE public.
 
 REVOKE ALL ON FUNCTION private.process_changed_fields(old_row public.processes, new_row public.processes) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.process_changed_fields(old_row public.processes, new_row public.processes) TO authenticated;
+GRANT ALL ON FUNCTION private.process_changed_fields(old_row public.processes, new_row public.processes) TO service_role;
 
 REVOKE ALL ON FUNCTION private.process_event_data(process public.processes) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.process_non_definition_columns() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.process_non_definition_columns() TO authenticated;
+GRANT ALL ON FUNCTION private.process_non_definition_columns() TO service_role;
 
 REVOKE ALL ON FUNCTION private.prune_webhook_history(older_than interval) FROM PUBLIC;
 
@@ -1503,9 +1548,15 @@ REVOKE ALL ON FUNCTION private.tg_webhooks__create_secret() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__guard_row() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION private.tg_webhooks__refuse_blocked_ports() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.tg_webhooks__require_https_url() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.update_process_revision() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.user_exists(user_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.user_exists(user_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION private.user_exists(user_id uuid) TO service_role;
 
 REVOKE ALL ON FUNCTION private.wake_dispatcher() FROM PUBLIC;
 
@@ -1514,6 +1565,8 @@ REVOKE ALL ON FUNCTION private.wake_dispatcher_if_due() FROM PUBLIC;
 REVOKE ALL ON FUNCTION private.webhook_payload_limit_bytes() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.webhook_signing_secrets(webhook_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.webhook_url_port(url text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) TO authenticated;

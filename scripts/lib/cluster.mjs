@@ -241,6 +241,11 @@ export async function startCluster({ pg, dir, port, portVar = 'DB_PORT', fresh =
       }
     },
     stop: () => stopCluster(pg, dir),
+    /** Start the server again on the same files and settings (after a crash or a stop). */
+    async start() {
+      const again = await ctl(['start', '-l', log, '-w', '-t', '60', '-s']);
+      if (again.code !== 0) throw new UserError(`PostgreSQL did not start (pg_ctl exit ${again.code}). Server log ${log}:\n${logTail(log, 5)}`);
+    },
   };
   try {
     await psql(cluster, { sql: 'select 1' });

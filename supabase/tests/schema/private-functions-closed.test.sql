@@ -30,7 +30,7 @@ select is(
            and has_function_privilege('authenticated', p.oid, 'EXECUTE')
            and p.proname not in ('member_company_id', 'admin_company_id', 'is_company_admin', 'can_manage_company',
                                  -- called with the caller's rights by update_process_revision
-                                 'process_changed_fields', 'process_non_definition_columns')
+                                 'process_changed_fields', 'process_non_definition_columns', 'user_exists')
          order by 1),
   '{}'::text[],
   'authenticated can execute only the authorization helpers (and what invoker triggers call) in private'

@@ -113,8 +113,8 @@ select is(
 );
 select is(
   pg_temp.columns_granted('authenticated', 'public.webhooks', 'INSERT'),
-  array['company_id', 'description', 'id', 'is_active', 'trigger_type', 'url'],
-  'authenticated may insert only id, company_id, trigger_type, url, is_active, description into webhooks'
+  array['company_id', 'description', 'is_active', 'trigger_type', 'url'],
+  'authenticated may insert only company_id, trigger_type, url, is_active, description into webhooks (never the id)'
 );
 select is(
   pg_temp.columns_granted('authenticated', 'public.webhooks', 'UPDATE'),
