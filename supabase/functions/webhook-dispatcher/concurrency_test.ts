@@ -1,7 +1,7 @@
 // End to end: concurrent dispatchers share the outbox without double sends, and one slow
 // endpoint cannot hold up the others.
 import assert from "node:assert/strict";
-import { deliveriesOf, e2eTest, enqueueEvents, sleep, waitFor } from "./test_support.ts";
+import { deliveriesOf, e2eTest, enqueueEvents, sleep, waitFor } from "../_test/e2e.ts";
 
 e2eTest("two workers, 200 deliveries to one receiver: each arrives exactly once, all succeed", async (t) => {
   // 20 ms per request keeps both workers busy at the same time.

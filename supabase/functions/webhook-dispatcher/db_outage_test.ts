@@ -3,7 +3,7 @@
 // connection dropped while postgres.js sets it up must not kill the process, and the
 // worker must resume within about a second once the database answers again.
 import assert from "node:assert/strict";
-import { createProcess, deliveriesOf, e2eTest, enqueueEvents, requireDbUrl, reviseProcess, settledDeliveries, sleep, waitFor } from "./test_support.ts";
+import { createProcess, deliveriesOf, e2eTest, enqueueEvents, requireDbUrl, reviseProcess, settledDeliveries, sleep, waitFor } from "../_test/e2e.ts";
 
 class PgProxy {
   port = 0;

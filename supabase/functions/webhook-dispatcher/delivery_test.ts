@@ -1,7 +1,7 @@
 // End to end: a process revision in Postgres reaches a real HTTP receiver through a real
 // dispatcher process, signed, retried and logged as the README promises.
 import assert from "node:assert/strict";
-import { newSecret } from "../_shared/test_receiver.ts";
+import { newSecret } from "../_test/receiver.ts";
 import {
   attemptsOf,
   createProcess,
@@ -15,7 +15,7 @@ import {
   verifySignature,
   waitFor,
   webhookSecret,
-} from "./test_support.ts";
+} from "../_test/e2e.ts";
 
 e2eTest("a process revision is POSTed once, signed, and logged as one successful attempt", async (t) => {
   const receiver = t.receiver();

@@ -6,9 +6,9 @@
 //     LISTENs and delivers continuously until SIGTERM/SIGINT.
 //
 // Configuration is environment only; see README "Dispatcher configuration".
-import { ConfigError, parseConfig } from "../_shared/config.ts";
-import { DispatchEngine } from "../_shared/engine.ts";
-import { connectDatabase, createPgStore } from "../_shared/pg_store.ts";
+import { ConfigError, parseConfig } from "../_shared/dispatch/config.ts";
+import { DispatchEngine } from "../_shared/dispatch/engine.ts";
+import { connectDatabase, createPgStore } from "../_shared/dispatch/pg_store.ts";
 import { createHttpHandler } from "./http_handler.ts";
 import { startWorker } from "./worker.ts";
 

@@ -15,7 +15,7 @@
 // process (porsager/postgres#1192).
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { deliveriesOf, type E2EDatabase, e2eTest, enqueueEvents, sleep, waitFor } from "./test_support.ts";
+import { deliveriesOf, type E2EDatabase, e2eTest, enqueueEvents, sleep, waitFor } from "../_test/e2e.ts";
 
 const ROOT = decodeURIComponent(new URL("../../../", import.meta.url).pathname);
 const PG_BIN = Deno.env.get("PG_BINDIR") ?? "/usr/lib/postgresql/15/bin";

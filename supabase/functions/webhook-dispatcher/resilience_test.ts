@@ -13,7 +13,7 @@ import {
   verifySignature,
   waitFor,
   webhookSecret,
-} from "./test_support.ts";
+} from "../_test/e2e.ts";
 
 e2eTest("a dispatcher killed mid-attempt loses nothing: after its lease expires another one delivers", async (t) => {
   // The first request hangs (until the test ends); later ones are answered at once.

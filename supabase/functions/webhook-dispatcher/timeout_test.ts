@@ -14,7 +14,7 @@ import {
   verifySignature,
   waitFor,
   webhookSecret,
-} from "./test_support.ts";
+} from "../_test/e2e.ts";
 
 const TIMEOUT_MS = 1_000;
 /** The shortest lease config.ts accepts: the timeout, the 5 s margin and 1 s to start. */

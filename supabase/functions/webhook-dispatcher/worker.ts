@@ -3,7 +3,7 @@
 // due (or a lease expires), and on SIGTERM/SIGINT finishes in-flight attempts and hands
 // unstarted ones back before exiting.
 import type postgres from "postgres";
-import type { DispatchEngine, DrainCounts } from "../_shared/engine.ts";
+import type { DispatchEngine, DrainCounts } from "../_shared/dispatch/engine.ts";
 
 export interface WorkerDeps {
   engine: Pick<DispatchEngine, "drain">;

@@ -15,50 +15,12 @@
 
 import { type DispatcherConfig, LEASE_SAFETY_MARGIN_MS, LEASE_START_WINDOW_MS } from "./config.ts";
 import { Limiter } from "./limiter.ts";
-import { nextRetryDelaySeconds } from "./retry.ts";
-import { type AttemptResult, type Outcome, sendWebhook } from "./send.ts";
-import { signWebhook } from "./sign.ts";
-import type { Resolver } from "./ssrf.ts";
-
-/** A row of private.claim_due_deliveries. */
-export interface ClaimedDelivery {
-  delivery_id: string;
-  event_id: string;
-  webhook_id: string;
-  company_id: string;
-  url: string;
-  /** The full JSON body; a string is sent verbatim, anything else is JSON-encoded. */
-  payload: unknown;
-  /** The attempt about to be made, 1-based. */
-  attempt_number: number;
-  /** Current secret first, then a rotated-out one still inside its overlap. */
-  secrets: string[];
-  event_created_at: string | Date;
-}
-
-/** An element of the `results` array of private.record_delivery_results. */
-export interface DeliveryResult {
-  delivery_id: string;
-  attempt_number: number;
-  outcome: Outcome;
-  status: number | null;
-  duration_ms: number;
-  response_body: string | null;
-  error: string | null;
-  /** ISO timestamp of the next attempt; null on a failure means retries are exhausted. */
-  next_attempt_at: string | null;
-  /** HTTP 410: the SQL side disables the endpoint. */
-  gone: boolean;
-}
-
-export interface DeliveryStore {
-  /** Leases up to `batchSize` due deliveries for `leaseSeconds`. */
-  claim(batchSize: number, leaseSeconds: number): Promise<ClaimedDelivery[]>;
-  /** Records the attempts of one batch and ends their leases. */
-  record(results: DeliveryResult[]): Promise<void>;
-  /** Gives leases back unattempted (shutdown, or too little lease or budget left). */
-  release(deliveryIds: string[]): Promise<void>;
-}
+import { nextRetryDelaySeconds } from "../delivery/retry.ts";
+import { type AttemptResult, sendWebhook } from "../delivery/send.ts";
+import { signWebhook } from "../delivery/sign.ts";
+import type { Resolver } from "../delivery/ssrf.ts";
+import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./store.ts";
+import { ResultWriter } from "./writer.ts";
 
 export type EngineConfig = Pick<
   DispatcherConfig,
@@ -300,57 +262,5 @@ export class DispatchEngine {
 
   #now(): number {
     return this.#clock().getTime();
-  }
-}
-
-/**
- * The store writes of one drain, one call at a time and in the order batches
- * finish: results are recorded, then unstarted rows released. Whatever
- * finishes while a call is in flight goes out together in the next one, so
- * under load the calls grow instead of queueing up. After the first failure
- * nothing more is written: those leases expire and another dispatcher
- * retries, and settled() reports the error.
- */
-class ResultWriter {
-  readonly #store: DeliveryStore;
-  #results: DeliveryResult[] = [];
-  #released: string[] = [];
-  #flushing: Promise<void> | null = null;
-  #error: { cause: unknown } | null = null;
-
-  constructor(store: DeliveryStore) {
-    this.#store = store;
-  }
-
-  get failed(): boolean {
-    return this.#error !== null;
-  }
-
-  write(results: DeliveryResult[], released: string[]): void {
-    if (this.#error !== null || (results.length === 0 && released.length === 0)) return;
-    this.#results.push(...results);
-    this.#released.push(...released);
-    this.#flushing ??= this.#flush().finally(() => (this.#flushing = null));
-  }
-
-  /** Resolves when everything written so far is stored; rejects with the first store error. */
-  async settled(): Promise<void> {
-    while (this.#flushing !== null) await this.#flushing;
-    if (this.#error !== null) throw this.#error.cause;
-  }
-
-  async #flush(): Promise<void> {
-    while (this.#error === null && (this.#results.length > 0 || this.#released.length > 0)) {
-      const results = this.#results;
-      const released = this.#released;
-      this.#results = [];
-      this.#released = [];
-      try {
-        if (results.length > 0) await this.#store.record(results);
-        if (released.length > 0) await this.#store.release(released);
-      } catch (cause) {
-        this.#error = { cause };
-      }
-    }
   }
 }

@@ -5,8 +5,8 @@
 // Every problem is collected and reported at once: an operator fixing a
 // deployment should not have to redeploy once per typo.
 
-import { DEFAULT_RETRY_SCHEDULE_SECONDS } from "./retry.ts";
-import { targetKey } from "./ssrf.ts";
+import { DEFAULT_RETRY_SCHEDULE_SECONDS } from "../delivery/retry.ts";
+import { targetKey } from "../delivery/ssrf.ts";
 
 /** Time kept in reserve at the end of a lease: covers recording the results
  * and a little clock skew between the dispatcher and the database. */

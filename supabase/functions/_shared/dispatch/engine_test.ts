@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
 import { Webhook } from "standardwebhooks";
-import {
-  type ClaimedDelivery,
-  type DeliveryResult,
-  type DeliveryStore,
-  DispatchEngine,
-  type EngineConfig,
-} from "./engine.ts";
-import { gate, newSecret, startReceiver } from "./test_receiver.ts";
+import { DispatchEngine, type EngineConfig } from "./engine.ts";
+import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./store.ts";
+import { gate, newSecret, startReceiver } from "../../_test/receiver.ts";
 
 // ---------------------------------------------------------------------------
 // An in-memory DeliveryStore: a test double of our own interface that mimics

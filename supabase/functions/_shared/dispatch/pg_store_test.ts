@@ -2,7 +2,7 @@
 // DB_URL); without one every test fails and says so, rather than passing unrun. Each test works on its own company and cleans it up.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import type { DeliveryResult } from "./engine.ts";
+import type { DeliveryResult } from "./store.ts";
 import { connectDatabase, createPgStore } from "./pg_store.ts";
 
 const DB_URL = Deno.env.get("DB_URL");

@@ -1,4 +1,4 @@
-// Plumbing for the dispatcher's end-to-end tests (*_test.ts in this folder): a real
+// Plumbing for the dispatcher's end-to-end tests (webhook-dispatcher/*_test.ts): a real
 // database (DB_URL), the real dispatcher (index.ts as a subprocess, worker or HTTP mode)
 // and real HTTP receivers on 127.0.0.1. Nothing is mocked.
 //
@@ -17,12 +17,12 @@
 
 import postgres from "postgres";
 import { Webhook } from "standardwebhooks";
-import { type ReceivedRequest, type Receiver, type ReceiverHandler, startReceiver } from "../_shared/test_receiver.ts";
+import { type ReceivedRequest, type Receiver, type ReceiverHandler, startReceiver } from "./receiver.ts";
 
 export type { ReceivedRequest, Receiver };
 
 const FUNCTIONS_DIR = decodeURIComponent(new URL("../", import.meta.url).pathname);
-const INDEX_TS = decodeURIComponent(new URL("./index.ts", import.meta.url).pathname);
+const INDEX_TS = decodeURIComponent(new URL("../webhook-dispatcher/index.ts", import.meta.url).pathname);
 
 /**
  * Short enough for fast tests, and consistent with config.ts: the lease covers the
@@ -42,7 +42,7 @@ export function requireDbUrl(): string {
     throw new Error(
       "DB_URL is not set: the webhook-dispatcher end-to-end tests need a Postgres database with the " +
         "migrations, seed and supabase/tests/helpers/setup.sql applied, as superuser. `npm test` provides one; " +
-        "see webhook-dispatcher/test_support.ts to set one up by hand.",
+        "see _test/e2e.ts to set one up by hand.",
     );
   }
   return url;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { MAX_RESPONSE_CHARS, type SendOptions, sendWebhook, USER_AGENT } from "./send.ts";
 import type { TargetVerdict } from "./ssrf.ts";
-import { gate, startReceiver, unusedPort } from "./test_receiver.ts";
-import { LOCALHOST_CERT, LOCALHOST_KEY } from "./testdata_tls.ts";
+import { gate, startReceiver, unusedPort } from "../../_test/receiver.ts";
+import { LOCALHOST_CERT, LOCALHOST_KEY } from "../../_test/tls.ts";
 
 const body = JSON.stringify({ type: "WEBHOOK_TEST", data: {} });
 const headers = { "webhook-id": "msg_1", "webhook-timestamp": "1767225600", "webhook-signature": "v1,abc=" };

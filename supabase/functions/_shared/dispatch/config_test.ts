@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError, parseConfig } from "./config.ts";
-import { DEFAULT_RETRY_SCHEDULE_SECONDS } from "./retry.ts";
+import { DEFAULT_RETRY_SCHEDULE_SECONDS } from "../delivery/retry.ts";
 
 function problemsOf(env: Record<string, string>): readonly string[] {
   try {

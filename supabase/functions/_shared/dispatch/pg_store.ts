@@ -2,7 +2,7 @@
 // pg_store_test.ts runs it against a real database when DB_URL is set.
 
 import postgres from "postgres";
-import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./engine.ts";
+import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./store.ts";
 
 export interface PgStoreOptions {
   /** Leases are taken and released in this name; see DispatcherConfig.workerId. */
