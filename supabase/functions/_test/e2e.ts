@@ -30,7 +30,7 @@ const INDEX_TS = decodeURIComponent(new URL("../webhook-dispatcher/index.ts", im
  * Retries after 0.2 s (±20 % jitter), 3 attempts in all.
  */
 export const FAST_DISPATCHER_ENV: Readonly<Record<string, string>> = {
-  WEBHOOK_RETRY_SCHEDULE: "0,0.2,0.2",
+  WEBHOOK_RETRY_SCHEDULE: "0.2,0.2",
   WEBHOOK_TIMEOUT_MS: "2000",
   WEBHOOK_LEASE_SECONDS: "8",
 };
@@ -274,14 +274,16 @@ async function spawnDispatcher(tag: string, dbUrl: string, options: DispatcherOp
   };
   const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
   const exited = Promise.all([child.status, pumps]).then(([status]) => status);
-  let hasExited = false;
-  exited.then(() => (hasExited = true));
+  let exitCode: number | null = null;
+  exited.then((status) => (exitCode = status.code));
 
   const ready = mode === "worker" ? /worker started/ : /Listening on (http:\/\/127\.0\.0\.1:\d+)\//;
   const match = await waitFor(
     `the ${mode} dispatcher to start`,
     () => {
-      if (hasExited) throw new Error(`the dispatcher exited before it was ready:\n${text}`);
+      if (exitCode !== null) {
+        throw new Error(`the dispatcher exited with code ${exitCode} before it was ready:\n${text}`);
+      }
       return ready.exec(text);
     },
     { timeoutMs: 30_000 },
@@ -293,7 +295,7 @@ async function spawnDispatcher(tag: string, dbUrl: string, options: DispatcherOp
     origin: mode === "http" ? match[1] : "",
     output: () => text,
     kill(signal) {
-      if (!hasExited) child.kill(signal);
+      if (exitCode === null) child.kill(signal);
     },
     exited,
     async stop(graceMs = 10_000) {

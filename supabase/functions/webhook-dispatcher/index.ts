@@ -12,9 +12,11 @@ import { connectDatabase, createPgStore } from "../_shared/dispatch/pg_store.ts"
 import { createHttpHandler } from "./http_handler.ts";
 import { startWorker } from "./worker.ts";
 
+const mode = Deno.args.includes("--worker") ? "worker" : "http";
+
 function loadConfig() {
   try {
-    return parseConfig(Deno.env.toObject(), { requireDbUrl: true });
+    return parseConfig(Deno.env.toObject(), { mode });
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);
@@ -31,8 +33,13 @@ const engine = new DispatchEngine({
   config,
 });
 
-if (Deno.args.includes("--worker")) {
-  const worker = startWorker({ engine, sql, log: (m) => console.log(`[${config.workerId}] ${m}`) });
+if (mode === "worker") {
+  const worker = startWorker({
+    engine,
+    sql,
+    budgetMs: config.workerBudgetMs,
+    log: (m) => console.log(`[${config.workerId}] ${m}`),
+  });
   console.log(`[${config.workerId}] webhook dispatcher worker started`);
   const shutdown = async () => {
     console.log(`[${config.workerId}] stopping: finishing in-flight attempts`);

@@ -8,6 +8,8 @@ import type { DispatchEngine, DrainCounts } from "../_shared/dispatch/engine.ts"
 export interface WorkerDeps {
   engine: Pick<DispatchEngine, "drain">;
   sql: postgres.Sql;
+  /** Budget of one drain round (DispatcherConfig.workerBudgetMs): covers one attempt. */
+  budgetMs: number;
   /** Longest sleep between checks when nothing is announced (a safety net for lost NOTIFYs). */
   maxIdleMs?: number;
   log?: (message: string) => void;
@@ -22,7 +24,7 @@ export interface Worker {
   counts: DrainCounts;
 }
 
-export function startWorker({ engine, sql, maxIdleMs = 5_000, log = console.log }: WorkerDeps): Worker {
+export function startWorker({ engine, sql, budgetMs, maxIdleMs = 5_000, log = console.log }: WorkerDeps): Worker {
   const stopping = new AbortController();
   const counts: DrainCounts = { claimed: 0, succeeded: 0, failed: 0, retried: 0, blocked: 0, released: 0 };
   let wake: () => void = () => {};
@@ -48,7 +50,7 @@ export function startWorker({ engine, sql, maxIdleMs = 5_000, log = console.log 
       while (!stopping.signal.aborted) {
         woken = false;
         try {
-          const batch = await engine.drain({ budgetMs: 60_000, signal: stopping.signal });
+          const batch = await engine.drain({ budgetMs, signal: stopping.signal });
           for (const key of Object.keys(counts) as (keyof DrainCounts)[]) counts[key] += batch[key];
           if (batch.claimed > 0) {
             log(

@@ -2,16 +2,19 @@
 // DB_URL); without one every test fails and says so, rather than passing unrun. Each test works on its own company and cleans it up.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import type { DeliveryResult } from "./store.ts";
+import { CLAIM_LIMITS, type DeliveryResult } from "./store.ts";
 import { connectDatabase, createPgStore } from "./pg_store.ts";
 
-const DB_URL = Deno.env.get("DB_URL");
-
-async function withCompany(fn: (sql: postgres.Sql, companyId: string, webhookId: string) => Promise<void>) {
-  if (!DB_URL) {
+function dbUrl(): string {
+  const url = Deno.env.get("DB_URL");
+  if (!url) {
     throw new Error("DB_URL is not set: these tests need a database with the migrations (npm test provides one)");
   }
-  const sql = connectDatabase(DB_URL, 2);
+  return url;
+}
+
+async function withCompany(fn: (sql: postgres.Sql, companyId: string, webhookId: string) => Promise<void>) {
+  const sql = connectDatabase(dbUrl(), 2);
   const [company] = await sql`insert into public.companies (name) values ('pg_store test') returning id`;
   try {
     // 127.0.0.1 is a plain-http URL; the local seed allows it, a fresh database may not.
@@ -151,5 +154,51 @@ Deno.test({
       assert.deepEqual(rows.map((r) => r.state), ["succeeded", "succeeded", "succeeded"]);
       assert.deepEqual(rows.map((r) => r.response_body).sort(), ["", "a".repeat(4095) + "\uFFFD", "fine"].sort());
     });
+  },
+});
+
+Deno.test({
+  name: "pg_store: the claim accepts exactly CLAIM_LIMITS, the bounds config.ts holds the settings to",
+  async fn() {
+    const sql = connectDatabase(dbUrl(), 1);
+    const store = createPgStore(sql, {
+      workerId: `pg-store-test-${crypto.randomUUID().slice(0, 8)}`,
+      disableAfterHours: 120,
+    });
+    const outcome = async (batchSize: number, leaseSeconds: number) => {
+      try {
+        // Whatever an accepted claim leased (due work of other tests) goes straight back.
+        await store.release((await store.claim(batchSize, leaseSeconds)).map((d) => d.delivery_id));
+        return "accepted";
+      } catch (e) {
+        const { code, message } = e as { code?: string; message: string };
+        return `${code}: ${message}`;
+      }
+    };
+    try {
+      const { batchSize, leaseSeconds } = CLAIM_LIMITS;
+      const batchRange = `batch_size must be between ${batchSize.min} and ${batchSize.max}`;
+      const leaseRange = `lease_seconds must be between ${leaseSeconds.min} and ${leaseSeconds.max}`;
+      assert.equal(await outcome(batchSize.min, leaseSeconds.min), "accepted");
+      assert.equal(await outcome(batchSize.max, leaseSeconds.max), "accepted");
+      assert.equal(
+        await outcome(batchSize.min - 1, leaseSeconds.max),
+        `22023: ${batchRange}, got ${batchSize.min - 1}`,
+      );
+      assert.equal(
+        await outcome(batchSize.max + 1, leaseSeconds.max),
+        `22023: ${batchRange}, got ${batchSize.max + 1}`,
+      );
+      assert.equal(
+        await outcome(batchSize.max, leaseSeconds.min - 1),
+        `22023: ${leaseRange}, got ${leaseSeconds.min - 1}`,
+      );
+      assert.equal(
+        await outcome(batchSize.max, leaseSeconds.max + 1),
+        `22023: ${leaseRange}, got ${leaseSeconds.max + 1}`,
+      );
+    } finally {
+      await sql.end();
+    }
   },
 });

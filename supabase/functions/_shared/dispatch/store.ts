@@ -35,8 +35,18 @@ export interface DeliveryResult {
   gone: boolean;
 }
 
+/**
+ * What private.claim_due_deliveries accepts; it refuses anything else (SQLSTATE 22023).
+ * config.ts holds the settings to these bounds; pg_store_test.ts checks them against the
+ * database, so a change on either side alone fails a test.
+ */
+export const CLAIM_LIMITS = {
+  batchSize: { min: 1, max: 1_000 },
+  leaseSeconds: { min: 1, max: 3_600 },
+} as const;
+
 export interface DeliveryStore {
-  /** Leases up to `batchSize` due deliveries for `leaseSeconds`. */
+  /** Leases up to `batchSize` due deliveries for `leaseSeconds` (both within CLAIM_LIMITS). */
   claim(batchSize: number, leaseSeconds: number): Promise<ClaimedDelivery[]>;
   /** Records the attempts of one batch and ends their leases. */
   record(results: DeliveryResult[]): Promise<void>;
