@@ -10,8 +10,6 @@ export interface WorkerDeps {
   sql: postgres.Sql;
   /** Budget of one drain round (DispatcherConfig.workerBudgetMs): covers one attempt. */
   budgetMs: number;
-  /** Longest sleep between checks when nothing is announced (a safety net for lost NOTIFYs). */
-  maxIdleMs?: number;
   log?: (message: string) => void;
 }
 
@@ -24,7 +22,10 @@ export interface Worker {
   counts: DrainCounts;
 }
 
-export function startWorker({ engine, sql, budgetMs, maxIdleMs = 5_000, log = console.log }: WorkerDeps): Worker {
+/** Longest sleep between checks when nothing is announced: a safety net for lost NOTIFYs. */
+const MAX_IDLE_MS = 5_000;
+
+export function startWorker({ engine, sql, budgetMs, log = console.log }: WorkerDeps): Worker {
   const stopping = new AbortController();
   const counts: DrainCounts = { claimed: 0, succeeded: 0, failed: 0, retried: 0, blocked: 0, released: 0 };
   let wake: () => void = () => {};
@@ -41,7 +42,7 @@ export function startWorker({ engine, sql, budgetMs, maxIdleMs = 5_000, log = co
         from public.webhook_deliveries
        where state = 'pending'
     `;
-    return row?.ms === null || row?.ms === undefined ? maxIdleMs : Math.max(0, Math.min(Number(row.ms), maxIdleMs));
+    return row?.ms === null || row?.ms === undefined ? MAX_IDLE_MS : Math.max(0, Math.min(Number(row.ms), MAX_IDLE_MS));
   }
 
   async function loop() {

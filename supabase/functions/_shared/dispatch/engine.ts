@@ -18,7 +18,6 @@ import { Limiter } from "./limiter.ts";
 import { nextRetryDelaySeconds } from "../delivery/retry.ts";
 import { type AttemptResult, sendWebhook } from "../delivery/send.ts";
 import { signWebhook } from "../delivery/sign.ts";
-import type { Resolver } from "../delivery/ssrf.ts";
 import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./store.ts";
 import { ResultWriter } from "./writer.ts";
 
@@ -38,10 +37,6 @@ export interface EngineDeps {
   config: EngineConfig;
   clock?: () => Date;
   random?: () => number;
-  /** DNS resolver for the SSRF check; Deno.resolveDns by default. */
-  resolve?: Resolver;
-  /** What the per-key concurrency cap groups by; the endpoint (webhook id) by default. */
-  limiterKey?: (delivery: ClaimedDelivery) => string;
 }
 
 /**
@@ -75,8 +70,6 @@ export class DispatchEngine {
   readonly #config: EngineConfig;
   readonly #clock: () => Date;
   readonly #random: () => number;
-  readonly #resolve: Resolver | undefined;
-  readonly #limiterKey: (delivery: ClaimedDelivery) => string;
   // One limiter per engine, so overlapping drains (HTTP mode wake-ups) share the caps.
   readonly #limiter: Limiter;
 
@@ -86,21 +79,7 @@ export class DispatchEngine {
     this.#config = deps.config;
     this.#clock = deps.clock ?? (() => new Date());
     this.#random = deps.random ?? Math.random;
-    this.#resolve = deps.resolve;
-    this.#limiterKey = deps.limiterKey ?? ((d) => d.webhook_id);
     this.#limiter = new Limiter({ global: deps.config.concurrency, perKey: deps.config.endpointConcurrency });
-  }
-
-  /** Claims and processes one batch. */
-  async drainOnce(): Promise<DrainCounts> {
-    const writer = new ResultWriter(this.#store);
-    const { done } = await this.#claimBatch(Number.POSITIVE_INFINITY, undefined, writer, {
-      claimed() {},
-      settled() {},
-    });
-    const counts = await done;
-    await writer.settled();
-    return counts;
   }
 
   /** Processes batches until nothing is due, the budget runs out, or the signal fires. */
@@ -172,7 +151,8 @@ export class DispatchEngine {
     const startBy = Math.min(leaseEnd, deadline) - timeoutMs;
     const done = Promise.all(
       claimed.map((row) =>
-        this.#limiter.run(this.#limiterKey(row), async () => {
+        // The per-endpoint cap groups by webhook: one slow receiver holds only its own slots.
+        this.#limiter.run(row.webhook_id, async () => {
           if (signal?.aborted || this.#now() > startBy) return null;
           return await this.#attempt(row);
         }).finally(rows.settled)
@@ -210,7 +190,7 @@ export class DispatchEngine {
       const headers = signWebhook({ msgId: row.delivery_id, timestamp: this.#clock(), body, secrets: row.secrets });
       attempt = await sendWebhook(
         { url: row.url, body, headers: { ...headers } },
-        { allowedTargets: this.#config.allowedTargets, timeoutMs: this.#config.timeoutMs, resolve: this.#resolve },
+        { allowedTargets: this.#config.allowedTargets, timeoutMs: this.#config.timeoutMs },
       );
     } catch (e) {
       // Only our own bugs or a malformed row (bad secret) land here; record
