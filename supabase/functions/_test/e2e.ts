@@ -1,6 +1,6 @@
 // Plumbing for the dispatcher's end-to-end tests (webhook-dispatcher/*_test.ts): a real
-// database (DB_URL), the real dispatcher (index.ts as a subprocess, worker or HTTP mode)
-// and real HTTP receivers on 127.0.0.1. Nothing is mocked.
+// database (DB_URL), the real dispatcher (a subprocess started by its `worker` or `serve`
+// task, see tasks.mjs) and real HTTP receivers on 127.0.0.1. Nothing is mocked.
 //
 // `npm test` provides DB_URL: a fresh database with the migrations, the seed
 // (allow_plain_http = true) and supabase/tests/helpers/setup.sql applied. By hand:
@@ -17,12 +17,12 @@
 
 import postgres from "postgres";
 import { Webhook } from "standardwebhooks";
+import { readTask } from "../tasks.mjs";
 import { type ReceivedRequest, type Receiver, type ReceiverHandler, startReceiver } from "./receiver.ts";
 
 export type { ReceivedRequest, Receiver };
 
 const FUNCTIONS_DIR = decodeURIComponent(new URL("../", import.meta.url).pathname);
-const INDEX_TS = decodeURIComponent(new URL("../webhook-dispatcher/index.ts", import.meta.url).pathname);
 
 /**
  * Short enough for fast tests, and consistent with config.ts: the lease covers the
@@ -216,7 +216,7 @@ export interface TimedReceiver extends Receiver {
 // ---------------------------------------------------------------------------------------
 
 export interface DispatcherOptions {
-  /** `worker` runs `index.ts --worker`; `http` runs index.ts in HTTP mode on a free port. */
+  /** `worker` runs the `worker` task of deno.json; `http` the `serve` task, on a free port. */
   mode?: "worker" | "http";
   /** Exact host:port of the receivers the SSRF policy should let through. */
   allowedTargets: string[];
@@ -245,8 +245,12 @@ async function spawnDispatcher(tag: string, dbUrl: string, options: DispatcherOp
   const inherited = Object.fromEntries(
     Object.entries(Deno.env.toObject()).filter(([k]) => !/^(WEBHOOK_|SUPABASE_|PORT$)/.test(k)),
   );
+  // The start command `npm start` and the benchmarks use too, so a missing permission or
+  // setting fails here as well.
+  const task = readTask(mode === "worker" ? "worker" : "serve");
   const env: Record<string, string> = {
     ...inherited,
+    ...task.env,
     NO_COLOR: "1",
     SUPABASE_DB_URL: dbUrl,
     WEBHOOK_WORKER_ID: workerId,
@@ -255,11 +259,8 @@ async function spawnDispatcher(tag: string, dbUrl: string, options: DispatcherOp
     ...(mode === "http" ? { PORT: "0" } : {}),
     ...options.env,
   };
-  // The permissions `npm start` runs it with, so a missing one fails here too.
-  const args = ["run", "--allow-net", "--allow-env", "--allow-sys", "--allow-read", INDEX_TS];
-  if (mode === "worker") args.push("--worker");
   const child = new Deno.Command(Deno.execPath(), {
-    args,
+    args: task.args,
     cwd: FUNCTIONS_DIR,
     env,
     clearEnv: true,

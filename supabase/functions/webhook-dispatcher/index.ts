@@ -2,7 +2,7 @@
 //
 //   HTTP mode (default; how Supabase Edge Functions run it):
 //     POST with `Authorization: Bearer <service role key>` drains due deliveries.
-//   Worker mode (local and self-hosted): `deno run -A index.ts --worker`
+//   Worker mode (local and self-hosted): `deno task worker` in supabase/functions (index.ts --worker)
 //     LISTENs and delivers continuously until SIGTERM/SIGINT.
 //
 // Configuration is environment only; see README "Dispatcher configuration".
