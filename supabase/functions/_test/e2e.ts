@@ -107,6 +107,8 @@ export interface AttemptRow {
   response_body: string | null;
   error: string | null;
   worker: string | null;
+  /** When it was recorded (the database's clock). */
+  created_at: Date;
 }
 
 export async function createProcess(sql: postgres.Sql, companyId: string, name: string): Promise<string> {
@@ -155,7 +157,7 @@ export async function deliveryById(sql: postgres.Sql, deliveryId: string): Promi
 export async function attemptsOf(sql: postgres.Sql, deliveryId: string): Promise<AttemptRow[]> {
   return [
     ...await sql<AttemptRow[]>`
-      select delivery_id, attempt_number, outcome, status, duration_ms, response_body, error, worker
+      select delivery_id, attempt_number, outcome, status, duration_ms, response_body, error, worker, created_at
         from public.webhook_delivery_attempts
        where delivery_id = ${deliveryId}
        order by attempt_number, id`,

@@ -93,6 +93,9 @@ Deno.test("send: a receiver that never answers times out", async () => {
     await release.opened;
     return new Response("too late");
   });
+  // Should the timeout not cut the attempt, the receiver answers after 10 s, and the
+  // outcome says so instead of the test hanging.
+  const fallback = setTimeout(release.open, 10_000);
   try {
     const result = await sendWebhook(
       { url: receiver.origin, body, headers },
@@ -101,8 +104,9 @@ Deno.test("send: a receiver that never answers times out", async () => {
     assert.equal(result.outcome, "failed");
     assert.equal(result.status, null);
     assert.equal(result.error, "timed out after 200 ms");
-    assert.ok(result.duration_ms >= 190 && result.duration_ms < 3_000, `${result.duration_ms} ms`);
+    assert.ok(result.duration_ms >= 190, `${result.duration_ms} ms`);
   } finally {
+    clearTimeout(fallback);
     release.open();
   }
 });
@@ -119,16 +123,23 @@ Deno.test("send: a body trickled past the timeout cannot hold the attempt; the s
     });
     return new Response(stream, { status: 200 });
   });
+  // Should the timeout not cover the body, the stream ends after 10 s, and the flag says so
+  // instead of the test hanging.
+  let cutByTimeout = true;
+  const fallback = setTimeout(() => {
+    cutByTimeout = false;
+    stop.open();
+  }, 10_000);
   try {
-    const started = performance.now();
     const result = await sendWebhook(
       { url: receiver.origin, body, headers },
       options(receiver.target, { timeoutMs: 300 }),
     );
-    assert.ok(performance.now() - started < 3_000);
+    assert.equal(cutByTimeout, true, "the attempt waited for the whole body");
     assert.equal(result.outcome, "succeeded");
     assert.equal(result.response_body, "partial");
   } finally {
+    clearTimeout(fallback);
     stop.open();
   }
 });

@@ -202,3 +202,17 @@ Deno.test({
     }
   },
 });
+
+Deno.test("pg_store: a lost connection is retried within a second, however many attempts failed", async () => {
+  // What lets a worker resume about a second after Postgres is back (db_outage_test.ts):
+  // postgres.js's own backoff grows to 20 s and delays the LISTEN connection too.
+  const sql = connectDatabase("postgresql://nobody@127.0.0.1:9/none");
+  try {
+    const backoff = sql.options.backoff as (attempt: number) => number;
+    const delays = Array.from({ length: 40 }, (_, attempt) => backoff(attempt));
+    assert.ok(delays.every((seconds) => seconds > 0 && seconds <= 1), `backoff (s): ${delays.join(", ")}`);
+    assert.ok(backoff(0) < 0.1, "the first retry comes at once");
+  } finally {
+    await sql.end();
+  }
+});
