@@ -12,6 +12,9 @@ function problemsOf(env: Record<string, string>, options?: ParseConfigOptions): 
   assert.fail("expected a ConfigError");
 }
 
+const outOfRange = (name: string, min: number, max: number, got: string) =>
+  `${name} must be an integer between ${min} and ${max}, got '${got}'`;
+
 Deno.test("config: an empty environment gives the documented defaults", () => {
   const config = parseConfig({});
   assert.equal(config.dbUrl, undefined);
@@ -81,14 +84,10 @@ Deno.test("config: a bad retry schedule is named with the offending value", () =
 });
 
 Deno.test("config: integers are checked for form and range", () => {
-  assert.deepEqual(problemsOf({ WEBHOOK_BATCH_SIZE: "0" }), [
-    "WEBHOOK_BATCH_SIZE must be an integer between 1 and 1000, got '0'",
-  ]);
-  assert.deepEqual(problemsOf({ WEBHOOK_CONCURRENCY: "1.5" }), [
-    "WEBHOOK_CONCURRENCY must be an integer between 1 and 1000, got '1.5'",
-  ]);
+  assert.deepEqual(problemsOf({ WEBHOOK_BATCH_SIZE: "0" }), [outOfRange("WEBHOOK_BATCH_SIZE", 1, 1000, "0")]);
+  assert.deepEqual(problemsOf({ WEBHOOK_CONCURRENCY: "1.5" }), [outOfRange("WEBHOOK_CONCURRENCY", 1, 1000, "1.5")]);
   assert.deepEqual(problemsOf({ WEBHOOK_ENDPOINT_CONCURRENCY: "ten" }), [
-    "WEBHOOK_ENDPOINT_CONCURRENCY must be an integer between 1 and 1000, got 'ten'",
+    outOfRange("WEBHOOK_ENDPOINT_CONCURRENCY", 1, 1000, "ten"),
   ]);
   assert.deepEqual(problemsOf({ WEBHOOK_DISABLE_AFTER_HOURS: "0" }), [
     "WEBHOOK_DISABLE_AFTER_HOURS must be a positive number of hours, got '0'",
@@ -135,15 +134,9 @@ Deno.test("config: the lease must outlast one request plus the safety margin and
 
 Deno.test("config: the lease stays within what the claim accepts (1 to 3600 s)", () => {
   assert.equal(parseConfig({ WEBHOOK_LEASE_SECONDS: "3600" }).leaseSeconds, 3600);
-  assert.deepEqual(problemsOf({ WEBHOOK_LEASE_SECONDS: "3601" }), [
-    "WEBHOOK_LEASE_SECONDS must be an integer between 1 and 3600, got '3601'",
-  ]);
-  assert.deepEqual(problemsOf({ WEBHOOK_LEASE_SECONDS: "86400" }), [
-    "WEBHOOK_LEASE_SECONDS must be an integer between 1 and 3600, got '86400'",
-  ]);
-  assert.deepEqual(problemsOf({ WEBHOOK_LEASE_SECONDS: "0" }), [
-    "WEBHOOK_LEASE_SECONDS must be an integer between 1 and 3600, got '0'",
-  ]);
+  for (const bad of ["3601", "86400", "0"]) {
+    assert.deepEqual(problemsOf({ WEBHOOK_LEASE_SECONDS: bad }), [outOfRange("WEBHOOK_LEASE_SECONDS", 1, 3600, bad)]);
+  }
   // The longest timeout still fits under the claim's longest lease.
   const slow = parseConfig({
     WEBHOOK_TIMEOUT_MS: "600000",
@@ -157,7 +150,7 @@ Deno.test("config: the batch size stays within what the claim accepts (1 to 1000
   assert.equal(parseConfig({ WEBHOOK_BATCH_SIZE: "1" }).batchSize, 1);
   assert.equal(parseConfig({ WEBHOOK_BATCH_SIZE: "1000" }).batchSize, 1000);
   assert.deepEqual(problemsOf({ WEBHOOK_BATCH_SIZE: "1001" }), [
-    "WEBHOOK_BATCH_SIZE must be an integer between 1 and 1000, got '1001'",
+    outOfRange("WEBHOOK_BATCH_SIZE", 1, 1000, "1001"),
   ]);
 });
 
@@ -194,14 +187,14 @@ Deno.test("config: a value that fails its own check is reported once, not judged
   assert.deepEqual(
     problemsOf({ WEBHOOK_TIMEOUT_MS: "soon", WEBHOOK_LEASE_SECONDS: "7", WEBHOOK_HTTP_BUDGET_MS: "1000" }),
     [
-      "WEBHOOK_TIMEOUT_MS must be an integer between 100 and 600000, got 'soon'",
+      outOfRange("WEBHOOK_TIMEOUT_MS", 100, 600000, "soon"),
     ],
   );
   assert.deepEqual(
     problemsOf({ WEBHOOK_TIMEOUT_MS: "200000", WEBHOOK_LEASE_SECONDS: "99999", WEBHOOK_HTTP_BUDGET_MS: "x" }),
     [
-      "WEBHOOK_LEASE_SECONDS must be an integer between 1 and 3600, got '99999'",
-      "WEBHOOK_HTTP_BUDGET_MS must be an integer between 1000 and 3600000, got 'x'",
+      outOfRange("WEBHOOK_LEASE_SECONDS", 1, 3600, "99999"),
+      outOfRange("WEBHOOK_HTTP_BUDGET_MS", 1000, 3600000, "x"),
     ],
   );
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Webhook } from "standardwebhooks";
-import { DispatchEngine, type EngineConfig } from "./engine.ts";
+import { DispatchEngine, type DrainCounts, emptyCounts, type EngineConfig } from "./engine.ts";
 import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./store.ts";
 import { gate, newSecret, startReceiver } from "../../_test/receiver.ts";
 
@@ -95,6 +95,23 @@ function frozenClock(start = Date.now()) {
   };
 }
 
+/** A receiver handler that answers 200 after `ms` have passed on the test clock. */
+function taking(clock: ReturnType<typeof frozenClock>, ms: number) {
+  return () => {
+    clock.advance(ms);
+    return new Response("ok");
+  };
+}
+
+/** An engine on the test clock whose one endpoint takes one request at a time. */
+function oneAtATime(store: MemoryStore, clock: ReturnType<typeof frozenClock>, target: string, overrides = {}) {
+  return new DispatchEngine({
+    store,
+    config: config([target], { endpointConcurrency: 1, timeoutMs: 2_000, ...overrides }),
+    clock: clock.now,
+  });
+}
+
 function config(allowedTargets: string[], overrides: Partial<EngineConfig> = {}): EngineConfig {
   return {
     allowedTargets: new Set(allowedTargets),
@@ -109,6 +126,9 @@ function config(allowedTargets: string[], overrides: Partial<EngineConfig> = {})
 }
 
 const noJitter = () => 0.5;
+
+/** Drain counts: the ones given, zero for the rest. */
+const tally = (some: Partial<DrainCounts>): DrainCounts => ({ ...emptyCounts(), ...some });
 
 /** Long enough never to be what stops a drain in these tests; they stop when nothing is due. */
 const BUDGET = { budgetMs: 3_600_000 };
@@ -141,7 +161,7 @@ Deno.test("engine: drain sends a batch concurrently, signed, and records it in o
 
   const counts = await engine.drain(BUDGET);
 
-  assert.deepEqual(counts, { claimed: 3, succeeded: 3, failed: 0, retried: 0, blocked: 0, released: 0 });
+  assert.deepEqual(counts, tally({ claimed: 3, succeeded: 3 }));
   assert.equal(store.recordCalls.length, 1, "one record call per batch");
   assert.equal(store.claimCalls, 2, "the batch, then an empty claim: nothing more was due");
   assert.equal(store.recordCalls[0].length, 3);
@@ -172,14 +192,7 @@ Deno.test("engine: a failing delivery follows the retry schedule until it is exh
   const id = store.add({ url: receiver.origin });
   const engine = new DispatchEngine({ store, config: config([receiver.target]), clock: clock.now, random: noJitter });
 
-  assert.deepEqual(await engine.drain(BUDGET), {
-    claimed: 1,
-    succeeded: 0,
-    failed: 0,
-    retried: 1,
-    blocked: 0,
-    released: 0,
-  });
+  assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 1, retried: 1 }));
   assert.equal(store.get(id).attempts[0].next_attempt_at, new Date(clock.now().getTime() + 5_000).toISOString());
   assert.equal(store.get(id).attempts[0].error, "HTTP 500");
 
@@ -189,14 +202,7 @@ Deno.test("engine: a failing delivery follows the retry schedule until it is exh
   assert.equal(store.get(id).attempts[1].next_attempt_at, new Date(clock.now().getTime() + 300_000).toISOString());
 
   clock.advance(300_000);
-  assert.deepEqual(await engine.drain(BUDGET), {
-    claimed: 1,
-    succeeded: 0,
-    failed: 1,
-    retried: 0,
-    blocked: 0,
-    released: 0,
-  });
+  assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 1, failed: 1 }));
   const d = store.get(id);
   assert.equal(d.state, "failed");
   assert.deepEqual(d.attempts.map((a) => [a.attempt_number, a.next_attempt_at === null]), [[1, false], [2, false], [
@@ -221,14 +227,7 @@ Deno.test("engine: 410 Gone is recorded as gone and not retried", async () => {
   const store = new MemoryStore(() => new Date());
   const id = store.add({ url: receiver.origin });
   const engine = new DispatchEngine({ store, config: config([receiver.target]) });
-  assert.deepEqual(await engine.drain(BUDGET), {
-    claimed: 1,
-    succeeded: 0,
-    failed: 1,
-    retried: 0,
-    blocked: 0,
-    released: 0,
-  });
+  assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 1, failed: 1 }));
   const [attempt] = store.get(id).attempts;
   assert.equal(attempt.gone, true);
   assert.equal(attempt.next_attempt_at, null);
@@ -239,14 +238,7 @@ Deno.test("engine: a blocked target is recorded without a request and not retrie
   const store = new MemoryStore(() => new Date());
   const id = store.add({ url: `${receiver.origin}/internal` });
   const engine = new DispatchEngine({ store, config: config([]) }); // nothing allowlisted
-  assert.deepEqual(await engine.drain(BUDGET), {
-    claimed: 1,
-    succeeded: 0,
-    failed: 0,
-    retried: 0,
-    blocked: 1,
-    released: 0,
-  });
+  assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 1, blocked: 1 }));
   const [attempt] = store.get(id).attempts;
   assert.equal(attempt.outcome, "blocked");
   assert.equal(attempt.error, "target refused: 127.0.0.1 is loopback");
@@ -262,7 +254,7 @@ Deno.test("engine: drain loops over batches until nothing is due", async () => {
 
   const counts = await engine.drain({ budgetMs: 30_000 });
 
-  assert.deepEqual(counts, { claimed: 7, succeeded: 7, failed: 0, retried: 0, blocked: 0, released: 0 });
+  assert.deepEqual(counts, tally({ claimed: 7, succeeded: 7 }));
   assert.deepEqual(store.recordCalls.map((batch) => batch.length), [3, 3, 1]);
   assert.equal(store.claimCalls, 4, "three batches and one empty claim");
   assert.equal(receiver.requests.length, 7);
@@ -297,7 +289,7 @@ Deno.test("engine: drain claims the next batch while the previous one is still s
   const counts = await engine.drain({ budgetMs: 30_000 });
   clearTimeout(fallback);
   assert.equal(pipelined, true, "the second batch was claimed only after the first one finished");
-  assert.deepEqual(counts, { claimed: 4, succeeded: 4, failed: 0, retried: 0, blocked: 0, released: 0 });
+  assert.deepEqual(counts, tally({ claimed: 4, succeeded: 4 }));
   assert.equal(receiver.requests.length, 4);
   assert.deepEqual(store.recordCalls.flat().map((r) => r.outcome), Array(4).fill("succeeded"));
 });
@@ -317,10 +309,7 @@ Deno.test("engine: attempts that could outlive their lease are released, not sen
   // The first request takes 54 s on the test clock. The rows still waiting for the
   // endpoint's only slot would then end (2 s timeout) past the usable lease (60 s less
   // the 5 s margin), though well inside the drain's budget: they must not be sent.
-  await using receiver = startReceiver(() => {
-    clock.advance(54_000);
-    return new Response("ok");
-  });
+  await using receiver = startReceiver(taking(clock, 54_000));
   const store = new MemoryStore(clock.now);
   const ids = [1, 2, 3, 4].map(() => store.add({ url: receiver.origin }));
   // Stop once they are handed back, rather than claim them again under a new lease.
@@ -330,20 +319,12 @@ Deno.test("engine: attempts that could outlive their lease are released, not sen
     stop.abort();
     return release(deliveryIds);
   };
-  const engine = new DispatchEngine({
-    store,
-    config: config([receiver.target], { endpointConcurrency: 1, leaseSeconds: 60, timeoutMs: 2_000 }),
-    clock: clock.now,
-  });
+  const engine = oneAtATime(store, clock, receiver.target, { leaseSeconds: 60 });
 
-  assert.deepEqual(await engine.drain({ ...BUDGET, signal: stop.signal }), {
-    claimed: 4,
-    succeeded: 1,
-    failed: 0,
-    retried: 0,
-    blocked: 0,
-    released: 3,
-  });
+  assert.deepEqual(
+    await engine.drain({ ...BUDGET, signal: stop.signal }),
+    tally({ claimed: 4, succeeded: 1, released: 3 }),
+  );
   assert.equal(receiver.requests.length, 1);
   assert.deepEqual(store.releaseCalls, [ids.slice(1)], "released in one call");
   for (const id of ids.slice(1)) {
@@ -357,31 +338,17 @@ Deno.test("engine: attempts that could outlive their lease are released, not sen
 
 Deno.test("engine: drain keeps to its budget, releasing what it cannot start", async () => {
   const clock = frozenClock();
-  await using receiver = startReceiver(() => {
-    clock.advance(9_000);
-    return new Response("ok");
-  });
+  await using receiver = startReceiver(taking(clock, 9_000));
   const store = new MemoryStore(clock.now);
   for (let i = 0; i < 3; i++) store.add({ url: receiver.origin });
-  const engine = new DispatchEngine({
-    store,
-    config: config([receiver.target], { endpointConcurrency: 1, timeoutMs: 2_000 }),
-    clock: clock.now,
-  });
+  const engine = oneAtATime(store, clock, receiver.target);
 
   // 9 s used by the first request + a 2 s timeout would end past the 10 s budget.
   const counts = await engine.drain({ budgetMs: 10_000 });
-  assert.deepEqual(counts, { claimed: 3, succeeded: 1, failed: 0, retried: 0, blocked: 0, released: 2 });
+  assert.deepEqual(counts, tally({ claimed: 3, succeeded: 1, released: 2 }));
   assert.equal(store.claimCalls, 1, "no new claim once the budget cannot fit an attempt");
 
-  assert.deepEqual(await engine.drain({ budgetMs: 1_000 }), {
-    claimed: 0,
-    succeeded: 0,
-    failed: 0,
-    retried: 0,
-    blocked: 0,
-    released: 0,
-  });
+  assert.deepEqual(await engine.drain({ budgetMs: 1_000 }), tally({}));
   assert.equal(store.claimCalls, 1, "a budget shorter than the timeout claims nothing");
 });
 
@@ -396,7 +363,7 @@ Deno.test("engine: an aborted drain starts nothing new and releases unstarted at
   const engine = new DispatchEngine({ store, config: config([receiver.target], { endpointConcurrency: 1 }) });
 
   const counts = await engine.drain({ budgetMs: 30_000, signal: stop.signal });
-  assert.deepEqual(counts, { claimed: 3, succeeded: 1, failed: 0, retried: 0, blocked: 0, released: 2 });
+  assert.deepEqual(counts, tally({ claimed: 3, succeeded: 1, released: 2 }));
   assert.equal(store.claimCalls, 1);
 
   const before = store.claimCalls;
@@ -448,14 +415,7 @@ Deno.test("engine: a row that cannot be signed fails alone, the batch goes on", 
   const good = store.add({ url: receiver.origin });
   const engine = new DispatchEngine({ store, config: config([receiver.target]), clock: clock.now, random: noJitter });
 
-  assert.deepEqual(await engine.drain(BUDGET), {
-    claimed: 2,
-    succeeded: 1,
-    failed: 0,
-    retried: 1,
-    blocked: 0,
-    released: 0,
-  });
+  assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 2, succeeded: 1, retried: 1 }));
   assert.match(store.get(bad).attempts[0].error!, /^dispatcher error: /);
   assert.equal(store.get(good).state, "succeeded");
   assert.equal(receiver.requests.length, 1);

@@ -2,7 +2,7 @@
 // DB_URL); without one every test fails and says so, rather than passing unrun. Each test works on its own company and cleans it up.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { CLAIM_LIMITS, type DeliveryResult } from "./store.ts";
+import { CLAIM_LIMITS, type DeliveryResult, type DeliveryStore } from "./store.ts";
 import { connectDatabase, createPgStore } from "./pg_store.ts";
 
 function dbUrl(): string {
@@ -11,6 +11,14 @@ function dbUrl(): string {
     throw new Error("DB_URL is not set: these tests need a database with the migrations (npm test provides one)");
   }
   return url;
+}
+
+/** Claims everything due, gives back what is not this test's webhook's, returns the rest. */
+async function claimOurs(store: DeliveryStore, webhookId: string) {
+  const claimed = await store.claim(1000, 60);
+  // Anything else due in a shared test database goes straight back.
+  await store.release(claimed.filter((d) => d.webhook_id !== webhookId).map((d) => d.delivery_id));
+  return claimed.filter((d) => d.webhook_id === webhookId);
 }
 
 async function withCompany(fn: (sql: postgres.Sql, companyId: string, webhookId: string) => Promise<void>) {
@@ -38,10 +46,7 @@ Deno.test({
       const workerId = `pg-store-test-${crypto.randomUUID().slice(0, 8)}`;
       const store = createPgStore(sql, { workerId, disableAfterHours: 120 });
 
-      const claimed = await store.claim(1000, 60);
-      const ours = claimed.filter((d) => d.webhook_id === webhookId);
-      // Anything else due in a shared test database goes straight back.
-      await store.release(claimed.filter((d) => d.webhook_id !== webhookId).map((d) => d.delivery_id));
+      const ours = await claimOurs(store, webhookId);
       assert.equal(ours.length, 2);
       for (const d of ours) {
         assert.equal(d.attempt_number, 1);
@@ -126,9 +131,7 @@ Deno.test({
       }
       const workerId = `pg-store-test-${crypto.randomUUID().slice(0, 8)}`;
       const store = createPgStore(sql, { workerId, disableAfterHours: 120 });
-      const claimed = await store.claim(1000, 60);
-      const ours = claimed.filter((d) => d.webhook_id === webhookId);
-      await store.release(claimed.filter((d) => d.webhook_id !== webhookId).map((d) => d.delivery_id));
+      const ours = await claimOurs(store, webhookId);
       assert.equal(ours.length, 3);
 
       const halfEmoji = "a".repeat(4095) + "😀".slice(0, 1); // what a 4096-unit cut can leave
