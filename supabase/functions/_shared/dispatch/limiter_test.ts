@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Limiter } from "./limiter.ts";
-import { gate, startReceiver } from "./test_receiver.ts";
+import { gate, startReceiver } from "../../_test/receiver.ts";
 
 Deno.test("limiter: never exceeds the global cap or the per-key cap", async () => {
   const limiter = new Limiter({ global: 3, perKey: 2 });

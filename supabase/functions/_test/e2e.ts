@@ -1,6 +1,6 @@
-// Plumbing for the dispatcher's end-to-end tests (*_test.ts in this folder): a real
-// database (DB_URL), the real dispatcher (index.ts as a subprocess, worker or HTTP mode)
-// and real HTTP receivers on 127.0.0.1. Nothing is mocked.
+// Plumbing for the dispatcher's end-to-end tests (webhook-dispatcher/*_test.ts): a real
+// database (DB_URL), the real dispatcher (a subprocess started by its `worker` or `serve`
+// task, see tasks.mjs) and real HTTP receivers on 127.0.0.1. Nothing is mocked.
 //
 // `npm test` provides DB_URL: a fresh database with the migrations, the seed
 // (allow_plain_http = true) and supabase/tests/helpers/setup.sql applied. By hand:
@@ -17,12 +17,12 @@
 
 import postgres from "postgres";
 import { Webhook } from "standardwebhooks";
-import { type ReceivedRequest, type Receiver, type ReceiverHandler, startReceiver } from "../_shared/test_receiver.ts";
+import { readTask } from "../tasks.mjs";
+import { type ReceivedRequest, type Receiver, type ReceiverHandler, startReceiver } from "./receiver.ts";
 
 export type { ReceivedRequest, Receiver };
 
 const FUNCTIONS_DIR = decodeURIComponent(new URL("../", import.meta.url).pathname);
-const INDEX_TS = decodeURIComponent(new URL("./index.ts", import.meta.url).pathname);
 
 /**
  * Short enough for fast tests, and consistent with config.ts: the lease covers the
@@ -30,7 +30,7 @@ const INDEX_TS = decodeURIComponent(new URL("./index.ts", import.meta.url).pathn
  * Retries after 0.2 s (±20 % jitter), 3 attempts in all.
  */
 export const FAST_DISPATCHER_ENV: Readonly<Record<string, string>> = {
-  WEBHOOK_RETRY_SCHEDULE: "0,0.2,0.2",
+  WEBHOOK_RETRY_SCHEDULE: "0.2,0.2",
   WEBHOOK_TIMEOUT_MS: "2000",
   WEBHOOK_LEASE_SECONDS: "8",
 };
@@ -42,7 +42,7 @@ export function requireDbUrl(): string {
     throw new Error(
       "DB_URL is not set: the webhook-dispatcher end-to-end tests need a Postgres database with the " +
         "migrations, seed and supabase/tests/helpers/setup.sql applied, as superuser. `npm test` provides one; " +
-        "see webhook-dispatcher/test_support.ts to set one up by hand.",
+        "see _test/e2e.ts to set one up by hand.",
     );
   }
   return url;
@@ -107,6 +107,8 @@ export interface AttemptRow {
   response_body: string | null;
   error: string | null;
   worker: string | null;
+  /** When it was recorded (the database's clock). */
+  created_at: Date;
 }
 
 export async function createProcess(sql: postgres.Sql, companyId: string, name: string): Promise<string> {
@@ -155,7 +157,7 @@ export async function deliveryById(sql: postgres.Sql, deliveryId: string): Promi
 export async function attemptsOf(sql: postgres.Sql, deliveryId: string): Promise<AttemptRow[]> {
   return [
     ...await sql<AttemptRow[]>`
-      select delivery_id, attempt_number, outcome, status, duration_ms, response_body, error, worker
+      select delivery_id, attempt_number, outcome, status, duration_ms, response_body, error, worker, created_at
         from public.webhook_delivery_attempts
        where delivery_id = ${deliveryId}
        order by attempt_number, id`,
@@ -216,7 +218,7 @@ export interface TimedReceiver extends Receiver {
 // ---------------------------------------------------------------------------------------
 
 export interface DispatcherOptions {
-  /** `worker` runs `index.ts --worker`; `http` runs index.ts in HTTP mode on a free port. */
+  /** `worker` runs the `worker` task of deno.json; `http` the `serve` task, on a free port. */
   mode?: "worker" | "http";
   /** Exact host:port of the receivers the SSRF policy should let through. */
   allowedTargets: string[];
@@ -245,8 +247,12 @@ async function spawnDispatcher(tag: string, dbUrl: string, options: DispatcherOp
   const inherited = Object.fromEntries(
     Object.entries(Deno.env.toObject()).filter(([k]) => !/^(WEBHOOK_|SUPABASE_|PORT$)/.test(k)),
   );
+  // The start command `npm start` and the benchmarks use too, so a missing permission or
+  // setting fails here as well.
+  const task = readTask(mode === "worker" ? "worker" : "serve");
   const env: Record<string, string> = {
     ...inherited,
+    ...task.env,
     NO_COLOR: "1",
     SUPABASE_DB_URL: dbUrl,
     WEBHOOK_WORKER_ID: workerId,
@@ -255,11 +261,8 @@ async function spawnDispatcher(tag: string, dbUrl: string, options: DispatcherOp
     ...(mode === "http" ? { PORT: "0" } : {}),
     ...options.env,
   };
-  // The permissions `npm start` runs it with, so a missing one fails here too.
-  const args = ["run", "--allow-net", "--allow-env", "--allow-sys", "--allow-read", INDEX_TS];
-  if (mode === "worker") args.push("--worker");
   const child = new Deno.Command(Deno.execPath(), {
-    args,
+    args: task.args,
     cwd: FUNCTIONS_DIR,
     env,
     clearEnv: true,
@@ -274,14 +277,16 @@ async function spawnDispatcher(tag: string, dbUrl: string, options: DispatcherOp
   };
   const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
   const exited = Promise.all([child.status, pumps]).then(([status]) => status);
-  let hasExited = false;
-  exited.then(() => (hasExited = true));
+  let exitCode: number | null = null;
+  exited.then((status) => (exitCode = status.code));
 
   const ready = mode === "worker" ? /worker started/ : /Listening on (http:\/\/127\.0\.0\.1:\d+)\//;
   const match = await waitFor(
     `the ${mode} dispatcher to start`,
     () => {
-      if (hasExited) throw new Error(`the dispatcher exited before it was ready:\n${text}`);
+      if (exitCode !== null) {
+        throw new Error(`the dispatcher exited with code ${exitCode} before it was ready:\n${text}`);
+      }
       return ready.exec(text);
     },
     { timeoutMs: 30_000 },
@@ -293,7 +298,7 @@ async function spawnDispatcher(tag: string, dbUrl: string, options: DispatcherOp
     origin: mode === "http" ? match[1] : "",
     output: () => text,
     kill(signal) {
-      if (!hasExited) child.kill(signal);
+      if (exitCode === null) child.kill(signal);
     },
     exited,
     async stop(graceMs = 10_000) {

@@ -8,15 +8,19 @@ import {
 
 const middle = () => 0.5; // no jitter: 1 + 0.2 * (2 * 0.5 - 1) = 1
 
-Deno.test("retry: after attempt n fails the next delay is schedule[n]", () => {
+Deno.test("retry: after attempt n fails the next delay is schedule[n - 1]", () => {
+  assert.deepEqual(SCHEDULE, [5, 300, 1800, 7200, 18000, 36000, 36000]);
   const delays = [1, 2, 3, 4, 5, 6, 7].map((n) => nextRetryDelaySeconds(n, SCHEDULE, { random: middle }));
   assert.deepEqual(delays, [5, 300, 1800, 7200, 18000, 36000, 36000]);
 });
 
-Deno.test("retry: the schedule is exhausted after its last attempt", () => {
+Deno.test("retry: a schedule of n delays allows n + 1 attempts", () => {
+  assert.equal(nextRetryDelaySeconds(7, SCHEDULE, { random: middle }), 36000, "attempt 8 is the last");
   assert.equal(nextRetryDelaySeconds(8, SCHEDULE), null);
   assert.equal(nextRetryDelaySeconds(9, SCHEDULE), null);
-  assert.equal(nextRetryDelaySeconds(1, [0]), null, "a one-element schedule means a single attempt");
+  assert.equal(nextRetryDelaySeconds(1, [2], { random: middle }), 2, "one delay: a second attempt");
+  assert.equal(nextRetryDelaySeconds(2, [2]), null, "and no third");
+  assert.equal(nextRetryDelaySeconds(1, []), null, "no delays: a single attempt");
 });
 
 Deno.test("retry: jitter spreads each delay over ±20 %", () => {
@@ -26,7 +30,7 @@ Deno.test("retry: jitter spreads each delay over ±20 %", () => {
     const d = nextRetryDelaySeconds(3, SCHEDULE)!;
     assert.ok(d >= 1440 && d < 2160, `${d} outside 1800 ±20 %`);
   }
-  assert.equal(nextRetryDelaySeconds(1, [0, 0, 0], { random: () => 0.9 }), 0, "zero stays zero");
+  assert.equal(nextRetryDelaySeconds(1, [0, 0], { random: () => 0.9 }), 0, "zero stays zero");
 });
 
 Deno.test("retry: Retry-After can push the next attempt later, never sooner", () => {

@@ -2,9 +2,12 @@
 // receiver that is down for hours still gets its messages within a day, and
 // thousands of deliveries failing together do not retry in lock-step.
 
-/** Element i is the delay in seconds before attempt i+1: 8 attempts over ~27.5 h. */
+/**
+ * The retry schedule: element i is the delay in seconds after attempt i+1 fails,
+ * before attempt i+2. A delivery gets at most `schedule.length + 1` attempts (the
+ * first is sent as soon as it is due). Default: 8 attempts over ~27.5 h.
+ */
 export const DEFAULT_RETRY_SCHEDULE_SECONDS: readonly number[] = Object.freeze([
-  0,
   5,
   5 * 60,
   30 * 60,
@@ -33,7 +36,8 @@ export interface RetryOptions {
 
 /**
  * Delay in seconds before the next attempt after attempt `attemptNumber`
- * (1-based) failed, or null when the schedule is exhausted.
+ * (1-based) failed: `schedule[attemptNumber - 1]`, jittered; null once the
+ * schedule is exhausted (attempt `schedule.length + 1` was the last).
  *
  * Retry-After policy: the delay is max(jittered schedule delay, Retry-After
  * capped at MAX_RETRY_AFTER_SECONDS). Retry-After can only push an attempt
@@ -50,9 +54,9 @@ export function nextRetryDelaySeconds(
   if (!Number.isInteger(attemptNumber) || attemptNumber < 1) {
     throw new RangeError(`attemptNumber must be a positive integer, got ${attemptNumber}`);
   }
-  if (attemptNumber >= schedule.length) return null;
+  if (attemptNumber > schedule.length) return null;
   const random = options.random ?? Math.random;
-  const base = schedule[attemptNumber];
+  const base = schedule[attemptNumber - 1];
   const jittered = base * (1 + JITTER_FRACTION * (2 * random() - 1));
   const retryAfter = options.retryAfterSeconds;
   if (retryAfter == null || !(retryAfter >= 0)) return jittered;

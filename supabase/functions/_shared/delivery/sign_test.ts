@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
 import { signWebhook } from "./sign.ts";
-import { newSecret } from "./test_receiver.ts";
+import { newSecret } from "../../_test/receiver.ts";
 
 const body = JSON.stringify({ type: "PROCESS_REVISED", timestamp: "2026-01-01T00:00:00.000Z", data: { id: 1 } });
 const msgId = "8a1f6c2e-4a9e-4f7d-9c59-2f0d7c1b9e11";

@@ -2,7 +2,7 @@
 // pg_store_test.ts runs it against a real database when DB_URL is set.
 
 import postgres from "postgres";
-import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./engine.ts";
+import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./store.ts";
 
 export interface PgStoreOptions {
   /** Leases are taken and released in this name; see DispatcherConfig.workerId. */
@@ -52,6 +52,8 @@ function errorText(error: unknown): string {
 }
 
 export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }: PgStoreOptions): DeliveryStore {
+  // Every parameter of the private.* functions is passed explicitly: the values are
+  // config.ts's, never a SQL default.
   // Sent as one jsonb array: one round trip and one transaction per batch.
   // As text, then cast: a string parameter the server types as jsonb would be
   // JSON-encoded a second time by postgres.js (a JSON string, not an array).
@@ -67,10 +69,12 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
 
   return {
     async claim(batchSize, leaseSeconds) {
+      // per_webhook_limit is null (no cap in the claim): the engine's limiter caps each
+      // endpoint's requests in flight.
       const rows = await sql<ClaimedDelivery[]>`
         select delivery_id, event_id, webhook_id, company_id, url, payload,
                attempt_number, to_jsonb(secrets) as secrets, event_created_at
-        from private.claim_due_deliveries(${workerId}, ${batchSize}::int, ${leaseSeconds}::int)
+        from private.claim_due_deliveries(${workerId}, ${batchSize}::int, ${leaseSeconds}::int, null::int)
       `;
       return [...rows];
     },

@@ -2,7 +2,7 @@
 // way an attempt can end is an AttemptResult the engine can record.
 
 import { parseRetryAfter } from "./retry.ts";
-import { checkTarget, type Resolver, type TargetVerdict } from "./ssrf.ts";
+import { checkTarget, type Resolver } from "./ssrf.ts";
 
 export const USER_AGENT = "Serial-Webhooks/1.0";
 /** The attempt log keeps this many characters of the response body. */
@@ -32,15 +32,16 @@ export interface OutgoingWebhook {
   headers: Record<string, string>;
 }
 
+/** Makes the HTTP client that connects a request to its vetted address (see pinnedClient). */
+export type HttpClientFactory = (options: Deno.CreateHttpClientOptions) => Deno.HttpClient;
+
 export interface SendOptions {
   allowedTargets: ReadonlySet<string>;
   timeoutMs: number;
+  /** DNS resolver of the SSRF check; Deno.resolveDns by default. */
   resolve?: Resolver;
-  /** Replaces the SSRF check; for tests of the send path itself. */
-  checkTarget?: (url: string) => Promise<TargetVerdict>;
-  /** Extra root certificates (PEM) for HTTPS; for tests with a private CA. */
-  caCerts?: string[];
-  now?: () => number;
+  /** Deno.createHttpClient by default (absent on older runtimes: no pinning there). */
+  createHttpClient?: HttpClientFactory;
 }
 
 export async function sendWebhook(webhook: OutgoingWebhook, options: SendOptions): Promise<AttemptResult> {
@@ -57,9 +58,8 @@ export async function sendWebhook(webhook: OutgoingWebhook, options: SendOptions
 }
 
 async function attempt(webhook: OutgoingWebhook, options: SendOptions, signal: AbortSignal): Promise<AttemptResult> {
-  const now = options.now ?? (() => performance.now());
-  const started = now();
-  const elapsed = () => Math.round(now() - started);
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
   const noResponse = (outcome: Outcome, error: string): AttemptResult => ({
     outcome,
     status: null,
@@ -75,17 +75,18 @@ async function attempt(webhook: OutgoingWebhook, options: SendOptions, signal: A
   // which is what lets the engine fit attempts inside their lease.
   const timedOut = () => noResponse("failed", `timed out after ${options.timeoutMs} ms`);
 
-  const verdict = await (options.checkTarget ??
-    ((url: string) => checkTarget(url, { allowedTargets: options.allowedTargets, resolve: options.resolve, signal })))(
-      webhook.url,
-    );
+  const verdict = await checkTarget(webhook.url, {
+    allowedTargets: options.allowedTargets,
+    resolve: options.resolve,
+    signal,
+  });
   if (!verdict.allowed) {
     if (signal.aborted) return timedOut();
     // A DNS failure may heal; a forbidden destination will not.
     return noResponse(verdict.transient ? "failed" : "blocked", `target refused: ${verdict.reason}`);
   }
 
-  const client = pinnedClient(webhook.url, verdict.addresses, options.caCerts);
+  const client = pinnedClient(webhook.url, verdict.addresses, options.createHttpClient ?? Deno.createHttpClient);
   try {
     const response = await fetch(webhook.url, {
       method: "POST",
@@ -168,14 +169,18 @@ async function readCapped(response: Response, maxChars: number): Promise<string>
  * Runtimes without createHttpClient (older Supabase Edge Runtime) fall back
  * to unpinned fetch: the check-then-fetch gap remains there.
  */
-function pinnedClient(url: string, addresses: string[], caCerts?: string[]): Deno.HttpClient | null {
+function pinnedClient(
+  url: string,
+  addresses: string[],
+  createHttpClient: HttpClientFactory | undefined,
+): Deno.HttpClient | null {
   const { protocol, port } = new URL(url);
-  if (typeof Deno.createHttpClient !== "function") return null;
-  if (protocol === "https:") return caCerts ? Deno.createHttpClient({ caCerts }) : null;
+  if (typeof createHttpClient !== "function") return null;
+  if (protocol === "https:") return null;
   if (addresses.length === 0) return null; // allowlisted: trusted as named
   const address = addresses[0];
   try {
-    return Deno.createHttpClient({
+    return createHttpClient({
       proxy: {
         transport: "tcp",
         hostname: address.includes(":") ? `[${address}]` : address,

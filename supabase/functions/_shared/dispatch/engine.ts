@@ -13,52 +13,13 @@
 // before that, the leases expire and another dispatcher sends again;
 // receivers deduplicate on webhook-id.
 
-import { type DispatcherConfig, LEASE_SAFETY_MARGIN_MS, LEASE_START_WINDOW_MS } from "./config.ts";
+import { type DispatcherConfig, LEASE_SAFETY_MARGIN_MS } from "./config.ts";
 import { Limiter } from "./limiter.ts";
-import { nextRetryDelaySeconds } from "./retry.ts";
-import { type AttemptResult, type Outcome, sendWebhook } from "./send.ts";
-import { signWebhook } from "./sign.ts";
-import type { Resolver } from "./ssrf.ts";
-
-/** A row of private.claim_due_deliveries. */
-export interface ClaimedDelivery {
-  delivery_id: string;
-  event_id: string;
-  webhook_id: string;
-  company_id: string;
-  url: string;
-  /** The full JSON body; a string is sent verbatim, anything else is JSON-encoded. */
-  payload: unknown;
-  /** The attempt about to be made, 1-based. */
-  attempt_number: number;
-  /** Current secret first, then a rotated-out one still inside its overlap. */
-  secrets: string[];
-  event_created_at: string | Date;
-}
-
-/** An element of the `results` array of private.record_delivery_results. */
-export interface DeliveryResult {
-  delivery_id: string;
-  attempt_number: number;
-  outcome: Outcome;
-  status: number | null;
-  duration_ms: number;
-  response_body: string | null;
-  error: string | null;
-  /** ISO timestamp of the next attempt; null on a failure means retries are exhausted. */
-  next_attempt_at: string | null;
-  /** HTTP 410: the SQL side disables the endpoint. */
-  gone: boolean;
-}
-
-export interface DeliveryStore {
-  /** Leases up to `batchSize` due deliveries for `leaseSeconds`. */
-  claim(batchSize: number, leaseSeconds: number): Promise<ClaimedDelivery[]>;
-  /** Records the attempts of one batch and ends their leases. */
-  record(results: DeliveryResult[]): Promise<void>;
-  /** Gives leases back unattempted (shutdown, or too little lease or budget left). */
-  release(deliveryIds: string[]): Promise<void>;
-}
+import { nextRetryDelaySeconds } from "../delivery/retry.ts";
+import { type AttemptResult, sendWebhook } from "../delivery/send.ts";
+import { signWebhook } from "../delivery/sign.ts";
+import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./store.ts";
+import { ResultWriter } from "./writer.ts";
 
 export type EngineConfig = Pick<
   DispatcherConfig,
@@ -76,10 +37,6 @@ export interface EngineDeps {
   config: EngineConfig;
   clock?: () => Date;
   random?: () => number;
-  /** DNS resolver for the SSRF check; Deno.resolveDns by default. */
-  resolve?: Resolver;
-  /** What the per-key concurrency cap groups by; the endpoint (webhook id) by default. */
-  limiterKey?: (delivery: ClaimedDelivery) => string;
 }
 
 /**
@@ -113,40 +70,16 @@ export class DispatchEngine {
   readonly #config: EngineConfig;
   readonly #clock: () => Date;
   readonly #random: () => number;
-  readonly #resolve: Resolver | undefined;
-  readonly #limiterKey: (delivery: ClaimedDelivery) => string;
   // One limiter per engine, so overlapping drains (HTTP mode wake-ups) share the caps.
   readonly #limiter: Limiter;
 
+  /** `deps.config` comes from parseConfig, whose rules (lease, budgets, claim bounds) it satisfies. */
   constructor(deps: EngineDeps) {
-    const { leaseSeconds, timeoutMs } = deps.config;
-    // Same rule parseConfig enforces, for configs built by hand: with a
-    // shorter lease no attempt could ever start, and drain would spin.
-    if (leaseSeconds * 1000 < timeoutMs + LEASE_SAFETY_MARGIN_MS + LEASE_START_WINDOW_MS) {
-      throw new RangeError(
-        `leaseSeconds (${leaseSeconds}) must cover timeoutMs (${timeoutMs}) plus ${LEASE_SAFETY_MARGIN_MS} ms ` +
-          `and ${LEASE_START_WINDOW_MS} ms to start sending`,
-      );
-    }
     this.#store = deps.store;
     this.#config = deps.config;
     this.#clock = deps.clock ?? (() => new Date());
     this.#random = deps.random ?? Math.random;
-    this.#resolve = deps.resolve;
-    this.#limiterKey = deps.limiterKey ?? ((d) => d.webhook_id);
     this.#limiter = new Limiter({ global: deps.config.concurrency, perKey: deps.config.endpointConcurrency });
-  }
-
-  /** Claims and processes one batch. */
-  async drainOnce(): Promise<DrainCounts> {
-    const writer = new ResultWriter(this.#store);
-    const { done } = await this.#claimBatch(Number.POSITIVE_INFINITY, undefined, writer, {
-      claimed() {},
-      settled() {},
-    });
-    const counts = await done;
-    await writer.settled();
-    return counts;
   }
 
   /** Processes batches until nothing is due, the budget runs out, or the signal fires. */
@@ -218,7 +151,8 @@ export class DispatchEngine {
     const startBy = Math.min(leaseEnd, deadline) - timeoutMs;
     const done = Promise.all(
       claimed.map((row) =>
-        this.#limiter.run(this.#limiterKey(row), async () => {
+        // The per-endpoint cap groups by webhook: one slow receiver holds only its own slots.
+        this.#limiter.run(row.webhook_id, async () => {
           if (signal?.aborted || this.#now() > startBy) return null;
           return await this.#attempt(row);
         }).finally(rows.settled)
@@ -256,7 +190,7 @@ export class DispatchEngine {
       const headers = signWebhook({ msgId: row.delivery_id, timestamp: this.#clock(), body, secrets: row.secrets });
       attempt = await sendWebhook(
         { url: row.url, body, headers: { ...headers } },
-        { allowedTargets: this.#config.allowedTargets, timeoutMs: this.#config.timeoutMs, resolve: this.#resolve },
+        { allowedTargets: this.#config.allowedTargets, timeoutMs: this.#config.timeoutMs },
       );
     } catch (e) {
       // Only our own bugs or a malformed row (bad secret) land here; record
@@ -300,57 +234,5 @@ export class DispatchEngine {
 
   #now(): number {
     return this.#clock().getTime();
-  }
-}
-
-/**
- * The store writes of one drain, one call at a time and in the order batches
- * finish: results are recorded, then unstarted rows released. Whatever
- * finishes while a call is in flight goes out together in the next one, so
- * under load the calls grow instead of queueing up. After the first failure
- * nothing more is written: those leases expire and another dispatcher
- * retries, and settled() reports the error.
- */
-class ResultWriter {
-  readonly #store: DeliveryStore;
-  #results: DeliveryResult[] = [];
-  #released: string[] = [];
-  #flushing: Promise<void> | null = null;
-  #error: { cause: unknown } | null = null;
-
-  constructor(store: DeliveryStore) {
-    this.#store = store;
-  }
-
-  get failed(): boolean {
-    return this.#error !== null;
-  }
-
-  write(results: DeliveryResult[], released: string[]): void {
-    if (this.#error !== null || (results.length === 0 && released.length === 0)) return;
-    this.#results.push(...results);
-    this.#released.push(...released);
-    this.#flushing ??= this.#flush().finally(() => (this.#flushing = null));
-  }
-
-  /** Resolves when everything written so far is stored; rejects with the first store error. */
-  async settled(): Promise<void> {
-    while (this.#flushing !== null) await this.#flushing;
-    if (this.#error !== null) throw this.#error.cause;
-  }
-
-  async #flush(): Promise<void> {
-    while (this.#error === null && (this.#results.length > 0 || this.#released.length > 0)) {
-      const results = this.#results;
-      const released = this.#released;
-      this.#results = [];
-      this.#released = [];
-      try {
-        if (results.length > 0) await this.#store.record(results);
-        if (released.length > 0) await this.#store.release(released);
-      } catch (cause) {
-        this.#error = { cause };
-      }
-    }
   }
 }

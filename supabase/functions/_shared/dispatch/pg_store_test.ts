@@ -2,16 +2,27 @@
 // DB_URL); without one every test fails and says so, rather than passing unrun. Each test works on its own company and cleans it up.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import type { DeliveryResult } from "./engine.ts";
+import { CLAIM_LIMITS, type DeliveryResult, type DeliveryStore } from "./store.ts";
 import { connectDatabase, createPgStore } from "./pg_store.ts";
 
-const DB_URL = Deno.env.get("DB_URL");
-
-async function withCompany(fn: (sql: postgres.Sql, companyId: string, webhookId: string) => Promise<void>) {
-  if (!DB_URL) {
+function dbUrl(): string {
+  const url = Deno.env.get("DB_URL");
+  if (!url) {
     throw new Error("DB_URL is not set: these tests need a database with the migrations (npm test provides one)");
   }
-  const sql = connectDatabase(DB_URL, 2);
+  return url;
+}
+
+/** Claims everything due, gives back what is not this test's webhook's, returns the rest. */
+async function claimOurs(store: DeliveryStore, webhookId: string) {
+  const claimed = await store.claim(1000, 60);
+  // Anything else due in a shared test database goes straight back.
+  await store.release(claimed.filter((d) => d.webhook_id !== webhookId).map((d) => d.delivery_id));
+  return claimed.filter((d) => d.webhook_id === webhookId);
+}
+
+async function withCompany(fn: (sql: postgres.Sql, companyId: string, webhookId: string) => Promise<void>) {
+  const sql = connectDatabase(dbUrl(), 2);
   const [company] = await sql`insert into public.companies (name) values ('pg_store test') returning id`;
   try {
     // 127.0.0.1 is a plain-http URL; the local seed allows it, a fresh database may not.
@@ -35,10 +46,7 @@ Deno.test({
       const workerId = `pg-store-test-${crypto.randomUUID().slice(0, 8)}`;
       const store = createPgStore(sql, { workerId, disableAfterHours: 120 });
 
-      const claimed = await store.claim(1000, 60);
-      const ours = claimed.filter((d) => d.webhook_id === webhookId);
-      // Anything else due in a shared test database goes straight back.
-      await store.release(claimed.filter((d) => d.webhook_id !== webhookId).map((d) => d.delivery_id));
+      const ours = await claimOurs(store, webhookId);
       assert.equal(ours.length, 2);
       for (const d of ours) {
         assert.equal(d.attempt_number, 1);
@@ -123,9 +131,7 @@ Deno.test({
       }
       const workerId = `pg-store-test-${crypto.randomUUID().slice(0, 8)}`;
       const store = createPgStore(sql, { workerId, disableAfterHours: 120 });
-      const claimed = await store.claim(1000, 60);
-      const ours = claimed.filter((d) => d.webhook_id === webhookId);
-      await store.release(claimed.filter((d) => d.webhook_id !== webhookId).map((d) => d.delivery_id));
+      const ours = await claimOurs(store, webhookId);
       assert.equal(ours.length, 3);
 
       const halfEmoji = "a".repeat(4095) + "😀".slice(0, 1); // what a 4096-unit cut can leave
@@ -152,4 +158,64 @@ Deno.test({
       assert.deepEqual(rows.map((r) => r.response_body).sort(), ["", "a".repeat(4095) + "\uFFFD", "fine"].sort());
     });
   },
+});
+
+Deno.test({
+  name: "pg_store: the claim accepts exactly CLAIM_LIMITS, the bounds config.ts holds the settings to",
+  async fn() {
+    const sql = connectDatabase(dbUrl(), 1);
+    const store = createPgStore(sql, {
+      workerId: `pg-store-test-${crypto.randomUUID().slice(0, 8)}`,
+      disableAfterHours: 120,
+    });
+    const outcome = async (batchSize: number, leaseSeconds: number) => {
+      try {
+        // Whatever an accepted claim leased (due work of other tests) goes straight back.
+        await store.release((await store.claim(batchSize, leaseSeconds)).map((d) => d.delivery_id));
+        return "accepted";
+      } catch (e) {
+        const { code, message } = e as { code?: string; message: string };
+        return `${code}: ${message}`;
+      }
+    };
+    try {
+      const { batchSize, leaseSeconds } = CLAIM_LIMITS;
+      const batchRange = `batch_size must be between ${batchSize.min} and ${batchSize.max}`;
+      const leaseRange = `lease_seconds must be between ${leaseSeconds.min} and ${leaseSeconds.max}`;
+      assert.equal(await outcome(batchSize.min, leaseSeconds.min), "accepted");
+      assert.equal(await outcome(batchSize.max, leaseSeconds.max), "accepted");
+      assert.equal(
+        await outcome(batchSize.min - 1, leaseSeconds.max),
+        `22023: ${batchRange}, got ${batchSize.min - 1}`,
+      );
+      assert.equal(
+        await outcome(batchSize.max + 1, leaseSeconds.max),
+        `22023: ${batchRange}, got ${batchSize.max + 1}`,
+      );
+      assert.equal(
+        await outcome(batchSize.max, leaseSeconds.min - 1),
+        `22023: ${leaseRange}, got ${leaseSeconds.min - 1}`,
+      );
+      assert.equal(
+        await outcome(batchSize.max, leaseSeconds.max + 1),
+        `22023: ${leaseRange}, got ${leaseSeconds.max + 1}`,
+      );
+    } finally {
+      await sql.end();
+    }
+  },
+});
+
+Deno.test("pg_store: a lost connection is retried within a second, however many attempts failed", async () => {
+  // What lets a worker resume about a second after Postgres is back (db_outage_test.ts):
+  // postgres.js's own backoff grows to 20 s and delays the LISTEN connection too.
+  const sql = connectDatabase("postgresql://nobody@127.0.0.1:9/none");
+  try {
+    const backoff = sql.options.backoff as (attempt: number) => number;
+    const delays = Array.from({ length: 40 }, (_, attempt) => backoff(attempt));
+    assert.ok(delays.every((seconds) => seconds > 0 && seconds <= 1), `backoff (s): ${delays.join(", ")}`);
+    assert.ok(backoff(0) < 0.1, "the first retry comes at once");
+  } finally {
+    await sql.end();
+  }
 });
