@@ -13,7 +13,8 @@ import {
   verifySignature,
   waitFor,
   webhookSecret,
-} from "./test_support.ts";
+} from "../_test/e2e.ts";
+import { gate } from "../_test/receiver.ts";
 
 e2eTest("a dispatcher killed mid-attempt loses nothing: after its lease expires another one delivers", async (t) => {
   // The first request hangs (until the test ends); later ones are answered at once.
@@ -65,8 +66,11 @@ e2eTest("a dispatcher killed mid-attempt loses nothing: after its lease expires 
 e2eTest(
   "SIGTERM: the in-flight attempt finishes, unstarted work is released, exit 0, a later worker delivers",
   async (t) => {
+    // The first request is held until the worker has taken the SIGTERM, so it is surely
+    // in flight then, whatever the machine's load.
+    const sigtermTaken = gate();
     const receiver = t.receiver(async () => {
-      await sleep(700, t.ending);
+      if (receiver.requests.length === 1) await Promise.race([sigtermTaken.opened, sleep(60_000, t.ending)]);
       return new Response("ok");
     });
     const company = await t.company();
@@ -82,6 +86,12 @@ e2eTest(
     assert.deepEqual(leasedBefore.map((d) => d.lease_owner), [first.workerId, first.workerId, first.workerId]);
 
     first.kill("SIGTERM");
+    // It says so before it stops claiming and starting attempts (index.ts, shutdown).
+    await waitFor(
+      "the worker to take the SIGTERM",
+      () => /stopping: finishing in-flight attempts/.test(first.output()),
+    );
+    sigtermTaken.open();
     const status = await first.exited;
     assert.equal(status.code, 0, `exit status ${JSON.stringify(status)}\n${first.output()}`);
     assert.match(first.output(), /stopped/);

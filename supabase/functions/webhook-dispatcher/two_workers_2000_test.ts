@@ -2,7 +2,7 @@
 // created in one transaction, each announced to 5 endpoints). SKIP LOCKED leases must keep
 // them apart: no webhook-id is ever sent twice, let alone twice at the same moment.
 import assert from "node:assert/strict";
-import { e2eTest, sleep, waitFor } from "./test_support.ts";
+import { e2eTest, sleep, waitFor } from "../_test/e2e.ts";
 
 const PROCESSES = 400;
 const ENDPOINTS = 5;

@@ -3,13 +3,13 @@
 // due (or a lease expires), and on SIGTERM/SIGINT finishes in-flight attempts and hands
 // unstarted ones back before exiting.
 import type postgres from "postgres";
-import type { DispatchEngine, DrainCounts } from "../_shared/engine.ts";
+import type { DispatchEngine, DrainCounts } from "../_shared/dispatch/engine.ts";
 
 export interface WorkerDeps {
   engine: Pick<DispatchEngine, "drain">;
   sql: postgres.Sql;
-  /** Longest sleep between checks when nothing is announced (a safety net for lost NOTIFYs). */
-  maxIdleMs?: number;
+  /** Budget of one drain round (DispatcherConfig.workerBudgetMs): covers one attempt. */
+  budgetMs: number;
   log?: (message: string) => void;
 }
 
@@ -22,7 +22,10 @@ export interface Worker {
   counts: DrainCounts;
 }
 
-export function startWorker({ engine, sql, maxIdleMs = 5_000, log = console.log }: WorkerDeps): Worker {
+/** Longest sleep between checks when nothing is announced: a safety net for lost NOTIFYs. */
+const MAX_IDLE_MS = 5_000;
+
+export function startWorker({ engine, sql, budgetMs, log = console.log }: WorkerDeps): Worker {
   const stopping = new AbortController();
   const counts: DrainCounts = { claimed: 0, succeeded: 0, failed: 0, retried: 0, blocked: 0, released: 0 };
   let wake: () => void = () => {};
@@ -39,7 +42,7 @@ export function startWorker({ engine, sql, maxIdleMs = 5_000, log = console.log 
         from public.webhook_deliveries
        where state = 'pending'
     `;
-    return row?.ms === null || row?.ms === undefined ? maxIdleMs : Math.max(0, Math.min(Number(row.ms), maxIdleMs));
+    return row?.ms === null || row?.ms === undefined ? MAX_IDLE_MS : Math.max(0, Math.min(Number(row.ms), MAX_IDLE_MS));
   }
 
   async function loop() {
@@ -48,7 +51,7 @@ export function startWorker({ engine, sql, maxIdleMs = 5_000, log = console.log 
       while (!stopping.signal.aborted) {
         woken = false;
         try {
-          const batch = await engine.drain({ budgetMs: 60_000, signal: stopping.signal });
+          const batch = await engine.drain({ budgetMs, signal: stopping.signal });
           for (const key of Object.keys(counts) as (keyof DrainCounts)[]) counts[key] += batch[key];
           if (batch.claimed > 0) {
             log(
