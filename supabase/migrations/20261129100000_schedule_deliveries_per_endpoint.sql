@@ -597,7 +597,6 @@ begin
   if lease_seconds is null or lease_seconds not between 1 and 3600 then
     raise exception 'lease_seconds must be between 1 and 3600, got %', lease_seconds using errcode = '22023';
   end if;
-  perform private.note_dispatcher_awake();
 
   -- Pending deliveries whose endpoint was deleted while the transaction creating them
   -- was still open (the delete's cancel could not see them). Normally none: one probe.
@@ -729,6 +728,13 @@ begin
        set ready_at = private.endpoint_ready_at(e, served)
      where e.webhook_id = endpoint.webhook_id;
   end loop;
+
+  -- Found work: this dispatcher will claim again soon, so committing transactions need
+  -- not wake anyone. A claim that finds nothing says nothing (its dispatcher may be
+  -- about to sleep).
+  if cardinality(claimed) > 0 then
+    perform private.note_dispatcher_awake();
+  end if;
 
   return query
   select d.id, d.event_id, d.webhook_id, d.company_id, w.url, ev.payload, d.attempt_count,
