@@ -27,19 +27,15 @@ function loadConfig() {
 }
 
 const config = loadConfig();
-const sql = connectDatabase(config.dbUrl!, Math.max(2, Math.ceil(config.concurrency / 25) + 1));
+// The claim loop and the result writer each hold one connection; LISTEN holds another.
+const sql = connectDatabase(config.dbUrl!, 4);
 const engine = new DispatchEngine({
   store: createPgStore(sql, { workerId: config.workerId, disableAfterHours: config.disableAfterHours }),
   config,
 });
 
 if (mode === "worker") {
-  const worker = startWorker({
-    engine,
-    sql,
-    budgetMs: config.workerBudgetMs,
-    log: (m) => console.log(`[${config.workerId}] ${m}`),
-  });
+  const worker = startWorker({ engine, sql, log: (m) => console.log(`[${config.workerId}] ${m}`) });
   console.log(`[${config.workerId}] webhook dispatcher worker started`);
   const shutdown = async () => {
     console.log(`[${config.workerId}] stopping: finishing in-flight attempts`);

@@ -23,9 +23,9 @@ export const LEASE_SAFETY_MARGIN_MS = 5_000;
  * claimed again, in a loop. */
 export const START_WINDOW_MS = 1_000;
 
-/** Worker mode drains in rounds this long (it logs its counts between rounds), or of
- * one attempt plus the start window when the timeout is longer. */
-export const WORKER_ROUND_MS = 60_000;
+/** Requests in flight per dispatcher by default (WEBHOOK_CONCURRENCY). */
+export const DEFAULT_CONCURRENCY = 500;
+
 
 export interface DispatcherConfig {
   /** SUPABASE_DB_URL; only the Postgres-backed store needs it. */
@@ -37,10 +37,10 @@ export interface DispatcherConfig {
   readonly timeoutMs: number;
   /** Within CLAIM_LIMITS.batchSize. */
   readonly batchSize: number;
-  /** Global cap on in-flight requests of this dispatcher. */
+  /** Requests in flight in this dispatcher, all endpoints together. Mostly sockets that
+   * wait on slow receivers, hence hundreds; each endpoint's own cap is the database's
+   * (private.webhook_settings.endpoint_concurrency), which holds across dispatchers. */
   readonly concurrency: number;
-  /** Cap on in-flight requests per endpoint, so one slow receiver cannot take every slot. */
-  readonly endpointConcurrency: number;
   /** Within CLAIM_LIMITS.leaseSeconds, and covers the timeout, the safety margin and the start window. */
   readonly leaseSeconds: number;
   /** Element i is the delay in seconds after attempt i+1 fails; attempts = length + 1 (see retry.ts). */
@@ -52,8 +52,6 @@ export interface DispatcherConfig {
   /** HTTP mode: how long one request may keep claiming (Supabase allows 150 s wall clock).
    * Covers the timeout and the start window (checked unless the mode is `worker`). */
   readonly httpBudgetMs: number;
-  /** Worker mode: the budget of one drain round; covers the timeout and the start window. */
-  readonly workerBudgetMs: number;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -105,8 +103,13 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
 
   const timeoutMs = int("WEBHOOK_TIMEOUT_MS", 15_000, 100, 600_000);
   const batchSize = int("WEBHOOK_BATCH_SIZE", 50, CLAIM_LIMITS.batchSize.min, CLAIM_LIMITS.batchSize.max);
-  const concurrency = int("WEBHOOK_CONCURRENCY", 50, 1, 1_000);
-  const endpointConcurrency = int("WEBHOOK_ENDPOINT_CONCURRENCY", 10, 1, 1_000);
+  const concurrency = int("WEBHOOK_CONCURRENCY", DEFAULT_CONCURRENCY, 1, 5_000);
+  if (get("WEBHOOK_ENDPOINT_CONCURRENCY") !== undefined) {
+    problems.push(
+      "WEBHOOK_ENDPOINT_CONCURRENCY is gone: each endpoint's cap is private.webhook_settings.endpoint_concurrency, " +
+        "which holds across all dispatchers (update it in SQL and unset the variable)",
+    );
+  }
   const leaseSeconds = int("WEBHOOK_LEASE_SECONDS", 120, CLAIM_LIMITS.leaseSeconds.min, CLAIM_LIMITS.leaseSeconds.max);
   const httpBudgetMs = int("WEBHOOK_HTTP_BUDGET_MS", 100_000, 1_000, 3_600_000);
 
@@ -141,13 +144,11 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
     timeoutMs,
     batchSize,
     concurrency,
-    endpointConcurrency,
     leaseSeconds,
     retrySchedule: parseRetrySchedule(get("WEBHOOK_RETRY_SCHEDULE"), problems),
     disableAfterHours: parseDisableAfterHours(get("WEBHOOK_DISABLE_AFTER_HOURS"), problems),
     workerId: get("WEBHOOK_WORKER_ID") ?? `dispatcher-${crypto.randomUUID().slice(0, 8)}`,
     httpBudgetMs,
-    workerBudgetMs: Math.max(WORKER_ROUND_MS, oneAttemptMs),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

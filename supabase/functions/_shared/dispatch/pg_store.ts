@@ -2,7 +2,7 @@
 // pg_store_test.ts runs it against a real database when DB_URL is set.
 
 import postgres from "postgres";
-import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./store.ts";
+import type { ClaimedDelivery, DeliveryResult, DeliveryStore, IdleMark } from "./store.ts";
 
 export interface PgStoreOptions {
   /** Leases are taken and released in this name; see DispatcherConfig.workerId. */
@@ -69,12 +69,10 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
 
   return {
     async claim(batchSize, leaseSeconds) {
-      // per_webhook_limit is null (no cap in the claim): the engine's limiter caps each
-      // endpoint's requests in flight.
       const rows = await sql<ClaimedDelivery[]>`
         select delivery_id, event_id, webhook_id, company_id, url, payload,
                attempt_number, to_jsonb(secrets) as secrets, event_created_at
-        from private.claim_due_deliveries(${workerId}, ${batchSize}::int, ${leaseSeconds}::int, null::int)
+        from private.claim_due_deliveries(${workerId}, ${batchSize}::int, ${leaseSeconds}::int)
       `;
       return [...rows];
     },
@@ -111,6 +109,32 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
           array(select jsonb_array_elements_text(${JSON.stringify(deliveryIds)}::text::jsonb)::uuid)
         )
       `;
+    },
+
+    async goingIdle(): Promise<IdleMark> {
+      const [row] = await sql<{ transactions: string[] }[]>`
+        select to_jsonb(array(select x::text from unnest(private.dispatcher_going_idle()) x)) as transactions
+      `;
+      return { transactions: row.transactions };
+    },
+
+    async transactionsEnded(mark: IdleMark): Promise<boolean> {
+      if (mark.transactions.length === 0) return true;
+      const [row] = await sql<{ ended: boolean }[]>`
+        select private.transactions_ended(
+          array(select jsonb_array_elements_text(${JSON.stringify(mark.transactions)}::text::jsonb)::xid8)
+        ) as ended
+      `;
+      return row.ended;
+    },
+
+    async handOff() {
+      await sql`select pg_notify('webhook_deliveries', 'more')`;
+    },
+
+    async nextDueAt(): Promise<Date | null> {
+      const [row] = await sql<{ at: Date | null }[]>`select private.next_dispatch_at() as at`;
+      return row.at === null ? null : new Date(row.at);
     },
   };
 }

@@ -31,6 +31,10 @@ function loggingStore(firstRecord: Promise<void>, failRecord = false) {
       calls.push(`release ${deliveryIds.join(" ")}`);
       return Promise.resolve();
     },
+    goingIdle: () => Promise.reject(new Error("the writer never goes idle")),
+    transactionsEnded: () => Promise.reject(new Error("the writer never goes idle")),
+    handOff: () => Promise.reject(new Error("the writer never hands off")),
+    nextDueAt: () => Promise.reject(new Error("the writer never schedules")),
   };
   return { store, calls };
 }
