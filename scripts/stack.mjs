@@ -10,8 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LOCAL_DIR, ROOT, envBool, envDir, envPort, envStr } from './lib/env.mjs';
-import { say, table, color, UserError } from './lib/run.mjs';
-import { handleSignals, onShutdown, report, shutdown, isStopping } from './lib/lifecycle.mjs';
+import { say, table, color } from './lib/run.mjs';
+import { handleSignals, markStackReady, onShutdown, report, shutdown, superviseDaemon } from './lib/lifecycle.mjs';
 import { ensureTools, startCluster, stopCluster, applyBootstrap, applyMigrations, applySeed } from './lib/cluster.mjs';
 import { startApi, startDispatcher } from './lib/services.mjs';
 
@@ -88,13 +88,11 @@ async function main() {
   console.log(table(Object.entries(ctx.env).map(([k, v]) => [`  ${k}`, v])));
   console.log(`\n${color.dim('Ctrl-C stops everything.')}`);
 
-  // Stay up; notice if the database goes away underneath us (e.g. someone ran pg_ctl stop).
-  setInterval(() => {
-    if (!isStopping() && !ctx.cluster.isRunning()) {
-      report(new UserError('PostgreSQL stopped unexpectedly'));
-      shutdown(1);
-    }
-  }, 2000);
+  // Stay up: from now on a service that dies is restarted, and so is the database if it
+  // stops underneath us (a crash, someone's pg_ctl stop); PostgREST and the dispatcher
+  // reconnect to it by themselves.
+  markStackReady();
+  superviseDaemon('PostgreSQL', { isRunning: () => ctx.cluster.isRunning(), start: () => ctx.cluster.start() });
 }
 
 main().catch((err) => {

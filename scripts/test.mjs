@@ -7,7 +7,7 @@
 //   npm test -- supabase/tests/x.test.sql pgTAP on these files only (other positional args go to vitest as filters)
 //   npm test -- --keep                    keep the database up after the run, until Ctrl-C (to poke at it with psql)
 //
-// Steps, in order: tsc, pgtap, types, advisors, lint, deno, vitest. A step with nothing to
+// Steps, in order: tsc, pgtap, types, schema, advisors, lint, deno, vitest. A step with nothing to
 // run says so and counts neither as passed nor failed. The last two lines are
 // `steps: N passed, M failed` and `tests: N passed, M failed` (every pgTAP, Deno and
 // vitest test, plus each check step as one); the exit code is non-zero when anything failed.
@@ -20,9 +20,10 @@ import { ROOT, BIN, SUPABASE_DIR, envBool, envDir, envPort, envStr } from './lib
 import { run, say, table, color, UserError } from './lib/run.mjs';
 import { handleSignals, isStopping, onShutdown, report, shutdown } from './lib/lifecycle.mjs';
 import { ensureTools, startCluster, stopCluster, applyBootstrap, applyMigrations, applySeed, applyTestHelpers, psql } from './lib/cluster.mjs';
-import { cliUrl, genTypes, supabase } from './lib/supabase.mjs';
+import { TYPES_FILE, cliUrl, genTypes, supabase } from './lib/supabase.mjs';
+import { RULES_FILE, genRules } from './lib/rules.mjs';
+import { SCHEMA_FILE, dumpSchema } from './lib/schema-dump.mjs';
 
-const TYPES_FILE = path.join(ROOT, 'src', 'database.types.ts');
 const FUNCTIONS_DIR = path.join(SUPABASE_DIR, 'functions');
 const PGTAP_DIR = path.join(SUPABASE_DIR, 'tests');
 // Schemas that are not ours to lint or advise on: Supabase's, extensions', test helpers'.
@@ -35,7 +36,8 @@ const NOT_OURS = new Set(['auth', 'extensions', 'supabase_migrations', 'tests', 
 const STEPS = [
   { id: 'tsc', title: 'TypeScript (tsc --noEmit)', db: false, run: stepTsc },
   { id: 'pgtap', title: 'pgTAP (pg_prove supabase/tests)', db: true, run: stepPgtap },
-  { id: 'types', title: 'generated types match src/database.types.ts', db: true, run: stepTypes },
+  { id: 'types', title: 'src/database.types.ts and src/database.rules.ts match the migrations', db: true, run: stepTypes },
+  { id: 'schema', title: 'the schema dump matches supabase/schema.sql', db: true, run: stepSchema },
   { id: 'advisors', title: 'supabase db advisors (security)', db: true, run: stepAdvisors },
   { id: 'lint', title: 'supabase db lint (plpgsql_check)', db: true, run: stepLint },
   { id: 'deno', title: 'deno test supabase/functions', db: true, run: stepDeno },
@@ -139,23 +141,34 @@ async function stepPgtap(ctx) {
   return { ...failed(`${failedTests} failed of ${counts}${badFiles ? `; ${badFiles} file(s) with failures or a bad plan` : ''}`), tests };
 }
 
-async function stepTypes(ctx) {
-  const fresh = await genTypes(ctx.cluster.url);
-  if (!fs.existsSync(TYPES_FILE)) {
-    return failed(`${rel(TYPES_FILE)} does not exist: run \`npm run gen:types\` and commit it`);
-  }
-  const committed = fs.readFileSync(TYPES_FILE, 'utf8');
-  if (committed === fresh) return passed(`${rel(TYPES_FILE)} is up to date`);
-  // Show where they differ, then the fix.
-  const tmp = path.join(os.tmpdir(), `database.types.${process.pid}.ts`);
+/**
+ * A generated file that is committed must equal what the migrations generate now: passes
+ * when it does, otherwise shows where they differ and fails with the command that fixes it.
+ */
+async function matchesCommitted(file, fresh, fix) {
+  if (!fs.existsSync(file)) return failed(`${rel(file)} does not exist: run \`${fix}\` and commit it`);
+  if (fs.readFileSync(file, 'utf8') === fresh) return passed(`${rel(file)} is up to date`);
+  const tmp = path.join(os.tmpdir(), `${path.basename(file)}.${process.pid}`);
   fs.writeFileSync(tmp, fresh);
-  const diff = await run('diff', ['-u', '--label', `${rel(TYPES_FILE)} (committed)`, '--label', 'generated from the migrations', TYPES_FILE, tmp], { capture: true }).catch(() => null);
+  const diff = await run('diff', ['-u', '--label', `${rel(file)} (committed)`, '--label', 'generated from the migrations', file, tmp], { capture: true }).catch(() => null);
   fs.rmSync(tmp, { force: true });
   if (diff?.stdout) {
     const lines = diff.stdout.split('\n');
     console.log(lines.slice(0, 40).join('\n') + (lines.length > 40 ? `\n... (${lines.length - 40} more diff lines)` : ''));
   }
-  return failed(`${rel(TYPES_FILE)} is out of date with the migrations: run \`npm run gen:types\` and commit it`);
+  return failed(`${rel(file)} is out of date with the migrations: run \`${fix}\` and commit it`);
+}
+
+async function stepTypes(ctx) {
+  const types = await matchesCommitted(TYPES_FILE, await genTypes(ctx.cluster.url), 'npm run gen:types');
+  const rules = await matchesCommitted(RULES_FILE, await genRules(ctx.cluster.url), 'npm run gen:types');
+  return types.status === 'failed' ? types : rules.status === 'failed' ? rules : passed(`${types.detail}; ${rules.detail}`);
+}
+
+// The seed and the test helpers change rows and other schemas, never the dumped schema, so
+// the test database dumps the same as the migrations-only one `npm run schema:dump` builds.
+async function stepSchema(ctx) {
+  return matchesCommitted(SCHEMA_FILE, await dumpSchema(ctx.cluster), 'npm run schema:dump');
 }
 
 async function stepAdvisors(ctx) {
@@ -332,7 +345,7 @@ async function main() {
 
   console.log(`steps: ${nPassed} passed, ${nFailed} failed`);
   // The last line counts tests: every pgTAP, Deno and vitest test, plus each check step
-  // without tests of its own (tsc, types, advisors, lint, setup) as one. A failed step
+  // without tests of its own (tsc, types, schema, advisors, lint, setup) as one. A failed step
   // always counts as at least one failure.
   let testsPassed = 0;
   let testsFailed = 0;

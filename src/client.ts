@@ -1,5 +1,5 @@
 import type { PostgrestError, SupabaseClient } from "@supabase/supabase-js";
-import type { Database, Tables } from "./database.types.ts";
+import type { Database, Enums, Tables } from "./database.types.ts";
 import { toWebhooksError, WebhooksError } from "./errors.ts";
 
 export type Webhook = Tables<"webhooks">;
@@ -7,7 +7,10 @@ export type WebhookTriggerType = Tables<"webhook_trigger_types">;
 export type WebhookEvent = Tables<"webhook_events">;
 export type WebhookDelivery = Tables<"webhook_deliveries">;
 export type WebhookDeliveryAttempt = Tables<"webhook_delivery_attempts">;
-export type DeliveryState = "pending" | "succeeded" | "failed" | "cancelled";
+/** The enum public.webhook_delivery_state, as generated from the database. */
+export type DeliveryState = Enums<"webhook_delivery_state">;
+/** The enum public.webhook_attempt_outcome, as generated from the database. */
+export type AttemptOutcome = Enums<"webhook_attempt_outcome">;
 
 export interface NewWebhook {
   companyId: string;

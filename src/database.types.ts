@@ -93,14 +93,14 @@ isOneToOne: false
                   ]
                 },"webhook_deliveries": {
                   Row: {
-                    "attempt_count": number,"company_id": string,"completed_at": string | null,"created_at": string,"event_id": string,"id": string,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"lease_expires_at": string | null,"lease_owner": string | null,"next_attempt_at": string | null,"ordering_key": string | null,"ordering_seq": number | null,"redelivery_of": string | null,"state": string,"updated_at": string,"webhook_id": string | null,"waiting_for": string | null
+                    "attempt_count": number,"company_id": string,"completed_at": string | null,"created_at": string,"event_id": string,"id": string,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"lease_expires_at": string | null,"lease_owner": string | null,"next_attempt_at": string | null,"ordering_key": string | null,"ordering_seq": number | null,"redelivery_of": string | null,"state": Database["public"]['Enums']["webhook_delivery_state"],"updated_at": string,"webhook_id": string | null,"waiting_for": string | null
                   }
                   ComputedFields: "waiting_for"
                   Insert: {
-                    "attempt_count"?: number,"company_id": string,"completed_at"?: string | null,"created_at"?: string,"event_id": string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"ordering_key"?: string | null,"ordering_seq"?: number | null,"redelivery_of"?: string | null,"state"?: string,"updated_at"?: string,"webhook_id"?: string | null
+                    "attempt_count"?: number,"company_id": string,"completed_at"?: string | null,"created_at"?: string,"event_id": string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"ordering_key"?: string | null,"ordering_seq"?: number | null,"redelivery_of"?: string | null,"state"?: Database["public"]['Enums']["webhook_delivery_state"],"updated_at"?: string,"webhook_id"?: string | null
                   }
                   Update: {
-                    "attempt_count"?: number,"company_id"?: string,"completed_at"?: string | null,"created_at"?: string,"event_id"?: string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"ordering_key"?: string | null,"ordering_seq"?: number | null,"redelivery_of"?: string | null,"state"?: string,"updated_at"?: string,"webhook_id"?: string | null
+                    "attempt_count"?: number,"company_id"?: string,"completed_at"?: string | null,"created_at"?: string,"event_id"?: string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"ordering_key"?: string | null,"ordering_seq"?: number | null,"redelivery_of"?: string | null,"state"?: Database["public"]['Enums']["webhook_delivery_state"],"updated_at"?: string,"webhook_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -131,14 +131,14 @@ isOneToOne: false
                   ]
                 },"webhook_delivery_attempts": {
                   Row: {
-                    "attempt_number": number,"company_id": string,"created_at": string,"delivery_id": string,"duration_ms": number | null,"error": string | null,"id": number,"outcome": string,"response_body": string | null,"status": number | null,"worker": string | null
+                    "attempt_number": number,"company_id": string,"created_at": string,"delivery_id": string,"duration_ms": number | null,"error": string | null,"id": number,"outcome": Database["public"]['Enums']["webhook_attempt_outcome"],"response_body": string | null,"status": number | null,"worker": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "attempt_number": number,"company_id": string,"created_at"?: string,"delivery_id": string,"duration_ms"?: number | null,"error"?: string | null,"id"?: never,"outcome": string,"response_body"?: string | null,"status"?: number | null,"worker"?: string | null
+                    "attempt_number": number,"company_id": string,"created_at"?: string,"delivery_id": string,"duration_ms"?: number | null,"error"?: string | null,"id"?: never,"outcome": Database["public"]['Enums']["webhook_attempt_outcome"],"response_body"?: string | null,"status"?: number | null,"worker"?: string | null
                   }
                   Update: {
-                    "attempt_number"?: number,"company_id"?: string,"created_at"?: string,"delivery_id"?: string,"duration_ms"?: number | null,"error"?: string | null,"id"?: never,"outcome"?: string,"response_body"?: string | null,"status"?: number | null,"worker"?: string | null
+                    "attempt_number"?: number,"company_id"?: string,"created_at"?: string,"delivery_id"?: string,"duration_ms"?: number | null,"error"?: string | null,"id"?: never,"outcome"?: Database["public"]['Enums']["webhook_attempt_outcome"],"response_body"?: string | null,"status"?: number | null,"worker"?: string | null
                   }
                   Relationships: [
                     {
@@ -272,7 +272,7 @@ isOneToOne: true
                            }
           }
           Enums: {
-            [_ in never]: never
+            "webhook_attempt_outcome": "succeeded"|"failed"|"blocked","webhook_delivery_state": "pending"|"succeeded"|"failed"|"cancelled"
           }
           CompositeTypes: {
             [_ in never]: never
@@ -388,7 +388,7 @@ export type CompositeTypes<
 export const Constants = {
   "public": {
           Enums: {
-            
+            "webhook_attempt_outcome": ["succeeded", "failed", "blocked"],"webhook_delivery_state": ["pending", "succeeded", "failed", "cancelled"]
           }
         }
 } as const

@@ -1,4 +1,5 @@
 import type { PostgrestError } from "@supabase/supabase-js";
+import { URL_RULES } from "./database.rules.ts";
 
 /** What went wrong, in terms a caller can branch on. */
 export type WebhooksErrorKind =
@@ -12,15 +13,8 @@ export type WebhooksErrorKind =
   | "invalid_input" // another bad argument (message says which)
   | "unknown";
 
-/** Human-readable rules behind the named URL constraints. */
-const URL_RULES: Record<string, string> = {
-  webhooks_url_length: "url must be at most 2048 characters",
-  webhooks_url_scheme: "url must start with http:// or https://",
-  webhooks_url_no_credentials: "url must not contain user:password@",
-  webhooks_url_no_fragment: "url must not contain a #fragment",
-  webhooks_url_wellformed: "url must be an absolute URL with a host, an optional port and no spaces",
-  webhooks_url_https_required: "url must use https:// on this deployment",
-};
+/** The sentence for each named url rule, as the database states it (generated). */
+const URL_RULE_TEXT: Readonly<Record<string, string>> = URL_RULES;
 
 /** An error from the webhooks API: never swallowed, always with a kind and the server's words. */
 export class WebhooksError extends Error {
@@ -45,7 +39,7 @@ export class WebhooksError extends Error {
 
 function constraintIn(error: Partial<PostgrestError>): string | undefined {
   const text = `${error.message ?? ""} ${error.details ?? ""}`;
-  return /constraint "([^"]+)"/.exec(text)?.[1] ?? Object.keys(URL_RULES).find((name) => text.includes(name));
+  return /constraint "([^"]+)"/.exec(text)?.[1] ?? Object.keys(URL_RULE_TEXT).find((name) => text.includes(name));
 }
 
 /** Maps a PostgREST/Postgres error to a WebhooksError with a kind and a readable message. */
@@ -64,8 +58,9 @@ export function toWebhooksError(error: Partial<PostgrestError>, what = "request"
   if (code === "PGRST116") {
     return new WebhooksError("not_found", `${what}: not found, or not visible to you`, source);
   }
-  if (constraint && URL_RULES[constraint]) {
-    return new WebhooksError("invalid_url", `${what}: ${URL_RULES[constraint]}`, source);
+  const urlRule = constraint === undefined ? undefined : URL_RULE_TEXT[constraint];
+  if (urlRule) {
+    return new WebhooksError("invalid_url", `${what}: ${urlRule}`, source);
   }
   if (code === "23503" && /trigger_type|trigger type/.test(`${message} ${error.details ?? ""}`)) {
     return new WebhooksError("unknown_trigger_type", `${what}: unknown trigger type; use one of webhook_trigger_types`, source);

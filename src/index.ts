@@ -1,5 +1,6 @@
 export { createWebhooksClient } from "./client.ts";
 export type {
+  AttemptOutcome,
   DeliveryFilter,
   DeliveryState,
   DeliveryWithAttempts,

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { ROOT } from '../../scripts/lib/env.mjs';
 import { applyBootstrap, applyMigrations, applySeed, findPostgres, startCluster } from '../../scripts/lib/cluster.mjs';
 import { run } from '../../scripts/lib/run.mjs';
+import { readTask } from '../../supabase/functions/tasks.mjs';
 
 export const FUNCTIONS_DIR = path.join(ROOT, 'supabase', 'functions');
 export const DENO = path.join(ROOT, 'node_modules', '.bin', 'deno');
@@ -378,23 +379,31 @@ export async function startProcess({ name, cmd, args, cwd, env, ready, timeoutMs
   return proc;
 }
 
+/** The worker's start command: the `worker` task of supabase/functions/deno.json. */
+const WORKER_TASK = readTask('worker');
+const V8_FLAGS = /^--v8-flags=/;
+
 /**
- * Process settings for the dispatcher, none of them code: without them its peak RSS under
- * full load is ~180-210 MB, with them ~85-110 MB, at no measured throughput cost.
- * - `--v8-flags=--max-semi-space-size=2`: V8 grows each young-generation semispace to 16 MB
- *   under a high allocation rate; the live heap is ~10 MB.
- * - `MALLOC_MMAP_THRESHOLD_=32768`: Deno's node:net layer (under postgres.js) allocates a
- *   64 KB buffer per socket read; from glibc's brk heap those fragment it and never go back
- *   to the OS, from mmap they do.
- * BENCH_PLAIN_WORKER=1 runs the dispatcher without them.
+ * The `worker` task's process settings (its V8 flags and environment), none of them code:
+ * bench/README.md says what they buy (peak RSS ~180-210 MB without them, ~85-110 MB with
+ * them, same throughput). BENCH_PLAIN_WORKER=1 runs the dispatcher without them.
  */
 export const WORKER_TUNING = process.env.BENCH_PLAIN_WORKER === '1'
   ? { v8Flags: '', env: {} }
-  : { v8Flags: '--max-semi-space-size=2', env: { MALLOC_MMAP_THRESHOLD_: '32768' } };
+  : { v8Flags: WORKER_TASK.args.find((a) => V8_FLAGS.test(a))?.replace(V8_FLAGS, '') ?? '', env: WORKER_TASK.env };
 
-/** The command line of our dispatcher in worker mode. */
+/**
+ * The command line of our dispatcher in worker mode: the task's, with `tuning`'s V8 flags
+ * in place of its own (the task's environment is `tuning.env`). Spawned directly, not
+ * through `deno task`, so the peak RSS measured is the dispatcher's alone.
+ */
 export function dispatcherArgs(tuning = WORKER_TUNING) {
-  return ['run', '-A', ...(tuning.v8Flags ? [`--v8-flags=${tuning.v8Flags}`] : []), 'webhook-dispatcher/index.ts', '--worker'];
+  const flags = tuning.v8Flags ? [`--v8-flags=${tuning.v8Flags}`] : [];
+  const args = [...WORKER_TASK.args];
+  const at = args.findIndex((a) => V8_FLAGS.test(a));
+  if (at >= 0) args.splice(at, 1, ...flags);
+  else args.splice(1, 0, ...flags);
+  return args;
 }
 
 export function describeTuning(tuning = WORKER_TUNING) {
@@ -402,7 +411,7 @@ export function describeTuning(tuning = WORKER_TUNING) {
   return parts.join(' ');
 }
 
-/** Our dispatcher in worker mode (`deno run -A index.ts --worker`), with WORKER_TUNING. */
+/** Our dispatcher in worker mode (the `worker` task of supabase/functions/deno.json), with WORKER_TUNING. */
 export async function startOurDispatcher({ dbUrl, receiverPort, knobs, client, tuning = WORKER_TUNING }) {
   const proc = await startProcess({
     name: 'dispatcher',

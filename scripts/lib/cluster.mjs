@@ -18,7 +18,6 @@ export const DB_PASSWORD = 'postgres';
 const BOOTSTRAP_SQL = path.join(ROOT, 'scripts', 'bootstrap', 'supabase-platform.sql');
 const TEST_HELPERS_SQL = path.join(SUPABASE_DIR, 'tests', 'helpers', 'setup.sql');
 const SEED_SQL = path.join(SUPABASE_DIR, 'seed.sql');
-const MIGRATIONS_DIR = path.join(SUPABASE_DIR, 'migrations');
 
 // ---------------------------------------------------------------------------------------
 // Finding the server binaries and the test tools
@@ -242,6 +241,11 @@ export async function startCluster({ pg, dir, port, portVar = 'DB_PORT', fresh =
       }
     },
     stop: () => stopCluster(pg, dir),
+    /** Start the server again on the same files and settings (after a crash or a stop). */
+    async start() {
+      const again = await ctl(['start', '-l', log, '-w', '-t', '60', '-s']);
+      if (again.code !== 0) throw new UserError(`PostgreSQL did not start (pg_ctl exit ${again.code}). Server log ${log}:\n${logTail(log, 5)}`);
+    },
   };
   try {
     await psql(cluster, { sql: 'select 1' });
@@ -358,10 +362,11 @@ export async function applyBootstrap(cluster) {
   say('applied the Supabase platform bootstrap (roles, auth, extensions)');
 }
 
-function localMigrationVersions() {
-  if (!fs.existsSync(MIGRATIONS_DIR)) return [];
+function localMigrationVersions(workdir) {
+  const dir = path.join(workdir, 'supabase', 'migrations');
+  if (!fs.existsSync(dir)) return [];
   return fs
-    .readdirSync(MIGRATIONS_DIR)
+    .readdirSync(dir)
     .map((f) => /^(\d+)_.*\.sql$/.exec(f)?.[1])
     .filter(Boolean)
     .sort();
@@ -370,16 +375,18 @@ function localMigrationVersions() {
 /**
  * Apply supabase/migrations with the real CLI (`supabase db push`), then check in
  * supabase_migrations.schema_migrations that every local file really landed.
+ * `workdir` is the folder holding supabase/ (default: this checkout; `npm run schema:dump
+ * -- --rev` passes a copy of another revision's).
  */
-export async function applyMigrations(cluster) {
-  const local = localMigrationVersions();
+export async function applyMigrations(cluster, { workdir = ROOT } = {}) {
+  const local = localMigrationVersions(workdir);
   if (local.length === 0) {
     say('no migrations in supabase/migrations yet: nothing to apply');
     return { applied: 0, total: 0 };
   }
   const before = await appliedVersions(cluster);
   try {
-    await pushMigrations(cluster.url);
+    await pushMigrations(cluster.url, { workdir });
   } catch (err) {
     // The CLI's advice (migration repair, db pull) is for hosted projects; a local
     // throwaway database that ran migrations this checkout no longer has is simply rebuilt.
@@ -404,6 +411,22 @@ async function appliedVersions(cluster) {
     args: ['-At'],
   }).catch(() => '');
   return new Set(out.split('\n').filter(Boolean));
+}
+
+/**
+ * A fresh throwaway database with the platform bootstrap and the migrations of `workdir`
+ * only (no seed, no test helpers): what `npm run gen:types` and `npm run schema:dump` read.
+ */
+export async function startMigratedCluster({ pg, dir, port, portVar, workdir = ROOT }) {
+  const cluster = await startCluster({ pg, dir, port, portVar, fresh: true, fast: true });
+  try {
+    await applyBootstrap(cluster);
+    await applyMigrations(cluster, { workdir });
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  return cluster;
 }
 
 /** supabase/seed.sql, like `supabase db reset` would load it. */

@@ -1,6 +1,11 @@
-// Orderly shutdown for `npm start` and `npm test`: on Ctrl-C, SIGTERM, an error or a
-// service dying, end every child process, then run the cleanups (stop the cluster, ...)
-// in reverse order of registration, then exit. Nothing is left running behind us.
+// Orderly shutdown for `npm start` and `npm test`: on Ctrl-C, SIGTERM or an error, end
+// every child process, then run the cleanups (stop the cluster, ...) in reverse order of
+// registration, then exit. Nothing is left running behind us.
+//
+// Supervision for `npm start`: until the stack is ready, a service that exits stops
+// everything (a clear failure at start). Once it is ready (markStackReady()), a service
+// that dies is restarted with backoff, and so is PostgreSQL (superviseDaemon()); the
+// log says what happened each time. Ctrl-C still stops everything.
 import net from 'node:net';
 import { run, killAll, say, warn, color, UserError } from './run.mjs';
 
@@ -63,26 +68,110 @@ export function handleSignals() {
   process.on('unhandledRejection', crash);
 }
 
+// Restart policy: 1 s, 2 s, 4 s ... up to 30 s between attempts. A run that lasted
+// STABLE_MS counts as healthy and starts the count over; after MAX_QUICK_FAILURES quick
+// failures in a row something is plainly broken, and the stack stops with that message.
+const STABLE_MS = 30_000;
+const MAX_QUICK_FAILURES = 10;
+const backoffMs = (failures) => Math.min(30_000, 1000 * 2 ** (failures - 1));
+let ready = false;
+
+/** From now on, services and PostgreSQL that die are restarted instead of stopping the stack. */
+export function markStackReady() {
+  ready = true;
+}
+
 /**
- * Start a long-running child (PostgREST, the gateway, the Deno worker...). Its output is
- * prefixed with `[name]`. If it exits while we are not stopping, the whole stack stops:
- * a half-running stack is worse than a clear failure.
+ * Start a long-running child (PostgREST, the Deno worker...). Its output is prefixed with
+ * `[name]`. If it exits while the stack is starting, everything stops; once the stack is
+ * ready, it is started again after a backoff (see STABLE_MS, MAX_QUICK_FAILURES).
  */
 export function startService(name, cmd, args, opts = {}) {
-  const done = run(cmd, args, { prefix: name, ...opts });
-  done.then(
-    (res) => {
+  let failures = 0;
+  let restarts = 0;
+  const launch = () => {
+    const startedAt = Date.now();
+    const done = run(cmd, args, { prefix: name, ...opts });
+    done.then(
+      (res) => {
+        if (stopping) return;
+        const why = `exit ${res.code}${res.signal ? `, ${res.signal}` : ''}`;
+        if (!ready) {
+          warn(`${name} exited while the stack was starting (${why}); stopping everything`);
+          shutdown(1);
+          return;
+        }
+        failures = Date.now() - startedAt >= STABLE_MS ? 1 : failures + 1;
+        if (failures > MAX_QUICK_FAILURES) {
+          warn(`${name} exited ${MAX_QUICK_FAILURES + 1} times in a row, each within ${STABLE_MS / 1000} s of starting (last: ${why}); stopping everything`);
+          shutdown(1);
+          return;
+        }
+        const delay = backoffMs(failures);
+        warn(`${name} exited unexpectedly (${why}); restarting it in ${delay / 1000} s`);
+        setTimeout(() => {
+          if (stopping) return;
+          restarts += 1;
+          say(`restarting ${name} (restart ${restarts})`);
+          launch();
+        }, delay);
+      },
+      (err) => {
+        if (stopping) return;
+        report(err);
+        shutdown(1);
+      },
+    );
+  };
+  launch();
+}
+
+/**
+ * Keep a server that is not our child running (PostgreSQL: a daemon of pg_ctl). Checked
+ * every second; when it is down for `graceMs` (someone's `pg_ctl restart` gets that long
+ * to bring it back), `start()` is called, with the same backoff and limit as services.
+ */
+export function superviseDaemon(name, { isRunning, start, intervalMs = 1000, graceMs = 3000 }) {
+  let downSince = null;
+  let failures = 0;
+  let nextTry = 0;
+  let busy = false;
+  const timer = setInterval(async () => {
+    if (stopping || busy) return;
+    if (isRunning()) {
+      if (downSince !== null) say(`${name} is running again`);
+      downSince = null;
+      failures = 0;
+      return;
+    }
+    const now = Date.now();
+    if (downSince === null) {
+      downSince = now;
+      warn(`${name} stopped unexpectedly; starting it again unless it is back within ${graceMs / 1000} s`);
+      return;
+    }
+    if (now - downSince < graceMs || now < nextTry) return;
+    busy = true;
+    try {
+      say(`starting ${name} again`);
+      await start();
+    } catch (err) {
       if (stopping) return;
-      warn(`${name} exited unexpectedly (exit ${res.code}${res.signal ? `, ${res.signal}` : ''}); stopping everything`);
-      shutdown(1);
-    },
-    (err) => {
-      if (stopping) return;
-      report(err);
-      shutdown(1);
-    },
-  );
-  return done;
+      failures += 1;
+      if (failures > MAX_QUICK_FAILURES) {
+        report(err);
+        warn(`${name} could not be started ${failures} times in a row; stopping everything`);
+        shutdown(1);
+        return;
+      }
+      const delay = backoffMs(failures);
+      nextTry = Date.now() + delay;
+      warn(`${name} did not start (${String(err.message).split('\n')[0]}); trying again in ${delay / 1000} s`);
+    } finally {
+      busy = false;
+    }
+  }, intervalMs);
+  onShutdown(() => clearInterval(timer));
 }
 
 /** Poll `check` (async, truthy when ready) until it passes or `timeoutMs` elapses. */

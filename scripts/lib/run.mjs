@@ -1,5 +1,6 @@
 // Running external commands and printing progress, with nothing but node:child_process.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
@@ -135,4 +136,16 @@ export function table(rows) {
   return rows
     .map((row) => row.map((c, i) => (i === row.length - 1 ? c : String(c) + ' '.repeat(widths[i] - strip(c).length))).join('  '))
     .join('\n');
+}
+
+/** Write a generated, committed file (relative name `name` in messages) and say whether it changed. */
+export function writeGenerated(file, text, name = file) {
+  const before = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null;
+  if (before === text) {
+    say(`${name} is already up to date`);
+    return;
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, text);
+  say(`wrote ${name} (${before === null ? 'new' : 'changed'}): commit it with the migration`);
 }

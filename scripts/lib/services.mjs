@@ -8,6 +8,7 @@ import { onShutdown, portAccepts, startService, waitFor } from './lifecycle.mjs'
 import { startGateway } from './gateway.mjs';
 import { apiKeys, jwtSecret } from './keys.mjs';
 import { postgrestBinary, writePostgrestConfig } from './postgrest.mjs';
+import { readTask } from '../../supabase/functions/tasks.mjs';
 
 const FUNCTIONS_DIR = path.join(SUPABASE_DIR, 'functions');
 
@@ -70,17 +71,18 @@ export async function startDispatcher(ctx) {
     WEBHOOK_ALLOWED_TARGETS: envStr('WEBHOOK_ALLOWED_TARGETS', `127.0.0.1:${demoPort},localhost:${demoPort}`),
     NO_COLOR: '1',
   };
+  // The start commands are the `worker` and `serve` tasks of supabase/functions/deno.json,
+  // spawned directly (no `deno task` process in between; see tasks.mjs there).
   const deno = path.join(BIN, 'deno');
-  const entry = path.join('webhook-dispatcher', 'index.ts');
-  // Memory settings measured in bench/README.md (peak RSS ~180 MB -> ~100 MB, same
-  // throughput); they cannot be set from inside the process.
-  startService('dispatcher', deno, ['run', '--allow-net', '--allow-env', '--allow-sys', '--allow-read', '--v8-flags=--max-semi-space-size=2', entry, '--worker'], {
+  const worker = readTask('worker');
+  startService('dispatcher', deno, worker.args, {
     cwd: FUNCTIONS_DIR,
-    env: { ...env, MALLOC_MMAP_THRESHOLD_: '32768', WEBHOOK_WORKER_ID: 'local-worker' },
+    env: { ...env, ...worker.env, WEBHOOK_WORKER_ID: 'local-worker' },
   });
-  startService('function', deno, ['run', '--allow-net', '--allow-env', '--allow-sys', '--allow-read', entry], {
+  const serve = readTask('serve');
+  startService('function', deno, serve.args, {
     cwd: FUNCTIONS_DIR,
-    env: { ...env, PORT: String(functionPort), WEBHOOK_WORKER_ID: 'local-http' },
+    env: { ...env, ...serve.env, PORT: String(functionPort), WEBHOOK_WORKER_ID: 'local-http' },
   });
   await waitFor('the dispatcher function', () => portAccepts(functionPort), { timeoutMs: 120_000 });
   say(`webhook dispatcher: worker running; HTTP mode on 127.0.0.1:${functionPort}; allowed targets ${env.WEBHOOK_ALLOWED_TARGETS}`);

@@ -18,11 +18,11 @@ export function cliUrl(url) {
   return u.toString();
 }
 
-/** Run `supabase <args>` against this repository's supabase/ folder, never prompting. */
-export function supabase(args, opts = {}) {
-  return run(CLI, [...args, '--workdir', ROOT], {
+/** Run `supabase <args>` against the supabase/ folder in `workdir` (default: this checkout), never prompting. */
+export function supabase(args, { workdir = ROOT, ...opts } = {}) {
+  return run(CLI, [...args, '--workdir', workdir], {
     capture: true,
-    cwd: ROOT,
+    cwd: workdir,
     // CI=true and --yes keep it from ever waiting for an answer on a terminal.
     env: { ...process.env, CI: 'true', DO_NOT_TRACK: '1', ...opts.env },
     ...opts,
@@ -34,13 +34,15 @@ function failure(what, res) {
 }
 
 /** `supabase db push`: every migration not yet in supabase_migrations.schema_migrations. */
-export async function pushMigrations(url) {
+export async function pushMigrations(url, { workdir } = {}) {
   // --include-all: also apply files older than the newest applied one (branch merges).
   // --skip-vault: there is no Vault locally; config.toml has no vault secrets anyway.
-  const res = await supabase(['db', 'push', `--remote=${cliUrl(url)}`, '--include-all', '--skip-vault', '--yes']);
+  const res = await supabase(['db', 'push', `--remote=${cliUrl(url)}`, '--include-all', '--skip-vault', '--yes'], { workdir });
   if (res.code !== 0) throw failure('supabase db push', res);
   return res;
 }
+
+export const TYPES_FILE = path.join(ROOT, 'src', 'database.types.ts');
 
 /** `supabase gen types --lang=typescript` for the public schema, as a string. */
 export async function genTypes(url) {

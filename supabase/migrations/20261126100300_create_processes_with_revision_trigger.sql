@@ -1,4 +1,6 @@
--- Processes (Serial's manufacturing process definitions) and update_process_revision.
+-- Processes (Serial's manufacturing process definitions), update_process_revision, and the
+-- row-level security of processes. Their webhook events are emitted by a trigger that lives
+-- with the other process events (..._emit_process_events), after the outbox it writes to.
 --
 -- Revision semantics (the Serial docs leave them open; README "Process revisions"):
 --   * A process starts at revision 1 with no carbon copy and unapproved.
@@ -149,3 +151,41 @@ comment on function private.update_process_revision() is
 create trigger update_process_revision
   before update on public.processes
   for each row execute function private.update_process_revision();
+
+revoke execute on function private.process_non_definition_columns(),
+                           private.process_changed_fields(public.processes, public.processes),
+                           private.tg_processes__start_at_revision_one(),
+                           private.update_process_revision()
+  from public;
+-- update_process_revision runs as the user editing the process.
+grant execute on function private.process_non_definition_columns(),
+                          private.process_changed_fields(public.processes, public.processes)
+  to authenticated;
+
+-- Row-level security: members read; admins create, edit and delete. Column grants make the
+-- writable surface explicit: revision, carbon_copy and the bookkeeping are trigger-owned, and
+-- company_id is written only on insert.
+alter table public.processes enable row level security;
+revoke all on public.processes from anon, authenticated;
+grant select, delete on public.processes to authenticated;
+grant insert (company_id, name, use_api, record_operator, is_mandatory, break_prior_links,
+              dependent_process_ids, type, revision_description, created_by_user_id, allow_batch,
+              show_media_numbering)
+  on public.processes to authenticated;
+grant update (name, use_api, record_operator, is_mandatory, break_prior_links, dependent_process_ids,
+              type, revision_description, allow_batch, approved, approved_by_user_id, approved_at,
+              show_media_numbering)
+  on public.processes to authenticated;
+create policy "Members can view their company's processes"
+  on public.processes for select to authenticated
+  using (company_id = (select private.member_company_id()));
+create policy "Admins can create processes in their company"
+  on public.processes for insert to authenticated
+  with check (company_id = (select private.admin_company_id()));
+create policy "Admins can edit their company's processes"
+  on public.processes for update to authenticated
+  using (company_id = (select private.admin_company_id()))
+  with check (company_id = (select private.admin_company_id()));
+create policy "Admins can delete their company's processes"
+  on public.processes for delete to authenticated
+  using (company_id = (select private.admin_company_id()));

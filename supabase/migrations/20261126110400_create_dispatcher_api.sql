@@ -1,11 +1,16 @@
 -- What dispatchers call: claim due deliveries under a lease, record a batch of attempt
 -- results in one round trip, and give leases back on shutdown. Dispatchers connect with
 -- the database URL Supabase gives functions (SUPABASE_DB_URL); service_role may call too.
+--
+-- The settings (batch size, lease, how long an endpoint may fail before it is disabled) are
+-- the dispatcher's, parsed and checked where its configuration is read: these functions
+-- take them as required arguments and only refuse values they cannot work with, so no
+-- second default here can disagree with the dispatcher's.
 
 create function private.claim_due_deliveries(
   worker text,
-  batch_size integer default 50,
-  lease_seconds integer default 60,
+  batch_size integer,
+  lease_seconds integer,
   per_webhook_limit integer default null
 )
 returns table (
@@ -119,7 +124,7 @@ comment on function private.claim_due_deliveries(text, integer, integer, integer
 create function private.record_delivery_results(
   worker text,
   results jsonb,
-  disable_after interval default interval '5 days'
+  disable_after interval
 )
 returns integer
 language plpgsql
@@ -153,19 +158,19 @@ begin
          (delivery_id, company_id, attempt_number, outcome, status, duration_ms, response_body, error, worker)
   select r.delivery_id, d.company_id, r.attempt_number, r.outcome, r.status, r.duration_ms,
          left(r.response_body, 4096), left(r.error, 2000), worker
-    from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome text,
+    from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome,
                                            status integer, duration_ms integer, response_body text,
                                            error text)
     join public.webhook_deliveries d on d.id = r.delivery_id;
 
   -- The delivery moves only if this worker still holds the lease for this attempt.
   with r as (
-    select * from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome text,
+    select * from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome,
                                                     status integer, error text, next_attempt_at timestamptz,
                                                     gone boolean)
   ), moved as (
     update public.webhook_deliveries d
-       set state            = case when r.outcome = 'succeeded' then 'succeeded'
+       set state            = case when r.outcome = 'succeeded' then 'succeeded'::public.webhook_delivery_state
                                    when r.next_attempt_at is null then 'failed'
                                    else 'pending' end,
            next_attempt_at  = case when r.outcome <> 'succeeded' then r.next_attempt_at end,
@@ -234,54 +239,10 @@ $$;
 comment on function private.release_deliveries(text, uuid[]) is
   'Gives leased deliveries back (due now) when a dispatcher stops before attempting them.';
 
--- Deliveries of an endpoint that is disabled or deleted end cancelled, never dropped.
-create function private.cancel_pending_deliveries(webhook_id uuid, reason text)
-returns void
-language sql
-volatile
-security definer
-set search_path = ''
-as $$
-  update public.webhook_deliveries d
-     set state = 'cancelled',
-         next_attempt_at = null,
-         completed_at = now(),
-         lease_owner = null,
-         lease_expires_at = null,
-         last_error = reason
-   where d.webhook_id = cancel_pending_deliveries.webhook_id
-     and d.state = 'pending'
-$$;
-
-create function private.tg_webhooks__cancel_pending_deliveries()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-  if tg_op = 'DELETE' then
-    -- When the whole company is being deleted its deliveries go with it (cascade);
-    -- updating them here would trip the company foreign key.
-    if exists (select 1 from public.companies c where c.id = old.company_id) then
-      perform private.cancel_pending_deliveries(old.id, 'endpoint deleted');
-    end if;
-    return old;
-  end if;
-  if old.is_active and not new.is_active then
-    perform private.cancel_pending_deliveries(new.id, 'endpoint disabled: ' || coalesce(new.disabled_reason, 'no reason given'));
-  end if;
-  return null;
-end;
-$$;
-
-create trigger cancel_pending_deliveries_on_disable
-  after update of is_active on public.webhooks
-  for each row execute function private.tg_webhooks__cancel_pending_deliveries();
-create trigger cancel_pending_deliveries_on_delete
-  before delete on public.webhooks
-  for each row execute function private.tg_webhooks__cancel_pending_deliveries();
-
+revoke execute on function private.claim_due_deliveries(text, integer, integer, integer),
+                           private.record_delivery_results(text, jsonb, interval),
+                           private.release_deliveries(text, uuid[])
+  from public;
 grant execute on function private.claim_due_deliveries(text, integer, integer, integer),
                           private.record_delivery_results(text, jsonb, interval),
                           private.release_deliveries(text, uuid[])

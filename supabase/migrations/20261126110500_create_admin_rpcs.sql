@@ -171,6 +171,8 @@ $$;
 comment on function public.rotate_webhook_secret(uuid) is
   'Replaces the signing secret and returns the new one; the old one keeps signing alongside for 24 hours.';
 
+revoke execute on function private.managed_webhook(uuid), private.require_active(public.webhooks) from public;
+-- Signed-in users call the RPCs (each checks the caller itself), trusted backends too; anon never.
 revoke execute on function public.send_test_webhook(uuid), public.redeliver_webhook_delivery(uuid),
                            public.replay_webhook_deliveries(uuid, timestamptz),
                            public.get_webhook_secret(uuid), public.rotate_webhook_secret(uuid)

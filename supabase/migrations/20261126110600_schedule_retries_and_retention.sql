@@ -67,4 +67,9 @@ begin
 end;
 $$;
 
+revoke execute on function private.prune_webhook_history(interval),
+                           private.wake_dispatcher_if_due(),
+                           private.schedule_webhook_jobs()
+  from public;
+
 select private.schedule_webhook_jobs();

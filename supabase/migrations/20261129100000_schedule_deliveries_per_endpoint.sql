@@ -131,6 +131,129 @@ create index webhook_deliveries_leased_idx on public.webhook_deliveries (webhook
 -- Nothing claims through a global due index any more (claims go endpoint by endpoint).
 drop index public.webhook_deliveries_due_idx;
 
+-- The business path waits for nobody ----------------------------------------------------
+--
+-- The subscriber query takes no lock. FOR SHARE on the endpoints made an ADMIN disabling
+-- one wait for every transaction fanning out to it (and the dispatcher's updates queue
+-- behind them). A delivery committed after a concurrent disable is cancelled instead by
+-- the next claim that looks at its endpoint (claim_due_deliveries checks is_active), so it
+-- still ends cancelled and is never sent.
+
+drop function private.lock_subscribed_webhooks(uuid, text);
+
+-- The endpoints an event of this company and type goes to: every active webhook
+-- subscribed to it, in id order, or null when there is none. The one subscriber query:
+-- enqueue_webhook_event and the process trigger each ask it once per event.
+-- plpgsql rather than sql: its plan is kept for the session, and this runs on every
+-- process write.
+create function private.subscribed_webhooks(company_id uuid, trigger_type text)
+returns uuid[]
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return (select array_agg(w.id order by w.id)
+            from public.webhooks w
+           where w.company_id = subscribed_webhooks.company_id
+             and w.trigger_type = subscribed_webhooks.trigger_type
+             and w.is_active);
+end;
+$$;
+revoke execute on function private.subscribed_webhooks(uuid, text) from public;
+
+create or replace function private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb)
+returns uuid
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  targets uuid[];
+begin
+  if company_id is null then
+    raise exception 'company_id is required' using errcode = '22004';
+  end if;
+  targets := private.subscribed_webhooks(company_id, trigger_type);
+
+  if targets is null then
+    -- Still validate the input, so a caller's mistake is not hidden by an empty fan-out.
+    -- (With a subscriber the type exists: webhooks.trigger_type references it.)
+    if not exists (select 1 from public.webhook_trigger_types t where t.name = enqueue_webhook_event.trigger_type) then
+      raise exception 'unknown webhook trigger type "%"', trigger_type
+        using errcode = '23503', hint = 'Use a name from public.webhook_trigger_types.';
+    end if;
+    return null;  -- nobody subscribed: no event row, nothing to deliver
+  end if;
+
+  return private.insert_webhook_event(company_id, trigger_type, data, targets);
+end;
+$$;
+
+create or replace function private.tg_processes__emit_webhook_event()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  targets uuid[];
+begin
+  if tg_op = 'INSERT' then
+    targets := private.subscribed_webhooks(new.company_id, 'PROCESS_CREATED');
+    if targets is null then
+      return null;
+    end if;
+    perform private.emit_process_event(new.company_id, 'PROCESS_CREATED', jsonb_build_object(
+      'process_id', new.id,
+      'revision', new.revision,
+      'process', private.process_event_data(new)), targets);
+  elsif tg_op = 'UPDATE' then
+    if new.revision = old.revision then  -- approval or bookkeeping only: not a revision
+      return null;
+    end if;
+    targets := private.subscribed_webhooks(new.company_id, 'PROCESS_REVISED');
+    if targets is null then
+      return null;
+    end if;
+    perform private.emit_process_event(new.company_id, 'PROCESS_REVISED', jsonb_build_object(
+      'process_id', new.id,
+      'revision', new.revision,
+      'previous_revision', old.revision,
+      'changed_fields', to_jsonb(private.process_changed_fields(old, new)),
+      'process', private.process_event_data(new),
+      'previous', new.carbon_copy), targets);
+  else
+    targets := private.subscribed_webhooks(old.company_id, 'PROCESS_DELETED');
+    if targets is null then
+      return null;
+    end if;
+    perform private.emit_process_event(old.company_id, 'PROCESS_DELETED', jsonb_build_object(
+      'process_id', old.id,
+      'revision', old.revision,
+      'process', private.process_event_data(old)), targets);
+  end if;
+  return null;
+end;
+$$;
+
+-- For the RPCs that create deliveries (test, redeliver, replay): refuses a disabled
+-- endpoint. No lock: a disable that commits meanwhile is caught by the next claim.
+create or replace function private.require_active(webhook public.webhooks)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  select * into webhook from public.webhooks w where w.id = webhook.id;
+  if not webhook.is_active then
+    raise exception 'webhook % is disabled (%)', webhook.id, coalesce(webhook.disabled_reason, 'no reason given')
+      using errcode = '55000', hint = 'Enable it first: update webhooks set is_active = true.';
+  end if;
+end;
+$$;
+
 -- Signals: the business path's only mark for the dispatchers ------------------------------
 -- One row per endpoint per statement that created deliveries for it. Inserting is all the
 -- business path does; claims read them, take their endpoints into account and delete them.
@@ -474,7 +597,6 @@ begin
   if lease_seconds is null or lease_seconds not between 1 and 3600 then
     raise exception 'lease_seconds must be between 1 and 3600, got %', lease_seconds using errcode = '22023';
   end if;
-  perform private.note_dispatcher_awake();
 
   -- Pending deliveries whose endpoint was deleted while the transaction creating them
   -- was still open (the delete's cancel could not see them). Normally none: one probe.
@@ -607,6 +729,13 @@ begin
      where e.webhook_id = endpoint.webhook_id;
   end loop;
 
+  -- Found work: this dispatcher will claim again soon, so committing transactions need
+  -- not wake anyone. A claim that finds nothing says nothing (its dispatcher may be
+  -- about to sleep).
+  if cardinality(claimed) > 0 then
+    perform private.note_dispatcher_awake();
+  end if;
+
   return query
   select d.id, d.event_id, d.webhook_id, d.company_id, w.url, ev.payload, d.attempt_count,
          private.webhook_signing_secrets(d.webhook_id), ev.created_at
@@ -660,7 +789,7 @@ begin
          (delivery_id, company_id, attempt_number, outcome, status, duration_ms, response_body, error, worker)
   select r.delivery_id, d.company_id, r.attempt_number, r.outcome, r.status, r.duration_ms,
          left(r.response_body, 4096), left(r.error, 2000), worker
-    from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome text,
+    from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome,
                                            status integer, duration_ms integer, response_body text,
                                            error text)
     join public.webhook_deliveries d on d.id = r.delivery_id;
@@ -669,14 +798,14 @@ begin
   with r as (
     select *
       from rows from (jsonb_to_recordset(results)
-                        as (delivery_id uuid, attempt_number integer, outcome text, status integer, error text,
+                        as (delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome, status integer, error text,
                             next_attempt_at timestamptz, gone boolean))
            with ordinality as r(delivery_id, attempt_number, outcome, status, error, next_attempt_at, gone, position)
   ), moved_rows as (
     update public.webhook_deliveries d
-       set state            = case when r.outcome = 'succeeded' then 'succeeded'
-                                   when r.next_attempt_at is null then 'failed'
-                                   else 'pending' end,
+       set state            = case when r.outcome = 'succeeded' then 'succeeded'::public.webhook_delivery_state
+                                   when r.next_attempt_at is null then 'failed'::public.webhook_delivery_state
+                                   else 'pending'::public.webhook_delivery_state end,
            next_attempt_at  = case when r.outcome <> 'succeeded' then r.next_attempt_at end,
            completed_at     = case when r.outcome = 'succeeded' or r.next_attempt_at is null then now() end,
            lease_owner      = null,
@@ -818,19 +947,17 @@ begin
 end;
 $$;
 
-revoke execute on all functions in schema private from public, anon, authenticated;
+-- Closed to PUBLIC like every private function; only the dispatcher's service role calls in.
+revoke execute on function private.dispatcher_is_awake(), private.note_dispatcher_awake(),
+                           private.dispatcher_going_idle(), private.transactions_ended(xid8[]),
+                           private.next_dispatch_at(), private.tg_webhooks__track_endpoint(),
+                           private.endpoint_ready_at(private.webhook_endpoints, boolean),
+                           private.claim_due_deliveries(text, integer, integer),
+                           private.record_delivery_results(text, jsonb, interval)
+  from public;
 grant execute on function private.claim_due_deliveries(text, integer, integer),
                           private.record_delivery_results(text, jsonb, interval),
-                          private.release_deliveries(text, uuid[]),
                           private.dispatcher_going_idle(),
                           private.transactions_ended(xid8[]),
                           private.next_dispatch_at()
   to service_role;
--- Policies call these as the requesting user (see the authorization migration).
-grant execute on function private.member_company_id(),
-                          private.admin_company_id(),
-                          private.is_company_admin(uuid),
-                          private.can_manage_company(uuid),
-                          private.process_non_definition_columns(),
-                          private.process_changed_fields(public.processes, public.processes)
-  to authenticated;

@@ -37,6 +37,154 @@ create sequence private.webhook_delivery_ordering_seq;
 comment on sequence private.webhook_delivery_ordering_seq is
   'Creation order of deliveries to ordered endpoints (webhook_deliveries.ordering_seq).';
 
+-- Assigning the order ------------------------------------------------------------------
+
+-- What an event is ordered by: its process for process events; nothing (one order per
+-- endpoint) for events without a process.
+create function private.event_ordering_key(data jsonb)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select data ->> 'process_id'
+$$;
+revoke execute on function private.event_ordering_key(jsonb) from public;
+
+-- The order of a new delivery: for an ordered endpoint, the event's key ('' for one order
+-- per endpoint) and the next number of the sequence; for a parallel one, none. Every
+-- statement that creates deliveries takes it from here.
+create function private.new_delivery_ordering(delivery_order text, event_key text)
+returns table (ordering_key text, ordering_seq bigint)
+language sql
+volatile
+set search_path = ''
+as $$
+  select coalesce(event_key, ''), nextval('private.webhook_delivery_ordering_seq')
+   where delivery_order = 'ordered'
+  union all
+  select null, null
+   where delivery_order is distinct from 'ordered'
+$$;
+revoke execute on function private.new_delivery_ordering(text, text) from public;
+
+create or replace function private.insert_webhook_event(
+  company_id uuid,
+  trigger_type text,
+  data jsonb,
+  webhook_ids uuid[]
+)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  event_id uuid := gen_random_uuid();
+  body jsonb;
+  body_bytes integer;
+begin
+  body := jsonb_build_object(
+    'type', trigger_type,
+    'timestamp', to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'company_id', company_id,
+    'data', coalesce(data, '{}'::jsonb)
+  );
+  body_bytes := octet_length(body::text);
+  if body_bytes > private.webhook_payload_limit_bytes() then
+    raise exception 'webhook payload is % bytes; the limit is % bytes (256 KB)',
+      body_bytes, private.webhook_payload_limit_bytes()
+      using errcode = '54000', hint = 'Send identifiers and let the receiver fetch large data.';
+  end if;
+
+  insert into public.webhook_events (id, company_id, trigger_type, payload, ordering_key)
+  values (event_id, insert_webhook_event.company_id, insert_webhook_event.trigger_type, body,
+          private.event_ordering_key(data));
+
+  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, ordering_key, ordering_seq)
+  select insert_webhook_event.company_id, event_id, w.id, now(), o.ordering_key, o.ordering_seq
+    from unnest(webhook_ids) as target(id)
+    join public.webhooks w on w.id = target.id
+   cross join lateral private.new_delivery_ordering(w.delivery_order, private.event_ordering_key(data)) o;
+
+  return event_id;
+end;
+$$;
+
+create or replace function public.redeliver_webhook_delivery(delivery_id uuid)
+returns uuid
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  original public.webhook_deliveries;
+  target public.webhooks;
+  delivery uuid;
+begin
+  select * into original from public.webhook_deliveries d where d.id = redeliver_webhook_delivery.delivery_id;
+  if original.id is null or private.can_manage_company(original.company_id) is not true then
+    raise exception 'delivery % does not exist or you are not an active ADMIN of its company', delivery_id
+      using errcode = '42501';
+  end if;
+  if original.webhook_id is null then
+    raise exception 'the endpoint of delivery % was deleted', delivery_id using errcode = '55000';
+  end if;
+  target := private.managed_webhook(original.webhook_id);
+  perform private.require_active(target);
+
+  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, redelivery_of,
+                                         ordering_key, ordering_seq)
+  select original.company_id, original.event_id, original.webhook_id, now(), original.id, o.ordering_key, o.ordering_seq
+    from public.webhook_events ev
+   cross join lateral private.new_delivery_ordering(target.delivery_order, ev.ordering_key) o
+   where ev.id = original.event_id
+  returning id into delivery;
+  return delivery;
+end;
+$$;
+
+-- Replayed events go in the order they were created.
+create or replace function public.replay_webhook_deliveries(webhook_id uuid, since timestamptz)
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  target public.webhooks := private.managed_webhook(webhook_id);
+  replayed integer;
+begin
+  if since is null or since > now() then
+    raise exception 'since must be a time in the past, got %', coalesce(since::text, 'null')
+      using errcode = '22023';
+  end if;
+  perform private.require_active(target);
+
+  -- Every event since then that this endpoint never received and is not still trying to.
+  with lost as (
+    select d.event_id
+      from public.webhook_deliveries d
+     where d.webhook_id = target.id
+       and d.created_at >= since
+     group by d.event_id
+    having bool_and(d.state in ('failed', 'cancelled'))
+  ), inserted as (
+    insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, ordering_key, ordering_seq)
+    select target.company_id, lost.event_id, target.id, now(), o.ordering_key, o.ordering_seq
+      from (select lost.event_id, ev.ordering_key, ev.created_at
+              from lost
+              join public.webhook_events ev on ev.id = lost.event_id
+             order by ev.created_at, ev.id) lost
+     cross join lateral private.new_delivery_ordering(target.delivery_order, lost.ordering_key) o
+    returning 1
+  )
+  select count(*) into replayed from inserted;
+  return replayed;
+end;
+$$;
+
 -- Switching an endpoint to parallel releases what was held for order; switching it to
 -- ordered applies to the deliveries created from then on.
 create function private.tg_webhooks__apply_delivery_order()
@@ -62,6 +210,8 @@ begin
   return null;
 end;
 $$;
+
+revoke execute on function private.tg_webhooks__apply_delivery_order() from public;
 
 create trigger apply_delivery_order
   after update of delivery_order on public.webhooks

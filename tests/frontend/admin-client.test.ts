@@ -65,7 +65,7 @@ describe("ADMIN of company A", () => {
     await db.query(
       `select private.record_delivery_results('vitest', jsonb_build_array(jsonb_build_object(
          'delivery_id', $1::uuid, 'attempt_number', 1, 'outcome', 'failed', 'status', 500,
-         'duration_ms', 12, 'response_body', 'boom', 'error', 'HTTP 500', 'next_attempt_at', null)))`,
+         'duration_ms', 12, 'response_body', 'boom', 'error', 'HTTP 500', 'next_attempt_at', null)), interval '5 days')`,
       [deliveryId],
     );
 

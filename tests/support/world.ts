@@ -59,35 +59,26 @@ export interface Actor {
 }
 
 /**
- * Two companies and one person of every kind the RLS matrix cares about.
- * Emails are unique per call so suites never collide.
+ * The cast the pgTAP tests use (tests.create_cast in supabase/tests/helpers/setup.sql: two
+ * active companies, an inactive one, and one person of every kind the RLS matrix cares
+ * about), with a signed-in supabase-js client for the people these suites act as.
+ * Emails are tagged per call so suites never collide.
  */
 export async function createWorld(db: pg.Client) {
   const tag = Math.random().toString(36).slice(2, 8);
-  const company = async (name: string) =>
-    (await db.query<{ id: string }>("insert into public.companies (name) values ($1) returning id", [`${name} ${tag}`])).rows[0]!.id;
-  const companyA = await company("Acme");
-  const companyB = await company("Bolt");
+  const cast = (await db.query<Record<string, string>>("select * from tests.create_cast(tag => $1)", [tag])).rows[0]!;
+  const actor = async (name: string, userId: string): Promise<Actor> =>
+    ({ name, userId, client: clientWithToken(await signToken(userClaims(userId))) });
 
-  const person = async (name: string, companyId: string | null, role: string, active = true, profile = true) => {
-    const email = `${name}-${tag}@test.local`;
-    const id = (await db.query<{ id: string }>("insert into auth.users (id, email) values (gen_random_uuid(), $1) returning id", [email])).rows[0]!.id;
-    if (profile) {
-      await db.query(
-        "insert into public.users (supabase_uid, company_id, email, role, is_active) values ($1, $2, $3, $4, $5)",
-        [id, companyId, email, role, active],
-      );
-    }
-    const actor: Actor = { name, userId: id, client: clientWithToken(await signToken(userClaims(id))) };
-    return actor;
+  return {
+    tag,
+    companyA: cast.company_a!,
+    companyB: cast.company_b!,
+    adminA: await actor("admin-a", cast.admin_a!),
+    adminB: await actor("admin-b", cast.admin_b!),
+    memberA: await actor("member-a", cast.member_a!),
+    inactiveAdminA: await actor("inactive-admin-a", cast.inactive_admin_a!),
+    noProfile: await actor("no-profile", cast.no_profile!),
+    anon: { name: "anon", userId: null, client: clientWithToken() } satisfies Actor,
   };
-
-  const adminA = await person("admin-a", companyA, "ADMIN");
-  const adminB = await person("admin-b", companyB, "ADMIN");
-  const memberA = await person("member-a", companyA, "MEMBER");
-  const inactiveAdminA = await person("inactive-admin-a", companyA, "ADMIN", false);
-  const noProfile = await person("no-profile", null, "MEMBER", true, false);
-  const anon: Actor = { name: "anon", userId: null, client: clientWithToken() };
-
-  return { tag, companyA, companyB, adminA, adminB, memberA, inactiveAdminA, noProfile, anon };
 }

@@ -1,7 +1,8 @@
 // End to end: concurrent dispatchers share the outbox without double sends, and one slow
 // endpoint cannot hold up the others.
 import assert from "node:assert/strict";
-import { deliveriesOf, e2eTest, enqueueEvents, sleep, waitFor } from "./test_support.ts";
+import { deliveriesOf, e2eTest, enqueueEvents, sleep, waitFor } from "../_test/e2e.ts";
+import { gate } from "../_test/receiver.ts";
 
 e2eTest("two workers, 200 deliveries to one receiver: each arrives exactly once, all succeed", async (t) => {
   // 20 ms per request keeps both workers busy at the same time.
@@ -11,9 +12,12 @@ e2eTest("two workers, 200 deliveries to one receiver: each arrives exactly once,
   });
   const company = await t.company();
   const hook = await t.webhook(company, `${receiver.origin}/bulk`);
+  // Each worker takes 5 requests at once, the endpoint 10: one worker alone cannot use the
+  // endpoint's cap, so the first to fill its slots hands the rest off (a NOTIFY).
+  const env = { WEBHOOK_CONCURRENCY: "5" };
   const workers = await Promise.all([
-    t.dispatcher({ allowedTargets: [receiver.target] }),
-    t.dispatcher({ allowedTargets: [receiver.target] }),
+    t.dispatcher({ allowedTargets: [receiver.target], env }),
+    t.dispatcher({ allowedTargets: [receiver.target], env }),
   ]);
 
   // One commit, one NOTIFY: both workers wake and claim disjoint batches (SKIP LOCKED).
@@ -42,15 +46,21 @@ e2eTest("per-endpoint cap: a slow endpoint's backlog does not delay a fast endpo
   const ENDPOINT_CAP = 4;
   let slowInFlight = 0;
   let slowMaxInFlight = 0;
-  let slowAnswered = 0;
+  // The slow endpoint holds every request until the fast one has all of its 30, then takes
+  // 6 s more. Should the limiter make the fast deliveries wait for slow slots, nothing
+  // moves until the slow attempts time out (20 s), and the first wait below fails.
+  const fastDone = gate();
   const slow = t.receiver(async () => {
     slowMaxInFlight = Math.max(slowMaxInFlight, ++slowInFlight);
-    await sleep(2_000, t.ending);
+    await Promise.race([fastDone.opened, sleep(60_000, t.ending)]);
+    await sleep(6_000, t.ending);
     slowInFlight--;
-    slowAnswered++;
     return new Response("finally");
   });
-  const fast = t.receiver();
+  const fast = t.receiver(() => {
+    if (fast.requests.length === 30) fastDone.open();
+    return new Response("ok");
+  });
   const company = await t.company();
   const slowHook = await t.webhook(company, `${slow.origin}/slow`);
   const fastHook = await t.webhook(company, `${fast.origin}/fast`);
@@ -58,25 +68,29 @@ e2eTest("per-endpoint cap: a slow endpoint's backlog does not delay a fast endpo
   await enqueueEvents(t.sql, company, 30);
 
   // Without the per-endpoint cap the slow endpoint's 30 would take all 12 global slots.
-  // One batch takes all 60, so the limiter alone decides who goes first.
+  // The database caps each endpoint (endpoint_concurrency), so a claim never gives the slow
+  // one more than its 4, and the fast ones take the free slots at once.
+  await t.settings({ endpoint_concurrency: ENDPOINT_CAP });
   await t.dispatcher({
     allowedTargets: [slow.target, fast.target],
     env: {
       WEBHOOK_CONCURRENCY: "12",
-      WEBHOOK_ENDPOINT_CONCURRENCY: String(ENDPOINT_CAP),
       WEBHOOK_BATCH_SIZE: "100",
-      WEBHOOK_TIMEOUT_MS: "3000",
-      WEBHOOK_LEASE_SECONDS: "9",
+      WEBHOOK_TIMEOUT_MS: "20000",
+      WEBHOOK_LEASE_SECONDS: "30",
     },
   });
-  await waitFor("the fast endpoint to receive all 30", () => fast.requests.length === 30);
-  assert.equal(slowAnswered, 0, "every fast delivery arrived before the slow endpoint answered once");
+  await waitFor(
+    "the fast endpoint to receive all 30 while the slow one holds its requests",
+    () => fast.requests.length === 30,
+    { timeoutMs: 15_000 },
+  );
 
-  // Recorded once their batch ends (the first slow answers), while the slow backlog stays pending.
+  // Recorded as they end, while the slow backlog stays pending.
   await waitFor(
     "the fast deliveries to be recorded",
     async () => (await deliveriesOf(t.sql, fastHook)).every((d) => d.state === "succeeded"),
-    { timeoutMs: 6_000 },
+    { timeoutMs: 20_000 },
   );
   const slowDeliveries = await deliveriesOf(t.sql, slowHook);
   const slowPending = slowDeliveries.filter((d) => d.state === "pending").length;

@@ -1,9 +1,19 @@
 // Database outages the worker must ride out, through a TCP proxy between the dispatcher
 // and the test database (so the outage is exact and needs no server restart): a
 // connection dropped while postgres.js sets it up must not kill the process, and the
-// worker must resume within about a second once the database answers again.
+// worker resumes on its own once the database answers again, losing nothing. How soon
+// it resumes is the reconnect backoff's business (capped at a second, pg_store_test.ts),
+// not a stopwatch's: a bound on wall time flakes on a loaded machine.
 import assert from "node:assert/strict";
-import { createProcess, deliveriesOf, e2eTest, enqueueEvents, requireDbUrl, reviseProcess, settledDeliveries, sleep, waitFor } from "./test_support.ts";
+import {
+  createProcess,
+  e2eTest,
+  enqueueEvents,
+  requireDbUrl,
+  reviseProcess,
+  settledDeliveries,
+  sleep,
+} from "../_test/e2e.ts";
 
 class PgProxy {
   port = 0;
@@ -100,53 +110,58 @@ function proxyFor(): { proxy: PgProxy; url: string } {
   return { proxy, url: url.toString() };
 }
 
-e2eTest("a pool connection lost while it is set up (postgres.js array-types query) does not kill the worker", async (t) => {
+e2eTest(
+  "a pool connection lost while it is set up (postgres.js array-types query) does not kill the worker",
+  async (t) => {
+    const { proxy, url } = proxyFor();
+    try {
+      const receiver = t.receiver();
+      const company = await t.company();
+      const hook = await t.webhook(company, `${receiver.origin}/hook`);
+      const processId = await createProcess(t.sql, company, "Reflow");
+      await reviseProcess(t.sql, processId, "Reflow, profile B");
+
+      // The worker's first pool connection starts up, then is dropped while it fetches
+      // array types; its reconnect is refused for 3 s (a server restarting).
+      proxy.killTypesQueryThenRefuseMs = 3_000;
+      const worker = await t.dispatcher({ allowedTargets: [receiver.target], env: { SUPABASE_DB_URL: url } });
+      let exited = false;
+      worker.exited.then(() => (exited = true));
+
+      const [delivery] = await settledDeliveries(t.sql, hook, { timeoutMs: 30_000 }).catch((e) => {
+        throw new Error(`${e.message}; worker exited: ${exited}\n${worker.output()}`);
+      });
+      assert.equal(delivery.state, "succeeded");
+      assert.equal(exited, false, `the worker died:\n${worker.output()}`);
+    } finally {
+      proxy.close();
+    }
+  },
+);
+
+e2eTest("after a 6 s database outage the worker resumes on its own and loses nothing", async (t) => {
   const { proxy, url } = proxyFor();
   try {
     const receiver = t.receiver();
     const company = await t.company();
     const hook = await t.webhook(company, `${receiver.origin}/hook`);
-    const processId = await createProcess(t.sql, company, "Reflow");
-    await reviseProcess(t.sql, processId, "Reflow, profile B");
-
-    // The worker's first pool connection starts up, then is dropped while it fetches
-    // array types; its reconnect is refused for 3 s (a server restarting).
-    proxy.killTypesQueryThenRefuseMs = 3_000;
     const worker = await t.dispatcher({ allowedTargets: [receiver.target], env: { SUPABASE_DB_URL: url } });
     let exited = false;
     worker.exited.then(() => (exited = true));
-
-    const [delivery] = await settledDeliveries(t.sql, hook, { timeoutMs: 30_000 }).catch((e) => {
-      throw new Error(`${e.message}; worker exited: ${exited}\n${worker.output()}`);
-    });
-    assert.equal(delivery.state, "succeeded");
-    assert.equal(exited, false, `the worker died:\n${worker.output()}`);
-  } finally {
-    proxy.close();
-  }
-});
-
-e2eTest("after a 6 s database outage the worker resumes within ~2 s", async (t) => {
-  const { proxy, url } = proxyFor();
-  try {
-    const receiver = t.receiver();
-    const company = await t.company();
-    const hook = await t.webhook(company, `${receiver.origin}/hook`);
-    const worker = await t.dispatcher({ allowedTargets: [receiver.target], env: { SUPABASE_DB_URL: url } });
     await enqueueEvents(t.sql, company, 1);
-    await waitFor("the first delivery", () => receiver.requests.length === 1);
+    // Delivered and recorded: the outage must not catch its result in flight.
+    await settledDeliveries(t.sql, hook);
 
     await proxy.refuse(6_000);
     // The database is reachable again; a new event commits (and NOTIFYs).
-    const back = Date.now();
     await enqueueEvents(t.sql, company, 1);
-    await waitFor("the delivery after the outage", () => receiver.requests.length === 2, { timeoutMs: 30_000 });
-    const resumedAfter = Date.now() - back;
-    assert.ok(
-      resumedAfter < 2_500,
-      `the worker took ${resumedAfter} ms after the database came back to deliver (it says 'retrying in 1 s'):\n${worker.output()}`,
-    );
-    assert.equal((await deliveriesOf(t.sql, hook)).length, 2);
+    const deliveries = await settledDeliveries(t.sql, hook, { expected: 2, timeoutMs: 30_000 }).catch((e) => {
+      throw new Error(`${e.message}; worker exited: ${exited}\n${worker.output()}`);
+    });
+    assert.equal(exited, false, `the worker died:\n${worker.output()}`);
+    assert.deepEqual(deliveries.map((d) => [d.state, d.attempt_count]), [["succeeded", 1], ["succeeded", 1]]);
+    assert.equal(receiver.requests.length, 2, "each delivered once");
+    assert.deepEqual(new Set(receiver.webhookIds()), new Set(deliveries.map((d) => d.id)));
   } finally {
     proxy.close();
   }

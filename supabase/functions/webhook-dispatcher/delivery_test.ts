@@ -1,7 +1,7 @@
 // End to end: a process revision in Postgres reaches a real HTTP receiver through a real
 // dispatcher process, signed, retried and logged as the README promises.
 import assert from "node:assert/strict";
-import { newSecret } from "../_shared/test_receiver.ts";
+import { newSecret } from "../_test/receiver.ts";
 import {
   attemptsOf,
   createProcess,
@@ -15,7 +15,7 @@ import {
   verifySignature,
   waitFor,
   webhookSecret,
-} from "./test_support.ts";
+} from "../_test/e2e.ts";
 
 e2eTest("a process revision is POSTed once, signed, and logged as one successful attempt", async (t) => {
   const receiver = t.receiver();
@@ -162,12 +162,12 @@ e2eTest("retries: same webhook-id each time; exhausted schedule fails; Retry-Aft
   assert.deepEqual(downAttempts[0].response_body, "still down");
   assert.deepEqual(down.webhookIds(), [downDelivery.id]);
 
-  // Retry-After: 1 beats the 0.2 s schedule.
+  // Retry-After: 1 beats the 0.2 s schedule (how much later exactly: engine_test.ts, on a
+  // test clock; here only that it waited).
   assert.deepEqual(politeDelivery.state, "succeeded");
   assert.deepEqual(politeDelivery.attempt_count, 2);
   const politeGap = polite.arrivals[1] - polite.arrivals[0];
   assert(politeGap >= 950, `Retry-After: 1 was not honoured: retried after ${politeGap.toFixed(0)} ms`);
-  assert(politeGap < 5_000, `retried ${politeGap.toFixed(0)} ms later, long after Retry-After: 1`);
 
   // Retry-After: 999999 is capped at 24 hours.
   const [greedyDelivery] = await deliveriesOf(t.sql, greedyHook);

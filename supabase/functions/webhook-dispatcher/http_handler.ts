@@ -1,7 +1,7 @@
 // HTTP mode, as Supabase Edge Functions run it: woken by pg_net (on commit) and pg_cron
 // (retries), it drains due deliveries until none are left or its time budget runs out,
 // and answers with counts. Kept apart from Deno.serve so tests call it directly.
-import type { DispatchEngine, DrainCounts } from "../_shared/engine.ts";
+import type { DispatchEngine, DrainCounts } from "../_shared/dispatch/engine.ts";
 
 export interface HttpHandlerDeps {
   engine: Pick<DispatchEngine, "drain">;

@@ -9,7 +9,7 @@ import {
   sleep,
   verifySignature,
   webhookSecret,
-} from "./test_support.ts";
+} from "../_test/e2e.ts";
 
 e2eTest(
   "HTTP mode: 401 without the service key (nothing echoed, nothing sent); with it, drains and counts",

@@ -2,19 +2,21 @@
 //
 //   HTTP mode (default; how Supabase Edge Functions run it):
 //     POST with `Authorization: Bearer <service role key>` drains due deliveries.
-//   Worker mode (local and self-hosted): `deno run -A index.ts --worker`
+//   Worker mode (local and self-hosted): `deno task worker` in supabase/functions (index.ts --worker)
 //     LISTENs and delivers continuously until SIGTERM/SIGINT.
 //
 // Configuration is environment only; see README "Dispatcher configuration".
-import { ConfigError, parseConfig } from "../_shared/config.ts";
-import { DispatchEngine } from "../_shared/engine.ts";
-import { connectDatabase, createPgStore } from "../_shared/pg_store.ts";
+import { ConfigError, parseConfig } from "../_shared/dispatch/config.ts";
+import { DispatchEngine } from "../_shared/dispatch/engine.ts";
+import { connectDatabase, createPgStore } from "../_shared/dispatch/pg_store.ts";
 import { createHttpHandler } from "./http_handler.ts";
 import { startWorker } from "./worker.ts";
 
+const mode = Deno.args.includes("--worker") ? "worker" : "http";
+
 function loadConfig() {
   try {
-    return parseConfig(Deno.env.toObject(), { requireDbUrl: true });
+    return parseConfig(Deno.env.toObject(), { mode });
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);
@@ -25,13 +27,14 @@ function loadConfig() {
 }
 
 const config = loadConfig();
-const sql = connectDatabase(config.dbUrl!, Math.max(2, Math.ceil(config.concurrency / 25) + 1));
+// The claim loop and the result writer each hold one connection; LISTEN holds another.
+const sql = connectDatabase(config.dbUrl!, 4);
 const engine = new DispatchEngine({
   store: createPgStore(sql, { workerId: config.workerId, disableAfterHours: config.disableAfterHours }),
   config,
 });
 
-if (Deno.args.includes("--worker")) {
+if (mode === "worker") {
   const worker = startWorker({ engine, sql, log: (m) => console.log(`[${config.workerId}] ${m}`) });
   console.log(`[${config.workerId}] webhook dispatcher worker started`);
   const shutdown = async () => {

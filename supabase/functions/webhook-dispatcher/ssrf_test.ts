@@ -10,7 +10,7 @@ import {
   reviseProcess,
   settledDeliveries,
   sleep,
-} from "./test_support.ts";
+} from "../_test/e2e.ts";
 
 e2eTest("blocked targets: metadata, loopback off the allowlist, IPv4-mapped loopback; never contacted", async (t) => {
   // A real server on a loopback port that is NOT in WEBHOOK_ALLOWED_TARGETS.

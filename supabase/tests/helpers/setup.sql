@@ -105,6 +105,25 @@ $$;
 
 grant execute on function tests.create_webhook(uuid, text, text, boolean) to anon, authenticated, service_role;
 
+-- The statement a client sends to create a webhook, for throws_ok/lives_ok to run as
+-- whoever the test authenticates as.
+create or replace function tests.webhook_insert(
+  company_id uuid,
+  url text,
+  trigger_type text default 'PROCESS_REVISED',
+  description text default null
+)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select format('insert into public.webhooks (company_id, trigger_type, url, description) values (%L, %L, %L, %L)',
+                company_id, trigger_type, url, description)
+$$;
+
+grant execute on function tests.webhook_insert(uuid, text, text, text) to anon, authenticated, service_role;
+
 -- The cast: the companies and users that the RLS and permission tests check row by row,
 -- made in one call and returned as one row, so that a test file says
 --   select * from tests.create_cast() \gset
@@ -131,7 +150,10 @@ grant execute on function tests.create_webhook(uuid, text, text, boolean) to ano
 --   webhook_c   C  PROCESS_CREATED  https://c.example/created
 -- Without it those columns are null, and \gset leaves null columns unset, so a test that
 -- did not ask for webhooks cannot use them by mistake.
-create or replace function tests.create_cast(with_webhooks boolean default false)
+--
+-- tag makes the emails unique (member+<tag>@a.test, ...), for callers that need more than
+-- one cast in a database: the vitest world (tests/support/world.ts) makes one per suite.
+create or replace function tests.create_cast(with_webhooks boolean default false, tag text default null)
 returns table (
   company_a uuid, company_b uuid, company_c uuid,
   no_profile uuid, no_company uuid,
@@ -143,22 +165,24 @@ returns table (
 language plpgsql
 set search_path = ''
 as $$
+declare
+  plus text := coalesce('+' || tag, '');
 begin
   company_a := tests.create_company('Company A');
   company_b := tests.create_company('Company B');
   company_c := tests.create_company('Company C (inactive)');
   update public.companies set is_active = false where id = company_c;
 
-  no_profile        := tests.create_user('signed-up@example.test', null, with_profile => false);
-  no_company        := tests.create_user('no-company@example.test', null, 'MEMBER');
-  member_a          := tests.create_user('member@a.test', company_a, 'MEMBER');
-  operator_a        := tests.create_user('operator@a.test', company_a, 'OPERATOR');
-  inactive_member_a := tests.create_user('inactive-member@a.test', company_a, 'MEMBER', is_active => false);
-  inactive_admin_a  := tests.create_user('inactive-admin@a.test', company_a, 'ADMIN', is_active => false);
-  admin_a           := tests.create_user('admin@a.test', company_a, 'ADMIN');
-  admin_b           := tests.create_user('admin@b.test', company_b, 'ADMIN');
-  member_c          := tests.create_user('member@c.test', company_c, 'MEMBER');
-  admin_c           := tests.create_user('admin@c.test', company_c, 'ADMIN');
+  no_profile        := tests.create_user('signed-up' || plus || '@example.test', null, with_profile => false);
+  no_company        := tests.create_user('no-company' || plus || '@example.test', null, 'MEMBER');
+  member_a          := tests.create_user('member' || plus || '@a.test', company_a, 'MEMBER');
+  operator_a        := tests.create_user('operator' || plus || '@a.test', company_a, 'OPERATOR');
+  inactive_member_a := tests.create_user('inactive-member' || plus || '@a.test', company_a, 'MEMBER', is_active => false);
+  inactive_admin_a  := tests.create_user('inactive-admin' || plus || '@a.test', company_a, 'ADMIN', is_active => false);
+  admin_a           := tests.create_user('admin' || plus || '@a.test', company_a, 'ADMIN');
+  admin_b           := tests.create_user('admin' || plus || '@b.test', company_b, 'ADMIN');
+  member_c          := tests.create_user('member' || plus || '@c.test', company_c, 'MEMBER');
+  admin_c           := tests.create_user('admin' || plus || '@c.test', company_c, 'ADMIN');
 
   if with_webhooks then
     webhook_a1 := tests.create_webhook(company_a, 'PROCESS_CREATED', 'https://a.example/created');
@@ -171,7 +195,7 @@ begin
 end;
 $$;
 
-grant execute on function tests.create_cast(boolean) to anon, authenticated, service_role;
+grant execute on function tests.create_cast(boolean, text) to anon, authenticated, service_role;
 
 -- The constraint named by the error a statement raises: the diagnostics field that
 -- throws_ok cannot see (a trigger may raise 23514 with `constraint = ...` and a message

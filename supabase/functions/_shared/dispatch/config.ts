@@ -1,0 +1,217 @@
+// Dispatcher configuration, parsed from an env record passed in by the caller
+// (Deno.env.toObject() in production, a literal object in tests), so parsing
+// is a pure function and every knob is testable without touching the process.
+//
+// Every problem is collected and reported at once: an operator fixing a
+// deployment should not have to redeploy once per typo.
+
+import { DEFAULT_RETRY_SCHEDULE_SECONDS } from "../delivery/retry.ts";
+import { targetKey } from "../delivery/ssrf.ts";
+import { CLAIM_LIMITS } from "./store.ts";
+
+// The settings' rules live here and only here: parseConfig enforces them, and the
+// engine and the modes receive values that already satisfy them.
+
+/** Time kept in reserve at the end of a lease: covers recording the results
+ * and a little clock skew between the dispatcher and the database. */
+export const LEASE_SAFETY_MARGIN_MS = 5_000;
+
+/** What a lease or a drain budget must leave, beyond one request (and, for a lease,
+ * the margin), for a claimed batch's attempts to start. The engine starts no send that
+ * could outlive the lease or the budget, and both are running from before the claim
+ * returns: with no window at all, every claimed row would be released unsent and
+ * claimed again, in a loop. */
+export const START_WINDOW_MS = 1_000;
+
+/** Requests in flight per dispatcher by default (WEBHOOK_CONCURRENCY). */
+export const DEFAULT_CONCURRENCY = 500;
+
+
+export interface DispatcherConfig {
+  /** SUPABASE_DB_URL; only the Postgres-backed store needs it. */
+  readonly dbUrl: string | undefined;
+  /** SUPABASE_SERVICE_ROLE_KEY; the bearer token HTTP mode accepts. */
+  readonly serviceRoleKey: string | undefined;
+  /** Normalized `host:port` keys (see targetKey in ssrf.ts) exempt from the SSRF policy. */
+  readonly allowedTargets: ReadonlySet<string>;
+  readonly timeoutMs: number;
+  /** Within CLAIM_LIMITS.batchSize. */
+  readonly batchSize: number;
+  /** Requests in flight in this dispatcher, all endpoints together. Mostly sockets that
+   * wait on slow receivers, hence hundreds; each endpoint's own cap is the database's
+   * (private.webhook_settings.endpoint_concurrency), which holds across dispatchers. */
+  readonly concurrency: number;
+  /** Within CLAIM_LIMITS.leaseSeconds, and covers the timeout, the safety margin and the start window. */
+  readonly leaseSeconds: number;
+  /** Element i is the delay in seconds after attempt i+1 fails; attempts = length + 1 (see retry.ts). */
+  readonly retrySchedule: readonly number[];
+  /** An endpoint failing continuously for this long gets disabled (by the SQL side). */
+  readonly disableAfterHours: number;
+  /** Identifies this dispatcher in leases; WEBHOOK_WORKER_ID or a random one. */
+  readonly workerId: string;
+  /** HTTP mode: how long one request may keep claiming (Supabase allows 150 s wall clock).
+   * Covers the timeout and the start window (checked unless the mode is `worker`). */
+  readonly httpBudgetMs: number;
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid dispatcher configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export interface ParseConfigOptions {
+  /** The mode about to run: it needs the database, and only HTTP mode uses (so checks)
+   * WEBHOOK_HTTP_BUDGET_MS. Without a mode (unit tests) the URL is optional and every
+   * budget is checked. */
+  mode?: "worker" | "http";
+}
+
+/** Throws ConfigError listing every problem found. */
+export function parseConfig(env: Env, options: ParseConfigOptions = {}): DispatcherConfig {
+  const problems: string[] = [];
+  // Empty strings count as unset: env files and CI matrices often export `X=`.
+  const get = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === undefined || value === "" ? undefined : value;
+  };
+
+  // A value that fails its own check is reported once; the rules combining it with
+  // other values are then skipped rather than judged on its fallback.
+  const invalid = new Set<string>();
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = get(name);
+    if (raw === undefined) return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name} must be an integer between ${min} and ${max}, got '${raw}'`);
+      invalid.add(name);
+      return fallback;
+    }
+    return Number(raw);
+  };
+  const allValid = (...names: string[]) => names.every((name) => !invalid.has(name));
+
+  const dbUrl = get("SUPABASE_DB_URL");
+  if (options.mode !== undefined && dbUrl === undefined) {
+    problems.push("SUPABASE_DB_URL is required (a postgres:// connection string)");
+  } else if (dbUrl !== undefined && !/^postgres(ql)?:\/\//.test(dbUrl)) {
+    problems.push("SUPABASE_DB_URL must start with postgres:// or postgresql://");
+  }
+
+  const timeoutMs = int("WEBHOOK_TIMEOUT_MS", 15_000, 100, 600_000);
+  const batchSize = int("WEBHOOK_BATCH_SIZE", 50, CLAIM_LIMITS.batchSize.min, CLAIM_LIMITS.batchSize.max);
+  const concurrency = int("WEBHOOK_CONCURRENCY", DEFAULT_CONCURRENCY, 1, 5_000);
+  if (get("WEBHOOK_ENDPOINT_CONCURRENCY") !== undefined) {
+    problems.push(
+      "WEBHOOK_ENDPOINT_CONCURRENCY is gone: each endpoint's cap is private.webhook_settings.endpoint_concurrency, " +
+        "which holds across all dispatchers (update it in SQL and unset the variable)",
+    );
+  }
+  const leaseSeconds = int("WEBHOOK_LEASE_SECONDS", 120, CLAIM_LIMITS.leaseSeconds.min, CLAIM_LIMITS.leaseSeconds.max);
+  const httpBudgetMs = int("WEBHOOK_HTTP_BUDGET_MS", 100_000, 1_000, 3_600_000);
+
+  // One attempt must fit in the lease with the margin to spare and time to start it:
+  // the engine refuses to start a send that might outlive its lease.
+  const oneAttemptMs = timeoutMs + START_WINDOW_MS;
+  if (
+    allValid("WEBHOOK_TIMEOUT_MS", "WEBHOOK_LEASE_SECONDS") &&
+    leaseSeconds * 1000 < oneAttemptMs + LEASE_SAFETY_MARGIN_MS
+  ) {
+    problems.push(
+      `WEBHOOK_LEASE_SECONDS (${leaseSeconds}) must cover WEBHOOK_TIMEOUT_MS (${timeoutMs} ms) ` +
+        `plus a ${LEASE_SAFETY_MARGIN_MS / 1000} s safety margin and ${START_WINDOW_MS / 1000} s to start sending: ` +
+        `at least ${Math.ceil((oneAttemptMs + LEASE_SAFETY_MARGIN_MS) / 1000)}`,
+    );
+  }
+  // A budget shorter than one attempt claims nothing, and the dispatcher would spin.
+  if (
+    options.mode !== "worker" && allValid("WEBHOOK_TIMEOUT_MS", "WEBHOOK_HTTP_BUDGET_MS") &&
+    httpBudgetMs < oneAttemptMs
+  ) {
+    problems.push(
+      `WEBHOOK_HTTP_BUDGET_MS (${httpBudgetMs} ms) must cover WEBHOOK_TIMEOUT_MS (${timeoutMs} ms) ` +
+        `plus ${START_WINDOW_MS / 1000} s to start sending: at least ${oneAttemptMs}`,
+    );
+  }
+
+  const config: DispatcherConfig = {
+    dbUrl,
+    serviceRoleKey: get("SUPABASE_SERVICE_ROLE_KEY"),
+    allowedTargets: parseAllowedTargets(get("WEBHOOK_ALLOWED_TARGETS"), problems),
+    timeoutMs,
+    batchSize,
+    concurrency,
+    leaseSeconds,
+    retrySchedule: parseRetrySchedule(get("WEBHOOK_RETRY_SCHEDULE"), problems),
+    disableAfterHours: parseDisableAfterHours(get("WEBHOOK_DISABLE_AFTER_HOURS"), problems),
+    workerId: get("WEBHOOK_WORKER_ID") ?? `dispatcher-${crypto.randomUUID().slice(0, 8)}`,
+    httpBudgetMs,
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+function parseRetrySchedule(raw: string | undefined, problems: string[]): readonly number[] {
+  if (raw === undefined) return DEFAULT_RETRY_SCHEDULE_SECONDS;
+  const parts = raw.split(",").map((s) => s.trim());
+  // Decimals are allowed so integration tests can retry in fractions of a second.
+  const ok = parts.every((p) => /^\d+(\.\d+)?$/.test(p));
+  if (!ok) {
+    problems.push(
+      `WEBHOOK_RETRY_SCHEDULE must be a comma-separated list of non-negative seconds (the delays after ` +
+        `each failed attempt), got '${raw}'`,
+    );
+    return DEFAULT_RETRY_SCHEDULE_SECONDS;
+  }
+  return Object.freeze(parts.map(Number));
+}
+
+function parseDisableAfterHours(raw: string | undefined, problems: string[]): number {
+  if (raw === undefined) return 120;
+  if (!/^\d+(\.\d+)?$/.test(raw) || Number(raw) <= 0) {
+    problems.push(`WEBHOOK_DISABLE_AFTER_HOURS must be a positive number of hours, got '${raw}'`);
+    return 120;
+  }
+  return Number(raw);
+}
+
+/**
+ * Parses `host:port,host:port`. Hosts go through the WHATWG URL parser so an
+ * entry matches however the webhook URL spells the same host (`127.1`,
+ * upper case, trailing dot). The port is mandatory: the allowlist exempts one
+ * exact service, never a whole machine.
+ */
+export function parseAllowedTargets(
+  raw: string | undefined,
+  problems: string[] = [],
+): ReadonlySet<string> {
+  const targets = new Set<string>();
+  if (raw === undefined) return targets;
+  for (const entry of raw.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+    const key = allowedTargetKey(entry);
+    if (key === null) {
+      problems.push(
+        `WEBHOOK_ALLOWED_TARGETS entries must be host:port (e.g. 127.0.0.1:8080 or [::1]:8080), got '${entry}'`,
+      );
+    } else {
+      targets.add(key);
+    }
+  }
+  return targets;
+}
+
+function allowedTargetKey(entry: string): string | null {
+  // Reject anything that is more than host:port before URL parsing would
+  // silently drop it (a scheme, a path, credentials).
+  if (/[/@?#\s]/.test(entry) || !/:\d+$/.test(entry)) return null;
+  let url: URL;
+  try {
+    url = new URL(`http://${entry}`);
+  } catch {
+    return null;
+  }
+  return targetKey(url);
+}

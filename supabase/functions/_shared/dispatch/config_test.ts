@@ -1,0 +1,220 @@
+import assert from "node:assert/strict";
+import { ConfigError, parseConfig, type ParseConfigOptions } from "./config.ts";
+import { DEFAULT_RETRY_SCHEDULE_SECONDS } from "../delivery/retry.ts";
+
+function problemsOf(env: Record<string, string>, options?: ParseConfigOptions): readonly string[] {
+  try {
+    parseConfig(env, options);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+const outOfRange = (name: string, min: number, max: number, got: string) =>
+  `${name} must be an integer between ${min} and ${max}, got '${got}'`;
+
+Deno.test("config: an empty environment gives the documented defaults", () => {
+  const config = parseConfig({});
+  assert.equal(config.dbUrl, undefined);
+  assert.equal(config.timeoutMs, 15_000);
+  assert.equal(config.batchSize, 50);
+  assert.equal(config.concurrency, 500);
+  assert.equal(config.leaseSeconds, 120);
+  assert.deepEqual(config.retrySchedule, DEFAULT_RETRY_SCHEDULE_SECONDS);
+  assert.deepEqual(config.retrySchedule, [5, 300, 1800, 7200, 18000, 36000, 36000]);
+  assert.equal(config.disableAfterHours, 120);
+  assert.equal(config.allowedTargets.size, 0);
+  assert.match(config.workerId, /^dispatcher-[0-9a-f]{8}$/);
+  assert.equal(config.httpBudgetMs, 100_000);
+});
+
+Deno.test("config: the HTTP-mode budget is checked like the other knobs", () => {
+  assert.equal(parseConfig({ WEBHOOK_HTTP_BUDGET_MS: "30000" }).httpBudgetMs, 30_000);
+  assert.throws(
+    () => parseConfig({ WEBHOOK_HTTP_BUDGET_MS: "soon" }),
+    /WEBHOOK_HTTP_BUDGET_MS must be an integer between 1000 and 3600000, got 'soon'/,
+  );
+});
+
+Deno.test("config: every knob is read", () => {
+  const config = parseConfig({
+    SUPABASE_DB_URL: "postgresql://postgres:pw@127.0.0.1:54322/postgres",
+    SUPABASE_SERVICE_ROLE_KEY: "service-key",
+    WEBHOOK_ALLOWED_TARGETS: "127.0.0.1:8080",
+    WEBHOOK_TIMEOUT_MS: "2000",
+    WEBHOOK_BATCH_SIZE: "7",
+    WEBHOOK_CONCURRENCY: "8",
+    WEBHOOK_LEASE_SECONDS: "30",
+    WEBHOOK_RETRY_SCHEDULE: " 0.5, 0 ,2",
+    WEBHOOK_DISABLE_AFTER_HOURS: "1.5",
+    WEBHOOK_WORKER_ID: "worker-a",
+  });
+  assert.equal(config.dbUrl, "postgresql://postgres:pw@127.0.0.1:54322/postgres");
+  assert.equal(config.serviceRoleKey, "service-key");
+  assert.deepEqual([...config.allowedTargets], ["127.0.0.1:8080"]);
+  assert.equal(config.timeoutMs, 2000);
+  assert.equal(config.batchSize, 7);
+  assert.equal(config.concurrency, 8);
+  assert.equal(config.leaseSeconds, 30);
+  assert.deepEqual(config.retrySchedule, [0.5, 0, 2]);
+  assert.equal(config.disableAfterHours, 1.5);
+  assert.equal(config.workerId, "worker-a");
+});
+
+Deno.test("config: empty strings count as unset", () => {
+  const config = parseConfig({ WEBHOOK_TIMEOUT_MS: "", WEBHOOK_RETRY_SCHEDULE: " ", SUPABASE_DB_URL: "" });
+  assert.equal(config.timeoutMs, 15_000);
+  assert.deepEqual(config.retrySchedule, DEFAULT_RETRY_SCHEDULE_SECONDS);
+  assert.equal(config.dbUrl, undefined);
+});
+
+Deno.test("config: a bad retry schedule is named with the offending value", () => {
+  for (const bad of ["x", "0,5,-1", "0,,5", "1e3", "5s"]) {
+    assert.deepEqual(problemsOf({ WEBHOOK_RETRY_SCHEDULE: bad }), [
+      `WEBHOOK_RETRY_SCHEDULE must be a comma-separated list of non-negative seconds (the delays after each ` +
+      `failed attempt), got '${bad}'`,
+    ]);
+  }
+});
+
+Deno.test("config: integers are checked for form and range", () => {
+  assert.deepEqual(problemsOf({ WEBHOOK_BATCH_SIZE: "0" }), [outOfRange("WEBHOOK_BATCH_SIZE", 1, 1000, "0")]);
+  assert.deepEqual(problemsOf({ WEBHOOK_CONCURRENCY: "1.5" }), [outOfRange("WEBHOOK_CONCURRENCY", 1, 5000, "1.5")]);
+  assert.deepEqual(problemsOf({ WEBHOOK_DISABLE_AFTER_HOURS: "0" }), [
+    "WEBHOOK_DISABLE_AFTER_HOURS must be a positive number of hours, got '0'",
+  ]);
+});
+
+Deno.test("config: every problem is reported at once", () => {
+  const problems = problemsOf({
+    WEBHOOK_TIMEOUT_MS: "soon",
+    WEBHOOK_RETRY_SCHEDULE: "x",
+    WEBHOOK_ALLOWED_TARGETS: "localhost",
+  });
+  assert.equal(problems.length, 3);
+  // Rules across settings are listed with the rest.
+  assert.deepEqual(
+    problemsOf({ WEBHOOK_TIMEOUT_MS: "120000", WEBHOOK_LEASE_SECONDS: "60", WEBHOOK_BATCH_SIZE: "5000" }).map((p) =>
+      p.split(" ")[0]
+    ),
+    ["WEBHOOK_BATCH_SIZE", "WEBHOOK_LEASE_SECONDS", "WEBHOOK_HTTP_BUDGET_MS"],
+  );
+  assert.throws(() => parseConfig({ WEBHOOK_TIMEOUT_MS: "soon", WEBHOOK_RETRY_SCHEDULE: "x" }), (e: Error) => {
+    assert.ok(e instanceof ConfigError);
+    assert.match(
+      e.message,
+      /invalid dispatcher configuration:\n {2}- WEBHOOK_TIMEOUT_MS.*\n {2}- WEBHOOK_RETRY_SCHEDULE/,
+    );
+    return true;
+  });
+});
+
+Deno.test("config: the lease must outlast one request plus the safety margin and the start window", () => {
+  assert.deepEqual(problemsOf({ WEBHOOK_LEASE_SECONDS: "10", WEBHOOK_TIMEOUT_MS: "15000" }), [
+    "WEBHOOK_LEASE_SECONDS (10) must cover WEBHOOK_TIMEOUT_MS (15000 ms) plus a 5 s safety margin " +
+    "and 1 s to start sending: at least 21",
+  ]);
+  // Exactly one request plus the margin leaves no time to start one: the engine would
+  // release every claimed row unsent and claim it again, forever.
+  assert.equal(problemsOf({ WEBHOOK_LEASE_SECONDS: "20", WEBHOOK_TIMEOUT_MS: "15000" }).length, 1);
+  assert.equal(parseConfig({ WEBHOOK_LEASE_SECONDS: "21", WEBHOOK_TIMEOUT_MS: "15000" }).leaseSeconds, 21);
+  // A timeout that is not a whole second: the lease rounds up.
+  assert.equal(problemsOf({ WEBHOOK_LEASE_SECONDS: "7", WEBHOOK_TIMEOUT_MS: "1001" }).length, 1);
+  assert.equal(parseConfig({ WEBHOOK_LEASE_SECONDS: "7", WEBHOOK_TIMEOUT_MS: "1000" }).leaseSeconds, 7);
+});
+
+Deno.test("config: the lease stays within what the claim accepts (1 to 3600 s)", () => {
+  assert.equal(parseConfig({ WEBHOOK_LEASE_SECONDS: "3600" }).leaseSeconds, 3600);
+  for (const bad of ["3601", "86400", "0"]) {
+    assert.deepEqual(problemsOf({ WEBHOOK_LEASE_SECONDS: bad }), [outOfRange("WEBHOOK_LEASE_SECONDS", 1, 3600, bad)]);
+  }
+  // The longest timeout still fits under the claim's longest lease.
+  const slow = parseConfig({
+    WEBHOOK_TIMEOUT_MS: "600000",
+    WEBHOOK_LEASE_SECONDS: "606",
+    WEBHOOK_HTTP_BUDGET_MS: "601000",
+  });
+  assert.deepEqual([slow.timeoutMs, slow.leaseSeconds], [600_000, 606]);
+});
+
+Deno.test("config: the batch size stays within what the claim accepts (1 to 1000)", () => {
+  assert.equal(parseConfig({ WEBHOOK_BATCH_SIZE: "1" }).batchSize, 1);
+  assert.equal(parseConfig({ WEBHOOK_BATCH_SIZE: "1000" }).batchSize, 1000);
+  assert.deepEqual(problemsOf({ WEBHOOK_BATCH_SIZE: "1001" }), [
+    outOfRange("WEBHOOK_BATCH_SIZE", 1, 1000, "1001"),
+  ]);
+});
+
+Deno.test("config: the HTTP-mode budget covers one attempt and the start window; worker mode does not use it", () => {
+  const env = { WEBHOOK_TIMEOUT_MS: "15000", WEBHOOK_LEASE_SECONDS: "21" };
+  assert.equal(parseConfig({ ...env, WEBHOOK_HTTP_BUDGET_MS: "16000" }).httpBudgetMs, 16_000);
+  const short = { ...env, WEBHOOK_HTTP_BUDGET_MS: "15999" };
+  const problem =
+    "WEBHOOK_HTTP_BUDGET_MS (15999 ms) must cover WEBHOOK_TIMEOUT_MS (15000 ms) plus 1 s to start sending: " +
+    "at least 16000";
+  assert.deepEqual(problemsOf(short), [problem]);
+  assert.deepEqual(problemsOf({ ...short, SUPABASE_DB_URL: "postgres://x/db" }, { mode: "http" }), [problem]);
+  assert.equal(parseConfig({ ...short, SUPABASE_DB_URL: "postgres://x/db" }, { mode: "worker" }).httpBudgetMs, 15_999);
+  // A timeout above the default budget needs a longer budget, not a silent spin.
+  assert.deepEqual(problemsOf({ WEBHOOK_TIMEOUT_MS: "120000", WEBHOOK_LEASE_SECONDS: "126" }), [
+    "WEBHOOK_HTTP_BUDGET_MS (100000 ms) must cover WEBHOOK_TIMEOUT_MS (120000 ms) plus 1 s to start sending: " +
+    "at least 121000",
+  ]);
+});
+
+Deno.test("config: the per-endpoint cap is the database's; the old knob is refused with the fix", () => {
+  assert.deepEqual(problemsOf({ WEBHOOK_ENDPOINT_CONCURRENCY: "10" }), [
+    "WEBHOOK_ENDPOINT_CONCURRENCY is gone: each endpoint's cap is private.webhook_settings.endpoint_concurrency, " +
+    "which holds across all dispatchers (update it in SQL and unset the variable)",
+  ]);
+  assert.equal(parseConfig({ WEBHOOK_ENDPOINT_CONCURRENCY: "" }).concurrency, 500, "set but empty counts as unset");
+  assert.equal(parseConfig({ WEBHOOK_CONCURRENCY: "5000" }).concurrency, 5_000);
+  assert.deepEqual(problemsOf({ WEBHOOK_CONCURRENCY: "5001" }), [outOfRange("WEBHOOK_CONCURRENCY", 1, 5000, "5001")]);
+});
+
+Deno.test("config: a value that fails its own check is reported once, not judged again by the rules using it", () => {
+  assert.deepEqual(
+    problemsOf({ WEBHOOK_TIMEOUT_MS: "soon", WEBHOOK_LEASE_SECONDS: "7", WEBHOOK_HTTP_BUDGET_MS: "1000" }),
+    [
+      outOfRange("WEBHOOK_TIMEOUT_MS", 100, 600000, "soon"),
+    ],
+  );
+  assert.deepEqual(
+    problemsOf({ WEBHOOK_TIMEOUT_MS: "200000", WEBHOOK_LEASE_SECONDS: "99999", WEBHOOK_HTTP_BUDGET_MS: "x" }),
+    [
+      outOfRange("WEBHOOK_LEASE_SECONDS", 1, 3600, "99999"),
+      outOfRange("WEBHOOK_HTTP_BUDGET_MS", 1000, 3600000, "x"),
+    ],
+  );
+});
+
+Deno.test("config: SUPABASE_DB_URL is required to run a mode, and must be a postgres URL", () => {
+  assert.throws(() => parseConfig({}, { mode: "worker" }), /SUPABASE_DB_URL is required/);
+  assert.throws(() => parseConfig({}, { mode: "http" }), /SUPABASE_DB_URL is required/);
+  assert.deepEqual(problemsOf({ SUPABASE_DB_URL: "mysql://x" }), [
+    "SUPABASE_DB_URL must start with postgres:// or postgresql://",
+  ]);
+  assert.equal(parseConfig({ SUPABASE_DB_URL: "postgres://x/db" }, { mode: "worker" }).dbUrl, "postgres://x/db");
+});
+
+Deno.test("config: allowed targets are normalized like the URLs they must match", () => {
+  const config = parseConfig({
+    WEBHOOK_ALLOWED_TARGETS: "127.1:8080, LOCALHOST.:3000,[0:0:0:0:0:0:0:1]:9000 ,hooks.example.com:80,,",
+  });
+  assert.deepEqual([...config.allowedTargets].sort(), [
+    "127.0.0.1:8080",
+    "[::1]:9000",
+    "hooks.example.com:80",
+    "localhost:3000",
+  ]);
+});
+
+Deno.test("config: allowed targets must be exactly host:port", () => {
+  for (const bad of ["localhost", "http://localhost:80", "localhost:80/path", "user@localhost:80", "[::1]", "a b:1"]) {
+    assert.deepEqual(problemsOf({ WEBHOOK_ALLOWED_TARGETS: bad }), [
+      `WEBHOOK_ALLOWED_TARGETS entries must be host:port (e.g. 127.0.0.1:8080 or [::1]:8080), got '${bad}'`,
+    ]);
+  }
+});

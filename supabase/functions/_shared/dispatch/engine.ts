@@ -1,0 +1,351 @@
+// Dispatch core: claim due deliveries, send them, record every attempt. It knows the
+// database only through the DeliveryStore interface (pg_store.ts), and takes clock and
+// randomness as parameters so tests control them.
+//
+// One claim loop per process. It never waits on its slowest request: it claims
+// whenever it has free slots (up to `concurrency` requests in flight, all endpoints
+// together), starts every claimed delivery at once, and records each result as it
+// comes, through one writer that coalesces whatever finished while its previous call
+// was in flight. Per-endpoint caps, the circuit breaker and ordered keys are the
+// database's: a claim never returns more than an endpoint may take, so nothing claimed
+// waits in this process and no lease runs out in a queue.
+//
+// Going to sleep follows the outbox's wake-up protocol (see the scheduling migration):
+// when a claim finds nothing, the loop clears the heartbeat (goingIdle), waits until the
+// transactions that were in progress have ended, and claims once more; only then does
+// it sleep. A transaction that saw the heartbeat skipped its NOTIFY/pg_net wake-up, and
+// that last claim is what picks its deliveries up.
+//
+// At-least-once: results are recorded after the sends. If the dispatcher dies before
+// that, the leases expire and another dispatcher sends again; receivers deduplicate on
+// webhook-id.
+
+import { type DispatcherConfig, LEASE_SAFETY_MARGIN_MS, START_WINDOW_MS } from "./config.ts";
+import { nextRetryDelaySeconds } from "../delivery/retry.ts";
+import { type AttemptResult, sendWebhook } from "../delivery/send.ts";
+import { signWebhook } from "../delivery/sign.ts";
+import type { ClaimedDelivery, DeliveryResult, DeliveryStore, IdleMark } from "./store.ts";
+import { ResultWriter } from "./writer.ts";
+
+export type EngineConfig = Pick<
+  DispatcherConfig,
+  "allowedTargets" | "timeoutMs" | "batchSize" | "concurrency" | "leaseSeconds" | "retrySchedule"
+>;
+
+/** Told about every attempt, e.g. for metrics. Must not throw. */
+export interface EngineObserver {
+  attempted(result: DeliveryResult): void;
+}
+
+export interface EngineDeps {
+  store: DeliveryStore;
+  config: EngineConfig;
+  clock?: () => Date;
+  random?: () => number;
+  observer?: EngineObserver;
+}
+
+/**
+ * claimed = succeeded + retried + failed + blocked + released.
+ * `retried`: the attempt failed and another is scheduled; `failed`: it failed
+ * and none is (schedule exhausted, or HTTP 410); `released`: handed back
+ * unattempted.
+ */
+export interface DrainCounts {
+  claimed: number;
+  succeeded: number;
+  failed: number;
+  retried: number;
+  blocked: number;
+  released: number;
+}
+
+export interface DrainOptions {
+  /** Claim nothing, and start no attempt, that could end later than this from now. */
+  budgetMs: number;
+  /** Stops claiming; attempts in flight finish and are recorded. */
+  signal?: AbortSignal;
+}
+
+export interface RunOptions {
+  /** Stops the loop: attempts in flight finish and are recorded. */
+  signal: AbortSignal;
+  /** Longest sleep when nothing is announced (a safety net; NOTIFY and timers do the work). */
+  maxIdleMs?: number;
+}
+
+export function emptyCounts(): DrainCounts {
+  return { claimed: 0, succeeded: 0, failed: 0, retried: 0, blocked: 0, released: 0 };
+}
+
+/** After a claim finds nothing while attempts are in flight, how long to keep looking
+ * (their records free slots) before going through the idle protocol. */
+const BUSY_GRACE_MS = 250;
+/** How often to look again meanwhile, and while waiting for in-progress transactions. */
+const POLL_MS = 20;
+
+interface Loop {
+  deadline: number;
+  signal: AbortSignal | undefined;
+  /** Stop once idle (HTTP mode) rather than sleep (worker mode). */
+  untilIdle: boolean;
+  maxIdleMs: number;
+  counts: DrainCounts;
+  done: Promise<DrainCounts>;
+}
+
+export class DispatchEngine {
+  readonly #store: DeliveryStore;
+  readonly #config: EngineConfig;
+  readonly #clock: () => Date;
+  readonly #random: () => number;
+  readonly #observer: EngineObserver | undefined;
+  #inFlight = 0;
+  readonly #totals = emptyCounts();
+  #loop: Loop | null = null;
+  // Something changed: an attempt ended, results were recorded, or new work was announced.
+  #changed = false;
+  #wake: () => void = () => {};
+
+  /** `deps.config` comes from parseConfig, whose rules (lease, budgets, claim bounds) it satisfies. */
+  constructor(deps: EngineDeps) {
+    this.#store = deps.store;
+    this.#config = deps.config;
+    this.#clock = deps.clock ?? (() => new Date());
+    this.#random = deps.random ?? Math.random;
+    this.#observer = deps.observer;
+  }
+
+  /** Requests in flight right now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Every delivery this engine claimed, and how each ended, since it was made. */
+  get totals(): Readonly<DrainCounts> {
+    return this.#totals;
+  }
+
+  /** New work may be due (a NOTIFY, an HTTP wake-up): look now. */
+  poke(): void {
+    this.#changed = true;
+    this.#wake();
+  }
+
+  /**
+   * HTTP mode: delivers until nothing is due and nothing is in flight, or the budget
+   * ends. A drain that starts while another runs joins it (one loop per process) and
+   * extends its budget.
+   */
+  drain({ budgetMs, signal }: DrainOptions): Promise<DrainCounts> {
+    // A NaN budget (a garbled env knob upstream) would silently do nothing.
+    if (!(budgetMs >= 0)) throw new RangeError(`budgetMs must be a non-negative number, got ${budgetMs}`);
+    const deadline = this.#now() + budgetMs;
+    if (this.#loop !== null) {
+      this.#loop.deadline = Math.max(this.#loop.deadline, deadline);
+      this.poke();
+      return this.#loop.done;
+    }
+    return this.#start({ deadline, signal, untilIdle: true, maxIdleMs: 0 });
+  }
+
+  /** Worker mode: delivers until the signal fires, sleeping while nothing is due. */
+  run({ signal, maxIdleMs = 30_000 }: RunOptions): Promise<DrainCounts> {
+    if (this.#loop !== null) throw new Error("the dispatch loop is already running");
+    return this.#start({ deadline: Number.POSITIVE_INFINITY, signal, untilIdle: false, maxIdleMs });
+  }
+
+  #start(options: Omit<Loop, "counts" | "done">): Promise<DrainCounts> {
+    const loop = { ...options, counts: emptyCounts() } as Loop;
+    loop.done = this.#run(loop).finally(() => (this.#loop = null));
+    this.#loop = loop;
+    return loop.done;
+  }
+
+  async #run(loop: Loop): Promise<DrainCounts> {
+    const { batchSize, concurrency, timeoutMs } = this.#config;
+    const writer = new ResultWriter(this.#store, () => this.poke());
+    const attempts = new Set<Promise<void>>();
+    const abort = () => this.poke();
+    loop.signal?.addEventListener("abort", abort);
+    let quietSince: number | null = null;
+    let lastClaimFound = true;
+    let handedOff = false;
+    // Transactions that were in progress when the heartbeat was cleared; null while awake.
+    let idle: { mark: IdleMark; settled: boolean } | null = null;
+    try {
+      while (!loop.signal?.aborted && !writer.failed) {
+        this.#changed = false;
+        const canStart = this.#now() + START_WINDOW_MS + timeoutMs <= loop.deadline;
+        const free = concurrency - this.#inFlight;
+        if (canStart && free > 0) {
+          const wanted = Math.min(batchSize, free);
+          const rows = await this.#claim(wanted, loop, writer, attempts);
+          lastClaimFound = rows > 0;
+          if (rows > 0) {
+            quietSince = null;
+            idle = null; // a claim that finds work sets the heartbeat again
+            // Every slot taken and more is probably due: let another dispatcher have it.
+            if (rows === wanted && rows === free && !handedOff) {
+              handedOff = true;
+              await this.#store.handOff();
+            }
+            continue;
+          }
+        }
+        if (free > 0) handedOff = false;
+        if (!canStart && this.#inFlight === 0) break; // budget spent
+
+        // Nothing to claim now. Attempts in flight free slots when they are recorded:
+        // keep looking a little while, awake, before going idle.
+        quietSince ??= this.#now();
+        if (this.#inFlight > 0 && idle === null && this.#now() - quietSince < BUSY_GRACE_MS) {
+          await this.#waitForChange(POLL_MS);
+          continue;
+        }
+        if (idle === null) idle = { mark: await this.#store.goingIdle(), settled: false };
+        if (!idle.settled) {
+          // Look again until every transaction that may have seen us awake has ended.
+          idle.settled = await this.#store.transactionsEnded(idle.mark);
+          if (!idle.settled) await this.#waitForChange(POLL_MS);
+          continue;
+        }
+        // Idle, and nothing was missed: any later delivery wakes us (NOTIFY, HTTP), and
+        // scheduled work by its time. Then look again.
+        if (loop.untilIdle && this.#inFlight === 0) break;
+        await this.#waitForChange(await this.#sleepMs(loop, lastClaimFound));
+        // Woken by an attempt ending or new work: a fresh idle protocol before sleeping again.
+        if (this.#changed) idle = null;
+      }
+      await Promise.all(attempts);
+      await writer.settled();
+    } finally {
+      loop.signal?.removeEventListener("abort", abort);
+      // Whatever stopped the loop, what was sent gets recorded (or its lease expires).
+      await Promise.allSettled(attempts);
+    }
+    return loop.counts;
+  }
+
+  /** Claims up to `limit` deliveries and starts them all; returns how many it claimed. */
+  async #claim(limit: number, loop: Loop, writer: ResultWriter, attempts: Set<Promise<void>>): Promise<number> {
+    const { leaseSeconds, timeoutMs } = this.#config;
+    // Read the clock before claiming: the lease starts no earlier than this.
+    const leaseEnd = this.#now() + leaseSeconds * 1000 - LEASE_SAFETY_MARGIN_MS;
+    const rows = await this.#store.claim(limit, leaseSeconds);
+    loop.counts.claimed += rows.length;
+    this.#totals.claimed += rows.length;
+    // The latest moment an attempt may start and still end (after its full timeout)
+    // inside both the lease and the budget.
+    const startBy = Math.min(leaseEnd, loop.deadline) - timeoutMs;
+    const late: string[] = [];
+    for (const row of rows) {
+      if (loop.signal?.aborted || this.#now() > startBy) {
+        late.push(row.delivery_id);
+        continue;
+      }
+      this.#inFlight++;
+      const attempt = this.#attempt(row).then((result) => {
+        this.#inFlight--;
+        this.#count(loop.counts, result);
+        this.#count(this.#totals, result);
+        this.#observer?.attempted(result);
+        writer.write([result], []);
+        attempts.delete(attempt);
+        this.poke();
+      });
+      attempts.add(attempt);
+    }
+    if (late.length > 0) {
+      loop.counts.released += late.length;
+      this.#totals.released += late.length;
+      writer.write([], late);
+    }
+    return rows.length;
+  }
+
+  /** Until what could be due next; attempts ending and new work wake the loop earlier. */
+  async #sleepMs(loop: Loop, lastClaimFound: boolean): Promise<number> {
+    if (loop.untilIdle) return this.#config.timeoutMs; // attempts in flight: one ends by then
+    const next = await this.#store.nextDueAt();
+    if (next === null) return loop.maxIdleMs;
+    // Something due that the last claim could not take (another dispatcher holds that
+    // endpoint): look again shortly rather than at once.
+    const floor = lastClaimFound ? 0 : POLL_MS;
+    return Math.max(floor, Math.min(next.getTime() - this.#now(), loop.maxIdleMs));
+  }
+
+  #waitForChange(ms: number): Promise<void> {
+    if (this.#changed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+
+  #count(counts: DrainCounts, r: DeliveryResult): void {
+    if (r.outcome === "succeeded") counts.succeeded++;
+    else if (r.outcome === "blocked") counts.blocked++;
+    else if (r.next_attempt_at !== null) counts.retried++;
+    else counts.failed++;
+  }
+
+  /** One attempt for one claimed row; never throws. */
+  async #attempt(row: ClaimedDelivery): Promise<DeliveryResult> {
+    let attempt: AttemptResult;
+    try {
+      const body = typeof row.payload === "string" ? row.payload : JSON.stringify(row.payload);
+      // Signed at send time, so the timestamp is fresh for the receiver's replay window.
+      const headers = signWebhook({ msgId: row.delivery_id, timestamp: this.#clock(), body, secrets: row.secrets });
+      attempt = await sendWebhook(
+        { url: row.url, body, headers: { ...headers } },
+        { allowedTargets: this.#config.allowedTargets, timeoutMs: this.#config.timeoutMs },
+      );
+    } catch (e) {
+      // Only our own bugs or a malformed row (bad secret) land here; record
+      // them as a failed attempt rather than losing the batch.
+      attempt = {
+        outcome: "failed",
+        status: null,
+        duration_ms: 0,
+        response_body: null,
+        error: `dispatcher error: ${e instanceof Error ? e.message : String(e)}`,
+        retry_after_seconds: null,
+        gone: false,
+      };
+    }
+    return {
+      delivery_id: row.delivery_id,
+      attempt_number: row.attempt_number,
+      outcome: attempt.outcome,
+      status: attempt.status,
+      duration_ms: attempt.duration_ms,
+      response_body: attempt.response_body,
+      error: attempt.error,
+      next_attempt_at: this.#nextAttemptAt(row.attempt_number, attempt),
+      gone: attempt.gone,
+    };
+  }
+
+  /**
+   * Only plain failures are retried. Success is final; a blocked target is a
+   * policy decision that retrying cannot change; 410 Gone means the receiver
+   * asked us to stop.
+   */
+  #nextAttemptAt(attemptNumber: number, attempt: AttemptResult): string | null {
+    if (attempt.outcome !== "failed" || attempt.gone) return null;
+    const delay = nextRetryDelaySeconds(attemptNumber, this.#config.retrySchedule, {
+      retryAfterSeconds: attempt.retry_after_seconds,
+      random: this.#random,
+    });
+    return delay === null ? null : new Date(this.#now() + delay * 1000).toISOString();
+  }
+
+  #now(): number {
+    return this.#clock().getTime();
+  }
+}
