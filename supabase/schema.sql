@@ -1325,7 +1325,7 @@ $$;
 
 ALTER FUNCTION private.wake_dispatcher_if_due() OWNER TO postgres;
 
-CREATE FUNCTION private.webhook_health() RETURNS TABLE(checked_at timestamp with time zone, lag_seconds double precision, oldest_due_at timestamp with time zone, oldest_due_webhook_id uuid, endpoints_with_due_work bigint, due_deliveries bigint, in_flight_deliveries bigint, pending_deliveries_estimate bigint, scheduled_deliveries_estimate bigint, endpoints_healthy bigint, endpoints_failing bigint, endpoints_circuit_open bigint, endpoints_disabled bigint, signals bigint, oldest_signal_age_seconds double precision, dispatcher_awake boolean, dispatcher_heartbeat_at timestamp with time zone, wakeup_failures bigint, last_wakeup_failure_at timestamp with time zone, last_wakeup_failure text)
+CREATE FUNCTION private.webhook_health() RETURNS TABLE(checked_at timestamp with time zone, lag_seconds double precision, oldest_due_at timestamp with time zone, oldest_due_webhook_id uuid, endpoints_with_due_work bigint, due_deliveries bigint, in_flight_deliveries bigint, pending_deliveries_estimate bigint, scheduled_deliveries_estimate bigint, endpoints_healthy bigint, endpoints_failing bigint, endpoints_circuit_open bigint, endpoints_disabled bigint, signals bigint, oldest_signal_age_seconds double precision, dispatcher_awake boolean, dispatcher_heartbeat_at timestamp with time zone, last_wakeup_requested_at timestamp with time zone, wakeup_failures bigint, last_wakeup_failure_at timestamp with time zone, last_wakeup_failure text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $_$
@@ -1449,6 +1449,11 @@ begin
     into dispatcher_heartbeat_at
     from private.webhook_dispatcher_heartbeat h;
 
+  -- The last pg_net wake-up the database asked for (private.claim_wakeup_slot's stamp).
+  select case when r.last_value > 0 then pg_catalog.to_timestamp(r.last_value / 1000.0) end
+    into last_wakeup_requested_at
+    from private.webhook_wakeup_requested r;
+
   -- Wake-ups that did not work, where pg_net exists (null where it does not): responses of
   -- the last hour that are not 2xx, timed out or never came. pg_net keeps responses 6 hours
   -- and does not record their URL, so other pg_net calls of the database count here too.
@@ -1476,7 +1481,7 @@ $_$;
 
 ALTER FUNCTION private.webhook_health() OWNER TO postgres;
 
-COMMENT ON FUNCTION private.webhook_health() IS 'Operator health across every tenant: delivery lag, due/in-flight/scheduled deliveries, endpoints by state, signals, dispatcher heartbeat, failed pg_net wake-ups. Service role only; read it through public.webhook_health.';
+COMMENT ON FUNCTION private.webhook_health() IS 'Operator health across every tenant: delivery lag, due/in-flight/scheduled deliveries, endpoints by state, signals, dispatcher heartbeat, last and failed pg_net wake-ups. Service role only; read it through public.webhook_health.';
 
 CREATE FUNCTION private.webhook_payload_limit_bytes() RETURNS integer
     LANGUAGE sql IMMUTABLE
@@ -1972,10 +1977,11 @@ CREATE VIEW public.webhook_health WITH (security_invoker='true') AS
     webhook_health.oldest_signal_age_seconds,
     webhook_health.dispatcher_awake,
     webhook_health.dispatcher_heartbeat_at,
+    webhook_health.last_wakeup_requested_at,
     webhook_health.wakeup_failures,
     webhook_health.last_wakeup_failure_at,
     webhook_health.last_wakeup_failure
-   FROM private.webhook_health() webhook_health(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure);
+   FROM private.webhook_health() webhook_health(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, last_wakeup_requested_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure);
 
 ALTER TABLE public.webhook_health OWNER TO postgres;
 

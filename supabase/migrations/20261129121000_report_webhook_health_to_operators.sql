@@ -29,6 +29,7 @@ returns table (
   oldest_signal_age_seconds     double precision,
   dispatcher_awake              boolean,
   dispatcher_heartbeat_at       timestamptz,
+  last_wakeup_requested_at      timestamptz,
   wakeup_failures               bigint,
   last_wakeup_failure_at        timestamptz,
   last_wakeup_failure           text
@@ -158,6 +159,11 @@ begin
     into dispatcher_heartbeat_at
     from private.webhook_dispatcher_heartbeat h;
 
+  -- The last pg_net wake-up the database asked for (private.claim_wakeup_slot's stamp).
+  select case when r.last_value > 0 then pg_catalog.to_timestamp(r.last_value / 1000.0) end
+    into last_wakeup_requested_at
+    from private.webhook_wakeup_requested r;
+
   -- Wake-ups that did not work, where pg_net exists (null where it does not): responses of
   -- the last hour that are not 2xx, timed out or never came. pg_net keeps responses 6 hours
   -- and does not record their URL, so other pg_net calls of the database count here too.
@@ -183,7 +189,7 @@ begin
 end;
 $$;
 comment on function private.webhook_health() is
-  'Operator health across every tenant: delivery lag, due/in-flight/scheduled deliveries, endpoints by state, signals, dispatcher heartbeat, failed pg_net wake-ups. Service role only; read it through public.webhook_health.';
+  'Operator health across every tenant: delivery lag, due/in-flight/scheduled deliveries, endpoints by state, signals, dispatcher heartbeat, last and failed pg_net wake-ups. Service role only; read it through public.webhook_health.';
 
 revoke execute on function private.webhook_health() from public, anon, authenticated;
 grant execute on function private.webhook_health() to service_role;

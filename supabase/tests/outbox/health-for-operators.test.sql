@@ -10,7 +10,7 @@
 -- into the past, as the superuser. pg_net does not exist on plain Postgres, so the test
 -- stands in a net._http_response with pg_net's columns (inside the test transaction only).
 begin;
-select plan(45);
+select plan(47);
 
 create temporary table health as select * from public.webhook_health where false;
 create function pg_temp.snapshot() returns void language sql as $$
@@ -169,6 +169,13 @@ select is((select dispatcher_awake from health), false, 'heartbeat cleared: no d
 select is((select dispatcher_heartbeat_at from health), null, 'and no heartbeat time');
 
 -- Wake-ups through pg_net ---------------------------------------------------------------------------
+select setval('private.webhook_wakeup_requested', (extract(epoch from timestamptz '2026-11-29 12:00:00+00') * 1000)::bigint);
+select pg_temp.snapshot();
+select is((select last_wakeup_requested_at from health), timestamptz '2026-11-29 12:00:00+00',
+  'last_wakeup_requested_at: when the database last asked pg_net to wake the function');
+select setval('private.webhook_wakeup_requested', 0);
+select pg_temp.snapshot();
+select is((select last_wakeup_requested_at from health), null, 'null when it never did');
 create schema net;
 create table net._http_response (
   id bigint, status_code integer, content_type text, headers jsonb, content text,
@@ -206,7 +213,9 @@ select throws_ok($$select * from public.webhook_health$$, '42501', 'permission d
   'anon cannot read it');
 select tests.clear_authentication();
 
--- The claims above wrote the heartbeat, which no rollback undoes: leave it idle.
+-- The claims above wrote the heartbeat and the wake-up stamp was set, which no rollback
+-- undoes: leave both idle.
 select setval('private.webhook_dispatcher_heartbeat', 0);
+select setval('private.webhook_wakeup_requested', 0);
 select * from finish();
 rollback;
