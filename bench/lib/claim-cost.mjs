@@ -18,7 +18,9 @@ export const CLAIM = {
   roundMaxMs: 15_000,
   warmup: 5,
   pendingCases: [10_000, num('BENCH_CLAIM_BIG_BACKLOG', 1_000_000)],
-  endpointCases: [10, 1_000, 10_000, num('BENCH_CLAIM_MAX_ENDPOINTS', 100_000)],
+  // 10, 1,000, 10,000 and BENCH_CLAIM_MAX_ENDPOINTS (100,000) waiting endpoints, ascending.
+  endpointCases: [...new Set([10, 1_000, 10_000, num('BENCH_CLAIM_MAX_ENDPOINTS', 100_000)])]
+    .filter((n) => n <= num('BENCH_CLAIM_MAX_ENDPOINTS', 100_000)).sort((a, b) => a - b),
   dueOnMeasured: 100,
 };
 export const CLAIM_TARGETS = { ratio: 1.5 };
