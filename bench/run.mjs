@@ -2,7 +2,7 @@
 // `npm run bench`: the delivery engine benchmark. See the top of bench/RESULTS.md for what
 // is measured and how; this file is the procedure, the scenarios' own in bench/lib/.
 //
-//   npm run bench                          every scenario, BENCH_RUNS runs each (~13 min)
+//   npm run bench                          every scenario, BENCH_RUNS runs each (~10-12 min)
 //   npm run bench -- --only=claim,ordered  just these scenarios (results to bench/.out/)
 //   npm run bench -- --sweep               first, one throughput run per knob set in SWEEP
 //
@@ -59,12 +59,14 @@ const { only: ONLY, chosen: CHOSEN } = selectedScenarios();
 // The knobs the measured runs use: WEBHOOK_* set in the environment, otherwise the
 // engine's own defaults (nothing is passed). The per-endpoint cap is the database's
 // (private.webhook_settings.endpoint_concurrency) and is reported with the results.
-const KNOB_NAMES = ['WEBHOOK_BATCH_SIZE', 'WEBHOOK_CONCURRENCY', 'WEBHOOK_ENDPOINT_CONCURRENCY', 'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_LEASE_SECONDS'];
+const KNOB_NAMES = ['WEBHOOK_BATCH_SIZE', 'WEBHOOK_CONCURRENCY', 'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_LEASE_SECONDS'];
 const KNOBS = Object.fromEntries(KNOB_NAMES.filter((k) => process.env[k]).map((k) => [k, process.env[k]]));
+// Each sweep set: dispatcher knobs, and the per-endpoint cap, a database setting
+// (private.webhook_settings.endpoint_concurrency, set for the set's runs).
 const SWEEP_KNOBS = [
-  { WEBHOOK_BATCH_SIZE: 50, WEBHOOK_CONCURRENCY: 50, WEBHOOK_ENDPOINT_CONCURRENCY: 10 },
-  { WEBHOOK_BATCH_SIZE: 100, WEBHOOK_CONCURRENCY: 100, WEBHOOK_ENDPOINT_CONCURRENCY: 25 },
-  { WEBHOOK_BATCH_SIZE: 200, WEBHOOK_CONCURRENCY: 100, WEBHOOK_ENDPOINT_CONCURRENCY: 50 },
+  { knobs: { WEBHOOK_BATCH_SIZE: 50, WEBHOOK_CONCURRENCY: 50 }, endpointCap: 10 },
+  { knobs: { WEBHOOK_BATCH_SIZE: 100, WEBHOOK_CONCURRENCY: 100 }, endpointCap: 25 },
+  { knobs: { WEBHOOK_BATCH_SIZE: 200, WEBHOOK_CONCURRENCY: 200 }, endpointCap: 50 },
 ];
 const PLAIN_WORKER = { v8Flags: '', env: {} };
 const STALE_EVENTS = num('BENCH_STALE_EVENTS', 5_000);
@@ -203,17 +205,20 @@ async function main() {
   const sweep = [];
   if (SWEEP) {
     const variants = [
-      ...SWEEP_KNOBS.map((knobs) => ({ knobs, tuning: WORKER_TUNING })),
-      { knobs: KNOBS, tuning: PLAIN_WORKER },
+      ...SWEEP_KNOBS.map((v) => ({ ...v, tuning: WORKER_TUNING })),
+      { knobs: KNOBS, endpointCap: settings.endpoint_concurrency, tuning: PLAIN_WORKER },
     ];
-    for (const { knobs, tuning } of variants) {
-      const label = `${knobLabel(knobs)}${tuning === PLAIN_WORKER ? ', plain worker (no V8 flag, no malloc setting)' : ''}`;
+    for (const { knobs, endpointCap, tuning } of variants) {
+      const label = `${knobLabel(knobs)}, endpoint_concurrency ${endpointCap}` +
+        `${tuning === PLAIN_WORKER ? ', plain worker (no V8 flag, no malloc setting)' : ''}`;
       log(`sweep: ${label}`);
+      await db.query('update private.webhook_settings set endpoint_concurrency = $1', [endpointCap]);
       const a = await throughputRun(one, EVENTS_1, knobs, { tuning });
       const b = await throughputRun(five, EVENTS_5, knobs, { tuning });
       log(`  1 endpoint ${a.perSec}/s (RSS ${a.rssMb} MB), 5 endpoints ${b.perSec}/s (RSS ${b.rssMb} MB)`);
       sweep.push({ label, one: a, five: b });
     }
+    await db.query('update private.webhook_settings set endpoint_concurrency = $1', [settings.endpoint_concurrency]);
   }
 
   const results = { runs: [], isolation: [], ordered: [], business: [] };
