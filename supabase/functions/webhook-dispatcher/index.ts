@@ -8,8 +8,10 @@
 // Configuration is environment only; see README "Dispatcher configuration".
 import { ConfigError, parseConfig } from "../_shared/dispatch/config.ts";
 import { DispatchEngine } from "../_shared/dispatch/engine.ts";
+import { DispatcherMetrics } from "../_shared/dispatch/metrics.ts";
 import { connectDatabase, createPgStore } from "../_shared/dispatch/pg_store.ts";
 import { createHttpHandler } from "./http_handler.ts";
+import { serveMetrics } from "./metrics_server.ts";
 import { startWorker } from "./worker.ts";
 
 const mode = Deno.args.includes("--worker") ? "worker" : "http";
@@ -29,17 +31,23 @@ function loadConfig() {
 const config = loadConfig();
 // The claim loop and the result writer each hold one connection; LISTEN holds another.
 const sql = connectDatabase(config.dbUrl!, 4);
+const metrics = new DispatcherMetrics();
 const engine = new DispatchEngine({
   store: createPgStore(sql, { workerId: config.workerId, disableAfterHours: config.disableAfterHours }),
   config,
+  observer: metrics,
 });
 
 if (mode === "worker") {
-  const worker = startWorker({ engine, sql, log: (m) => console.log(`[${config.workerId}] ${m}`) });
+  const log = (m: string) => console.log(`[${config.workerId}] ${m}`);
+  const worker = startWorker({ engine, sql, log });
+  const metricsServer = config.metrics && serveMetrics({ engine, metrics, sql, ...config.metrics, log });
+  if (config.metrics) log(`metrics on http://${config.metrics.hostname}:${config.metrics.port}/metrics`);
   console.log(`[${config.workerId}] webhook dispatcher worker started`);
   const shutdown = async () => {
     console.log(`[${config.workerId}] stopping: finishing in-flight attempts`);
     await worker.stop();
+    await metricsServer?.shutdown();
     await sql.end({ timeout: 5 });
     console.log(`[${config.workerId}] stopped`);
     Deno.exit(0);

@@ -49,6 +49,8 @@ export interface DispatcherConfig {
   readonly disableAfterHours: number;
   /** Identifies this dispatcher in leases; WEBHOOK_WORKER_ID or a random one. */
   readonly workerId: string;
+  /** Worker mode: where to serve Prometheus metrics (GET /metrics); off when undefined. */
+  readonly metrics: { hostname: string; port: number } | undefined;
   /** HTTP mode: how long one request may keep claiming (Supabase allows 150 s wall clock).
    * Covers the timeout and the start window (checked unless the mode is `worker`). */
   readonly httpBudgetMs: number;
@@ -137,6 +139,11 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
     );
   }
 
+  const metricsPort = get("WEBHOOK_METRICS_PORT") === undefined ? undefined : int("WEBHOOK_METRICS_PORT", 0, 1, 65_535);
+  const metrics = metricsPort === undefined || invalid.has("WEBHOOK_METRICS_PORT")
+    ? undefined
+    : { hostname: get("WEBHOOK_METRICS_HOSTNAME") ?? "127.0.0.1", port: metricsPort };
+
   const config: DispatcherConfig = {
     dbUrl,
     serviceRoleKey: get("SUPABASE_SERVICE_ROLE_KEY"),
@@ -149,6 +156,7 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
     disableAfterHours: parseDisableAfterHours(get("WEBHOOK_DISABLE_AFTER_HOURS"), problems),
     workerId: get("WEBHOOK_WORKER_ID") ?? `dispatcher-${crypto.randomUUID().slice(0, 8)}`,
     httpBudgetMs,
+    metrics,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

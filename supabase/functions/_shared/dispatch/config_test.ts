@@ -218,3 +218,13 @@ Deno.test("config: allowed targets must be exactly host:port", () => {
     ]);
   }
 });
+
+Deno.test("config: worker metrics are off unless a port is given; the port and hostname are checked", () => {
+  assert.equal(parseConfig({}).metrics, undefined);
+  assert.deepEqual(parseConfig({ WEBHOOK_METRICS_PORT: "9464" }).metrics, { hostname: "127.0.0.1", port: 9464 });
+  assert.deepEqual(
+    parseConfig({ WEBHOOK_METRICS_PORT: "9464", WEBHOOK_METRICS_HOSTNAME: "0.0.0.0" }).metrics,
+    { hostname: "0.0.0.0", port: 9464 },
+  );
+  assert.deepEqual(problemsOf({ WEBHOOK_METRICS_PORT: "0" }), [outOfRange("WEBHOOK_METRICS_PORT", 1, 65535, "0")]);
+});
