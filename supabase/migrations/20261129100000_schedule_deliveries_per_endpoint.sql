@@ -812,7 +812,7 @@ begin
        and d.lease_owner = worker
        and d.attempt_count = r.attempt_number
     returning d.webhook_id, d.ordering_key, d.state, r.outcome, r.status, left(r.error, 2000) as error,
-              coalesce(r.gone, false) as gone, r.position
+              coalesce(r.gone, false) as gone, r.position, d.last_attempt_at as claimed_at
   )
   select count(*)::integer, coalesce(jsonb_agg(to_jsonb(m) order by m.position), '[]')
     into applied, moved
@@ -844,13 +844,18 @@ begin
            bool_or(m ->> 'outcome' = 'failed' and (m ->> 'status')::integer < 500) as answered,
            bool_or(m ->> 'outcome' <> 'succeeded') as any_failure,
            (array_agg(m ->> 'status' order by (m ->> 'position')::bigint desc))[1]::integer as last_status,
-           (array_agg(m ->> 'error' order by (m ->> 'position')::bigint desc))[1] as last_error
+           (array_agg(m ->> 'error' order by (m ->> 'position')::bigint desc))[1] as last_error,
+           max((m ->> 'claimed_at')::timestamptz) filter (where m ->> 'outcome' = 'failed'
+                                                            and coalesce((m ->> 'status')::integer, 599) >= 500) as last_breaking_claim
       from jsonb_array_elements(moved) m
      group by 1
   ), counted as (
     select p.*,
            case when p.succeeded or (p.answered and p.breaking = 0) then 0
-                else e.consecutive_failures + p.breaking end as failures
+                else e.consecutive_failures + p.breaking end as failures,
+           -- A probe is a request claimed while the circuit was open; the ones already in
+           -- flight when it opened are not, and their failures must not push the next probe.
+           coalesce(p.last_breaking_claim > e.circuit_opened_at, false) as probe_failed
       from per_endpoint p
       join private.webhook_endpoints e on e.webhook_id = p.webhook_id
   )
@@ -865,13 +870,13 @@ begin
          probe_interval_seconds = case when c.failures = 0 then null
                                        when e.circuit_opened_at is null and c.failures >= settings.circuit_failure_threshold
                                          then settings.circuit_probe_min_seconds
-                                       when e.circuit_opened_at is not null and c.breaking > 0
+                                       when c.probe_failed
                                          then least(e.probe_interval_seconds * 2, settings.circuit_probe_max_seconds)
                                        else e.probe_interval_seconds end,
          next_probe_at          = case when c.failures = 0 then null
                                        when e.circuit_opened_at is null and c.failures >= settings.circuit_failure_threshold
                                          then now() + make_interval(secs => settings.circuit_probe_min_seconds)
-                                       when e.circuit_opened_at is not null and c.breaking > 0
+                                       when c.probe_failed
                                          then now() + make_interval(secs => least(e.probe_interval_seconds * 2, settings.circuit_probe_max_seconds))
                                        else e.next_probe_at end,
          last_status            = c.last_status,
