@@ -672,8 +672,10 @@ begin
 
       while take > 0 loop
         -- The endpoint's oldest due deliveries. An ordered delivery goes only when it is
-        -- the earliest pending one of its key; the others found due are parked ('infinity')
-        -- until the one before them ends, so they are read once, not at every claim.
+        -- the earliest pending one of its key and no other of its key is in flight (one
+        -- with a later number whose transaction committed first); the others found due are
+        -- parked ('infinity') until the one before them ends, so they are read once, not at
+        -- every claim.
         due := array(select d.id
                        from public.webhook_deliveries d
                       where d.webhook_id = endpoint.webhook_id
@@ -686,12 +688,20 @@ begin
                          from public.webhook_deliveries d
                         where d.id = any (due)
                           and (d.ordering_key is null
-                               or not exists (select 1
-                                                from public.webhook_deliveries p
-                                               where p.webhook_id = d.webhook_id
-                                                 and p.ordering_key = d.ordering_key
-                                                 and p.state = 'pending'
-                                                 and p.ordering_seq < d.ordering_seq)));
+                               or (not exists (select 1
+                                                 from public.webhook_deliveries p
+                                                where p.webhook_id = d.webhook_id
+                                                  and p.ordering_key = d.ordering_key
+                                                  and p.state = 'pending'
+                                                  and p.ordering_seq < d.ordering_seq)
+                                   and not exists (select 1
+                                                     from public.webhook_deliveries f
+                                                    where f.webhook_id = d.webhook_id
+                                                      and f.state = 'pending'
+                                                      and f.lease_owner is not null
+                                                      and f.lease_expires_at > now()
+                                                      and f.ordering_key = d.ordering_key
+                                                      and f.id <> d.id))));
         update public.webhook_deliveries d
            set next_attempt_at = 'infinity'
          where d.id = any (due) and not d.id = any (heads);
