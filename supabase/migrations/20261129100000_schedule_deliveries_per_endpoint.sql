@@ -322,13 +322,24 @@ volatile
 security definer
 set search_path = ''
 as $$
+declare
+  mine xid8;
+  snapshot pg_catalog.pg_snapshot;
 begin
   perform pg_catalog.setval('private.webhook_dispatcher_heartbeat', 0);
   -- Taken after the heartbeat is cleared: every transaction that could still have read
-  -- "awake" is in this list (a business transaction has its xid before it reads it).
+  -- "awake" has an xid below ours (a business transaction has its xid before it reads
+  -- it) and is in this list. A snapshot lists in xip only the transactions in progress
+  -- below its xmax (the newest completed xid + 1); the ones in progress from xmax on are
+  -- implied, not listed, so they are added: every xid from xmax up to ours.
+  mine := pg_catalog.pg_current_xact_id();
+  snapshot := pg_catalog.pg_current_snapshot();
   return array(select x
-                 from pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) x
-                where x is distinct from pg_catalog.pg_current_xact_id_if_assigned());
+                 from pg_catalog.pg_snapshot_xip(snapshot) x
+                where x <> mine
+               union all
+               select n::text::xid8
+                 from generate_series(pg_catalog.pg_snapshot_xmax(snapshot)::text::bigint, mine::text::bigint - 1) n);
 end;
 $$;
 comment on function private.dispatcher_going_idle() is
