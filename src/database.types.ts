@@ -93,14 +93,14 @@ isOneToOne: false
                   ]
                 },"webhook_deliveries": {
                   Row: {
-                    "attempt_count": number,"company_id": string,"completed_at": string | null,"created_at": string,"event_id": string,"id": string,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"lease_expires_at": string | null,"lease_owner": string | null,"next_attempt_at": string | null,"redelivery_of": string | null,"state": Database["public"]['Enums']["webhook_delivery_state"],"updated_at": string,"webhook_id": string | null
+                    "attempt_count": number,"company_id": string,"completed_at": string | null,"created_at": string,"event_id": string,"id": string,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"lease_expires_at": string | null,"lease_owner": string | null,"next_attempt_at": string | null,"ordering_key": string | null,"ordering_seq": number | null,"redelivery_of": string | null,"state": Database["public"]['Enums']["webhook_delivery_state"],"updated_at": string,"webhook_id": string | null,"waiting_for": string | null
                   }
-                  ComputedFields: never
+                  ComputedFields: "waiting_for"
                   Insert: {
-                    "attempt_count"?: number,"company_id": string,"completed_at"?: string | null,"created_at"?: string,"event_id": string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"redelivery_of"?: string | null,"state"?: Database["public"]['Enums']["webhook_delivery_state"],"updated_at"?: string,"webhook_id"?: string | null
+                    "attempt_count"?: number,"company_id": string,"completed_at"?: string | null,"created_at"?: string,"event_id": string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"ordering_key"?: string | null,"ordering_seq"?: number | null,"redelivery_of"?: string | null,"state"?: Database["public"]['Enums']["webhook_delivery_state"],"updated_at"?: string,"webhook_id"?: string | null
                   }
                   Update: {
-                    "attempt_count"?: number,"company_id"?: string,"completed_at"?: string | null,"created_at"?: string,"event_id"?: string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"redelivery_of"?: string | null,"state"?: Database["public"]['Enums']["webhook_delivery_state"],"updated_at"?: string,"webhook_id"?: string | null
+                    "attempt_count"?: number,"company_id"?: string,"completed_at"?: string | null,"created_at"?: string,"event_id"?: string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"ordering_key"?: string | null,"ordering_seq"?: number | null,"redelivery_of"?: string | null,"state"?: Database["public"]['Enums']["webhook_delivery_state"],"updated_at"?: string,"webhook_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -157,14 +157,14 @@ isOneToOne: false
                   ]
                 },"webhook_events": {
                   Row: {
-                    "company_id": string,"created_at": string,"id": string,"payload": NonNullable<Json>,"trigger_type": string
+                    "company_id": string,"created_at": string,"id": string,"ordering_key": string | null,"payload": NonNullable<Json>,"trigger_type": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "company_id": string,"created_at"?: string,"id"?: string,"payload": NonNullable<Json>,"trigger_type": string
+                    "company_id": string,"created_at"?: string,"id"?: string,"ordering_key"?: string | null,"payload": NonNullable<Json>,"trigger_type": string
                   }
                   Update: {
-                    "company_id"?: string,"created_at"?: string,"id"?: string,"payload"?: NonNullable<Json>,"trigger_type"?: string
+                    "company_id"?: string,"created_at"?: string,"id"?: string,"ordering_key"?: string | null,"payload"?: NonNullable<Json>,"trigger_type"?: string
                   }
                   Relationships: [
                     {
@@ -197,14 +197,14 @@ isOneToOne: false
                   ]
                 },"webhooks": {
                   Row: {
-                    "company_id": string,"created_at": string,"description": string | null,"disabled_at": string | null,"disabled_reason": string | null,"failing_since": string | null,"id": string,"is_active": boolean,"trigger_type": string,"updated_at": string,"url": string
+                    "company_id": string,"created_at": string,"delivery_order": string,"description": string | null,"disabled_at": string | null,"disabled_reason": string | null,"id": string,"is_active": boolean,"trigger_type": string,"updated_at": string,"url": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "company_id": string,"created_at"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"failing_since"?: string | null,"id"?: string,"is_active"?: boolean,"trigger_type": string,"updated_at"?: string,"url": string
+                    "company_id": string,"created_at"?: string,"delivery_order"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"id"?: string,"is_active"?: boolean,"trigger_type": string,"updated_at"?: string,"url": string
                   }
                   Update: {
-                    "company_id"?: string,"created_at"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"failing_since"?: string | null,"id"?: string,"is_active"?: boolean,"trigger_type"?: string,"updated_at"?: string,"url"?: string
+                    "company_id"?: string,"created_at"?: string,"delivery_order"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"id"?: string,"is_active"?: boolean,"trigger_type"?: string,"updated_at"?: string,"url"?: string
                   }
                   Relationships: [
                     {
@@ -224,10 +224,27 @@ isOneToOne: false
                 }
           }
           Views: {
-            [_ in never]: never
+            "webhook_endpoint_health": {
+                  Row: {
+                    "circuit_opened_at": string | null,"company_id": string,"consecutive_failures": number,"failing_since": string | null,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"last_success_at": string | null,"next_probe_at": string | null,"state": string | null,"webhook_id": string
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    {
+      foreignKeyName: "webhook_endpoints_webhook_id_fkey"
+      columns: ["webhook_id"]
+isOneToOne: true
+      referencedRelation: "webhooks"
+      referencedColumns: ["id"]
+    }
+                  ]
+                }
           }
           Functions: {
-            "get_webhook_secret":
+            "cancel_webhook_delivery":
+{ Args: { "delivery_id": string }; Returns: string
+                           },
+"get_webhook_secret":
 { Args: { "webhook_id": string }; Returns: string
                            },
 "redeliver_webhook_delivery":
@@ -241,6 +258,9 @@ isOneToOne: false
                            },
 "send_test_webhook":
 { Args: { "webhook_id": string }; Returns: string
+                           },
+"waiting_for":
+{ Args: { "delivery": Omit<Database["public"]['Tables']["webhook_deliveries"]['Row'], Database["public"]['Tables']["webhook_deliveries"]['ComputedFields']> }; Returns: string
                            }
           }
           Enums: {

@@ -76,16 +76,31 @@ CREATE FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) 
          lease_expires_at = null,
          last_error = reason
    where d.webhook_id = cancel_pending_deliveries.webhook_id
-     and d.state = 'pending'
+     and d.state = 'pending';
+  update private.webhook_endpoints e
+     set ready_at = null
+   where e.webhook_id = cancel_pending_deliveries.webhook_id;
 $$;
 
 ALTER FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) OWNER TO postgres;
 
-CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer DEFAULT NULL::integer) RETURNS TABLE(delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid, url text, payload jsonb, attempt_number integer, secrets text[], event_created_at timestamp with time zone)
+CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) RETURNS TABLE(delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid, url text, payload jsonb, attempt_number integer, secrets text[], event_created_at timestamp with time zone)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 #variable_conflict use_column
+declare
+  cap integer := (select s.endpoint_concurrency from private.webhook_settings s);
+  candidates uuid[];
+  picked uuid[];
+  endpoint private.webhook_endpoints;
+  hook public.webhooks;
+  in_flight integer;
+  take integer;
+  due uuid[];
+  heads uuid[];
+  claimed uuid[] := '{}'::uuid[];
+  served boolean;
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that claims the work' using errcode = '22023';
@@ -96,88 +111,201 @@ begin
   if lease_seconds is null or lease_seconds not between 1 and 3600 then
     raise exception 'lease_seconds must be between 1 and 3600, got %', lease_seconds using errcode = '22023';
   end if;
-  if per_webhook_limit is not null and per_webhook_limit < 1 then
-    raise exception 'per_webhook_limit must be at least 1 (or null for no limit), got %', per_webhook_limit
-      using errcode = '22023';
+  perform private.note_dispatcher_awake();
+
+  -- Pending deliveries whose endpoint was deleted while the transaction creating them
+  -- was still open (the delete's cancel could not see them). Normally none: one probe.
+  update public.webhook_deliveries d
+     set state = 'cancelled', next_attempt_at = null, completed_at = now(),
+         lease_owner = null, lease_expires_at = null, last_error = 'endpoint deleted'
+   where d.state = 'pending' and d.webhook_id is null;
+
+  -- Endpoints to look at, longest waiting first: those whose ready_at has come, and those
+  -- with new deliveries (signals). Only these are visited: endpoints waiting on a later
+  -- retry, at their cap or with an open circuit cost nothing here.
+  select array_agg(c.webhook_id order by c.since, c.webhook_id) into candidates
+    from (select u.webhook_id, min(u.since) as since
+            from ((select e.webhook_id, e.ready_at as since
+                     from private.webhook_endpoints e
+                    where e.ready_at <= now()
+                    order by e.ready_at
+                    limit batch_size)
+                  union all
+                  (select s.webhook_id, s.created_at
+                     from private.webhook_endpoint_signals s
+                    order by s.id
+                    limit batch_size * 4)) u
+           group by u.webhook_id
+           order by min(u.since), u.webhook_id
+           limit batch_size) c;
+  if candidates is null then
+    return;
   end if;
 
+  -- Another claim holding an endpoint has it in hand: skip it rather than wait.
+  select array_agg(e.webhook_id order by array_position(candidates, e.webhook_id)) into picked
+    from (select e.webhook_id
+            from private.webhook_endpoints e
+           where e.webhook_id = any (candidates)
+             for update skip locked) e;
+
+  -- Signals of endpoints that no longer exist would otherwise stay forever.
+  delete from private.webhook_endpoint_signals s
+   where s.webhook_id = any (candidates)
+     and not exists (select 1 from private.webhook_endpoints e where e.webhook_id = s.webhook_id);
+  if picked is null then
+    return;
+  end if;
+  -- Everything these signals announced is read from the deliveries below.
+  delete from private.webhook_endpoint_signals s where s.webhook_id = any (picked);
+
+  foreach endpoint.webhook_id in array picked loop
+    select * into endpoint from private.webhook_endpoints e where e.webhook_id = endpoint.webhook_id;
+    select * into hook from public.webhooks w where w.id = endpoint.webhook_id;
+    served := false;
+
+    if not hook.is_active then
+      -- Disabled while a transaction was creating deliveries for it: they end here.
+      perform private.cancel_pending_deliveries(hook.id, 'endpoint disabled: ' || coalesce(hook.disabled_reason, 'no reason given'));
+      continue;
+    end if;
+
+    if cardinality(claimed) < batch_size then
+      select count(*)::integer into in_flight
+        from public.webhook_deliveries d
+       where d.webhook_id = endpoint.webhook_id
+         and d.state = 'pending'
+         and d.lease_owner is not null
+         and d.lease_expires_at > now();
+      take := case
+                when endpoint.circuit_opened_at is null then cap - in_flight
+                when endpoint.next_probe_at <= now() and in_flight = 0 then 1  -- the probe
+                else 0
+              end;
+      take := least(take, batch_size - cardinality(claimed));
+
+      while take > 0 loop
+        -- The endpoint's oldest due deliveries. An ordered delivery goes only when it is
+        -- the earliest pending one of its key and no other of its key is in flight (one
+        -- with a later number whose transaction committed first); the others found due are
+        -- parked ('infinity') until the one before them ends, so they are read once, not at
+        -- every claim.
+        due := array(select d.id
+                       from public.webhook_deliveries d
+                      where d.webhook_id = endpoint.webhook_id
+                        and d.state = 'pending'
+                        and d.next_attempt_at <= now()
+                      order by d.next_attempt_at
+                      limit take);
+        exit when cardinality(due) = 0;
+        heads := array(select d.id
+                         from public.webhook_deliveries d
+                        where d.id = any (due)
+                          and (d.ordering_key is null
+                               or (not exists (select 1
+                                                 from public.webhook_deliveries p
+                                                where p.webhook_id = d.webhook_id
+                                                  and p.ordering_key = d.ordering_key
+                                                  and p.state = 'pending'
+                                                  and p.ordering_seq < d.ordering_seq)
+                                   and not exists (select 1
+                                                     from public.webhook_deliveries f
+                                                    where f.webhook_id = d.webhook_id
+                                                      and f.state = 'pending'
+                                                      and f.lease_owner is not null
+                                                      and f.lease_expires_at > now()
+                                                      and f.ordering_key = d.ordering_key
+                                                      and f.id <> d.id))));
+        update public.webhook_deliveries d
+           set next_attempt_at = 'infinity'
+         where d.id = any (due) and not d.id = any (heads);
+
+        -- SKIP LOCKED: a row someone else holds (an ADMIN cancelling it) is left for later.
+        with picked_rows as (
+          select d.id
+            from public.webhook_deliveries d
+           where d.id = any (heads)
+             and d.state = 'pending'
+             and d.next_attempt_at <= now()
+             for update of d skip locked
+        ), leased as (
+          update public.webhook_deliveries d
+             set attempt_count    = d.attempt_count + 1,
+                 lease_owner      = worker,
+                 lease_expires_at = now() + make_interval(secs => lease_seconds),
+                 -- An expired lease makes the delivery due again with no janitor.
+                 next_attempt_at  = now() + make_interval(secs => lease_seconds),
+                 last_attempt_at  = now()
+            from picked_rows
+           where d.id = picked_rows.id
+          returning d.id
+        )
+        select claimed || coalesce(array_agg(leased.id), '{}') into claimed from leased;
+
+        served := served or cardinality(heads) > 0;
+        take := least(take - cardinality(heads), batch_size - cardinality(claimed));
+        -- Fewer due rows than asked for: nothing more is due now.
+        exit when cardinality(due) < take + cardinality(heads);
+      end loop;
+    end if;
+
+    update private.webhook_endpoints e
+       set ready_at = private.endpoint_ready_at(e, served)
+     where e.webhook_id = endpoint.webhook_id;
+  end loop;
+
   return query
-  with recursive endpoints (webhook_id) as (
-    -- Every endpoint with pending work, by a skip scan of the pending-by-endpoint index
-    -- (one probe per endpoint), so an endpoint with one due delivery is seen even behind
-    -- another endpoint's backlog of millions.
-    (select d.webhook_id
-       from public.webhook_deliveries d
-      where d.state = 'pending' and d.webhook_id is not null
-      order by d.webhook_id
-      limit 1)
-    union all
-    select (select d.webhook_id
-              from public.webhook_deliveries d
-             where d.state = 'pending' and d.webhook_id > e.webhook_id
-             order by d.webhook_id
-             limit 1)
-      from endpoints e
-     where e.webhook_id is not null
-  ), candidates as (
-    -- Each endpoint's oldest due deliveries, ranked within the endpoint. The rank is
-    -- computed after the per-endpoint LIMIT: a window function inside the lateral would
-    -- read every delivery sharing the same next_attempt_at (a whole burst) first.
-    select c.id, c.next_attempt_at,
-           row_number() over (partition by c.webhook_id order by c.next_attempt_at, c.id) as rank
-      from endpoints e
-     cross join lateral (
-           select d.id, d.webhook_id, d.next_attempt_at
-             from public.webhook_deliveries d
-            where d.webhook_id = e.webhook_id
-              and d.state = 'pending'
-              and d.next_attempt_at <= now()
-            order by d.next_attempt_at
-            limit coalesce(per_webhook_limit, batch_size)) c
-     where e.webhook_id is not null
-  ), picked as (
-    -- Round-robin across endpoints (each one's oldest first), so a backlog for one
-    -- endpoint cannot fill a batch while others wait; per_webhook_limit caps it hard.
-    -- SKIP LOCKED lets concurrent dispatchers take disjoint sets without waiting (a
-    -- candidate another claim holds is skipped; the next claim takes the rest).
-    -- The chosen ids are locked by primary key only: joining on the due predicate again
-    -- let a plan made for "about one due row" (the usual statistics of an outbox that is
-    -- mostly delivered) scan every due row once per candidate, 0.5-1 s per claim under
-    -- a backlog (bench/README.md).
-    select d.id
-      from public.webhook_deliveries d
-     where d.id = any (array(
-             select c.id
-               from candidates c
-              where per_webhook_limit is null or c.rank <= per_webhook_limit
-              order by c.rank, c.next_attempt_at
-              limit batch_size))
-       and d.state = 'pending'
-       and d.next_attempt_at <= now()
-       for update of d skip locked
-  ), claimed as (
-    update public.webhook_deliveries d
-       set attempt_count    = d.attempt_count + 1,
-           lease_owner      = worker,
-           lease_expires_at = now() + make_interval(secs => lease_seconds),
-           -- An expired lease makes the delivery due again with no janitor.
-           next_attempt_at  = now() + make_interval(secs => lease_seconds),
-           last_attempt_at  = now()
-      from picked
-     where d.id = picked.id
-    returning d.id, d.event_id, d.webhook_id, d.company_id, d.attempt_count
-  )
-  select c.id, c.event_id, c.webhook_id, c.company_id, w.url, ev.payload, c.attempt_count,
-         private.webhook_signing_secrets(c.webhook_id), ev.created_at
-    from claimed c
-    join public.webhook_events ev on ev.id = c.event_id
-    join public.webhooks w on w.id = c.webhook_id;
+  select d.id, d.event_id, d.webhook_id, d.company_id, w.url, ev.payload, d.attempt_count,
+         private.webhook_signing_secrets(d.webhook_id), ev.created_at
+    from public.webhook_deliveries d
+    join public.webhook_events ev on ev.id = d.event_id
+    join public.webhooks w on w.id = d.webhook_id
+   where d.id = any (claimed);
 end;
 $$;
 
-ALTER FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer) OWNER TO postgres;
+ALTER FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) OWNER TO postgres;
 
-COMMENT ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer) IS 'Leases up to batch_size due deliveries to worker for lease_seconds (FOR UPDATE SKIP LOCKED). attempt_number is the attempt about to be made.';
+COMMENT ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) IS 'Leases up to batch_size due deliveries to worker for lease_seconds, endpoint by endpoint (longest waiting first), never past an endpoint''s cap or open circuit. attempt_number is the attempt about to be made.';
+
+CREATE FUNCTION private.dispatcher_going_idle() RETURNS xid8[]
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  mine xid8;
+  snapshot pg_catalog.pg_snapshot;
+begin
+  perform pg_catalog.setval('private.webhook_dispatcher_heartbeat', 0);
+  -- Taken after the heartbeat is cleared: every transaction that could still have read
+  -- "awake" has an xid below ours (a business transaction has its xid before it reads
+  -- it) and is in this list. A snapshot lists in xip only the transactions in progress
+  -- below its xmax (the newest completed xid + 1); the ones in progress from xmax on are
+  -- implied, not listed, so they are added: every xid from xmax up to ours.
+  mine := pg_catalog.pg_current_xact_id();
+  snapshot := pg_catalog.pg_current_snapshot();
+  return array(select x
+                 from pg_catalog.pg_snapshot_xip(snapshot) x
+                where x <> mine
+               union all
+               select n::text::xid8
+                 from generate_series(pg_catalog.pg_snapshot_xmax(snapshot)::text::bigint, mine::text::bigint - 1) n);
+end;
+$$;
+
+ALTER FUNCTION private.dispatcher_going_idle() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.dispatcher_going_idle() IS 'Step 1 of going to sleep: clears the heartbeat and returns the transactions in progress. Wait for them (transactions_ended), look for work once more, then sleep.';
+
+CREATE FUNCTION private.dispatcher_is_awake() RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select h.last_value > (extract(epoch from clock_timestamp()) * 1000)::bigint - 2000
+    from private.webhook_dispatcher_heartbeat h
+$$;
+
+ALTER FUNCTION private.dispatcher_is_awake() OWNER TO postgres;
 
 CREATE FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) RETURNS void
     LANGUAGE plpgsql
@@ -196,6 +324,67 @@ $$;
 
 ALTER FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) OWNER TO postgres;
 
+CREATE TABLE private.webhook_endpoints (
+    webhook_id uuid NOT NULL,
+    company_id uuid NOT NULL,
+    ready_at timestamp with time zone,
+    consecutive_failures integer DEFAULT 0 NOT NULL,
+    failing_since timestamp with time zone,
+    circuit_opened_at timestamp with time zone,
+    probe_interval_seconds integer,
+    next_probe_at timestamp with time zone,
+    last_status integer,
+    last_error text,
+    last_attempt_at timestamp with time zone,
+    last_success_at timestamp with time zone,
+    CONSTRAINT webhook_endpoints_circuit_complete CHECK ((((circuit_opened_at IS NULL) = (next_probe_at IS NULL)) AND ((circuit_opened_at IS NULL) = (probe_interval_seconds IS NULL)))),
+    CONSTRAINT webhook_endpoints_failures_nonnegative CHECK ((consecutive_failures >= 0))
+);
+
+ALTER TABLE private.webhook_endpoints OWNER TO postgres;
+
+COMMENT ON TABLE private.webhook_endpoints IS 'Per-endpoint scheduling state (ready_at) and health (failures, circuit breaker), kept by the outbox functions. ADMINs read it through public.webhook_endpoint_health.';
+
+CREATE FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  cap integer := (select s.endpoint_concurrency from private.webhook_settings s);
+  in_flight integer;
+  first_expiry timestamptz;
+  earliest timestamptz;
+begin
+  select count(*)::integer, min(d.lease_expires_at) into in_flight, first_expiry
+    from public.webhook_deliveries d
+   where d.webhook_id = endpoint.webhook_id
+     and d.state = 'pending'
+     and d.lease_owner is not null
+     and d.lease_expires_at > now();
+
+  -- 'infinity' marks an ordered delivery held behind an earlier one of its key.
+  select min(d.next_attempt_at) into earliest
+    from public.webhook_deliveries d
+   where d.webhook_id = endpoint.webhook_id
+     and d.state = 'pending'
+     and d.next_attempt_at < 'infinity';
+
+  if earliest is null then
+    return null;
+  elsif endpoint.circuit_opened_at is not null then
+    return case when in_flight > 0 then first_expiry else greatest(endpoint.next_probe_at, earliest) end;
+  elsif in_flight >= cap then
+    return first_expiry;
+  elsif served and earliest <= now() then
+    return now();
+  else
+    return earliest;
+  end if;
+end;
+$$;
+
+ALTER FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) OWNER TO postgres;
+
 CREATE FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -206,7 +395,7 @@ begin
   if company_id is null then
     raise exception 'company_id is required' using errcode = '22004';
   end if;
-  targets := private.lock_subscribed_webhooks(company_id, trigger_type);
+  targets := private.subscribed_webhooks(company_id, trigger_type);
 
   if targets is null then
     -- Still validate the input, so a caller's mistake is not hidden by an empty fan-out.
@@ -225,6 +414,15 @@ $$;
 ALTER FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) OWNER TO postgres;
 
 COMMENT ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) IS 'Outbox API: records an event and one pending delivery per active subscribed endpoint of the company, atomically with the caller. Returns the event id, or null when no endpoint is subscribed.';
+
+CREATE FUNCTION private.event_ordering_key(data jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select data ->> 'process_id'
+$$;
+
+ALTER FUNCTION private.event_ordering_key(data jsonb) OWNER TO postgres;
 
 CREATE FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) RETURNS uuid
     LANGUAGE plpgsql
@@ -248,13 +446,15 @@ begin
       using errcode = '54000', hint = 'Send identifiers and let the receiver fetch large data.';
   end if;
 
-  insert into public.webhook_events (id, company_id, trigger_type, payload)
-  values (event_id, insert_webhook_event.company_id, insert_webhook_event.trigger_type, body);
+  insert into public.webhook_events (id, company_id, trigger_type, payload, ordering_key)
+  values (event_id, insert_webhook_event.company_id, insert_webhook_event.trigger_type, body,
+          private.event_ordering_key(data));
 
-  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at)
-  select insert_webhook_event.company_id, event_id, w.id, now()
+  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, ordering_key, ordering_seq)
+  select insert_webhook_event.company_id, event_id, w.id, now(), o.ordering_key, o.ordering_seq
     from unnest(webhook_ids) as target(id)
-    join public.webhooks w on w.id = target.id;
+    join public.webhooks w on w.id = target.id
+   cross join lateral private.new_delivery_ordering(w.delivery_order, private.event_ordering_key(data)) o;
 
   return event_id;
 end;
@@ -275,27 +475,6 @@ ALTER FUNCTION private.is_company_admin(company_id uuid) OWNER TO postgres;
 
 COMMENT ON FUNCTION private.is_company_admin(company_id uuid) IS 'True when the calling user is an active ADMIN of that company.';
 
-CREATE FUNCTION private.lock_subscribed_webhooks(company_id uuid, trigger_type text) RETURNS uuid[]
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  targets uuid[];
-begin
-  select array_agg(t.id order by t.id) into targets
-    from (select w.id
-            from public.webhooks w
-           where w.company_id = lock_subscribed_webhooks.company_id
-             and w.trigger_type = lock_subscribed_webhooks.trigger_type
-             and w.is_active
-           order by w.id
-             for share) t;
-  return targets;
-end;
-$$;
-
-ALTER FUNCTION private.lock_subscribed_webhooks(company_id uuid, trigger_type text) OWNER TO postgres;
-
 CREATE TABLE public.webhooks (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     company_id uuid NOT NULL,
@@ -307,7 +486,8 @@ CREATE TABLE public.webhooks (
     description text,
     disabled_reason text,
     disabled_at timestamp with time zone,
-    failing_since timestamp with time zone,
+    delivery_order text DEFAULT 'parallel'::text NOT NULL,
+    CONSTRAINT webhooks_delivery_order_valid CHECK ((delivery_order = ANY (ARRAY['parallel'::text, 'ordered'::text]))),
     CONSTRAINT webhooks_description_length CHECK ((char_length(description) <= 500)),
     CONSTRAINT webhooks_url_length CHECK ((char_length(url) <= 2048)),
     CONSTRAINT webhooks_url_no_credentials CHECK ((url !~ '^[^:/?#]+://[^/?#]*@'::text)),
@@ -319,6 +499,10 @@ CREATE TABLE public.webhooks (
 ALTER TABLE public.webhooks OWNER TO postgres;
 
 COMMENT ON TABLE public.webhooks IS 'Endpoints registered by company ADMINs. Only an active ADMIN of the company can see or change them (RLS).';
+
+COMMENT ON COLUMN public.webhooks.delivery_order IS 'parallel (default): deliveries go out concurrently. ordered: deliveries of one ordering key (the process, for process events) go one at a time, in the order they were created.';
+
+COMMENT ON CONSTRAINT webhooks_delivery_order_valid ON public.webhooks IS 'delivery_order must be parallel or ordered';
 
 COMMENT ON CONSTRAINT webhooks_url_length ON public.webhooks IS 'url must be at most 2048 characters';
 
@@ -364,6 +548,19 @@ ALTER FUNCTION private.member_company_id() OWNER TO postgres;
 
 COMMENT ON FUNCTION private.member_company_id() IS 'Company of the calling user when that user and company are active; null otherwise.';
 
+CREATE FUNCTION private.new_delivery_ordering(delivery_order text, event_key text) RETURNS TABLE(ordering_key text, ordering_seq bigint)
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  select coalesce(event_key, ''), nextval('private.webhook_delivery_ordering_seq')
+   where delivery_order = 'ordered'
+  union all
+  select null, null
+   where delivery_order is distinct from 'ordered'
+$$;
+
+ALTER FUNCTION private.new_delivery_ordering(delivery_order text, event_key text) OWNER TO postgres;
+
 CREATE FUNCTION private.new_webhook_secret() RETURNS text
     LANGUAGE sql
     SET search_path TO ''
@@ -372,6 +569,29 @@ CREATE FUNCTION private.new_webhook_secret() RETURNS text
 $$;
 
 ALTER FUNCTION private.new_webhook_secret() OWNER TO postgres;
+
+CREATE FUNCTION private.next_dispatch_at() RETURNS timestamp with time zone
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select case when exists (select 1 from private.webhook_endpoint_signals) then now()
+              else (select min(e.ready_at) from private.webhook_endpoints e where e.ready_at is not null)
+         end
+$$;
+
+ALTER FUNCTION private.next_dispatch_at() OWNER TO postgres;
+
+CREATE FUNCTION private.note_dispatcher_awake() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  -- At most one write every 250 ms: the heartbeat only has to be younger than 2 s.
+  select pg_catalog.setval('private.webhook_dispatcher_heartbeat', (extract(epoch from clock_timestamp()) * 1000)::bigint)
+    from private.webhook_dispatcher_heartbeat h
+   where h.last_value < (extract(epoch from clock_timestamp()) * 1000)::bigint - 250
+$$;
+
+ALTER FUNCTION private.note_dispatcher_awake() OWNER TO postgres;
 
 CREATE TABLE public.processes (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -471,24 +691,28 @@ CREATE FUNCTION private.record_delivery_results(worker text, results jsonb, disa
     AS $$
 #variable_conflict use_column
 declare
+  settings private.webhook_settings;
+  moved jsonb;
   applied integer;
-  healthy uuid[];
-  failing uuid[];
-  gone uuid[];
 begin
   if jsonb_typeof(results) is distinct from 'array' then
     raise exception 'results must be a JSON array of attempt results' using errcode = '22023';
   end if;
+  if disable_after is null or disable_after <= interval '0' then
+    raise exception 'disable_after must be a positive interval, got %', coalesce(disable_after::text, 'null')
+      using errcode = '22023';
+  end if;
+  select * into settings from private.webhook_settings;
 
-  -- Lock order: endpoints (in id order) before their deliveries, as disabling an endpoint
-  -- does (webhooks row, then its cancel trigger on deliveries). The other order deadlocks.
+  -- Lock order: the endpoints' rows (in id order), then their deliveries; as claims,
+  -- releases and cancels do. Never the webhooks rows: those are the ADMINs'.
   perform 1
-     from public.webhooks w
-    where w.id in (select d.webhook_id
-                     from public.webhook_deliveries d
-                    where d.id in (select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r))
-    order by w.id
-      for no key update;
+     from private.webhook_endpoints e
+    where e.webhook_id in (select d.webhook_id
+                             from public.webhook_deliveries d
+                            where d.id in (select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r))
+    order by e.webhook_id
+      for update;
 
   -- Every attempt is logged, even one whose lease was lost meanwhile: it happened.
   insert into public.webhook_delivery_attempts
@@ -502,14 +726,16 @@ begin
 
   -- The delivery moves only if this worker still holds the lease for this attempt.
   with r as (
-    select * from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome,
-                                                    status integer, error text, next_attempt_at timestamptz,
-                                                    gone boolean)
-  ), moved as (
+    select *
+      from rows from (jsonb_to_recordset(results)
+                        as (delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome, status integer, error text,
+                            next_attempt_at timestamptz, gone boolean))
+           with ordinality as r(delivery_id, attempt_number, outcome, status, error, next_attempt_at, gone, position)
+  ), moved_rows as (
     update public.webhook_deliveries d
        set state            = case when r.outcome = 'succeeded' then 'succeeded'::public.webhook_delivery_state
-                                   when r.next_attempt_at is null then 'failed'
-                                   else 'pending' end,
+                                   when r.next_attempt_at is null then 'failed'::public.webhook_delivery_state
+                                   else 'pending'::public.webhook_delivery_state end,
            next_attempt_at  = case when r.outcome <> 'succeeded' then r.next_attempt_at end,
            completed_at     = case when r.outcome = 'succeeded' or r.next_attempt_at is null then now() end,
            lease_owner      = null,
@@ -521,30 +747,102 @@ begin
        and d.state = 'pending'
        and d.lease_owner = worker
        and d.attempt_count = r.attempt_number
-    returning d.webhook_id, r.outcome, coalesce(r.gone, false) as gone
+    returning d.webhook_id, d.ordering_key, d.state, r.outcome, r.status, left(r.error, 2000) as error,
+              coalesce(r.gone, false) as gone, r.position, d.last_attempt_at as claimed_at
   )
-  select count(*),
-         array_agg(distinct webhook_id) filter (where outcome = 'succeeded'),
-         array_agg(distinct webhook_id) filter (where outcome <> 'succeeded'),
-         array_agg(distinct webhook_id) filter (where gone)
-    into applied, healthy, failing, gone
-    from moved;
+  select count(*)::integer, coalesce(jsonb_agg(to_jsonb(m) order by m.position), '[]')
+    into applied, moved
+    from moved_rows m;
 
-  -- Endpoint health: a success ends a failing streak; 410 Gone disables at once; a
-  -- streak longer than disable_after disables with a reason (pending work is cancelled
-  -- by the webhooks trigger).
-  update public.webhooks w set failing_since = null
-   where w.id = any (healthy) and w.failing_since is not null;
-  update public.webhooks w set failing_since = now()
-   where w.id = any (failing) and w.failing_since is null and not w.id = any (coalesce(healthy, '{}'));
+  -- Ordered keys whose delivery ended: the next one of the key goes next.
+  update public.webhook_deliveries d
+     set next_attempt_at = now()
+   where d.id in (select distinct on (n.webhook_id, n.ordering_key) n.id
+                    from public.webhook_deliveries n
+                    join (select distinct (m ->> 'webhook_id')::uuid as webhook_id, m ->> 'ordering_key' as ordering_key
+                            from jsonb_array_elements(moved) m
+                           where m ->> 'ordering_key' is not null
+                             and m ->> 'state' <> 'pending') ended
+                      on n.webhook_id = ended.webhook_id and n.ordering_key = ended.ordering_key
+                   where n.state = 'pending'
+                   order by n.webhook_id, n.ordering_key, n.ordering_seq)
+     and d.next_attempt_at = 'infinity';
+
+  -- Endpoint health. A success closes everything; so does any answer that is not a 5xx
+  -- (the endpoint is up, it just refused). No answer, a timeout or a 5xx extends the run
+  -- of consecutive failures; at the threshold the circuit opens, and each failed probe
+  -- doubles the wait before the next one (up to the maximum).
+  with per_endpoint as (
+    select (m ->> 'webhook_id')::uuid as webhook_id,
+           bool_or(m ->> 'outcome' = 'succeeded') as succeeded,
+           count(*) filter (where m ->> 'outcome' = 'failed'
+                              and coalesce((m ->> 'status')::integer, 599) >= 500)::integer as breaking,
+           bool_or(m ->> 'outcome' = 'failed' and (m ->> 'status')::integer < 500) as answered,
+           bool_or(m ->> 'outcome' <> 'succeeded') as any_failure,
+           (array_agg(m ->> 'status' order by (m ->> 'position')::bigint desc))[1]::integer as last_status,
+           (array_agg(m ->> 'error' order by (m ->> 'position')::bigint desc))[1] as last_error,
+           max((m ->> 'claimed_at')::timestamptz) filter (where m ->> 'outcome' = 'failed'
+                                                            and coalesce((m ->> 'status')::integer, 599) >= 500) as last_breaking_claim
+      from jsonb_array_elements(moved) m
+     group by 1
+  ), counted as (
+    select p.*,
+           case when p.succeeded or (p.answered and p.breaking = 0) then 0
+                else e.consecutive_failures + p.breaking end as failures,
+           -- A probe is a request claimed while the circuit was open; the ones already in
+           -- flight when it opened are not, and their failures must not push the next probe.
+           coalesce(p.last_breaking_claim > e.circuit_opened_at, false) as probe_failed
+      from per_endpoint p
+      join private.webhook_endpoints e on e.webhook_id = p.webhook_id
+  )
+  update private.webhook_endpoints e
+     set consecutive_failures   = c.failures,
+         failing_since          = case when c.succeeded then null
+                                       when c.any_failure then coalesce(e.failing_since, now())
+                                       else e.failing_since end,
+         circuit_opened_at      = case when c.failures = 0 then null
+                                       when e.circuit_opened_at is null and c.failures >= settings.circuit_failure_threshold then now()
+                                       else e.circuit_opened_at end,
+         probe_interval_seconds = case when c.failures = 0 then null
+                                       when e.circuit_opened_at is null and c.failures >= settings.circuit_failure_threshold
+                                         then settings.circuit_probe_min_seconds
+                                       when c.probe_failed
+                                         then least(e.probe_interval_seconds * 2, settings.circuit_probe_max_seconds)
+                                       else e.probe_interval_seconds end,
+         next_probe_at          = case when c.failures = 0 then null
+                                       when e.circuit_opened_at is null and c.failures >= settings.circuit_failure_threshold
+                                         then now() + make_interval(secs => settings.circuit_probe_min_seconds)
+                                       when c.probe_failed
+                                         then now() + make_interval(secs => least(e.probe_interval_seconds * 2, settings.circuit_probe_max_seconds))
+                                       else e.next_probe_at end,
+         last_status            = c.last_status,
+         last_error             = case when c.succeeded then null else c.last_error end,
+         last_attempt_at        = now(),
+         last_success_at        = case when c.succeeded then now() else e.last_success_at end
+    from counted c
+   where e.webhook_id = c.webhook_id;
+
+  -- Freed slots (and promoted keys) make the endpoints ready again.
+  update private.webhook_endpoints e
+     set ready_at = private.endpoint_ready_at(e, false)
+   where e.webhook_id in (select distinct (m ->> 'webhook_id')::uuid from jsonb_array_elements(moved) m);
+
+  -- 410 Gone disables at once; failing longer than disable_after disables with a reason
+  -- (pending work is cancelled by the webhooks trigger). The only write the dispatcher
+  -- makes to a webhooks row; a row an ADMIN holds is left for the next failure.
   update public.webhooks w
      set is_active = false,
-         disabled_reason = 'the endpoint answered 410 Gone'
-   where w.id = any (gone) and w.is_active;
-  update public.webhooks w
-     set is_active = false,
-         disabled_reason = format('failing continuously since %s (longer than %s)', w.failing_since, disable_after)
-   where w.id = any (failing) and w.is_active and w.failing_since < now() - disable_after;
+         disabled_reason = case when f.gone then 'the endpoint answered 410 Gone'
+                                else format('failing continuously since %s (longer than %s)', f.failing_since, disable_after) end
+    from (select e.webhook_id, e.failing_since,
+                 exists (select 1 from jsonb_array_elements(moved) m
+                          where (m ->> 'webhook_id')::uuid = e.webhook_id and (m ->> 'gone')::boolean) as gone
+            from private.webhook_endpoints e
+           where e.webhook_id in (select distinct (m ->> 'webhook_id')::uuid from jsonb_array_elements(moved) m)) f
+   where w.id = f.webhook_id
+     and (f.gone or f.failing_since < now() - disable_after)
+     and w.id in (select l.id from public.webhooks l where l.id = f.webhook_id and l.is_active
+                     for no key update skip locked);
 
   return applied;
 end;
@@ -552,25 +850,35 @@ $$;
 
 ALTER FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) OWNER TO postgres;
 
-COMMENT ON FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) IS 'Records a batch of attempt results in one call: logs every attempt, closes or reschedules each delivery still leased to worker, and tracks endpoint health. Returns how many deliveries moved.';
+COMMENT ON FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) IS 'Records a batch of attempt results in one call: logs every attempt, closes or reschedules each delivery still leased to worker, releases the next delivery of an ordered key, and keeps endpoint health and the circuit breaker. Returns how many deliveries moved.';
 
 CREATE FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) RETURNS integer
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+  released integer;
+begin
+  perform 1
+     from private.webhook_endpoints e
+    where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids))
+    order by e.webhook_id
+      for update;
   -- Graceful shutdown: the attempts never started, so they are not counted.
-  with released as (
-    update public.webhook_deliveries d
-       set next_attempt_at  = now(),
-           lease_owner      = null,
-           lease_expires_at = null,
-           attempt_count    = d.attempt_count - 1
-     where d.id = any (delivery_ids)
-       and d.state = 'pending'
-       and d.lease_owner = worker
-    returning 1
-  )
-  select count(*)::integer from released
+  update public.webhook_deliveries d
+     set next_attempt_at  = now(),
+         lease_owner      = null,
+         lease_expires_at = null,
+         attempt_count    = d.attempt_count - 1
+   where d.id = any (delivery_ids)
+     and d.state = 'pending'
+     and d.lease_owner = worker;
+  get diagnostics released = row_count;
+  update private.webhook_endpoints e
+     set ready_at = private.endpoint_ready_at(e, false)
+   where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids));
+  return released;
+end;
 $$;
 
 ALTER FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) OWNER TO postgres;
@@ -582,7 +890,6 @@ CREATE FUNCTION private.require_active(webhook public.webhooks) RETURNS void
     SET search_path TO ''
     AS $$
 begin
-  perform 1 from public.webhooks w where w.id = webhook.id for share;
   select * into webhook from public.webhooks w where w.id = webhook.id;
   if not webhook.is_active then
     raise exception 'webhook % is disabled (%)', webhook.id, coalesce(webhook.disabled_reason, 'no reason given')
@@ -612,6 +919,21 @@ $$;
 
 ALTER FUNCTION private.schedule_webhook_jobs() OWNER TO postgres;
 
+CREATE FUNCTION private.subscribed_webhooks(company_id uuid, trigger_type text) RETURNS uuid[]
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (select array_agg(w.id order by w.id)
+            from public.webhooks w
+           where w.company_id = subscribed_webhooks.company_id
+             and w.trigger_type = subscribed_webhooks.trigger_type
+             and w.is_active);
+end;
+$$;
+
+ALTER FUNCTION private.subscribed_webhooks(company_id uuid, trigger_type text) OWNER TO postgres;
+
 CREATE FUNCTION private.tg_processes__emit_webhook_event() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -620,7 +942,7 @@ declare
   targets uuid[];
 begin
   if tg_op = 'INSERT' then
-    targets := private.lock_subscribed_webhooks(new.company_id, 'PROCESS_CREATED');
+    targets := private.subscribed_webhooks(new.company_id, 'PROCESS_CREATED');
     if targets is null then
       return null;
     end if;
@@ -632,7 +954,7 @@ begin
     if new.revision = old.revision then  -- approval or bookkeeping only: not a revision
       return null;
     end if;
-    targets := private.lock_subscribed_webhooks(new.company_id, 'PROCESS_REVISED');
+    targets := private.subscribed_webhooks(new.company_id, 'PROCESS_REVISED');
     if targets is null then
       return null;
     end if;
@@ -644,7 +966,7 @@ begin
       'process', private.process_event_data(new),
       'previous', new.carbon_copy), targets);
   else
-    targets := private.lock_subscribed_webhooks(old.company_id, 'PROCESS_DELETED');
+    targets := private.subscribed_webhooks(old.company_id, 'PROCESS_DELETED');
     if targets is null then
       return null;
     end if;
@@ -694,17 +1016,45 @@ CREATE FUNCTION private.tg_webhook_deliveries__wake_dispatchers() RETURNS trigge
     SET search_path TO ''
     AS $$
 begin
-  if not exists (select 1 from inserted) then
+  insert into private.webhook_endpoint_signals (webhook_id)
+  select distinct i.webhook_id from inserted i where i.webhook_id is not null;
+  if not found then
     return null;
   end if;
-  -- NOTIFY is delivered at commit and deduplicated within a transaction.
-  perform pg_notify('webhook_deliveries', '');
-  perform private.wake_dispatcher();
+  if not private.dispatcher_is_awake() then
+    -- NOTIFY is delivered at commit and deduplicated within a transaction.
+    perform pg_notify('webhook_deliveries', '');
+    perform private.wake_dispatcher();
+  end if;
   return null;
 end;
 $$;
 
 ALTER FUNCTION private.tg_webhook_deliveries__wake_dispatchers() OWNER TO postgres;
+
+CREATE FUNCTION private.tg_webhooks__apply_delivery_order() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if new.delivery_order = 'parallel' and old.delivery_order = 'ordered' then
+    perform 1 from private.webhook_endpoints e where e.webhook_id = new.id for update;
+    update public.webhook_deliveries d
+       set ordering_key = null,
+           ordering_seq = null,
+           next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
+     where d.webhook_id = new.id
+       and d.state = 'pending'
+       and d.ordering_key is not null;
+    update private.webhook_endpoints e
+       set ready_at = private.endpoint_ready_at(e, false)
+     where e.webhook_id = new.id;
+  end if;
+  return null;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhooks__apply_delivery_order() OWNER TO postgres;
 
 CREATE FUNCTION private.tg_webhooks__cancel_pending_deliveries() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -715,12 +1065,20 @@ begin
     -- When the whole company is being deleted its deliveries go with it (cascade);
     -- updating them here would trip the company foreign key.
     if exists (select 1 from public.companies c where c.id = old.company_id) then
+      perform 1 from private.webhook_endpoints e where e.webhook_id = old.id for update;
       perform private.cancel_pending_deliveries(old.id, 'endpoint deleted');
     end if;
     return old;
   end if;
   if old.is_active and not new.is_active then
+    perform 1 from private.webhook_endpoints e where e.webhook_id = new.id for update;
     perform private.cancel_pending_deliveries(new.id, 'endpoint disabled: ' || coalesce(new.disabled_reason, 'no reason given'));
+  elsif new.is_active and not old.is_active then
+    -- Enabled again: a fresh start, as the ADMIN expects.
+    update private.webhook_endpoints e
+       set consecutive_failures = 0, failing_since = null,
+           circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null
+     where e.webhook_id = new.id;
   end if;
   return null;
 end;
@@ -742,7 +1100,7 @@ $$;
 ALTER FUNCTION private.tg_webhooks__create_secret() OWNER TO postgres;
 
 CREATE FUNCTION private.tg_webhooks__guard_row() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 begin
@@ -751,11 +1109,21 @@ begin
       using errcode = '42501', hint = 'Delete it and create it in the other company.';
   end if;
 
+  -- Checked when a url is set, so switching the setting off later never makes existing
+  -- rows impossible to edit or disable.
+  if (tg_op = 'INSERT' or new.url is distinct from old.url)
+     and new.url ~* '^http://'
+     and not (select s.allow_plain_http from private.webhook_settings s) then
+    -- The constraint name is in the message too: PostgREST does not pass it on.
+    raise exception 'webhook url must use https (webhooks_url_https_required): %', new.url
+      using errcode = '23514', constraint = 'webhooks_url_https_required',
+            hint = 'Use an https:// URL (plain http is allowed only where private.webhook_settings.allow_plain_http is true).';
+  end if;
+
   -- Re-enabling an endpoint clears the reason it was disabled for.
   if new.is_active and (tg_op = 'INSERT' or not old.is_active) then
     new.disabled_reason := null;
     new.disabled_at := null;
-    new.failing_since := null;
   elsif not new.is_active and (tg_op = 'INSERT' or old.is_active) then
     new.disabled_at := now();
     new.disabled_reason := coalesce(new.disabled_reason, 'disabled by an admin');
@@ -807,6 +1175,28 @@ end;
 $$;
 
 ALTER FUNCTION private.tg_webhooks__require_https_url() OWNER TO postgres;
+
+CREATE FUNCTION private.tg_webhooks__track_endpoint() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  insert into private.webhook_endpoints (webhook_id, company_id) values (new.id, new.company_id);
+  return null;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhooks__track_endpoint() OWNER TO postgres;
+
+CREATE FUNCTION private.transactions_ended(xids xid8[]) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select coalesce(bool_and(pg_catalog.pg_xact_status(x) is distinct from 'in progress'), true)
+    from unnest(xids) x
+$$;
+
+ALTER FUNCTION private.transactions_ended(xids xid8[]) OWNER TO postgres;
 
 CREATE FUNCTION private.update_process_revision() RETURNS trigger
     LANGUAGE plpgsql
@@ -923,8 +1313,7 @@ CREATE FUNCTION private.wake_dispatcher_if_due() RETURNS void
     SET search_path TO ''
     AS $$
 begin
-  if exists (select 1 from public.webhook_deliveries d
-              where d.state = 'pending' and d.next_attempt_at <= now()) then
+  if private.next_dispatch_at() <= now() then
     perform private.wake_dispatcher();
   end if;
 end;
@@ -962,6 +1351,56 @@ $_$;
 
 ALTER FUNCTION private.webhook_url_port(url text) OWNER TO postgres;
 
+CREATE FUNCTION public.cancel_webhook_delivery(delivery_id uuid) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  target public.webhook_deliveries;
+begin
+  select * into target from public.webhook_deliveries d where d.id = cancel_webhook_delivery.delivery_id;
+  if target.id is null or private.can_manage_company(target.company_id) is not true then
+    raise exception 'delivery % does not exist or you are not an active ADMIN of its company', delivery_id
+      using errcode = '42501';
+  end if;
+  -- Lock order: the endpoint, then its deliveries (as the dispatcher's functions).
+  perform 1 from private.webhook_endpoints e where e.webhook_id = target.webhook_id for update;
+  update public.webhook_deliveries d
+     set state = 'cancelled',
+         next_attempt_at = null,
+         completed_at = now(),
+         lease_owner = null,
+         lease_expires_at = null,
+         last_error = 'cancelled by an admin'
+   where d.id = target.id
+     and d.state = 'pending'
+  returning * into target;
+  if target.id is null then
+    raise exception 'delivery % has already ended', delivery_id
+      using errcode = '55000', hint = 'Only pending deliveries can be cancelled; redeliver it to send it again.';
+  end if;
+  -- The next delivery of its key (ordered endpoints) may go now.
+  update public.webhook_deliveries d
+     set next_attempt_at = now()
+   where d.id = (select n.id
+                   from public.webhook_deliveries n
+                  where n.webhook_id = target.webhook_id
+                    and n.ordering_key = target.ordering_key
+                    and n.state = 'pending'
+                  order by n.ordering_seq
+                  limit 1)
+     and d.next_attempt_at = 'infinity';
+  update private.webhook_endpoints e
+     set ready_at = private.endpoint_ready_at(e, false)
+   where e.webhook_id = target.webhook_id;
+  return target.id;
+end;
+$$;
+
+ALTER FUNCTION public.cancel_webhook_delivery(delivery_id uuid) OWNER TO postgres;
+
+COMMENT ON FUNCTION public.cancel_webhook_delivery(delivery_id uuid) IS 'Ends a pending delivery as cancelled (an attempt in flight still finishes and is logged). For an ordered endpoint, the next delivery of its key goes next. Returns its id.';
+
 CREATE FUNCTION public.get_webhook_secret(webhook_id uuid) RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -995,8 +1434,12 @@ begin
   target := private.managed_webhook(original.webhook_id);
   perform private.require_active(target);
 
-  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, redelivery_of)
-  values (original.company_id, original.event_id, original.webhook_id, now(), original.id)
+  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, redelivery_of,
+                                         ordering_key, ordering_seq)
+  select original.company_id, original.event_id, original.webhook_id, now(), original.id, o.ordering_key, o.ordering_seq
+    from public.webhook_events ev
+   cross join lateral private.new_delivery_ordering(target.delivery_order, ev.ordering_key) o
+   where ev.id = original.event_id
   returning id into delivery;
   return delivery;
 end;
@@ -1029,8 +1472,13 @@ begin
      group by d.event_id
     having bool_and(d.state in ('failed', 'cancelled'))
   ), inserted as (
-    insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at)
-    select target.company_id, lost.event_id, target.id, now() from lost
+    insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, ordering_key, ordering_seq)
+    select target.company_id, lost.event_id, target.id, now(), o.ordering_key, o.ordering_seq
+      from (select lost.event_id, ev.ordering_key, ev.created_at
+              from lost
+              join public.webhook_events ev on ev.id = lost.event_id
+             order by ev.created_at, ev.id) lost
+     cross join lateral private.new_delivery_ordering(target.delivery_order, lost.ordering_key) o
     returning 1
   )
   select count(*) into replayed from inserted;
@@ -1089,6 +1537,100 @@ ALTER FUNCTION public.send_test_webhook(webhook_id uuid) OWNER TO postgres;
 
 COMMENT ON FUNCTION public.send_test_webhook(webhook_id uuid) IS 'Sends a WEBHOOK_TEST event to one endpoint now. Returns the delivery id (the webhook-id header).';
 
+CREATE TABLE public.webhook_deliveries (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    company_id uuid NOT NULL,
+    event_id uuid NOT NULL,
+    webhook_id uuid,
+    state public.webhook_delivery_state DEFAULT 'pending'::public.webhook_delivery_state NOT NULL,
+    attempt_count integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone,
+    lease_owner text,
+    lease_expires_at timestamp with time zone,
+    last_status integer,
+    last_error text,
+    last_attempt_at timestamp with time zone,
+    redelivery_of uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    ordering_key text,
+    ordering_seq bigint,
+    CONSTRAINT webhook_deliveries_closed_has_completed_at CHECK (((state = 'pending'::public.webhook_delivery_state) = (completed_at IS NULL))),
+    CONSTRAINT webhook_deliveries_ordering_complete CHECK (((ordering_key IS NULL) = (ordering_seq IS NULL))),
+    CONSTRAINT webhook_deliveries_pending_is_scheduled CHECK (((state = 'pending'::public.webhook_delivery_state) = (next_attempt_at IS NOT NULL)))
+);
+
+ALTER TABLE public.webhook_deliveries OWNER TO postgres;
+
+COMMENT ON TABLE public.webhook_deliveries IS 'One row per (event, endpoint). id is the webhook-id header: stable across retries. state: see the type webhook_delivery_state.';
+
+COMMENT ON COLUMN public.webhook_deliveries.ordering_key IS 'Ordered endpoints only: deliveries sharing a key are sent one at a time, in ordering_seq order. Null: no order.';
+
+CREATE FUNCTION public.waiting_for(delivery public.webhook_deliveries) RETURNS uuid
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select h.id
+    from public.webhook_deliveries h
+   where delivery.state = 'pending'
+     and delivery.ordering_key is not null
+     and not coalesce(delivery.lease_expires_at > now(), false)
+     and h.webhook_id = delivery.webhook_id
+     and h.ordering_key = delivery.ordering_key
+     and h.state = 'pending'
+     and h.id <> delivery.id
+     and (h.ordering_seq < delivery.ordering_seq or h.lease_expires_at > now())
+   order by h.ordering_seq
+   limit 1
+$$;
+
+ALTER FUNCTION public.waiting_for(delivery public.webhook_deliveries) OWNER TO postgres;
+
+COMMENT ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) IS 'For a delivery held by an ordered endpoint: the delivery of the same key it waits for (the earliest one still pending, or the one in flight). Null when it does not wait. Readable as a column: select=*,waiting_for';
+
+CREATE SEQUENCE private.webhook_delivery_ordering_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER TABLE private.webhook_delivery_ordering_seq OWNER TO postgres;
+
+COMMENT ON SEQUENCE private.webhook_delivery_ordering_seq IS 'Creation order of deliveries to ordered endpoints (webhook_deliveries.ordering_seq).';
+
+CREATE SEQUENCE private.webhook_dispatcher_heartbeat
+    START WITH 0
+    INCREMENT BY 1
+    MINVALUE 0
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER TABLE private.webhook_dispatcher_heartbeat OWNER TO postgres;
+
+COMMENT ON SEQUENCE private.webhook_dispatcher_heartbeat IS 'Epoch milliseconds of the last claim by an awake dispatcher; 0 when the last one went idle. Not transactional by design.';
+
+CREATE TABLE private.webhook_endpoint_signals (
+    id bigint NOT NULL,
+    webhook_id uuid NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+)
+WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='2000');
+
+ALTER TABLE private.webhook_endpoint_signals OWNER TO postgres;
+
+COMMENT ON TABLE private.webhook_endpoint_signals IS 'Endpoints that got new deliveries, for the next claim to schedule. Insert-only on the business path.';
+
+ALTER TABLE private.webhook_endpoint_signals ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME private.webhook_endpoint_signals_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE private.webhook_secrets (
     webhook_id uuid NOT NULL,
     secret text NOT NULL,
@@ -1108,13 +1650,30 @@ CREATE TABLE private.webhook_settings (
     allow_plain_http boolean DEFAULT false NOT NULL,
     dispatcher_url text,
     dispatcher_key text,
+    endpoint_concurrency integer DEFAULT 10 NOT NULL,
+    circuit_failure_threshold integer DEFAULT 10 NOT NULL,
+    circuit_probe_min_seconds integer DEFAULT 10 NOT NULL,
+    circuit_probe_max_seconds integer DEFAULT 600 NOT NULL,
     hosted boolean DEFAULT true NOT NULL,
+    CONSTRAINT webhook_settings_circuit_failure_threshold_range CHECK (((circuit_failure_threshold >= 1) AND (circuit_failure_threshold <= 1000))),
+    CONSTRAINT webhook_settings_circuit_probe_max_range CHECK (((circuit_probe_max_seconds >= 1) AND (circuit_probe_max_seconds <= 86400))),
+    CONSTRAINT webhook_settings_circuit_probe_min_range CHECK (((circuit_probe_min_seconds >= 1) AND (circuit_probe_min_seconds <= 86400))),
+    CONSTRAINT webhook_settings_circuit_probe_order CHECK ((circuit_probe_max_seconds >= circuit_probe_min_seconds)),
+    CONSTRAINT webhook_settings_endpoint_concurrency_range CHECK (((endpoint_concurrency >= 1) AND (endpoint_concurrency <= 1000))),
     CONSTRAINT webhook_settings_single_row CHECK (id)
 );
 
 ALTER TABLE private.webhook_settings OWNER TO postgres;
 
 COMMENT ON TABLE private.webhook_settings IS 'Deployment knobs: allow_plain_http, and the dispatcher URL/key used by the pg_net wake-up when Vault is absent.';
+
+COMMENT ON COLUMN private.webhook_settings.endpoint_concurrency IS 'Requests in flight per endpoint, across all dispatchers (leased deliveries).';
+
+COMMENT ON COLUMN private.webhook_settings.circuit_failure_threshold IS 'Consecutive failures (no answer, timeout, 5xx) that open an endpoint''s circuit.';
+
+COMMENT ON COLUMN private.webhook_settings.circuit_probe_min_seconds IS 'First wait before probing an open circuit; doubles after each failed probe.';
+
+COMMENT ON COLUMN private.webhook_settings.circuit_probe_max_seconds IS 'Longest wait between probes of an open circuit.';
 
 COMMENT ON COLUMN private.webhook_settings.hosted IS 'True when the dispatcher runs on hosted Supabase, whose Edge Functions cannot connect to ports 25 and 587: webhook urls on those ports are refused (webhooks_url_port_blocked).';
 
@@ -1158,31 +1717,6 @@ ALTER TABLE public.users OWNER TO postgres;
 
 COMMENT ON TABLE public.users IS 'Serial profile of an auth user: company, role and active flag drive every policy.';
 
-CREATE TABLE public.webhook_deliveries (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    company_id uuid NOT NULL,
-    event_id uuid NOT NULL,
-    webhook_id uuid,
-    state public.webhook_delivery_state DEFAULT 'pending'::public.webhook_delivery_state NOT NULL,
-    attempt_count integer DEFAULT 0 NOT NULL,
-    next_attempt_at timestamp with time zone,
-    lease_owner text,
-    lease_expires_at timestamp with time zone,
-    last_status integer,
-    last_error text,
-    last_attempt_at timestamp with time zone,
-    redelivery_of uuid,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    completed_at timestamp with time zone,
-    CONSTRAINT webhook_deliveries_closed_has_completed_at CHECK (((state = 'pending'::public.webhook_delivery_state) = (completed_at IS NULL))),
-    CONSTRAINT webhook_deliveries_pending_is_scheduled CHECK (((state = 'pending'::public.webhook_delivery_state) = (next_attempt_at IS NOT NULL)))
-);
-
-ALTER TABLE public.webhook_deliveries OWNER TO postgres;
-
-COMMENT ON TABLE public.webhook_deliveries IS 'One row per (event, endpoint). id is the webhook-id header: stable across retries. state: see the type webhook_delivery_state.';
-
 CREATE TABLE public.webhook_delivery_attempts (
     id bigint NOT NULL,
     delivery_id uuid NOT NULL,
@@ -1211,17 +1745,44 @@ ALTER TABLE public.webhook_delivery_attempts ALTER COLUMN id ADD GENERATED ALWAY
     CACHE 1
 );
 
+CREATE VIEW public.webhook_endpoint_health WITH (security_invoker='true') AS
+ SELECT e.webhook_id,
+    e.company_id,
+        CASE
+            WHEN (NOT w.is_active) THEN 'disabled'::text
+            WHEN (e.circuit_opened_at IS NOT NULL) THEN 'circuit_open'::text
+            WHEN (e.failing_since IS NOT NULL) THEN 'failing'::text
+            ELSE 'healthy'::text
+        END AS state,
+    e.consecutive_failures,
+    e.failing_since,
+    e.circuit_opened_at,
+    e.next_probe_at,
+    e.last_status,
+    e.last_error,
+    e.last_attempt_at,
+    e.last_success_at
+   FROM (private.webhook_endpoints e
+     JOIN public.webhooks w ON ((w.id = e.webhook_id)));
+
+ALTER TABLE public.webhook_endpoint_health OWNER TO postgres;
+
+COMMENT ON VIEW public.webhook_endpoint_health IS 'Health of each endpoint: healthy, failing (since when), circuit_open (since when, next probe) or disabled. Read-only; ADMINs see their company''s.';
+
 CREATE TABLE public.webhook_events (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     company_id uuid NOT NULL,
     trigger_type text NOT NULL,
     payload jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    ordering_key text
 );
 
 ALTER TABLE public.webhook_events OWNER TO postgres;
 
 COMMENT ON TABLE public.webhook_events IS 'Immutable events; payload is exactly the JSON body POSTed to endpoints.';
+
+COMMENT ON COLUMN public.webhook_events.ordering_key IS 'What ordered endpoints order by: the process id for process events; null (one order per endpoint) otherwise.';
 
 CREATE TABLE public.webhook_trigger_types (
     name text NOT NULL,
@@ -1232,6 +1793,12 @@ CREATE TABLE public.webhook_trigger_types (
 ALTER TABLE public.webhook_trigger_types OWNER TO postgres;
 
 COMMENT ON TABLE public.webhook_trigger_types IS 'Events a webhook can subscribe to (UPPER_SNAKE names).';
+
+ALTER TABLE ONLY private.webhook_endpoint_signals
+    ADD CONSTRAINT webhook_endpoint_signals_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY private.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (webhook_id);
 
 ALTER TABLE ONLY private.webhook_secrets
     ADD CONSTRAINT webhook_secrets_pkey PRIMARY KEY (webhook_id);
@@ -1269,6 +1836,12 @@ ALTER TABLE ONLY public.webhooks
 ALTER TABLE ONLY public.webhooks
     ADD CONSTRAINT webhooks_pkey PRIMARY KEY (id);
 
+CREATE INDEX webhook_endpoint_signals_webhook_idx ON private.webhook_endpoint_signals USING btree (webhook_id);
+
+CREATE INDEX webhook_endpoints_company_idx ON private.webhook_endpoints USING btree (company_id);
+
+CREATE INDEX webhook_endpoints_ready_idx ON private.webhook_endpoints USING btree (ready_at) WHERE (ready_at IS NOT NULL);
+
 CREATE INDEX processes_approved_by_user_id_idx ON public.processes USING btree (approved_by_user_id) WHERE (approved_by_user_id IS NOT NULL);
 
 CREATE INDEX processes_company_id_idx ON public.processes USING btree (company_id);
@@ -1279,9 +1852,11 @@ CREATE INDEX users_company_id_idx ON public.users USING btree (company_id);
 
 CREATE INDEX webhook_deliveries_company_created_idx ON public.webhook_deliveries USING btree (company_id, created_at DESC);
 
-CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (state = 'pending'::public.webhook_delivery_state);
-
 CREATE INDEX webhook_deliveries_event_idx ON public.webhook_deliveries USING btree (event_id);
+
+CREATE INDEX webhook_deliveries_leased_idx ON public.webhook_deliveries USING btree (webhook_id, lease_expires_at) WHERE ((state = 'pending'::public.webhook_delivery_state) AND (lease_owner IS NOT NULL));
+
+CREATE INDEX webhook_deliveries_ordered_pending_idx ON public.webhook_deliveries USING btree (webhook_id, ordering_key, ordering_seq) WHERE ((state = 'pending'::public.webhook_delivery_state) AND (ordering_key IS NOT NULL));
 
 CREATE INDEX webhook_deliveries_pending_by_webhook_idx ON public.webhook_deliveries USING btree (webhook_id, next_attempt_at) WHERE (state = 'pending'::public.webhook_delivery_state);
 
@@ -1296,6 +1871,8 @@ CREATE INDEX webhook_delivery_attempts_delivery_idx ON public.webhook_delivery_a
 CREATE INDEX webhook_events_company_created_idx ON public.webhook_events USING btree (company_id, created_at DESC);
 
 CREATE INDEX webhooks_company_trigger_idx ON public.webhooks USING btree (company_id, trigger_type) WHERE is_active;
+
+CREATE TRIGGER apply_delivery_order AFTER UPDATE OF delivery_order ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__apply_delivery_order();
 
 CREATE TRIGGER cancel_pending_deliveries_on_delete BEFORE DELETE ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__cancel_pending_deliveries();
 
@@ -1313,6 +1890,8 @@ CREATE TRIGGER set_updated_at BEFORE UPDATE ON public.webhooks FOR EACH ROW EXEC
 
 CREATE TRIGGER start_at_revision_one BEFORE INSERT ON public.processes FOR EACH ROW EXECUTE FUNCTION private.tg_processes__start_at_revision_one();
 
+CREATE TRIGGER track_endpoint AFTER INSERT ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__track_endpoint();
+
 CREATE TRIGGER update_process_revision BEFORE UPDATE ON public.processes FOR EACH ROW EXECUTE FUNCTION private.update_process_revision();
 
 CREATE TRIGGER wake_dispatchers AFTER INSERT ON public.webhook_deliveries REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhook_deliveries__wake_dispatchers();
@@ -1324,6 +1903,9 @@ COMMENT ON TRIGGER webhooks_url_https_required ON public.webhooks IS 'url must u
 CREATE TRIGGER webhooks_url_port_blocked BEFORE INSERT OR UPDATE OF url ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__refuse_blocked_ports();
 
 COMMENT ON TRIGGER webhooks_url_port_blocked ON public.webhooks IS 'url must not use port 25 or 587 (hosted Supabase blocks them outbound)';
+
+ALTER TABLE ONLY private.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY private.webhook_secrets
     ADD CONSTRAINT webhook_secrets_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
@@ -1375,6 +1957,10 @@ ALTER TABLE ONLY public.webhooks
 
 ALTER TABLE ONLY public.webhooks
     ADD CONSTRAINT webhooks_trigger_type_fkey FOREIGN KEY (trigger_type) REFERENCES public.webhook_trigger_types(name);
+
+CREATE POLICY "Admins can view their company's endpoint health" ON private.webhook_endpoints FOR SELECT TO authenticated USING ((company_id = ( SELECT private.admin_company_id() AS admin_company_id)));
+
+ALTER TABLE private.webhook_endpoints ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY "Admins can create processes in their company" ON public.processes FOR INSERT TO authenticated WITH CHECK ((company_id = ( SELECT private.admin_company_id() AS admin_company_id)));
 
@@ -1442,21 +2028,50 @@ GRANT ALL ON FUNCTION private.can_manage_company(company_id uuid) TO service_rol
 
 REVOKE ALL ON FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer) TO service_role;
+REVOKE ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) TO service_role;
+
+REVOKE ALL ON FUNCTION private.dispatcher_going_idle() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.dispatcher_going_idle() TO service_role;
+
+REVOKE ALL ON FUNCTION private.dispatcher_is_awake() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
+GRANT SELECT(webhook_id) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(company_id) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(consecutive_failures) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(failing_since) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(circuit_opened_at) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(probe_interval_seconds) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(next_probe_at) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(last_status) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(last_error) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(last_attempt_at) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(last_success_at) ON TABLE private.webhook_endpoints TO authenticated;
+
+REVOKE ALL ON FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) TO service_role;
+
+REVOKE ALL ON FUNCTION private.event_ordering_key(data jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.is_company_admin(company_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.is_company_admin(company_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION private.is_company_admin(company_id uuid) TO service_role;
-
-REVOKE ALL ON FUNCTION private.lock_subscribed_webhooks(company_id uuid, trigger_type text) FROM PUBLIC;
 
 GRANT ALL ON TABLE public.webhooks TO service_role;
 GRANT SELECT,DELETE ON TABLE public.webhooks TO authenticated;
@@ -1471,13 +2086,22 @@ GRANT INSERT(is_active),UPDATE(is_active) ON TABLE public.webhooks TO authentica
 
 GRANT INSERT(description),UPDATE(description) ON TABLE public.webhooks TO authenticated;
 
+GRANT INSERT(delivery_order),UPDATE(delivery_order) ON TABLE public.webhooks TO authenticated;
+
 REVOKE ALL ON FUNCTION private.managed_webhook(webhook_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.member_company_id() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.member_company_id() TO authenticated;
 GRANT ALL ON FUNCTION private.member_company_id() TO service_role;
 
+REVOKE ALL ON FUNCTION private.new_delivery_ordering(delivery_order text, event_key text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.new_webhook_secret() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.next_dispatch_at() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.next_dispatch_at() TO service_role;
+
+REVOKE ALL ON FUNCTION private.note_dispatcher_awake() FROM PUBLIC;
 
 GRANT ALL ON TABLE public.processes TO service_role;
 GRANT SELECT,DELETE ON TABLE public.processes TO authenticated;
@@ -1534,6 +2158,8 @@ REVOKE ALL ON FUNCTION private.require_active(webhook public.webhooks) FROM PUBL
 
 REVOKE ALL ON FUNCTION private.schedule_webhook_jobs() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION private.subscribed_webhooks(company_id uuid, trigger_type text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.tg_processes__emit_webhook_event() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_processes__start_at_revision_one() FROM PUBLIC;
@@ -1541,6 +2167,8 @@ REVOKE ALL ON FUNCTION private.tg_processes__start_at_revision_one() FROM PUBLIC
 REVOKE ALL ON FUNCTION private.tg_set_updated_at() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhook_deliveries__wake_dispatchers() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.tg_webhooks__apply_delivery_order() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__cancel_pending_deliveries() FROM PUBLIC;
 
@@ -1551,6 +2179,11 @@ REVOKE ALL ON FUNCTION private.tg_webhooks__guard_row() FROM PUBLIC;
 REVOKE ALL ON FUNCTION private.tg_webhooks__refuse_blocked_ports() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__require_https_url() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.tg_webhooks__track_endpoint() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.transactions_ended(xids xid8[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.transactions_ended(xids xid8[]) TO service_role;
 
 REVOKE ALL ON FUNCTION private.update_process_revision() FROM PUBLIC;
 
@@ -1567,6 +2200,10 @@ REVOKE ALL ON FUNCTION private.webhook_payload_limit_bytes() FROM PUBLIC;
 REVOKE ALL ON FUNCTION private.webhook_signing_secrets(webhook_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.webhook_url_port(url text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.cancel_webhook_delivery(delivery_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cancel_webhook_delivery(delivery_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.cancel_webhook_delivery(delivery_id uuid) TO service_role;
 
 REVOKE ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) TO authenticated;
@@ -1588,6 +2225,13 @@ REVOKE ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) TO service_role;
 
+GRANT ALL ON TABLE public.webhook_deliveries TO service_role;
+GRANT SELECT ON TABLE public.webhook_deliveries TO authenticated;
+
+REVOKE ALL ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) TO authenticated;
+GRANT ALL ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) TO service_role;
+
 GRANT ALL ON TABLE public.companies TO service_role;
 GRANT SELECT ON TABLE public.companies TO authenticated;
 
@@ -1597,15 +2241,15 @@ GRANT SELECT ON TABLE public.user_types TO authenticated;
 GRANT ALL ON TABLE public.users TO service_role;
 GRANT SELECT ON TABLE public.users TO authenticated;
 
-GRANT ALL ON TABLE public.webhook_deliveries TO service_role;
-GRANT SELECT ON TABLE public.webhook_deliveries TO authenticated;
-
 GRANT ALL ON TABLE public.webhook_delivery_attempts TO service_role;
 GRANT SELECT ON TABLE public.webhook_delivery_attempts TO authenticated;
 
 GRANT ALL ON SEQUENCE public.webhook_delivery_attempts_id_seq TO anon;
 GRANT ALL ON SEQUENCE public.webhook_delivery_attempts_id_seq TO authenticated;
 GRANT ALL ON SEQUENCE public.webhook_delivery_attempts_id_seq TO service_role;
+
+GRANT ALL ON TABLE public.webhook_endpoint_health TO service_role;
+GRANT SELECT ON TABLE public.webhook_endpoint_health TO authenticated;
 
 GRANT ALL ON TABLE public.webhook_events TO service_role;
 GRANT SELECT ON TABLE public.webhook_events TO authenticated;
