@@ -10,7 +10,7 @@
 -- all of this, so the auto-disable after disable_after stays truthful; re-enabling an
 -- endpoint gives it a fresh start.
 begin;
-select plan(40);
+select plan(41);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://flaky.example.com/hook') as hook \gset
@@ -109,6 +109,9 @@ select results_eq($$select delivery_id, attempt_number from claims where call = 
   'when the probe is due, one delivery is claimed (the oldest due), as its next attempt');
 select is((select count(*)::integer from private.claim_due_deliveries('worker-3', 50, 60)), 0,
   'one probe at a time: nothing else while it is in flight');
+insert into private.webhook_endpoint_signals (webhook_id) values (:'hook');  -- new work announced: the endpoint is looked at
+select is((select count(*)::integer from private.claim_due_deliveries('worker-3', 50, 60)), 0,
+  'not even when a claim looks at the endpoint while the probe is in flight');
 select is((select ready_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '60 seconds',
   'the endpoint is next looked at when the probe''s lease runs out');
 

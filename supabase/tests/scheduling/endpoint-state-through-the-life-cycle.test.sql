@@ -6,7 +6,7 @@
 -- nothing to do, after a disable; gone with the webhook, its stray signals cleaned up.
 -- "Leased" counts its deliveries in flight (unexpired leases): what the cap is checked against.
 begin;
-select plan(28);
+select plan(30);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://one.example.com/hook') as hook \gset
@@ -112,6 +112,17 @@ select results_eq(format('select * from pg_temp.schedule(%L)', :'hook'),
   $$values (null::timestamptz, 0, 0)$$,
   'and consumes the signal');
 select is(private.next_dispatch_at(), null, 'nothing is scheduled any more');
+
+-- A business transaction that read the endpoint as active commits after the disable: its
+-- delivery and signal appear now (as that commit would make them), pending for a disabled endpoint.
+insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at)
+select :'company_a', e.id, :'hook', now() from public.webhook_events e limit 1
+returning id as late_delivery \gset
+select is((select count(*)::integer from private.claim_due_deliveries('worker-3', 10, 60)), 0,
+  'the next claim does not send a delivery committed after its endpoint was disabled');
+select results_eq(format($$select state::text, last_error from public.webhook_deliveries where id = %L$$, :'late_delivery'),
+  $$values ('cancelled'::text, 'endpoint disabled: disabled by an admin'::text)$$,
+  'it cancels it, saying why');
 
 -- Delete ----------------------------------------------------------------------------------
 update public.webhooks set is_active = true where id = :'hook';
