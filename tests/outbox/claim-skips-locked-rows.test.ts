@@ -75,7 +75,7 @@ describe("a claim facing rows another session holds", () => {
   });
 
   it("two claims running at once take disjoint work and neither waits", async () => {
-    const hooks = [];
+    const hooks: string[] = [];
     for (let i = 0; i < 4; i++) hooks.push(await createWebhook(setup, companyId, "WEBHOOK_TEST", `https://skip.example/both-${i}`));
     const all = await enqueue("WEBHOOK_TEST", 5); // 4 endpoints x 5
 
