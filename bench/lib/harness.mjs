@@ -119,8 +119,11 @@ export async function createFixtures(client, receiverPort) {
 
 /** Empties the outbox between runs (the fixtures stay). */
 export async function clearOutbox(client) {
-  await client.query(`truncate public.webhook_delivery_attempts, public.webhook_deliveries, public.webhook_events;
-                      update public.webhooks set failing_since = null where failing_since is not null`);
+  await client.query(`truncate public.webhook_delivery_attempts, public.webhook_deliveries, public.webhook_events,
+                               private.webhook_endpoint_signals;
+                      update private.webhook_endpoints
+                         set ready_at = null, consecutive_failures = 0, failing_since = null,
+                             circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null`);
 }
 
 // The statements that enqueue. The payload is what a PROCESS_REVISED event carries
