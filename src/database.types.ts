@@ -238,14 +238,6 @@ isOneToOne: true
       referencedColumns: ["id"]
     }
                   ]
-                },"webhook_health": {
-                  Row: {
-                    "checked_at": string | null,"dispatcher_awake": boolean | null,"dispatcher_heartbeat_at": string | null,"due_deliveries": number | null,"endpoints_circuit_open": number | null,"endpoints_disabled": number | null,"endpoints_failing": number | null,"endpoints_healthy": number | null,"endpoints_with_due_work": number | null,"in_flight_deliveries": number | null,"lag_seconds": number | null,"last_wakeup_failure": string | null,"last_wakeup_failure_at": string | null,"last_wakeup_requested_at": string | null,"oldest_due_at": string | null,"oldest_due_webhook_id": string | null,"oldest_signal_age_seconds": number | null,"pending_deliveries_estimate": number | null,"scheduled_deliveries_estimate": number | null,"signals": number | null,"wakeup_failures": number | null
-                  }
-                  ComputedFields: never
-                  Relationships: [
-                    
-                  ]
                 }
           }
           Functions: {

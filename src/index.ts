@@ -2,8 +2,11 @@ export { createWebhooksClient } from "./client.ts";
 export type {
   AttemptOutcome,
   DeliveryFilter,
+  DeliveryOrder,
   DeliveryState,
   DeliveryWithAttempts,
+  EndpointHealth,
+  EndpointState,
   NewWebhook,
   Page,
   Webhook,

@@ -111,6 +111,7 @@ begin
   if lease_seconds is null or lease_seconds not between 1 and 3600 then
     raise exception 'lease_seconds must be between 1 and 3600, got %', lease_seconds using errcode = '22023';
   end if;
+  perform private.note_dispatcher_awake();
 
   -- Pending deliveries whose endpoint was deleted while the transaction creating them
   -- was still open (the delete's cancel could not see them). Normally none: one probe.
@@ -185,8 +186,10 @@ begin
 
       while take > 0 loop
         -- The endpoint's oldest due deliveries. An ordered delivery goes only when it is
-        -- the earliest pending one of its key; the others found due are parked ('infinity')
-        -- until the one before them ends, so they are read once, not at every claim.
+        -- the earliest pending one of its key and no other of its key is in flight (one
+        -- with a later number whose transaction committed first); the others found due are
+        -- parked ('infinity') until the one before them ends, so they are read once, not at
+        -- every claim.
         due := array(select d.id
                        from public.webhook_deliveries d
                       where d.webhook_id = endpoint.webhook_id
@@ -199,12 +202,20 @@ begin
                          from public.webhook_deliveries d
                         where d.id = any (due)
                           and (d.ordering_key is null
-                               or not exists (select 1
-                                                from public.webhook_deliveries p
-                                               where p.webhook_id = d.webhook_id
-                                                 and p.ordering_key = d.ordering_key
-                                                 and p.state = 'pending'
-                                                 and p.ordering_seq < d.ordering_seq)));
+                               or (not exists (select 1
+                                                 from public.webhook_deliveries p
+                                                where p.webhook_id = d.webhook_id
+                                                  and p.ordering_key = d.ordering_key
+                                                  and p.state = 'pending'
+                                                  and p.ordering_seq < d.ordering_seq)
+                                   and not exists (select 1
+                                                     from public.webhook_deliveries f
+                                                    where f.webhook_id = d.webhook_id
+                                                      and f.state = 'pending'
+                                                      and f.lease_owner is not null
+                                                      and f.lease_expires_at > now()
+                                                      and f.ordering_key = d.ordering_key
+                                                      and f.id <> d.id))));
         update public.webhook_deliveries d
            set next_attempt_at = 'infinity'
          where d.id = any (due) and not d.id = any (heads);
@@ -243,13 +254,6 @@ begin
      where e.webhook_id = endpoint.webhook_id;
   end loop;
 
-  -- Found work: this dispatcher will claim again soon, so committing transactions need
-  -- not wake anyone. A claim that finds nothing says nothing (its dispatcher may be
-  -- about to sleep).
-  if cardinality(claimed) > 0 then
-    perform private.note_dispatcher_awake();
-  end if;
-
   return query
   select d.id, d.event_id, d.webhook_id, d.company_id, w.url, ev.payload, d.attempt_count,
          private.webhook_signing_secrets(d.webhook_id), ev.created_at
@@ -264,35 +268,28 @@ ALTER FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lea
 
 COMMENT ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) IS 'Leases up to batch_size due deliveries to worker for lease_seconds, endpoint by endpoint (longest waiting first), never past an endpoint''s cap or open circuit. attempt_number is the attempt about to be made.';
 
-CREATE FUNCTION private.claim_wakeup_slot() RETURNS boolean
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  now_ms bigint := (extract(epoch from clock_timestamp()) * 1000)::bigint;
-begin
-  if (select r.last_value from private.webhook_wakeup_requested r)
-     > now_ms - (select s.wakeup_interval_ms from private.webhook_settings s) then
-    return false;
-  end if;
-  perform pg_catalog.setval('private.webhook_wakeup_requested', now_ms);
-  return true;
-end;
-$$;
-
-ALTER FUNCTION private.claim_wakeup_slot() OWNER TO postgres;
-
 CREATE FUNCTION private.dispatcher_going_idle() RETURNS xid8[]
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+  mine xid8;
+  snapshot pg_catalog.pg_snapshot;
 begin
   perform pg_catalog.setval('private.webhook_dispatcher_heartbeat', 0);
   -- Taken after the heartbeat is cleared: every transaction that could still have read
-  -- "awake" is in this list (a business transaction has its xid before it reads it).
+  -- "awake" has an xid below ours (a business transaction has its xid before it reads
+  -- it) and is in this list. A snapshot lists in xip only the transactions in progress
+  -- below its xmax (the newest completed xid + 1); the ones in progress from xmax on are
+  -- implied, not listed, so they are added: every xid from xmax up to ours.
+  mine := pg_catalog.pg_current_xact_id();
+  snapshot := pg_catalog.pg_current_snapshot();
   return array(select x
-                 from pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) x
-                where x is distinct from pg_catalog.pg_current_xact_id_if_assigned());
+                 from pg_catalog.pg_snapshot_xip(snapshot) x
+                where x <> mine
+               union all
+               select n::text::xid8
+                 from generate_series(pg_catalog.pg_snapshot_xmax(snapshot)::text::bigint, mine::text::bigint - 1) n);
 end;
 $$;
 
@@ -751,7 +748,7 @@ begin
        and d.lease_owner = worker
        and d.attempt_count = r.attempt_number
     returning d.webhook_id, d.ordering_key, d.state, r.outcome, r.status, left(r.error, 2000) as error,
-              coalesce(r.gone, false) as gone, r.position
+              coalesce(r.gone, false) as gone, r.position, d.last_attempt_at as claimed_at
   )
   select count(*)::integer, coalesce(jsonb_agg(to_jsonb(m) order by m.position), '[]')
     into applied, moved
@@ -783,13 +780,18 @@ begin
            bool_or(m ->> 'outcome' = 'failed' and (m ->> 'status')::integer < 500) as answered,
            bool_or(m ->> 'outcome' <> 'succeeded') as any_failure,
            (array_agg(m ->> 'status' order by (m ->> 'position')::bigint desc))[1]::integer as last_status,
-           (array_agg(m ->> 'error' order by (m ->> 'position')::bigint desc))[1] as last_error
+           (array_agg(m ->> 'error' order by (m ->> 'position')::bigint desc))[1] as last_error,
+           max((m ->> 'claimed_at')::timestamptz) filter (where m ->> 'outcome' = 'failed'
+                                                            and coalesce((m ->> 'status')::integer, 599) >= 500) as last_breaking_claim
       from jsonb_array_elements(moved) m
      group by 1
   ), counted as (
     select p.*,
            case when p.succeeded or (p.answered and p.breaking = 0) then 0
-                else e.consecutive_failures + p.breaking end as failures
+                else e.consecutive_failures + p.breaking end as failures,
+           -- A probe is a request claimed while the circuit was open; the ones already in
+           -- flight when it opened are not, and their failures must not push the next probe.
+           coalesce(p.last_breaking_claim > e.circuit_opened_at, false) as probe_failed
       from per_endpoint p
       join private.webhook_endpoints e on e.webhook_id = p.webhook_id
   )
@@ -804,13 +806,13 @@ begin
          probe_interval_seconds = case when c.failures = 0 then null
                                        when e.circuit_opened_at is null and c.failures >= settings.circuit_failure_threshold
                                          then settings.circuit_probe_min_seconds
-                                       when e.circuit_opened_at is not null and c.breaking > 0
+                                       when c.probe_failed
                                          then least(e.probe_interval_seconds * 2, settings.circuit_probe_max_seconds)
                                        else e.probe_interval_seconds end,
          next_probe_at          = case when c.failures = 0 then null
                                        when e.circuit_opened_at is null and c.failures >= settings.circuit_failure_threshold
                                          then now() + make_interval(secs => settings.circuit_probe_min_seconds)
-                                       when e.circuit_opened_at is not null and c.breaking > 0
+                                       when c.probe_failed
                                          then now() + make_interval(secs => least(e.probe_interval_seconds * 2, settings.circuit_probe_max_seconds))
                                        else e.next_probe_at end,
          last_status            = c.last_status,
@@ -1295,12 +1297,6 @@ begin
   if target_url is null then
     return;
   end if;
-  -- One wake-up per interval for the whole database, not one per transaction: a burst
-  -- of commits needs one woken function, which then drains them all (and, while it
-  -- claims, its heartbeat stops further wake-ups altogether).
-  if not private.claim_wakeup_slot() then
-    return;
-  end if;
 
   execute format('select %I.http_post(url := $1, headers := $2, body := $3, timeout_milliseconds := 10000)', 'net')
     using target_url,
@@ -1324,164 +1320,6 @@ end;
 $$;
 
 ALTER FUNCTION private.wake_dispatcher_if_due() OWNER TO postgres;
-
-CREATE FUNCTION private.webhook_health() RETURNS TABLE(checked_at timestamp with time zone, lag_seconds double precision, oldest_due_at timestamp with time zone, oldest_due_webhook_id uuid, endpoints_with_due_work bigint, due_deliveries bigint, in_flight_deliveries bigint, pending_deliveries_estimate bigint, scheduled_deliveries_estimate bigint, endpoints_healthy bigint, endpoints_failing bigint, endpoints_circuit_open bigint, endpoints_disabled bigint, signals bigint, oldest_signal_age_seconds double precision, dispatcher_awake boolean, dispatcher_heartbeat_at timestamp with time zone, last_wakeup_requested_at timestamp with time zone, wakeup_failures bigint, last_wakeup_failure_at timestamp with time zone, last_wakeup_failure text)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $_$
-declare
-  -- Counts of rows stop here: past it an operator needs to act, not an exact figure.
-  count_limit constant integer := 10000;
-begin
-  checked_at := now();
-
-  -- Due work that waits for a dispatcher: pending deliveries whose next_attempt_at has
-  -- come, of active endpoints whose circuit is closed. Not lag: deliveries held by an open
-  -- circuit (counted by endpoint state below), parked behind an earlier delivery of their
-  -- ordering key ('infinity'), scheduled for a later retry, or in flight (their
-  -- next_attempt_at is the lease's end; an expired lease is due again, and lag).
-  --
-  -- Such an endpoint is always one a claim would look at: its ready_at has come, or a
-  -- signal announces new deliveries, or it has leases (at its cap, ready_at is the first
-  -- lease's end). The lag visits only those, each with one probe of the pending index:
-  -- its cost follows the endpoints with due work, never the endpoints waiting on later
-  -- retries nor the number of pending rows. Signals and leases are read as distinct
-  -- endpoints by skip scans of their indexes.
-  with recursive signalled(webhook_id) as (
-    (select s.webhook_id from private.webhook_endpoint_signals s order by s.webhook_id limit 1)
-    union all
-    select (select s.webhook_id
-              from private.webhook_endpoint_signals s
-             where s.webhook_id > g.webhook_id
-             order by s.webhook_id
-             limit 1)
-      from signalled g
-     where g.webhook_id is not null
-  ), leased(webhook_id) as (
-    (select d.webhook_id
-       from public.webhook_deliveries d
-      where d.state = 'pending' and d.lease_owner is not null and d.webhook_id is not null
-      order by d.webhook_id
-      limit 1)
-    union all
-    select (select d.webhook_id
-              from public.webhook_deliveries d
-             where d.state = 'pending' and d.lease_owner is not null and d.webhook_id > l.webhook_id
-             order by d.webhook_id
-             limit 1)
-      from leased l
-     where l.webhook_id is not null
-  ), candidates as (
-    select e.webhook_id from private.webhook_endpoints e where e.ready_at <= now()
-    union
-    select g.webhook_id from signalled g where g.webhook_id is not null
-    union
-    select l.webhook_id from leased l where l.webhook_id is not null
-  ), serving as (
-    select c.webhook_id
-      from candidates c
-      join private.webhook_endpoints e on e.webhook_id = c.webhook_id
-      join public.webhooks w on w.id = c.webhook_id
-     where w.is_active
-       and e.circuit_opened_at is null
-  ), oldest as (
-    select s.webhook_id, o.next_attempt_at
-      from serving s
-      cross join lateral (select d.next_attempt_at
-                            from public.webhook_deliveries d
-                           where d.webhook_id = s.webhook_id
-                             and d.state = 'pending'
-                             and d.next_attempt_at <= now()
-                           order by d.next_attempt_at
-                           limit 1) o
-  )
-  select (select o.next_attempt_at from oldest o order by o.next_attempt_at, o.webhook_id limit 1),
-         (select o.webhook_id from oldest o order by o.next_attempt_at, o.webhook_id limit 1),
-         (select count(*) from oldest),
-         (select count(*)
-            from (select 1
-                    from serving s
-                    cross join lateral (select 1
-                                          from public.webhook_deliveries d
-                                         where d.webhook_id = s.webhook_id
-                                           and d.state = 'pending'
-                                           and d.next_attempt_at <= now()
-                                         -- ordered: the pending index, never a heap scan
-                                         order by d.next_attempt_at
-                                         limit count_limit) x
-                   limit count_limit) due)
-    into oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries;
-  lag_seconds := coalesce(extract(epoch from now() - oldest_due_at)::double precision, 0);
-
-  -- Requests in flight: unexpired leases (bounded by the dispatchers' caps).
-  select count(*) into in_flight_deliveries
-    from public.webhook_deliveries d
-   where d.state = 'pending' and d.lease_owner is not null and d.lease_expires_at > now();
-
-  -- Pending rows as the last (auto)vacuum or ANALYZE counted them in the pending index: an
-  -- estimate, which is all a trend needs. Scheduled = the pending that are neither due nor
-  -- in flight (retries waiting, ordered deliveries parked, deliveries behind open circuits).
-  select greatest(c.reltuples, 0)::bigint into pending_deliveries_estimate
-    from pg_catalog.pg_class c
-   where c.oid = 'public.webhook_deliveries_pending_by_webhook_idx'::regclass;
-  scheduled_deliveries_estimate := greatest(pending_deliveries_estimate - due_deliveries - in_flight_deliveries, 0);
-
-  -- Endpoints by state, with the rule ADMINs see (public.webhook_endpoint_health).
-  select count(*) filter (where h.state = 'healthy'),
-         count(*) filter (where h.state = 'failing'),
-         count(*) filter (where h.state = 'circuit_open'),
-         count(*) filter (where h.state = 'disabled')
-    into endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled
-    from public.webhook_endpoint_health h;
-
-  -- Signals: new deliveries no claim has looked at yet. Every claim consumes them, so an old
-  -- one means no dispatcher is claiming.
-  select count(*) into signals
-    from (select 1 from private.webhook_endpoint_signals s limit count_limit) x;
-  select extract(epoch from now() - s.created_at)::double precision into oldest_signal_age_seconds
-    from private.webhook_endpoint_signals s
-   order by s.id
-   limit 1;
-  oldest_signal_age_seconds := coalesce(oldest_signal_age_seconds, 0);
-
-  dispatcher_awake := private.dispatcher_is_awake();
-  select case when h.last_value > 0 then pg_catalog.to_timestamp(h.last_value / 1000.0) end
-    into dispatcher_heartbeat_at
-    from private.webhook_dispatcher_heartbeat h;
-
-  -- The last pg_net wake-up the database asked for (private.claim_wakeup_slot's stamp).
-  select case when r.last_value > 0 then pg_catalog.to_timestamp(r.last_value / 1000.0) end
-    into last_wakeup_requested_at
-    from private.webhook_wakeup_requested r;
-
-  -- Wake-ups that did not work, where pg_net exists (null where it does not): responses of
-  -- the last hour that are not 2xx, timed out or never came. pg_net keeps responses 6 hours
-  -- and does not record their URL, so other pg_net calls of the database count here too.
-  -- Dynamic SQL, as in private.wake_dispatcher: plain Postgres has no net schema.
-  if to_regclass('net._http_response') is not null then
-    execute format(
-      $sql$
-      select count(*),
-             max(r.created),
-             (array_agg(case when coalesce(r.timed_out, false) then 'timed out' || coalesce(': ' || r.error_msg, '')
-                             when r.status_code is null then coalesce(r.error_msg, 'no answer')
-                             else 'HTTP ' || r.status_code || coalesce(': ' || left(r.content, 200), '')
-                        end
-                        order by r.created desc, r.id desc))[1]
-        from %I.%I r
-       where r.created > now() - interval '1 hour'
-         and (r.status_code is null or r.status_code not between 200 and 299)
-      $sql$, 'net', '_http_response')
-      into wakeup_failures, last_wakeup_failure_at, last_wakeup_failure;
-  end if;
-
-  return next;
-end;
-$_$;
-
-ALTER FUNCTION private.webhook_health() OWNER TO postgres;
-
-COMMENT ON FUNCTION private.webhook_health() IS 'Operator health across every tenant: delivery lag, due/in-flight/scheduled deliveries, endpoints by state, signals, dispatcher heartbeat, last and failed pg_net wake-ups. Service role only; read it through public.webhook_health.';
 
 CREATE FUNCTION private.webhook_payload_limit_bytes() RETURNS integer
     LANGUAGE sql IMMUTABLE
@@ -1737,17 +1575,19 @@ CREATE FUNCTION public.waiting_for(delivery public.webhook_deliveries) RETURNS u
     from public.webhook_deliveries h
    where delivery.state = 'pending'
      and delivery.ordering_key is not null
+     and not coalesce(delivery.lease_expires_at > now(), false)
      and h.webhook_id = delivery.webhook_id
      and h.ordering_key = delivery.ordering_key
      and h.state = 'pending'
-     and h.ordering_seq < delivery.ordering_seq
+     and h.id <> delivery.id
+     and (h.ordering_seq < delivery.ordering_seq or h.lease_expires_at > now())
    order by h.ordering_seq
    limit 1
 $$;
 
 ALTER FUNCTION public.waiting_for(delivery public.webhook_deliveries) OWNER TO postgres;
 
-COMMENT ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) IS 'For a delivery held by an ordered endpoint: the delivery of the same key it waits for (the earliest one still pending). Null when it does not wait. Readable as a column: select=*,waiting_for';
+COMMENT ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) IS 'For a delivery held by an ordered endpoint: the delivery of the same key it waits for (the earliest one still pending, or the one in flight). Null when it does not wait. Readable as a column: select=*,waiting_for';
 
 CREATE SEQUENCE private.webhook_delivery_ordering_seq
     START WITH 1
@@ -1814,15 +1654,13 @@ CREATE TABLE private.webhook_settings (
     circuit_failure_threshold integer DEFAULT 10 NOT NULL,
     circuit_probe_min_seconds integer DEFAULT 10 NOT NULL,
     circuit_probe_max_seconds integer DEFAULT 600 NOT NULL,
-    wakeup_interval_ms integer DEFAULT 1000 NOT NULL,
     hosted boolean DEFAULT true NOT NULL,
     CONSTRAINT webhook_settings_circuit_failure_threshold_range CHECK (((circuit_failure_threshold >= 1) AND (circuit_failure_threshold <= 1000))),
     CONSTRAINT webhook_settings_circuit_probe_max_range CHECK (((circuit_probe_max_seconds >= 1) AND (circuit_probe_max_seconds <= 86400))),
     CONSTRAINT webhook_settings_circuit_probe_min_range CHECK (((circuit_probe_min_seconds >= 1) AND (circuit_probe_min_seconds <= 86400))),
     CONSTRAINT webhook_settings_circuit_probe_order CHECK ((circuit_probe_max_seconds >= circuit_probe_min_seconds)),
     CONSTRAINT webhook_settings_endpoint_concurrency_range CHECK (((endpoint_concurrency >= 1) AND (endpoint_concurrency <= 1000))),
-    CONSTRAINT webhook_settings_single_row CHECK (id),
-    CONSTRAINT webhook_settings_wakeup_interval_range CHECK (((wakeup_interval_ms >= 0) AND (wakeup_interval_ms <= 60000)))
+    CONSTRAINT webhook_settings_single_row CHECK (id)
 );
 
 ALTER TABLE private.webhook_settings OWNER TO postgres;
@@ -1837,20 +1675,7 @@ COMMENT ON COLUMN private.webhook_settings.circuit_probe_min_seconds IS 'First w
 
 COMMENT ON COLUMN private.webhook_settings.circuit_probe_max_seconds IS 'Longest wait between probes of an open circuit.';
 
-COMMENT ON COLUMN private.webhook_settings.wakeup_interval_ms IS 'At most one pg_net wake-up of the edge function per this many milliseconds (0: one per transaction).';
-
 COMMENT ON COLUMN private.webhook_settings.hosted IS 'True when the dispatcher runs on hosted Supabase, whose Edge Functions cannot connect to ports 25 and 587: webhook urls on those ports are refused (webhooks_url_port_blocked).';
-
-CREATE SEQUENCE private.webhook_wakeup_requested
-    START WITH 0
-    INCREMENT BY 1
-    MINVALUE 0
-    NO MAXVALUE
-    CACHE 1;
-
-ALTER TABLE private.webhook_wakeup_requested OWNER TO postgres;
-
-COMMENT ON SEQUENCE private.webhook_wakeup_requested IS 'Epoch milliseconds of the last pg_net wake-up request. Not transactional by design.';
 
 CREATE TABLE public.companies (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1958,34 +1783,6 @@ ALTER TABLE public.webhook_events OWNER TO postgres;
 COMMENT ON TABLE public.webhook_events IS 'Immutable events; payload is exactly the JSON body POSTed to endpoints.';
 
 COMMENT ON COLUMN public.webhook_events.ordering_key IS 'What ordered endpoints order by: the process id for process events; null (one order per endpoint) otherwise.';
-
-CREATE VIEW public.webhook_health WITH (security_invoker='true') AS
- SELECT webhook_health.checked_at,
-    webhook_health.lag_seconds,
-    webhook_health.oldest_due_at,
-    webhook_health.oldest_due_webhook_id,
-    webhook_health.endpoints_with_due_work,
-    webhook_health.due_deliveries,
-    webhook_health.in_flight_deliveries,
-    webhook_health.pending_deliveries_estimate,
-    webhook_health.scheduled_deliveries_estimate,
-    webhook_health.endpoints_healthy,
-    webhook_health.endpoints_failing,
-    webhook_health.endpoints_circuit_open,
-    webhook_health.endpoints_disabled,
-    webhook_health.signals,
-    webhook_health.oldest_signal_age_seconds,
-    webhook_health.dispatcher_awake,
-    webhook_health.dispatcher_heartbeat_at,
-    webhook_health.last_wakeup_requested_at,
-    webhook_health.wakeup_failures,
-    webhook_health.last_wakeup_failure_at,
-    webhook_health.last_wakeup_failure
-   FROM private.webhook_health() webhook_health(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, last_wakeup_requested_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure);
-
-ALTER TABLE public.webhook_health OWNER TO postgres;
-
-COMMENT ON VIEW public.webhook_health IS 'One row: is webhook delivery keeping up? lag_seconds (age of the oldest delivery waiting for a dispatcher), counts, endpoint states, wake-up failures. Service role only. See the README, "Operating it".';
 
 CREATE TABLE public.webhook_trigger_types (
     name text NOT NULL,
@@ -2234,8 +2031,6 @@ REVOKE ALL ON FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason
 REVOKE ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) TO service_role;
 
-REVOKE ALL ON FUNCTION private.claim_wakeup_slot() FROM PUBLIC;
-
 REVOKE ALL ON FUNCTION private.dispatcher_going_idle() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.dispatcher_going_idle() TO service_role;
 
@@ -2400,9 +2195,6 @@ REVOKE ALL ON FUNCTION private.wake_dispatcher() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.wake_dispatcher_if_due() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION private.webhook_health() FROM PUBLIC;
-GRANT ALL ON FUNCTION private.webhook_health() TO service_role;
-
 REVOKE ALL ON FUNCTION private.webhook_payload_limit_bytes() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.webhook_signing_secrets(webhook_id uuid) FROM PUBLIC;
@@ -2461,8 +2253,6 @@ GRANT SELECT ON TABLE public.webhook_endpoint_health TO authenticated;
 
 GRANT ALL ON TABLE public.webhook_events TO service_role;
 GRANT SELECT ON TABLE public.webhook_events TO authenticated;
-
-GRANT SELECT ON TABLE public.webhook_health TO service_role;
 
 GRANT ALL ON TABLE public.webhook_trigger_types TO service_role;
 GRANT SELECT ON TABLE public.webhook_trigger_types TO authenticated;

@@ -141,6 +141,18 @@ drop index public.webhook_deliveries_due_idx;
 
 drop function private.lock_subscribed_webhooks(uuid, text);
 
+-- One url per company and trigger type stays the rule, as a unique index on an expression
+-- rather than a constraint on the columns. Postgres treats the columns of a plain unique
+-- constraint as a key: an ADMIN changing url or trigger_type then locked the webhook row
+-- FOR UPDATE, which conflicts with the FOR KEY SHARE that the business path's foreign-key
+-- check (webhook_deliveries.webhook_id) takes, so every write fanning out to that endpoint
+-- waited for the ADMIN's transaction. `url || ''` is url itself; being an expression is its
+-- only purpose. Same name, same 23505 "duplicate key value violates unique constraint".
+alter table public.webhooks drop constraint webhooks_company_trigger_url_key;
+create unique index webhooks_company_trigger_url_key on public.webhooks (company_id, trigger_type, (url || ''));
+comment on index public.webhooks_company_trigger_url_key is
+  'One url per company and trigger type. An expression index on purpose: it must not make url a key column (see the scheduling migration).';
+
 -- The endpoints an event of this company and type goes to: every active webhook
 -- subscribed to it, in id order, or null when there is none. The one subscriber query:
 -- enqueue_webhook_event and the process trigger each ask it once per event.
@@ -322,13 +334,24 @@ volatile
 security definer
 set search_path = ''
 as $$
+declare
+  mine xid8;
+  snapshot pg_catalog.pg_snapshot;
 begin
   perform pg_catalog.setval('private.webhook_dispatcher_heartbeat', 0);
   -- Taken after the heartbeat is cleared: every transaction that could still have read
-  -- "awake" is in this list (a business transaction has its xid before it reads it).
+  -- "awake" has an xid below ours (a business transaction has its xid before it reads
+  -- it) and is in this list. A snapshot lists in xip only the transactions in progress
+  -- below its xmax (the newest completed xid + 1); the ones in progress from xmax on are
+  -- implied, not listed, so they are added: every xid from xmax up to ours.
+  mine := pg_catalog.pg_current_xact_id();
+  snapshot := pg_catalog.pg_current_snapshot();
   return array(select x
-                 from pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) x
-                where x is distinct from pg_catalog.pg_current_xact_id_if_assigned());
+                 from pg_catalog.pg_snapshot_xip(snapshot) x
+                where x <> mine
+               union all
+               select n::text::xid8
+                 from generate_series(pg_catalog.pg_snapshot_xmax(snapshot)::text::bigint, mine::text::bigint - 1) n);
 end;
 $$;
 comment on function private.dispatcher_going_idle() is
@@ -671,8 +694,10 @@ begin
 
       while take > 0 loop
         -- The endpoint's oldest due deliveries. An ordered delivery goes only when it is
-        -- the earliest pending one of its key; the others found due are parked ('infinity')
-        -- until the one before them ends, so they are read once, not at every claim.
+        -- the earliest pending one of its key and no other of its key is in flight (one
+        -- with a later number whose transaction committed first); the others found due are
+        -- parked ('infinity') until the one before them ends, so they are read once, not at
+        -- every claim.
         due := array(select d.id
                        from public.webhook_deliveries d
                       where d.webhook_id = endpoint.webhook_id
@@ -685,12 +710,20 @@ begin
                          from public.webhook_deliveries d
                         where d.id = any (due)
                           and (d.ordering_key is null
-                               or not exists (select 1
-                                                from public.webhook_deliveries p
-                                               where p.webhook_id = d.webhook_id
-                                                 and p.ordering_key = d.ordering_key
-                                                 and p.state = 'pending'
-                                                 and p.ordering_seq < d.ordering_seq)));
+                               or (not exists (select 1
+                                                 from public.webhook_deliveries p
+                                                where p.webhook_id = d.webhook_id
+                                                  and p.ordering_key = d.ordering_key
+                                                  and p.state = 'pending'
+                                                  and p.ordering_seq < d.ordering_seq)
+                                   and not exists (select 1
+                                                     from public.webhook_deliveries f
+                                                    where f.webhook_id = d.webhook_id
+                                                      and f.state = 'pending'
+                                                      and f.lease_owner is not null
+                                                      and f.lease_expires_at > now()
+                                                      and f.ordering_key = d.ordering_key
+                                                      and f.id <> d.id))));
         update public.webhook_deliveries d
            set next_attempt_at = 'infinity'
          where d.id = any (due) and not d.id = any (heads);
@@ -818,7 +851,7 @@ begin
        and d.lease_owner = worker
        and d.attempt_count = r.attempt_number
     returning d.webhook_id, d.ordering_key, d.state, r.outcome, r.status, left(r.error, 2000) as error,
-              coalesce(r.gone, false) as gone, r.position
+              coalesce(r.gone, false) as gone, r.position, d.last_attempt_at as claimed_at
   )
   select count(*)::integer, coalesce(jsonb_agg(to_jsonb(m) order by m.position), '[]')
     into applied, moved
@@ -850,13 +883,18 @@ begin
            bool_or(m ->> 'outcome' = 'failed' and (m ->> 'status')::integer < 500) as answered,
            bool_or(m ->> 'outcome' <> 'succeeded') as any_failure,
            (array_agg(m ->> 'status' order by (m ->> 'position')::bigint desc))[1]::integer as last_status,
-           (array_agg(m ->> 'error' order by (m ->> 'position')::bigint desc))[1] as last_error
+           (array_agg(m ->> 'error' order by (m ->> 'position')::bigint desc))[1] as last_error,
+           max((m ->> 'claimed_at')::timestamptz) filter (where m ->> 'outcome' = 'failed'
+                                                            and coalesce((m ->> 'status')::integer, 599) >= 500) as last_breaking_claim
       from jsonb_array_elements(moved) m
      group by 1
   ), counted as (
     select p.*,
            case when p.succeeded or (p.answered and p.breaking = 0) then 0
-                else e.consecutive_failures + p.breaking end as failures
+                else e.consecutive_failures + p.breaking end as failures,
+           -- A probe is a request claimed while the circuit was open; the ones already in
+           -- flight when it opened are not, and their failures must not push the next probe.
+           coalesce(p.last_breaking_claim > e.circuit_opened_at, false) as probe_failed
       from per_endpoint p
       join private.webhook_endpoints e on e.webhook_id = p.webhook_id
   )
@@ -871,13 +909,13 @@ begin
          probe_interval_seconds = case when c.failures = 0 then null
                                        when e.circuit_opened_at is null and c.failures >= settings.circuit_failure_threshold
                                          then settings.circuit_probe_min_seconds
-                                       when e.circuit_opened_at is not null and c.breaking > 0
+                                       when c.probe_failed
                                          then least(e.probe_interval_seconds * 2, settings.circuit_probe_max_seconds)
                                        else e.probe_interval_seconds end,
          next_probe_at          = case when c.failures = 0 then null
                                        when e.circuit_opened_at is null and c.failures >= settings.circuit_failure_threshold
                                          then now() + make_interval(secs => settings.circuit_probe_min_seconds)
-                                       when e.circuit_opened_at is not null and c.breaking > 0
+                                       when c.probe_failed
                                          then now() + make_interval(secs => least(e.probe_interval_seconds * 2, settings.circuit_probe_max_seconds))
                                        else e.next_probe_at end,
          last_status            = c.last_status,

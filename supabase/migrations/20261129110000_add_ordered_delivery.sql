@@ -217,7 +217,9 @@ create trigger apply_delivery_order
   after update of delivery_order on public.webhooks
   for each row execute function private.tg_webhooks__apply_delivery_order();
 
--- Why a pending delivery waits: the delivery of its key that goes before it.
+-- Why a pending delivery waits: the delivery of its key that goes before it, or the one of
+-- its key in flight (a later one whose transaction committed first). Null for a delivery
+-- in flight itself.
 create function public.waiting_for(delivery public.webhook_deliveries)
 returns uuid
 language sql
@@ -228,15 +230,17 @@ as $$
     from public.webhook_deliveries h
    where delivery.state = 'pending'
      and delivery.ordering_key is not null
+     and not coalesce(delivery.lease_expires_at > now(), false)
      and h.webhook_id = delivery.webhook_id
      and h.ordering_key = delivery.ordering_key
      and h.state = 'pending'
-     and h.ordering_seq < delivery.ordering_seq
+     and h.id <> delivery.id
+     and (h.ordering_seq < delivery.ordering_seq or h.lease_expires_at > now())
    order by h.ordering_seq
    limit 1
 $$;
 comment on function public.waiting_for(public.webhook_deliveries) is
-  'For a delivery held by an ordered endpoint: the delivery of the same key it waits for (the earliest one still pending). Null when it does not wait. Readable as a column: select=*,waiting_for';
+  'For a delivery held by an ordered endpoint: the delivery of the same key it waits for (the earliest one still pending, or the one in flight). Null when it does not wait. Readable as a column: select=*,waiting_for';
 revoke execute on function public.waiting_for(public.webhook_deliveries) from public, anon;
 grant execute on function public.waiting_for(public.webhook_deliveries) to authenticated, service_role;
 
