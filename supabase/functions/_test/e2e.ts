@@ -19,6 +19,7 @@ import postgres from "postgres";
 import { Webhook } from "standardwebhooks";
 import { readTask } from "../tasks.mjs";
 import { type ReceivedRequest, type Receiver, type ReceiverHandler, startReceiver } from "./receiver.ts";
+import { CHILD_DENO_FLAGS } from "./runtime.ts";
 
 export type { ReceivedRequest, Receiver };
 
@@ -261,8 +262,9 @@ async function spawnDispatcher(tag: string, dbUrl: string, options: DispatcherOp
     ...(mode === "http" ? { PORT: "0" } : {}),
     ...options.env,
   };
+  const [subcommand, ...flags] = task.args;
   const child = new Deno.Command(Deno.execPath(), {
-    args: task.args,
+    args: [subcommand, ...CHILD_DENO_FLAGS, ...flags],
     cwd: FUNCTIONS_DIR,
     env,
     clearEnv: true,

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { type HttpClientFactory, MAX_RESPONSE_CHARS, type SendOptions, sendWebhook, USER_AGENT } from "./send.ts";
 import { gate, startReceiver, unusedPort } from "../../_test/receiver.ts";
 import { LOCALHOST_CERT, LOCALHOST_KEY } from "../../_test/tls.ts";
+import { CHILD_DENO_FLAGS } from "../../_test/runtime.ts";
 
 const body = JSON.stringify({ type: "WEBHOOK_TEST", data: {} });
 const headers = { "webhook-id": "msg_1", "webhook-timestamp": "1767225600", "webhook-signature": "v1,abc=" };
@@ -237,12 +238,33 @@ Deno.test("send: http requests go to the vetted address, not to a second DNS ans
   assert.equal(receiver.requests[0].path, "/pinned");
   assert.equal(receiver.requests[0].headers.get("host"), `hooks.invalid:${receiver.port}`);
 
-  // https: a plain-TCP transport to the address would skip TLS; the name stays what
-  // fetch connects to (and so fails to resolve here).
+  // https: a proxy at the address would be asked to CONNECT, which a receiver does not
+  // do; the name stays what fetch connects to (and so fails to resolve here).
   const secure = await sendWebhook({ url: `https://hooks.invalid:${receiver.port}/`, body, headers }, pinned);
   assert.equal(secure.outcome, "failed");
   assert.equal(requested.length, 1, "no pinned client for https");
   assert.equal(receiver.requests.length, 1);
+});
+
+Deno.test("send: a connection that cannot be pinned to the vetted address sends nothing and says why", async () => {
+  // An unpinned fetch would resolve `hooks.invalid` itself (and fail with a DNS error): the
+  // error says whether anything was attempted.
+  const resolve = () => Promise.resolve(["93.184.215.14"]);
+  const url = "http://hooks.invalid:8080/";
+  // What Deno 2.1 answers to the `transport: "tcp"` form newer Denos accept.
+  const createHttpClient: HttpClientFactory = () => {
+    throw new URIError("relative URL without a base");
+  };
+  const result = await sendWebhook(
+    { url, body, headers },
+    { allowedTargets: new Set(), timeoutMs: 5_000, resolve, createHttpClient },
+  );
+  assert.equal(result.outcome, "failed");
+  assert.equal(result.status, null);
+  assert.equal(
+    result.error,
+    "not sent: the connection could not be pinned to the vetted address 93.184.215.14 (relative URL without a base)",
+  );
 });
 
 Deno.test("send: https verifies the certificate against the runtime's trust store; a private CA comes from --cert", async () => {
@@ -269,7 +291,7 @@ Deno.test("send: https verifies the certificate against the runtime's trust stor
       );
       console.log(JSON.stringify(result));`;
     const child = await new Deno.Command(Deno.execPath(), {
-      args: ["eval", `--cert=${ca}`, script],
+      args: ["eval", ...CHILD_DENO_FLAGS, `--cert=${ca}`, script],
       cwd: new URL("../..", import.meta.url),
       env: { NO_COLOR: "1" },
     }).output();
