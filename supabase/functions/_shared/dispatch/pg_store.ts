@@ -13,16 +13,18 @@ export interface PgStoreOptions {
 
 /**
  * A small pool for the dispatcher.
- * - `prepare: false`: Supabase's SUPABASE_DB_URL may point at the transaction-mode
- *   pooler (Supavisor), where named prepared statements do not survive.
+ * - `prepare: false`: the URL may point at Supavisor's transaction-mode pooler
+ *   (WEBHOOK_DB_URL), where named prepared statements do not survive.
  * - `fetch_types: false`: postgres.js otherwise runs a type query on every new
  *   connection whose failure is an unhandled rejection (porsager/postgres#1192): a
  *   connection lost during a Postgres restart would kill the worker. Arrays therefore
  *   travel as JSON in the queries below.
  * - `backoff`: reconnect within a second once Postgres is back (the default grows to
  *   20 s and delays the LISTEN connection too).
+ * - `ssl`: see databaseTls.
  */
-export function connectDatabase(dbUrl: string, max = 4): postgres.Sql {
+export function connectDatabase(dbUrl: string, max = 4, { caCert }: { caCert?: string } = {}): postgres.Sql {
+  const ssl = databaseTls(dbUrl, caCert);
   return postgres(dbUrl, {
     prepare: false,
     fetch_types: false,
@@ -31,7 +33,27 @@ export function connectDatabase(dbUrl: string, max = 4): postgres.Sql {
     idle_timeout: 30,
     connect_timeout: 10,
     connection: { application_name: "webhook-dispatcher" },
+    ...(ssl === undefined ? {} : { ssl }),
   });
+}
+
+/**
+ * TLS for a connection string. `sslmode` (or `ssl`, `sslrootcert`) in the URL wins:
+ * postgres.js reads it, and undefined leaves it to. Otherwise a local host (localhost,
+ * 127.0.0.0/8, ::1, a Unix socket) is plain, and any other is encrypted: verified against
+ * `caCert` when given (verify-full: the chain and the host name), else without verifying
+ * the certificate (`require`, what libpq's sslmode=require does), so a project that
+ * enforces SSL connects.
+ */
+export function databaseTls(dbUrl: string, caCert?: string): false | "require" | { ca: string } | undefined {
+  const [, hostPart = "", query = ""] =
+    /^postgres(?:ql)?:\/\/(?:[^@/?#]*@)?([^/?#]*)[^?#]*(?:\?([^#]*))?/.exec(dbUrl) ??
+      [];
+  if (/(^|&)(sslmode|ssl|sslrootcert)=/i.test(query)) return undefined;
+  const hosts = hostPart.split(",").map((h) => h.replace(/:\d*$/, "").replace(/^\[(.*)\]$/, "$1").toLowerCase());
+  const local = (h: string) => h === "" || h === "localhost" || /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::1";
+  if (hosts.every(local)) return false;
+  return caCert === undefined ? "require" : { ca: caCert };
 }
 
 /**
