@@ -239,14 +239,24 @@ async function stepDeno(ctx) {
 // - Deno 2.1 trusts only its bundled Mozilla roots; current Denos add the system's (where
 //   a TLS-inspecting proxy's CA lives, as on these machines). The same trust to fetch npm
 //   packages, unless the environment chose otherwise.
+// One file is left to the step above, said in the step's result: worker mode's survival of
+// a Postgres restart. Hosted Supabase runs HTTP mode only, and worker mode runs on the
+// Deno npm installs; on Deno 2.1 postgres.js itself can die when the server goes away
+// mid-write ("Cannot read properties of null (reading 'write')" in its nextWrite), a race
+// this test caught in 2 of 4 runs.
+const NOT_ON_DENO_2_1 = ['webhook-dispatcher/postgres_restart_test.ts'];
+
 async function stepDenoHosted(ctx) {
   const env = process.env.DENO_TLS_CA_STORE || process.env.DENO_CERT ? {} : { DENO_TLS_CA_STORE: 'mozilla,system' };
-  return denoTests(ctx, denoExecutable('deno-2-1'), { flags: ['--no-lock'], env });
+  return denoTests(ctx, denoExecutable('deno-2-1'), { flags: ['--no-lock'], env, exclude: NOT_ON_DENO_2_1 });
 }
 
-async function denoTests(ctx, deno, { flags = [], env = {} } = {}) {
+async function denoTests(ctx, deno, { flags = [], env = {}, exclude = [] } = {}) {
   // Deno's own test file pattern: {*_,*.,}test.{ts,tsx,mts,js,mjs,jsx}
-  const files = walk(FUNCTIONS_DIR, (n) => /(^|[._])test\.(ts|tsx|mts|js|mjs|jsx)$/.test(n));
+  const all = walk(FUNCTIONS_DIR, (n) => /(^|[._])test\.(ts|tsx|mts|js|mjs|jsx)$/.test(n));
+  const excluded = exclude.map((f) => path.join(FUNCTIONS_DIR, f));
+  for (const f of excluded) if (!all.includes(f)) throw new UserError(`${rel(f)} is listed as not run on this Deno but does not exist`);
+  const files = all.filter((f) => !excluded.includes(f));
   if (files.length === 0) return nothing('no *_test.ts files in supabase/functions');
   // Run each file from the folder of its nearest deno.json, so its import map applies.
   const groups = new Map();
@@ -270,7 +280,8 @@ async function denoTests(ctx, deno, { flags = [], env = {} } = {}) {
     }
     if (res.code !== 0) code = res.code;
   }
-  const detail = `${pass} passed, ${fail} failed in ${files.length} file(s)`;
+  const left = excluded.length ? `; not run here: ${excluded.map((f) => path.basename(f)).join(', ')} (see scripts/test.mjs)` : '';
+  const detail = `${pass} passed, ${fail} failed in ${files.length} file(s)${left}`;
   const tests = { passed: pass, failed: fail };
   return code === 0 ? { ...passed(detail), tests } : { ...failed(fail ? detail : `deno test exited with ${code}; ${detail}`), tests };
 }

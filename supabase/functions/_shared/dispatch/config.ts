@@ -70,8 +70,8 @@ export interface DispatcherConfig {
   readonly wallClockMs: number;
   /** HTTP mode: deliveries one drain may claim, which bounds the CPU one wake-up uses. */
   readonly httpMaxDeliveries: number;
-  /** WEBHOOK_DB_CA_CERT: PEM of the CA the database's certificate must chain to
-   * (verify-full); absent, non-local hosts get TLS without verification (see pg_store.ts). */
+  /** WEBHOOK_DB_CA_CERT: PEM of the CA a remote database's certificate must chain to;
+   * absent, the runtime's trust store decides (pg_tls.ts). */
   readonly dbCaCert: string | undefined;
 }
 

@@ -2,6 +2,7 @@
 // pg_store_test.ts runs it against a real database when DB_URL is set.
 
 import postgres from "postgres";
+import { databaseTls, verifiedTlsSocket } from "./pg_tls.ts";
 import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./store.ts";
 
 export interface PgStoreOptions {
@@ -21,39 +22,30 @@ export interface PgStoreOptions {
  *   travel as JSON in the queries below.
  * - `backoff`: reconnect within a second once Postgres is back (the default grows to
  *   20 s and delays the LISTEN connection too).
- * - `ssl`: see databaseTls.
+ * - TLS (pg_tls.ts): as the URL's sslmode says; else plain to a local host, and verified
+ *   TLS (against `caCert` when given) to any other.
  */
 export function connectDatabase(dbUrl: string, max = 4, { caCert }: { caCert?: string } = {}): postgres.Sql {
-  const ssl = databaseTls(dbUrl, caCert);
+  const connectTimeoutSeconds = 10;
+  const tls = databaseTls(dbUrl);
   return postgres(dbUrl, {
     prepare: false,
     fetch_types: false,
     backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 1),
     max,
     idle_timeout: 30,
-    connect_timeout: 10,
+    connect_timeout: connectTimeoutSeconds,
     connection: { application_name: "webhook-dispatcher" },
-    ...(ssl === undefined ? {} : { ssl }),
+    ...(tls === "plain" ? { ssl: false } : {}),
+    // postgres.js speaks plain Postgres over a socket that is already encrypted.
+    ...(tls === "verified"
+      ? {
+        ssl: false,
+        socket: ({ host, port }: { host: string[]; port: number[] }) =>
+          verifiedTlsSocket(host[0], port[0], { caCert, timeoutMs: connectTimeoutSeconds * 1000 }),
+      }
+      : {}),
   });
-}
-
-/**
- * TLS for a connection string. `sslmode` (or `ssl`, `sslrootcert`) in the URL wins:
- * postgres.js reads it, and undefined leaves it to. Otherwise a local host (localhost,
- * 127.0.0.0/8, ::1, a Unix socket) is plain, and any other is encrypted: verified against
- * `caCert` when given (verify-full: the chain and the host name), else without verifying
- * the certificate (`require`, what libpq's sslmode=require does), so a project that
- * enforces SSL connects.
- */
-export function databaseTls(dbUrl: string, caCert?: string): false | "require" | { ca: string } | undefined {
-  const [, hostPart = "", query = ""] =
-    /^postgres(?:ql)?:\/\/(?:[^@/?#]*@)?([^/?#]*)[^?#]*(?:\?([^#]*))?/.exec(dbUrl) ??
-      [];
-  if (/(^|&)(sslmode|ssl|sslrootcert)=/i.test(query)) return undefined;
-  const hosts = hostPart.split(",").map((h) => h.replace(/:\d*$/, "").replace(/^\[(.*)\]$/, "$1").toLowerCase());
-  const local = (h: string) => h === "" || h === "localhost" || /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::1";
-  if (hosts.every(local)) return false;
-  return caCert === undefined ? "require" : { ca: caCert };
 }
 
 /**
