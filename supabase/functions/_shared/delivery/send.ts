@@ -119,10 +119,33 @@ async function attempt(webhook: OutgoingWebhook, options: SendOptions, signal: A
     };
   } catch (e) {
     if (signal.aborted) return timedOut();
-    return noResponse("failed", e instanceof Error ? e.message : String(e));
+    return noResponse("failed", networkError(e, webhook.url));
   } finally {
     client?.close();
   }
+}
+
+/**
+ * Why a request got no response, as the attempt log says it to the endpoint's admin. Deno's
+ * fetch says only "fetch failed" (since 2.2) and keeps the HTTP client's description in
+ * `cause` (2.1 puts it in the message): `client error (Connect|SendRequest): <what>`,
+ * prefixed with the dispatcher's own address, which tenants have no business seeing.
+ */
+export function networkError(error: unknown, url: string): string {
+  const messages: string[] = [];
+  for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    messages.push(e instanceof Error ? e.message : String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  // The deepest description is the most specific one.
+  const detail = messages.filter((m) => m !== "" && m !== "fetch failed").at(-1) ?? messages[0] ?? "unknown error";
+  const described = /client error \((\w+)\): (.*)$/s.exec(detail);
+  if (described === null) return detail.replace(/ from \S+ for /, " for ");
+  // Deno 2.1 repeats the OS error: "...: Connection refused (os error 111): Connection refused (os error 111)".
+  const what = described[2].split(": ").filter((part, i, parts) => part !== parts[i - 1]).join(": ");
+  if (described[1] !== "Connect") return `request failed: ${what}`;
+  if (url.startsWith("https:") && !/^(tcp connect|dns) error/.test(what)) return `TLS handshake failed: ${what}`;
+  return `connection failed: ${what}`;
 }
 
 /**
