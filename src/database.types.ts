@@ -183,14 +183,14 @@ isOneToOne: false
                   ]
                 },"webhook_trigger_types": {
                   Row: {
-                    "description": string,"name": string
+                    "description": string,"example_payload": Json | null,"name": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "description": string,"name": string
+                    "description": string,"example_payload"?: Json | null,"name": string
                   }
                   Update: {
-                    "description"?: string,"name"?: string
+                    "description"?: string,"example_payload"?: Json | null,"name"?: string
                   }
                   Relationships: [
                     
