@@ -12,8 +12,8 @@ export type WebhooksErrorKind =
   | "invalid_input" // another bad argument (message says which)
   | "unknown";
 
-/** Human-readable rules behind the named URL constraints. */
-const URL_RULES: Record<string, string> = {
+/** Human-readable rules behind the named URL constraints (the portal shows them next to the field). */
+export const URL_RULES: Readonly<Record<string, string>> = {
   webhooks_url_length: "url must be at most 2048 characters",
   webhooks_url_scheme: "url must start with http:// or https://",
   webhooks_url_no_credentials: "url must not contain user:password@",
