@@ -8,6 +8,7 @@ import { onShutdown, portAccepts, startService, waitFor } from './lifecycle.mjs'
 import { startGateway } from './gateway.mjs';
 import { apiKeys, jwtSecret } from './keys.mjs';
 import { postgrestBinary, writePostgrestConfig } from './postgrest.mjs';
+import { ensureBuilt, PORTAL_APP_DIR } from '../build.mjs';
 
 const FUNCTIONS_DIR = path.join(SUPABASE_DIR, 'functions');
 
@@ -36,13 +37,16 @@ export async function startApi(ctx) {
   await waitFor('PostgREST', async () => (await fetch(`http://127.0.0.1:${restPort + 100}/ready`)).ok);
   say(`PostgREST 12 on 127.0.0.1:${restPort} (schema cache loaded)`);
 
+  // The portal page the gateway serves at /portal (built now if its sources changed).
+  await ensureBuilt();
   const gateway = await startGateway({
     port: gatewayPort,
     routes: { rest: `http://127.0.0.1:${restPort}`, functions: { 'webhook-dispatcher': `http://127.0.0.1:${functionPort}` } },
     apiKeys: [keys.anonKey, keys.serviceRoleKey],
+    portal: { dir: PORTAL_APP_DIR, anonKey: keys.anonKey },
   });
   onShutdown(() => new Promise((resolve) => gateway.close(() => resolve())));
-  say(`gateway on http://127.0.0.1:${gatewayPort} (/rest/v1 -> PostgREST, /functions/v1/webhook-dispatcher -> Deno)`);
+  say(`gateway on http://127.0.0.1:${gatewayPort} (/rest/v1 -> PostgREST, /functions/v1/webhook-dispatcher -> Deno, /portal -> the portal page)`);
 
   return {
     env: {
@@ -50,6 +54,7 @@ export async function startApi(ctx) {
       SUPABASE_ANON_KEY: keys.anonKey,
       SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
       JWT_SECRET: secret,
+      PORTAL_URL: `http://127.0.0.1:${gatewayPort}/portal`,
     },
   };
 }
@@ -72,12 +77,8 @@ export async function startDispatcher(ctx) {
   };
   const deno = path.join(BIN, 'deno');
   const entry = path.join('webhook-dispatcher', 'index.ts');
-  // Memory settings measured in bench/README.md (peak RSS ~180 MB -> ~100 MB, same
-  // throughput); they cannot be set from inside the process.
-  startService('dispatcher', deno, ['run', '--allow-net', '--allow-env', '--allow-sys', '--allow-read', '--v8-flags=--max-semi-space-size=2', entry, '--worker'], {
-    cwd: FUNCTIONS_DIR,
-    env: { ...env, MALLOC_MMAP_THRESHOLD_: '32768', WEBHOOK_WORKER_ID: 'local-worker' },
-  });
+  const worker = dispatcherWorkerCommand({ env, workerId: 'local-worker' });
+  startService('dispatcher', worker.cmd, worker.args, { cwd: worker.cwd, env: worker.env });
   startService('function', deno, ['run', '--allow-net', '--allow-env', '--allow-sys', '--allow-read', entry], {
     cwd: FUNCTIONS_DIR,
     env: { ...env, PORT: String(functionPort), WEBHOOK_WORKER_ID: 'local-http' },
@@ -85,4 +86,20 @@ export async function startDispatcher(ctx) {
   await waitFor('the dispatcher function', () => portAccepts(functionPort), { timeoutMs: 120_000 });
   say(`webhook dispatcher: worker running; HTTP mode on 127.0.0.1:${functionPort}; allowed targets ${env.WEBHOOK_ALLOWED_TARGETS}`);
   return { env: { DEMO_RECEIVER_PORT: String(demoPort), WEBHOOK_ALLOWED_TARGETS: env.WEBHOOK_ALLOWED_TARGETS } };
+}
+
+/**
+ * How the dispatcher runs as a worker, for `npm start` and for tests that need deliveries
+ * to really go out (the portal's browser test). `env` must hold SUPABASE_DB_URL and
+ * WEBHOOK_ALLOWED_TARGETS. Returns { cmd, args, cwd, env } for a spawn.
+ */
+export function dispatcherWorkerCommand({ env, workerId }) {
+  return {
+    cmd: path.join(BIN, 'deno'),
+    // Memory settings measured in bench/README.md (peak RSS ~180 MB -> ~100 MB, same
+    // throughput); they cannot be set from inside the process.
+    args: ['run', '--allow-net', '--allow-env', '--allow-sys', '--allow-read', '--v8-flags=--max-semi-space-size=2', path.join('webhook-dispatcher', 'index.ts'), '--worker'],
+    cwd: FUNCTIONS_DIR,
+    env: { ...env, MALLOC_MMAP_THRESHOLD_: '32768', WEBHOOK_WORKER_ID: workerId },
+  };
 }
