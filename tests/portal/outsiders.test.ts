@@ -99,6 +99,23 @@ describe("the portal for people who may not manage A's webhooks", () => {
     });
   }
 
+  it("a session that expires while the page is open ends on \"Signed out\", with nothing left on screen", async () => {
+    // PostgREST accepts a token up to 30 s past its exp (clock skew): this one has ~5 s left.
+    const tab = await visit("/portal/", await signToken(userClaims(world.adminA.userId!), { expiresIn: -25 }));
+    await tab.page.getByRole("heading", { name: "Endpoints", level: 2 }).waitFor();
+    const nav = tab.page.getByRole("navigation", { name: "Webhooks portal" });
+    const signedOut = tab.page.getByRole("heading", { name: "Signed out", level: 1 });
+    // Move between pages (each asks the API again) until the server refuses the token.
+    const deadline = Date.now() + 45_000;
+    for (let i = 0; !(await signedOut.isVisible()); i++) {
+      expect(Date.now() < deadline, "the expired session never showed Signed out").toBe(true);
+      await nav.getByRole("link", { name: i % 2 ? "Endpoints" : "Deliveries" }).click({ timeout: 2000 }).catch(() => {});
+      await tab.page.waitForTimeout(500);
+    }
+    await expectNothingOfAOnScreen(tab);
+    await tab.page.context().close();
+  }, 60_000);
+
   it("an ADMIN of company B opening A's endpoint and delivery by URL: \"Not found\", and only B's own rows anywhere", async () => {
     const token = await signToken(userClaims(world.adminB.userId!));
     const endpoint = await visit(`/portal/endpoints/${hookA}`, token);
