@@ -7,7 +7,7 @@
 //   npm test -- supabase/tests/x.test.sql pgTAP on these files only (other positional args go to vitest as filters)
 //   npm test -- --keep                    keep the database up after the run, until Ctrl-C (to poke at it with psql)
 //
-// Steps, in order: tsc, pgtap, types, schema, advisors, lint, deno, deno-2.1, vitest. A step with nothing to
+// Steps, in order: tsc, build, pgtap, types, schema, advisors, lint, deno, deno-2.1, vitest. A step with nothing to
 // run says so and counts neither as passed nor failed. The last two lines are
 // `steps: N passed, M failed` and `tests: N passed, M failed` (every pgTAP, Deno and
 // vitest test, plus each check step as one); the exit code is non-zero when anything failed.
@@ -35,6 +35,7 @@ const NOT_OURS = new Set(['auth', 'extensions', 'supabase_migrations', 'tests', 
 
 const STEPS = [
   { id: 'tsc', title: 'TypeScript (tsc --noEmit)', db: false, run: stepTsc },
+  { id: 'build', title: 'npm run build (dist/: tsc + Vite; the built output is what vitest imports and the browser loads)', db: false, run: stepBuild },
   { id: 'pgtap', title: 'pgTAP (pg_prove supabase/tests)', db: true, run: stepPgtap },
   { id: 'types', title: 'src/database.types.ts and src/database.rules.ts match the migrations', db: true, run: stepTypes },
   { id: 'schema', title: 'the schema dump matches supabase/schema.sql', db: true, run: stepSchema },
@@ -110,6 +111,12 @@ async function stepTsc() {
   if (/TS18003/.test(out)) return nothing('no TypeScript files matched by tsconfig.json yet');
   const errors = (out.match(/error TS\d+/g) ?? []).length;
   return res.code === 0 ? passed('no type errors') : failed(`${errors || 'some'} type error(s)`);
+}
+
+async function stepBuild() {
+  const { build } = await import('./build.mjs');
+  const sizes = await build({ quiet: true });
+  return passed(`dist/ built; portal page JavaScript ${(sizes.gzipBytes / 1024).toFixed(1)} KB gzipped`);
 }
 
 async function stepPgtap(ctx) {

@@ -183,14 +183,14 @@ isOneToOne: false
                   ]
                 },"webhook_trigger_types": {
                   Row: {
-                    "description": string,"name": string
+                    "description": string,"example_payload": Json | null,"name": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "description": string,"name": string
+                    "description": string,"example_payload"?: Json | null,"name": string
                   }
                   Update: {
-                    "description"?: string,"name"?: string
+                    "description"?: string,"example_payload"?: Json | null,"name"?: string
                   }
                   Relationships: [
                     
@@ -227,7 +227,10 @@ isOneToOne: false
             [_ in never]: never
           }
           Functions: {
-            "get_webhook_secret":
+            "count_replayable_webhook_deliveries":
+{ Args: { "since": string,"webhook_id": string }; Returns: number
+                           },
+"get_webhook_secret":
 { Args: { "webhook_id": string }; Returns: string
                            },
 "redeliver_webhook_delivery":
@@ -241,6 +244,19 @@ isOneToOne: false
                            },
 "send_test_webhook":
 { Args: { "webhook_id": string }; Returns: string
+                           },
+"webhook_deliveries_per_hour":
+{ Args: { "for_webhook_id"?: string,"since"?: string }; Returns: {
+              "cancelled": number,"failed": number,"hour": string,"pending": number,"retrying": number,"succeeded": number,"webhook_id": string
+            }[]
+                           },
+"webhook_endpoint_stats":
+{ Args: { "since"?: string }; Returns: {
+              "cancelled": number,"deliveries": number,"failed": number,"last_attempt_at": string,"last_status": number,"pending": number,"retrying": number,"succeeded": number,"success_rate": number,"webhook_id": string
+            }[]
+                           },
+"webhooks_admin_company_id":
+{ Args: Record<PropertyKey, never>; Returns: string
                            }
           }
           Enums: {

@@ -2,8 +2,11 @@ export { createWebhooksClient } from "./client.ts";
 export type {
   AttemptOutcome,
   DeliveryFilter,
+  DeliveryListItem,
   DeliveryState,
   DeliveryWithAttempts,
+  EndpointStats,
+  HourlyOutcomes,
   NewWebhook,
   Page,
   Webhook,
@@ -14,7 +17,7 @@ export type {
   WebhooksClient,
   WebhookTriggerType,
 } from "./client.ts";
-export { toWebhooksError, WebhooksError } from "./errors.ts";
+export { toWebhooksError, URL_RULES, WebhooksError } from "./errors.ts";
 export type { WebhooksErrorKind } from "./errors.ts";
 export { verifyWebhook, WebhookVerificationError } from "./verify.ts";
 export type { WebhookPayload } from "./verify.ts";

@@ -577,6 +577,23 @@ ALTER FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) OWNE
 
 COMMENT ON FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) IS 'Gives leased deliveries back (due now) when a dispatcher stops before attempting them.';
 
+CREATE FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) RETURNS SETOF uuid
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  -- Every event since then that this endpoint never received and is not still trying to.
+  select d.event_id
+    from public.webhook_deliveries d
+   where d.webhook_id = replayable_webhook_events.webhook_id
+     and d.created_at >= replayable_webhook_events.since
+   group by d.event_id
+  having bool_and(d.state in ('failed', 'cancelled'))
+$$;
+
+ALTER FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) IS 'Events since then whose deliveries to that endpoint all failed or were cancelled: what a replay resends.';
+
 CREATE FUNCTION private.require_active(webhook public.webhooks) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -962,6 +979,25 @@ $_$;
 
 ALTER FUNCTION private.webhook_url_port(url text) OWNER TO postgres;
 
+CREATE FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  target public.webhooks := private.managed_webhook(webhook_id);
+begin
+  if since is null or since > now() then
+    raise exception 'since must be a time in the past, got %', coalesce(since::text, 'null')
+      using errcode = '22023';
+  end if;
+  return (select count(*) from private.replayable_webhook_events(target.id, since));
+end;
+$$;
+
+ALTER FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) OWNER TO postgres;
+
+COMMENT ON FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) IS 'How many events replay_webhook_deliveries(webhook_id, since) would send again now. Changes nothing.';
+
 CREATE FUNCTION public.get_webhook_secret(webhook_id uuid) RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -1088,6 +1124,84 @@ $$;
 ALTER FUNCTION public.send_test_webhook(webhook_id uuid) OWNER TO postgres;
 
 COMMENT ON FUNCTION public.send_test_webhook(webhook_id uuid) IS 'Sends a WEBHOOK_TEST event to one endpoint now. Returns the delivery id (the webhook-id header).';
+
+CREATE FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone DEFAULT (now() - '24:00:00'::interval), for_webhook_id uuid DEFAULT NULL::uuid) RETURNS TABLE(webhook_id uuid, hour timestamp with time zone, succeeded bigint, failed bigint, retrying bigint, pending bigint, cancelled bigint)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if since is null then
+    raise exception 'since is required (the start of the window)' using errcode = '22004';
+  end if;
+  return query
+    select d.webhook_id,
+           date_bin(interval '1 hour', d.created_at, timestamptz '2000-01-01 00:00:00+00'),
+           count(*) filter (where d.state = 'succeeded'),
+           count(*) filter (where d.state = 'failed'),
+           count(*) filter (where d.state = 'pending' and d.attempt_count > 0),
+           count(*) filter (where d.state = 'pending' and d.attempt_count = 0),
+           count(*) filter (where d.state = 'cancelled')
+      from public.webhook_deliveries d
+     where d.created_at >= webhook_deliveries_per_hour.since
+       and d.webhook_id is not null
+       and (for_webhook_id is null or d.webhook_id = for_webhook_id)
+     group by 1, 2
+     order by 1, 2;
+end;
+$$;
+
+ALTER FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) OWNER TO postgres;
+
+COMMENT ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) IS 'Deliveries created since then, per endpoint and UTC hour, by outcome (succeeded, failed, retrying, pending, cancelled); for_webhook_id narrows it to one endpoint. Reads through RLS.';
+
+CREATE FUNCTION public.webhook_endpoint_stats(since timestamp with time zone DEFAULT (now() - '24:00:00'::interval)) RETURNS TABLE(webhook_id uuid, deliveries bigint, succeeded bigint, failed bigint, retrying bigint, pending bigint, cancelled bigint, success_rate numeric, last_status integer, last_attempt_at timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select w.id,
+         coalesce(s.succeeded + s.failed + s.retrying + s.pending + s.cancelled, 0),
+         coalesce(s.succeeded, 0), coalesce(s.failed, 0), coalesce(s.retrying, 0),
+         coalesce(s.pending, 0), coalesce(s.cancelled, 0),
+         -- Of the deliveries that were attempted, the share that succeeded (a delivery that
+         -- succeeded after retries counts as a success). Null when none was attempted.
+         round(s.succeeded::numeric / nullif(s.succeeded + s.failed + s.retrying, 0), 4),
+         latest.last_status,
+         latest.last_attempt_at
+    from public.webhooks w
+    left join (
+      select h.webhook_id,
+             sum(h.succeeded)::bigint as succeeded, sum(h.failed)::bigint as failed,
+             sum(h.retrying)::bigint as retrying, sum(h.pending)::bigint as pending,
+             sum(h.cancelled)::bigint as cancelled
+        from public.webhook_deliveries_per_hour(webhook_endpoint_stats.since) h
+       group by h.webhook_id
+    ) s on s.webhook_id = w.id
+    -- The status of the newest delivery that was attempted, whenever that was.
+    left join lateral (
+      select d.last_status, d.last_attempt_at
+        from public.webhook_deliveries d
+       where d.webhook_id = w.id
+         and d.last_attempt_at is not null
+       order by d.created_at desc, d.id desc
+       limit 1
+    ) latest on true
+   order by w.created_at, w.id
+$$;
+
+ALTER FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) OWNER TO postgres;
+
+COMMENT ON FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) IS 'Per endpoint the caller can see: deliveries since then by outcome, success rate of the attempted ones, and the last HTTP status. Reads through RLS.';
+
+CREATE FUNCTION public.webhooks_admin_company_id() RETURNS uuid
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select private.admin_company_id()
+$$;
+
+ALTER FUNCTION public.webhooks_admin_company_id() OWNER TO postgres;
+
+COMMENT ON FUNCTION public.webhooks_admin_company_id() IS 'The company whose webhooks the caller manages (active ADMIN of an active company), or null.';
 
 CREATE TABLE private.webhook_secrets (
     webhook_id uuid NOT NULL,
@@ -1226,12 +1340,15 @@ COMMENT ON TABLE public.webhook_events IS 'Immutable events; payload is exactly 
 CREATE TABLE public.webhook_trigger_types (
     name text NOT NULL,
     description text NOT NULL,
+    example_payload jsonb,
     CONSTRAINT webhook_trigger_types_name_upper_snake CHECK ((name ~ '^[A-Z][A-Z0-9_]*$'::text))
 );
 
 ALTER TABLE public.webhook_trigger_types OWNER TO postgres;
 
 COMMENT ON TABLE public.webhook_trigger_types IS 'Events a webhook can subscribe to (UPPER_SNAKE names).';
+
+COMMENT ON COLUMN public.webhook_trigger_types.example_payload IS 'An example of the JSON body POSTed for this type (illustrative values, real shape).';
 
 ALTER TABLE ONLY private.webhook_secrets
     ADD CONSTRAINT webhook_secrets_pkey PRIMARY KEY (webhook_id);
@@ -1277,7 +1394,9 @@ CREATE INDEX processes_created_by_user_id_idx ON public.processes USING btree (c
 
 CREATE INDEX users_company_id_idx ON public.users USING btree (company_id);
 
-CREATE INDEX webhook_deliveries_company_created_idx ON public.webhook_deliveries USING btree (company_id, created_at DESC);
+CREATE INDEX webhook_deliveries_company_log_idx ON public.webhook_deliveries USING btree (company_id, created_at DESC, id DESC);
+
+CREATE INDEX webhook_deliveries_company_unsuccessful_log_idx ON public.webhook_deliveries USING btree (company_id, state, created_at DESC, id DESC) WHERE (state = ANY (ARRAY['failed'::public.webhook_delivery_state, 'cancelled'::public.webhook_delivery_state]));
 
 CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (state = 'pending'::public.webhook_delivery_state);
 
@@ -1287,13 +1406,13 @@ CREATE INDEX webhook_deliveries_pending_by_webhook_idx ON public.webhook_deliver
 
 CREATE INDEX webhook_deliveries_redelivery_of_idx ON public.webhook_deliveries USING btree (redelivery_of) WHERE (redelivery_of IS NOT NULL);
 
-CREATE INDEX webhook_deliveries_webhook_created_idx ON public.webhook_deliveries USING btree (webhook_id, created_at DESC);
+CREATE INDEX webhook_deliveries_webhook_log_idx ON public.webhook_deliveries USING btree (webhook_id, created_at DESC, id DESC);
 
 CREATE INDEX webhook_delivery_attempts_company_created_idx ON public.webhook_delivery_attempts USING btree (company_id, created_at DESC);
 
 CREATE INDEX webhook_delivery_attempts_delivery_idx ON public.webhook_delivery_attempts USING btree (delivery_id, attempt_number);
 
-CREATE INDEX webhook_events_company_created_idx ON public.webhook_events USING btree (company_id, created_at DESC);
+CREATE INDEX webhook_events_company_type_created_idx ON public.webhook_events USING btree (company_id, trigger_type, created_at DESC);
 
 CREATE INDEX webhooks_company_trigger_idx ON public.webhooks USING btree (company_id, trigger_type) WHERE is_active;
 
@@ -1530,6 +1649,8 @@ GRANT ALL ON FUNCTION private.record_delivery_results(worker text, results jsonb
 REVOKE ALL ON FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) TO service_role;
 
+REVOKE ALL ON FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.require_active(webhook public.webhooks) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.schedule_webhook_jobs() FROM PUBLIC;
@@ -1568,6 +1689,10 @@ REVOKE ALL ON FUNCTION private.webhook_signing_secrets(webhook_id uuid) FROM PUB
 
 REVOKE ALL ON FUNCTION private.webhook_url_port(url text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) TO authenticated;
+GRANT ALL ON FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) TO service_role;
+
 REVOKE ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) TO service_role;
@@ -1587,6 +1712,18 @@ GRANT ALL ON FUNCTION public.rotate_webhook_secret(webhook_id uuid) TO service_r
 REVOKE ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) TO service_role;
+
+REVOKE ALL ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) TO service_role;
+
+REVOKE ALL ON FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) TO authenticated;
+GRANT ALL ON FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) TO service_role;
+
+REVOKE ALL ON FUNCTION public.webhooks_admin_company_id() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.webhooks_admin_company_id() TO authenticated;
+GRANT ALL ON FUNCTION public.webhooks_admin_company_id() TO service_role;
 
 GRANT ALL ON TABLE public.companies TO service_role;
 GRANT SELECT ON TABLE public.companies TO authenticated;
