@@ -2,7 +2,7 @@
 // SUPABASE_URL, and the webhook dispatcher (worker mode, plus HTTP mode behind
 // /functions/v1/webhook-dispatcher), each a child that `npm start` stops on Ctrl-C.
 import path from 'node:path';
-import { BIN, LOCAL_DIR, SUPABASE_DIR, envPort, envStr } from './env.mjs';
+import { LOCAL_DIR, SUPABASE_DIR, denoExecutable, envPort, envStr } from './env.mjs';
 import { say, UserError } from './run.mjs';
 import { onShutdown, portAccepts, startService, waitFor } from './lifecycle.mjs';
 import { startGateway } from './gateway.mjs';
@@ -78,7 +78,7 @@ export async function startDispatcher(ctx) {
   };
   // The start commands are the `worker` and `serve` tasks of supabase/functions/deno.json,
   // spawned directly (no `deno task` process in between; see tasks.mjs there).
-  const deno = path.join(BIN, 'deno');
+  const deno = denoExecutable();
   const worker = dispatcherWorkerCommand({ env, workerId: 'local-worker' });
   startService('dispatcher', worker.cmd, worker.args, { cwd: worker.cwd, env: worker.env });
   const serve = readTask('serve');
@@ -100,7 +100,7 @@ export async function startDispatcher(ctx) {
 export function dispatcherWorkerCommand({ env, workerId }) {
   const worker = readTask('worker');
   return {
-    cmd: path.join(BIN, 'deno'),
+    cmd: denoExecutable(),
     args: worker.args,
     cwd: FUNCTIONS_DIR,
     env: { ...env, ...worker.env, WEBHOOK_WORKER_ID: workerId },

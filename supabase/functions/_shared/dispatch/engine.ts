@@ -59,6 +59,7 @@ export interface DrainOptions {
   budgetMs: number;
   /** Graceful shutdown: unstarted attempts are released instead of sent. */
   signal?: AbortSignal;
+  maxDeliveries?: number; // claims at most this many deliveries in this drain (HTTP mode: bounds one wake-up's CPU)
 }
 
 export function emptyCounts(): DrainCounts {
