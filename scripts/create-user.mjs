@@ -86,12 +86,16 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       active: !values.inactive,
       hours: Number(values.hours),
     });
-    if (values.json) console.log(JSON.stringify(made));
+    // The portal page of the running stack, signed in as this user (the token stays in the fragment: never sent to a server).
+    const portalBase = env.PORTAL_URL ?? (env.SUPABASE_URL ? `${env.SUPABASE_URL}/portal` : null);
+    const portalUrl = portalBase ? `${portalBase}#access_token=${made.token}` : null;
+    if (values.json) console.log(JSON.stringify({ ...made, portalUrl }));
     else {
       console.log(`user    ${made.userId} (${values.email}, ${values.role.toUpperCase()}${values.inactive ? ', inactive' : ''})`);
       console.log(`company ${made.companyId}`);
       console.log(`token   ${made.token}`);
       console.log(`\ncurl -H "apikey: $SUPABASE_ANON_KEY" -H "Authorization: Bearer ${made.token.slice(0, 12)}..." $SUPABASE_URL/rest/v1/webhooks`);
+      if (portalUrl) console.log(`\nportal (valid ${values.hours} h): ${portalUrl}`);
     }
   } catch (err) {
     console.error(`could not create the user: ${err.message}`);

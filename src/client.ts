@@ -1,5 +1,6 @@
 import type { PostgrestError, SupabaseClient } from "@supabase/supabase-js";
 import type { Database, Enums, Tables } from "./database.types.ts";
+import { afterCursorFilters, decodeDeliveryCursor, encodeDeliveryCursor } from "./cursor.ts";
 import { toWebhooksError, WebhooksError } from "./errors.ts";
 
 /**
@@ -51,23 +52,51 @@ export interface WebhookChanges {
 export interface DeliveryFilter {
   webhookId?: string;
   state?: DeliveryState;
+  /** Only deliveries of events of this trigger type (e.g. WEBHOOK_TEST). */
+  triggerType?: string;
   /** Created at or after (inclusive). */
   since?: Date | string;
   /** Created before (exclusive). */
   until?: Date | string;
   /** Page size, 1 to 1000 (default 50). */
   limit?: number;
-  /** Rows to skip (default 0). */
+  /** Rows to skip (default 0). Deep offsets get slow on a long history: prefer `after`. */
   offset?: number;
+  /**
+   * Keyset pagination: the `nextCursor` of the previous page. Every page then costs the
+   * same, however deep. Not together with `offset`.
+   */
+  after?: string;
+  /**
+   * Count every matching row into `total` (default true). A count reads the whole
+   * filtered history; a log that pages with `after` can skip it (`total` is then null).
+   */
+  count?: boolean;
+  /**
+   * Your company's id (optional). RLS already limits you to it; saying it again lets
+   * Postgres plan with your company's real row count instead of an average one, which
+   * keeps filtered pages of a large history on an index range scan.
+   */
+  companyId?: string;
 }
 
 export interface Page<T> {
   items: T[];
-  /** Rows matching the filter, all pages together. */
-  total: number;
-  /** Offset of the next page, or null on the last one. */
+  /** Rows matching the filter, all pages together; null when `count: false`. */
+  total: number | null;
+  /** Offset of the next page, or null on the last one (and in keyset mode). */
   nextOffset: number | null;
+  /** Pass as `after` for the next page; null on the last one. */
+  nextCursor: string | null;
 }
+
+/** A delivery as the log lists it: the row plus its event's trigger type. */
+export type DeliveryListItem = WebhookDelivery & { trigger_type: string };
+
+/** Per endpoint, over a window (webhook_endpoint_stats). */
+export type EndpointStats = Database["public"]["Functions"]["webhook_endpoint_stats"]["Returns"][number];
+/** Per endpoint and UTC hour, by outcome (webhook_deliveries_per_hour). */
+export type HourlyOutcomes = Database["public"]["Functions"]["webhook_deliveries_per_hour"]["Returns"][number];
 
 export type DeliveryWithAttempts = WebhookDelivery & {
   event: WebhookEvent;
@@ -167,7 +196,7 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
       return unwrap(await supabase.from("webhook_trigger_types").select("*").order("name"), "list trigger types");
     },
 
-    async listDeliveries(filter: DeliveryFilter = {}): Promise<Page<WebhookDelivery>> {
+    async listDeliveries(filter: DeliveryFilter = {}): Promise<Page<DeliveryListItem>> {
       const limit = filter.limit ?? 50;
       const offset = filter.offset ?? 0;
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
@@ -176,19 +205,40 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
       if (!Number.isInteger(offset) || offset < 0) {
         throw new WebhooksError("invalid_input", `list deliveries: offset must be a non-negative integer, got ${offset}`);
       }
+      if (filter.after !== undefined && offset > 0) {
+        throw new WebhooksError("invalid_input", "list deliveries: page with `after` or with `offset`, not both");
+      }
+      const cursor = filter.after !== undefined ? decodeDeliveryCursor(filter.after) : null;
+      const withTotal = filter.count ?? true;
+      // Newest first; id breaks ties (rows of one statement share created_at) and is the
+      // order of the keyset indexes (20261129130000).
       let query = supabase
         .from("webhook_deliveries")
-        .select("*, waiting_for", { count: "exact" })
+        .select("*, waiting_for, event:webhook_events!inner(trigger_type)", withTotal ? { count: "exact" } : {})
         .order("created_at", { ascending: false })
-        .order("id", { ascending: true });
+        .order("id", { ascending: false });
+      if (filter.companyId) query = query.eq("company_id", filter.companyId);
       if (filter.webhookId) query = query.eq("webhook_id", filter.webhookId);
       if (filter.state) query = query.eq("state", filter.state);
+      if (filter.triggerType) query = query.eq("event.trigger_type", filter.triggerType);
       if (filter.since) query = query.gte("created_at", iso(filter.since));
       if (filter.until) query = query.lt("created_at", iso(filter.until));
-      const result = await query.range(offset, offset + limit - 1);
-      const items = unwrap(result, "list deliveries");
-      const total = result.count ?? items.length;
-      return { items, total, nextOffset: offset + items.length < total ? offset + items.length : null };
+      if (cursor) {
+        const after = afterCursorFilters(cursor);
+        query = query.lte(...after.lte).or(after.or);
+      }
+      // One row more than the page says whether there is a next one, without a count.
+      const result = await query.range(offset, offset + limit);
+      const rows = unwrap(result, "list deliveries") as unknown as Array<WebhookDelivery & { event: { trigger_type: string } }>;
+      const more = rows.length > limit;
+      const items = rows.slice(0, limit).map(({ event, ...row }) => ({ ...row, trigger_type: event.trigger_type }));
+      const last = items[items.length - 1];
+      return {
+        items,
+        total: withTotal ? (result.count ?? items.length) : null,
+        nextOffset: more && !cursor ? offset + items.length : null,
+        nextCursor: more && last ? encodeDeliveryCursor(last) : null,
+      };
     },
 
     async getDelivery(id: string): Promise<DeliveryWithAttempts> {
@@ -240,6 +290,48 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
 
     async rotateSecret(webhookId: string): Promise<string> {
       return unwrap(await supabase.rpc("rotate_webhook_secret", { webhook_id: webhookId }), `rotate secret of ${webhookId}`);
+    },
+
+    // --- What the portal reads besides the tables (migrations 20261129130100..130300) ---
+
+    /**
+     * The company whose webhooks you manage, or null when you are signed in but not an
+     * active ADMIN of an active company. Throws `unauthenticated` without a valid token.
+     */
+    async adminCompanyId(): Promise<string | null> {
+      const result = await supabase.rpc("webhooks_admin_company_id");
+      if (result.error) {
+        // anon has no EXECUTE on it: without a user token this is "not signed in".
+        if (result.error.code === "42501") {
+          throw new WebhooksError("unauthenticated", "check access: not signed in", result.error);
+        }
+        throw toWebhooksError(result.error, "check access");
+      }
+      return result.data ?? null;
+    },
+
+    /** Per endpoint you can see: deliveries since then (default 24 h) by outcome, success rate, last status. */
+    async endpointStats(since?: Date | string): Promise<EndpointStats[]> {
+      return unwrap(
+        await supabase.rpc("webhook_endpoint_stats", since === undefined ? {} : { since: iso(since) }),
+        "endpoint stats",
+      );
+    },
+
+    /** Deliveries per endpoint and UTC hour by outcome, since then (default 24 h), optionally for one endpoint. */
+    async deliveriesPerHour(options: { since?: Date | string; webhookId?: string } = {}): Promise<HourlyOutcomes[]> {
+      const args: { since?: string; for_webhook_id?: string } = {};
+      if (options.since !== undefined) args.since = iso(options.since);
+      if (options.webhookId !== undefined) args.for_webhook_id = options.webhookId;
+      return unwrap(await supabase.rpc("webhook_deliveries_per_hour", args), "deliveries per hour");
+    },
+
+    /** How many events `replay(webhookId, since)` would send again now (a dry run). */
+    async countReplayable(webhookId: string, since: Date | string): Promise<number> {
+      return unwrap(
+        await supabase.rpc("count_replayable_webhook_deliveries", { webhook_id: webhookId, since: iso(since) }),
+        `count replayable of ${webhookId}`,
+      );
     },
   };
 }

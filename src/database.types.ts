@@ -183,14 +183,14 @@ isOneToOne: false
                   ]
                 },"webhook_trigger_types": {
                   Row: {
-                    "description": string,"name": string
+                    "description": string,"example_payload": Json | null,"name": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "description": string,"name": string
+                    "description": string,"example_payload"?: Json | null,"name": string
                   }
                   Update: {
-                    "description"?: string,"name"?: string
+                    "description"?: string,"example_payload"?: Json | null,"name"?: string
                   }
                   Relationships: [
                     
@@ -238,11 +238,22 @@ isOneToOne: true
       referencedColumns: ["id"]
     }
                   ]
+                },"webhook_health": {
+                  Row: {
+                    "checked_at": string | null,"dispatcher_awake": boolean | null,"dispatcher_heartbeat_at": string | null,"due_deliveries": number | null,"endpoints_circuit_open": number | null,"endpoints_disabled": number | null,"endpoints_failing": number | null,"endpoints_healthy": number | null,"endpoints_with_due_work": number | null,"in_flight_deliveries": number | null,"lag_seconds": number | null,"last_wakeup_failure": string | null,"last_wakeup_failure_at": string | null,"last_wakeup_requested_at": string | null,"oldest_due_at": string | null,"oldest_due_webhook_id": string | null,"oldest_signal_age_seconds": number | null,"pending_deliveries_estimate": number | null,"scheduled_deliveries_estimate": number | null,"signals": number | null,"wakeup_failures": number | null
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    
+                  ]
                 }
           }
           Functions: {
             "cancel_webhook_delivery":
 { Args: { "delivery_id": string }; Returns: string
+                           },
+"count_replayable_webhook_deliveries":
+{ Args: { "since": string,"webhook_id": string }; Returns: number
                            },
 "get_webhook_secret":
 { Args: { "webhook_id": string }; Returns: string
@@ -261,6 +272,19 @@ isOneToOne: true
                            },
 "waiting_for":
 { Args: { "delivery": Omit<Database["public"]['Tables']["webhook_deliveries"]['Row'], Database["public"]['Tables']["webhook_deliveries"]['ComputedFields']> }; Returns: string
+                           },
+"webhook_deliveries_per_hour":
+{ Args: { "for_webhook_id"?: string,"since"?: string }; Returns: {
+              "cancelled": number,"failed": number,"hour": string,"pending": number,"retrying": number,"succeeded": number,"webhook_id": string
+            }[]
+                           },
+"webhook_endpoint_stats":
+{ Args: { "since"?: string }; Returns: {
+              "cancelled": number,"deliveries": number,"failed": number,"last_attempt_at": string,"last_status": number,"pending": number,"retrying": number,"succeeded": number,"success_rate": number,"webhook_id": string
+            }[]
+                           },
+"webhooks_admin_company_id":
+{ Args: Record<PropertyKey, never>; Returns: string
                            }
           }
           Enums: {

@@ -1,5 +1,5 @@
 import type { PostgrestError } from "@supabase/supabase-js";
-import { URL_RULES } from "./database.rules.ts";
+import { URL_RULES as GENERATED_URL_RULES } from "./database.rules.ts";
 
 /** What went wrong, in terms a caller can branch on. */
 export type WebhooksErrorKind =
@@ -14,8 +14,8 @@ export type WebhooksErrorKind =
   | "invalid_input" // another bad argument (message says which)
   | "unknown";
 
-/** The sentence for each named url rule, as the database states it (generated). */
-const URL_RULE_TEXT: Readonly<Record<string, string>> = URL_RULES;
+/** The sentence for each named url rule, as the database states it (generated); the portal shows them next to the field. */
+export const URL_RULES: Readonly<Record<string, string>> = GENERATED_URL_RULES;
 
 /** An error from the webhooks API: never swallowed, always with a kind and the server's words. */
 export class WebhooksError extends Error {
@@ -40,7 +40,7 @@ export class WebhooksError extends Error {
 
 function constraintIn(error: Partial<PostgrestError>): string | undefined {
   const text = `${error.message ?? ""} ${error.details ?? ""}`;
-  return /constraint "([^"]+)"/.exec(text)?.[1] ?? Object.keys(URL_RULE_TEXT).find((name) => text.includes(name));
+  return /constraint "([^"]+)"/.exec(text)?.[1] ?? Object.keys(URL_RULES).find((name) => text.includes(name));
 }
 
 /** Maps a PostgREST/Postgres error to a WebhooksError with a kind and a readable message. */
@@ -59,7 +59,7 @@ export function toWebhooksError(error: Partial<PostgrestError>, what = "request"
   if (code === "PGRST116") {
     return new WebhooksError("not_found", `${what}: not found, or not visible to you`, source);
   }
-  const urlRule = constraint === undefined ? undefined : URL_RULE_TEXT[constraint];
+  const urlRule = constraint === undefined ? undefined : URL_RULES[constraint];
   if (urlRule) {
     return new WebhooksError("invalid_url", `${what}: ${urlRule}`, source);
   }

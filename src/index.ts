@@ -2,11 +2,14 @@ export { createWebhooksClient } from "./client.ts";
 export type {
   AttemptOutcome,
   DeliveryFilter,
+  DeliveryListItem,
   DeliveryOrder,
   DeliveryState,
   DeliveryWithAttempts,
   EndpointHealth,
   EndpointState,
+  EndpointStats,
+  HourlyOutcomes,
   NewWebhook,
   Page,
   Webhook,
@@ -17,7 +20,7 @@ export type {
   WebhooksClient,
   WebhookTriggerType,
 } from "./client.ts";
-export { toWebhooksError, WebhooksError } from "./errors.ts";
+export { toWebhooksError, URL_RULES, WebhooksError } from "./errors.ts";
 export type { WebhooksErrorKind } from "./errors.ts";
 export { verifyWebhook, WebhookVerificationError } from "./verify.ts";
 export type { WebhookPayload } from "./verify.ts";

@@ -111,7 +111,6 @@ begin
   if lease_seconds is null or lease_seconds not between 1 and 3600 then
     raise exception 'lease_seconds must be between 1 and 3600, got %', lease_seconds using errcode = '22023';
   end if;
-  perform private.note_dispatcher_awake();
 
   -- Pending deliveries whose endpoint was deleted while the transaction creating them
   -- was still open (the delete's cancel could not see them). Normally none: one probe.
@@ -254,6 +253,13 @@ begin
      where e.webhook_id = endpoint.webhook_id;
   end loop;
 
+  -- Found work: this dispatcher will claim again soon, so committing transactions need
+  -- not wake anyone. A claim that finds nothing says nothing (its dispatcher may be
+  -- about to sleep).
+  if cardinality(claimed) > 0 then
+    perform private.note_dispatcher_awake();
+  end if;
+
   return query
   select d.id, d.event_id, d.webhook_id, d.company_id, w.url, ev.payload, d.attempt_count,
          private.webhook_signing_secrets(d.webhook_id), ev.created_at
@@ -267,6 +273,24 @@ $$;
 ALTER FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) OWNER TO postgres;
 
 COMMENT ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) IS 'Leases up to batch_size due deliveries to worker for lease_seconds, endpoint by endpoint (longest waiting first), never past an endpoint''s cap or open circuit. attempt_number is the attempt about to be made.';
+
+CREATE FUNCTION private.claim_wakeup_slot() RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  now_ms bigint := (extract(epoch from clock_timestamp()) * 1000)::bigint;
+begin
+  if (select r.last_value from private.webhook_wakeup_requested r)
+     > now_ms - (select s.wakeup_interval_ms from private.webhook_settings s) then
+    return false;
+  end if;
+  perform pg_catalog.setval('private.webhook_wakeup_requested', now_ms);
+  return true;
+end;
+$$;
+
+ALTER FUNCTION private.claim_wakeup_slot() OWNER TO postgres;
 
 CREATE FUNCTION private.dispatcher_going_idle() RETURNS xid8[]
     LANGUAGE plpgsql SECURITY DEFINER
@@ -423,6 +447,18 @@ CREATE FUNCTION private.event_ordering_key(data jsonb) RETURNS text
 $$;
 
 ALTER FUNCTION private.event_ordering_key(data jsonb) OWNER TO postgres;
+
+CREATE FUNCTION private.hand_off_work() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform pg_notify('webhook_deliveries', 'more');
+  perform private.wake_dispatcher();
+end;
+$$;
+
+ALTER FUNCTION private.hand_off_work() OWNER TO postgres;
 
 CREATE FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) RETURNS uuid
     LANGUAGE plpgsql
@@ -885,6 +921,23 @@ ALTER FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) OWNE
 
 COMMENT ON FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) IS 'Gives leased deliveries back (due now) when a dispatcher stops before attempting them.';
 
+CREATE FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) RETURNS SETOF uuid
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  -- Every event since then that this endpoint never received and is not still trying to.
+  select d.event_id
+    from public.webhook_deliveries d
+   where d.webhook_id = replayable_webhook_events.webhook_id
+     and d.created_at >= replayable_webhook_events.since
+   group by d.event_id
+  having bool_and(d.state in ('failed', 'cancelled'))
+$$;
+
+ALTER FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) IS 'Events since then whose deliveries to that endpoint all failed or were cancelled: what a replay resends.';
+
 CREATE FUNCTION private.require_active(webhook public.webhooks) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -1297,6 +1350,12 @@ begin
   if target_url is null then
     return;
   end if;
+  -- One wake-up per interval for the whole database, not one per transaction: a burst
+  -- of commits needs one woken function, which then drains them all (and, while it
+  -- claims, its heartbeat stops further wake-ups altogether).
+  if not private.claim_wakeup_slot() then
+    return;
+  end if;
 
   execute format('select %I.http_post(url := $1, headers := $2, body := $3, timeout_milliseconds := 10000)', 'net')
     using target_url,
@@ -1320,6 +1379,164 @@ end;
 $$;
 
 ALTER FUNCTION private.wake_dispatcher_if_due() OWNER TO postgres;
+
+CREATE FUNCTION private.webhook_health() RETURNS TABLE(checked_at timestamp with time zone, lag_seconds double precision, oldest_due_at timestamp with time zone, oldest_due_webhook_id uuid, endpoints_with_due_work bigint, due_deliveries bigint, in_flight_deliveries bigint, pending_deliveries_estimate bigint, scheduled_deliveries_estimate bigint, endpoints_healthy bigint, endpoints_failing bigint, endpoints_circuit_open bigint, endpoints_disabled bigint, signals bigint, oldest_signal_age_seconds double precision, dispatcher_awake boolean, dispatcher_heartbeat_at timestamp with time zone, last_wakeup_requested_at timestamp with time zone, wakeup_failures bigint, last_wakeup_failure_at timestamp with time zone, last_wakeup_failure text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  -- Counts of rows stop here: past it an operator needs to act, not an exact figure.
+  count_limit constant integer := 10000;
+begin
+  checked_at := now();
+
+  -- Due work that waits for a dispatcher: pending deliveries whose next_attempt_at has
+  -- come, of active endpoints whose circuit is closed. Not lag: deliveries held by an open
+  -- circuit (counted by endpoint state below), parked behind an earlier delivery of their
+  -- ordering key ('infinity'), scheduled for a later retry, or in flight (their
+  -- next_attempt_at is the lease's end; an expired lease is due again, and lag).
+  --
+  -- Such an endpoint is always one a claim would look at: its ready_at has come, or a
+  -- signal announces new deliveries, or it has leases (at its cap, ready_at is the first
+  -- lease's end). The lag visits only those, each with one probe of the pending index:
+  -- its cost follows the endpoints with due work, never the endpoints waiting on later
+  -- retries nor the number of pending rows. Signals and leases are read as distinct
+  -- endpoints by skip scans of their indexes.
+  with recursive signalled(webhook_id) as (
+    (select s.webhook_id from private.webhook_endpoint_signals s order by s.webhook_id limit 1)
+    union all
+    select (select s.webhook_id
+              from private.webhook_endpoint_signals s
+             where s.webhook_id > g.webhook_id
+             order by s.webhook_id
+             limit 1)
+      from signalled g
+     where g.webhook_id is not null
+  ), leased(webhook_id) as (
+    (select d.webhook_id
+       from public.webhook_deliveries d
+      where d.state = 'pending' and d.lease_owner is not null and d.webhook_id is not null
+      order by d.webhook_id
+      limit 1)
+    union all
+    select (select d.webhook_id
+              from public.webhook_deliveries d
+             where d.state = 'pending' and d.lease_owner is not null and d.webhook_id > l.webhook_id
+             order by d.webhook_id
+             limit 1)
+      from leased l
+     where l.webhook_id is not null
+  ), candidates as (
+    select e.webhook_id from private.webhook_endpoints e where e.ready_at <= now()
+    union
+    select g.webhook_id from signalled g where g.webhook_id is not null
+    union
+    select l.webhook_id from leased l where l.webhook_id is not null
+  ), serving as (
+    select c.webhook_id
+      from candidates c
+      join private.webhook_endpoints e on e.webhook_id = c.webhook_id
+      join public.webhooks w on w.id = c.webhook_id
+     where w.is_active
+       and e.circuit_opened_at is null
+  ), oldest as (
+    select s.webhook_id, o.next_attempt_at
+      from serving s
+      cross join lateral (select d.next_attempt_at
+                            from public.webhook_deliveries d
+                           where d.webhook_id = s.webhook_id
+                             and d.state = 'pending'
+                             and d.next_attempt_at <= now()
+                           order by d.next_attempt_at
+                           limit 1) o
+  )
+  select (select o.next_attempt_at from oldest o order by o.next_attempt_at, o.webhook_id limit 1),
+         (select o.webhook_id from oldest o order by o.next_attempt_at, o.webhook_id limit 1),
+         (select count(*) from oldest),
+         (select count(*)
+            from (select 1
+                    from serving s
+                    cross join lateral (select 1
+                                          from public.webhook_deliveries d
+                                         where d.webhook_id = s.webhook_id
+                                           and d.state = 'pending'
+                                           and d.next_attempt_at <= now()
+                                         -- ordered: the pending index, never a heap scan
+                                         order by d.next_attempt_at
+                                         limit count_limit) x
+                   limit count_limit) due)
+    into oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries;
+  lag_seconds := coalesce(extract(epoch from now() - oldest_due_at)::double precision, 0);
+
+  -- Requests in flight: unexpired leases (bounded by the dispatchers' caps).
+  select count(*) into in_flight_deliveries
+    from public.webhook_deliveries d
+   where d.state = 'pending' and d.lease_owner is not null and d.lease_expires_at > now();
+
+  -- Pending rows as the last (auto)vacuum or ANALYZE counted them in the pending index: an
+  -- estimate, which is all a trend needs. Scheduled = the pending that are neither due nor
+  -- in flight (retries waiting, ordered deliveries parked, deliveries behind open circuits).
+  select greatest(c.reltuples, 0)::bigint into pending_deliveries_estimate
+    from pg_catalog.pg_class c
+   where c.oid = 'public.webhook_deliveries_pending_by_webhook_idx'::regclass;
+  scheduled_deliveries_estimate := greatest(pending_deliveries_estimate - due_deliveries - in_flight_deliveries, 0);
+
+  -- Endpoints by state, with the rule ADMINs see (public.webhook_endpoint_health).
+  select count(*) filter (where h.state = 'healthy'),
+         count(*) filter (where h.state = 'failing'),
+         count(*) filter (where h.state = 'circuit_open'),
+         count(*) filter (where h.state = 'disabled')
+    into endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled
+    from public.webhook_endpoint_health h;
+
+  -- Signals: new deliveries no claim has looked at yet. Every claim consumes them, so an old
+  -- one means no dispatcher is claiming.
+  select count(*) into signals
+    from (select 1 from private.webhook_endpoint_signals s limit count_limit) x;
+  select extract(epoch from now() - s.created_at)::double precision into oldest_signal_age_seconds
+    from private.webhook_endpoint_signals s
+   order by s.id
+   limit 1;
+  oldest_signal_age_seconds := coalesce(oldest_signal_age_seconds, 0);
+
+  dispatcher_awake := private.dispatcher_is_awake();
+  select case when h.last_value > 0 then pg_catalog.to_timestamp(h.last_value / 1000.0) end
+    into dispatcher_heartbeat_at
+    from private.webhook_dispatcher_heartbeat h;
+
+  -- The last pg_net wake-up the database asked for (private.claim_wakeup_slot's stamp).
+  select case when r.last_value > 0 then pg_catalog.to_timestamp(r.last_value / 1000.0) end
+    into last_wakeup_requested_at
+    from private.webhook_wakeup_requested r;
+
+  -- Wake-ups that did not work, where pg_net exists (null where it does not): responses of
+  -- the last hour that are not 2xx, timed out or never came. pg_net keeps responses 6 hours
+  -- and does not record their URL, so other pg_net calls of the database count here too.
+  -- Dynamic SQL, as in private.wake_dispatcher: plain Postgres has no net schema.
+  if to_regclass('net._http_response') is not null then
+    execute format(
+      $sql$
+      select count(*),
+             max(r.created),
+             (array_agg(case when coalesce(r.timed_out, false) then 'timed out' || coalesce(': ' || r.error_msg, '')
+                             when r.status_code is null then coalesce(r.error_msg, 'no answer')
+                             else 'HTTP ' || r.status_code || coalesce(': ' || left(r.content, 200), '')
+                        end
+                        order by r.created desc, r.id desc))[1]
+        from %I.%I r
+       where r.created > now() - interval '1 hour'
+         and (r.status_code is null or r.status_code not between 200 and 299)
+      $sql$, 'net', '_http_response')
+      into wakeup_failures, last_wakeup_failure_at, last_wakeup_failure;
+  end if;
+
+  return next;
+end;
+$_$;
+
+ALTER FUNCTION private.webhook_health() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.webhook_health() IS 'Operator health across every tenant: delivery lag, due/in-flight/scheduled deliveries, endpoints by state, signals, dispatcher heartbeat, last and failed pg_net wake-ups. Service role only; read it through public.webhook_health.';
 
 CREATE FUNCTION private.webhook_payload_limit_bytes() RETURNS integer
     LANGUAGE sql IMMUTABLE
@@ -1400,6 +1617,25 @@ $$;
 ALTER FUNCTION public.cancel_webhook_delivery(delivery_id uuid) OWNER TO postgres;
 
 COMMENT ON FUNCTION public.cancel_webhook_delivery(delivery_id uuid) IS 'Ends a pending delivery as cancelled (an attempt in flight still finishes and is logged). For an ordered endpoint, the next delivery of its key goes next. Returns its id.';
+
+CREATE FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  target public.webhooks := private.managed_webhook(webhook_id);
+begin
+  if since is null or since > now() then
+    raise exception 'since must be a time in the past, got %', coalesce(since::text, 'null')
+      using errcode = '22023';
+  end if;
+  return (select count(*) from private.replayable_webhook_events(target.id, since));
+end;
+$$;
+
+ALTER FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) OWNER TO postgres;
+
+COMMENT ON FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) IS 'How many events replay_webhook_deliveries(webhook_id, since) would send again now. Changes nothing.';
 
 CREATE FUNCTION public.get_webhook_secret(webhook_id uuid) RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -1589,6 +1825,84 @@ ALTER FUNCTION public.waiting_for(delivery public.webhook_deliveries) OWNER TO p
 
 COMMENT ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) IS 'For a delivery held by an ordered endpoint: the delivery of the same key it waits for (the earliest one still pending, or the one in flight). Null when it does not wait. Readable as a column: select=*,waiting_for';
 
+CREATE FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone DEFAULT (now() - '24:00:00'::interval), for_webhook_id uuid DEFAULT NULL::uuid) RETURNS TABLE(webhook_id uuid, hour timestamp with time zone, succeeded bigint, failed bigint, retrying bigint, pending bigint, cancelled bigint)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if since is null then
+    raise exception 'since is required (the start of the window)' using errcode = '22004';
+  end if;
+  return query
+    select d.webhook_id,
+           date_bin(interval '1 hour', d.created_at, timestamptz '2000-01-01 00:00:00+00'),
+           count(*) filter (where d.state = 'succeeded'),
+           count(*) filter (where d.state = 'failed'),
+           count(*) filter (where d.state = 'pending' and d.attempt_count > 0),
+           count(*) filter (where d.state = 'pending' and d.attempt_count = 0),
+           count(*) filter (where d.state = 'cancelled')
+      from public.webhook_deliveries d
+     where d.created_at >= webhook_deliveries_per_hour.since
+       and d.webhook_id is not null
+       and (for_webhook_id is null or d.webhook_id = for_webhook_id)
+     group by 1, 2
+     order by 1, 2;
+end;
+$$;
+
+ALTER FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) OWNER TO postgres;
+
+COMMENT ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) IS 'Deliveries created since then, per endpoint and UTC hour, by outcome (succeeded, failed, retrying, pending, cancelled); for_webhook_id narrows it to one endpoint. Reads through RLS.';
+
+CREATE FUNCTION public.webhook_endpoint_stats(since timestamp with time zone DEFAULT (now() - '24:00:00'::interval)) RETURNS TABLE(webhook_id uuid, deliveries bigint, succeeded bigint, failed bigint, retrying bigint, pending bigint, cancelled bigint, success_rate numeric, last_status integer, last_attempt_at timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select w.id,
+         coalesce(s.succeeded + s.failed + s.retrying + s.pending + s.cancelled, 0),
+         coalesce(s.succeeded, 0), coalesce(s.failed, 0), coalesce(s.retrying, 0),
+         coalesce(s.pending, 0), coalesce(s.cancelled, 0),
+         -- Of the deliveries that were attempted, the share that succeeded (a delivery that
+         -- succeeded after retries counts as a success). Null when none was attempted.
+         round(s.succeeded::numeric / nullif(s.succeeded + s.failed + s.retrying, 0), 4),
+         latest.last_status,
+         latest.last_attempt_at
+    from public.webhooks w
+    left join (
+      select h.webhook_id,
+             sum(h.succeeded)::bigint as succeeded, sum(h.failed)::bigint as failed,
+             sum(h.retrying)::bigint as retrying, sum(h.pending)::bigint as pending,
+             sum(h.cancelled)::bigint as cancelled
+        from public.webhook_deliveries_per_hour(webhook_endpoint_stats.since) h
+       group by h.webhook_id
+    ) s on s.webhook_id = w.id
+    -- The status of the newest delivery that was attempted, whenever that was.
+    left join lateral (
+      select d.last_status, d.last_attempt_at
+        from public.webhook_deliveries d
+       where d.webhook_id = w.id
+         and d.last_attempt_at is not null
+       order by d.created_at desc, d.id desc
+       limit 1
+    ) latest on true
+   order by w.created_at, w.id
+$$;
+
+ALTER FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) OWNER TO postgres;
+
+COMMENT ON FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) IS 'Per endpoint the caller can see: deliveries since then by outcome, success rate of the attempted ones, and the last HTTP status. Reads through RLS.';
+
+CREATE FUNCTION public.webhooks_admin_company_id() RETURNS uuid
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select private.admin_company_id()
+$$;
+
+ALTER FUNCTION public.webhooks_admin_company_id() OWNER TO postgres;
+
+COMMENT ON FUNCTION public.webhooks_admin_company_id() IS 'The company whose webhooks the caller manages (active ADMIN of an active company), or null.';
+
 CREATE SEQUENCE private.webhook_delivery_ordering_seq
     START WITH 1
     INCREMENT BY 1
@@ -1654,13 +1968,15 @@ CREATE TABLE private.webhook_settings (
     circuit_failure_threshold integer DEFAULT 10 NOT NULL,
     circuit_probe_min_seconds integer DEFAULT 10 NOT NULL,
     circuit_probe_max_seconds integer DEFAULT 600 NOT NULL,
+    wakeup_interval_ms integer DEFAULT 1000 NOT NULL,
     hosted boolean DEFAULT true NOT NULL,
     CONSTRAINT webhook_settings_circuit_failure_threshold_range CHECK (((circuit_failure_threshold >= 1) AND (circuit_failure_threshold <= 1000))),
     CONSTRAINT webhook_settings_circuit_probe_max_range CHECK (((circuit_probe_max_seconds >= 1) AND (circuit_probe_max_seconds <= 86400))),
     CONSTRAINT webhook_settings_circuit_probe_min_range CHECK (((circuit_probe_min_seconds >= 1) AND (circuit_probe_min_seconds <= 86400))),
     CONSTRAINT webhook_settings_circuit_probe_order CHECK ((circuit_probe_max_seconds >= circuit_probe_min_seconds)),
     CONSTRAINT webhook_settings_endpoint_concurrency_range CHECK (((endpoint_concurrency >= 1) AND (endpoint_concurrency <= 1000))),
-    CONSTRAINT webhook_settings_single_row CHECK (id)
+    CONSTRAINT webhook_settings_single_row CHECK (id),
+    CONSTRAINT webhook_settings_wakeup_interval_range CHECK (((wakeup_interval_ms >= 0) AND (wakeup_interval_ms <= 60000)))
 );
 
 ALTER TABLE private.webhook_settings OWNER TO postgres;
@@ -1675,7 +1991,20 @@ COMMENT ON COLUMN private.webhook_settings.circuit_probe_min_seconds IS 'First w
 
 COMMENT ON COLUMN private.webhook_settings.circuit_probe_max_seconds IS 'Longest wait between probes of an open circuit.';
 
+COMMENT ON COLUMN private.webhook_settings.wakeup_interval_ms IS 'At most one pg_net wake-up of the edge function per this many milliseconds (0: one per transaction).';
+
 COMMENT ON COLUMN private.webhook_settings.hosted IS 'True when the dispatcher runs on hosted Supabase, whose Edge Functions cannot connect to ports 25 and 587: webhook urls on those ports are refused (webhooks_url_port_blocked).';
+
+CREATE SEQUENCE private.webhook_wakeup_requested
+    START WITH 0
+    INCREMENT BY 1
+    MINVALUE 0
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER TABLE private.webhook_wakeup_requested OWNER TO postgres;
+
+COMMENT ON SEQUENCE private.webhook_wakeup_requested IS 'Epoch milliseconds of the last pg_net wake-up request. Not transactional by design.';
 
 CREATE TABLE public.companies (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1784,15 +2113,46 @@ COMMENT ON TABLE public.webhook_events IS 'Immutable events; payload is exactly 
 
 COMMENT ON COLUMN public.webhook_events.ordering_key IS 'What ordered endpoints order by: the process id for process events; null (one order per endpoint) otherwise.';
 
+CREATE VIEW public.webhook_health WITH (security_invoker='true') AS
+ SELECT webhook_health.checked_at,
+    webhook_health.lag_seconds,
+    webhook_health.oldest_due_at,
+    webhook_health.oldest_due_webhook_id,
+    webhook_health.endpoints_with_due_work,
+    webhook_health.due_deliveries,
+    webhook_health.in_flight_deliveries,
+    webhook_health.pending_deliveries_estimate,
+    webhook_health.scheduled_deliveries_estimate,
+    webhook_health.endpoints_healthy,
+    webhook_health.endpoints_failing,
+    webhook_health.endpoints_circuit_open,
+    webhook_health.endpoints_disabled,
+    webhook_health.signals,
+    webhook_health.oldest_signal_age_seconds,
+    webhook_health.dispatcher_awake,
+    webhook_health.dispatcher_heartbeat_at,
+    webhook_health.last_wakeup_requested_at,
+    webhook_health.wakeup_failures,
+    webhook_health.last_wakeup_failure_at,
+    webhook_health.last_wakeup_failure
+   FROM private.webhook_health() webhook_health(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, last_wakeup_requested_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure);
+
+ALTER TABLE public.webhook_health OWNER TO postgres;
+
+COMMENT ON VIEW public.webhook_health IS 'One row: is webhook delivery keeping up? lag_seconds (age of the oldest delivery waiting for a dispatcher), counts, endpoint states, wake-up failures. Service role only. See the README, "Operating it".';
+
 CREATE TABLE public.webhook_trigger_types (
     name text NOT NULL,
     description text NOT NULL,
+    example_payload jsonb,
     CONSTRAINT webhook_trigger_types_name_upper_snake CHECK ((name ~ '^[A-Z][A-Z0-9_]*$'::text))
 );
 
 ALTER TABLE public.webhook_trigger_types OWNER TO postgres;
 
 COMMENT ON TABLE public.webhook_trigger_types IS 'Events a webhook can subscribe to (UPPER_SNAKE names).';
+
+COMMENT ON COLUMN public.webhook_trigger_types.example_payload IS 'An example of the JSON body POSTed for this type (illustrative values, real shape).';
 
 ALTER TABLE ONLY private.webhook_endpoint_signals
     ADD CONSTRAINT webhook_endpoint_signals_pkey PRIMARY KEY (id);
@@ -1831,9 +2191,6 @@ ALTER TABLE ONLY public.webhook_trigger_types
     ADD CONSTRAINT webhook_trigger_types_pkey PRIMARY KEY (name);
 
 ALTER TABLE ONLY public.webhooks
-    ADD CONSTRAINT webhooks_company_trigger_url_key UNIQUE (company_id, trigger_type, url);
-
-ALTER TABLE ONLY public.webhooks
     ADD CONSTRAINT webhooks_pkey PRIMARY KEY (id);
 
 CREATE INDEX webhook_endpoint_signals_webhook_idx ON private.webhook_endpoint_signals USING btree (webhook_id);
@@ -1850,7 +2207,9 @@ CREATE INDEX processes_created_by_user_id_idx ON public.processes USING btree (c
 
 CREATE INDEX users_company_id_idx ON public.users USING btree (company_id);
 
-CREATE INDEX webhook_deliveries_company_created_idx ON public.webhook_deliveries USING btree (company_id, created_at DESC);
+CREATE INDEX webhook_deliveries_company_log_idx ON public.webhook_deliveries USING btree (company_id, created_at DESC, id DESC);
+
+CREATE INDEX webhook_deliveries_company_unsuccessful_log_idx ON public.webhook_deliveries USING btree (company_id, state, created_at DESC, id DESC) WHERE (state = ANY (ARRAY['failed'::public.webhook_delivery_state, 'cancelled'::public.webhook_delivery_state]));
 
 CREATE INDEX webhook_deliveries_event_idx ON public.webhook_deliveries USING btree (event_id);
 
@@ -1862,15 +2221,19 @@ CREATE INDEX webhook_deliveries_pending_by_webhook_idx ON public.webhook_deliver
 
 CREATE INDEX webhook_deliveries_redelivery_of_idx ON public.webhook_deliveries USING btree (redelivery_of) WHERE (redelivery_of IS NOT NULL);
 
-CREATE INDEX webhook_deliveries_webhook_created_idx ON public.webhook_deliveries USING btree (webhook_id, created_at DESC);
+CREATE INDEX webhook_deliveries_webhook_log_idx ON public.webhook_deliveries USING btree (webhook_id, created_at DESC, id DESC);
 
 CREATE INDEX webhook_delivery_attempts_company_created_idx ON public.webhook_delivery_attempts USING btree (company_id, created_at DESC);
 
 CREATE INDEX webhook_delivery_attempts_delivery_idx ON public.webhook_delivery_attempts USING btree (delivery_id, attempt_number);
 
-CREATE INDEX webhook_events_company_created_idx ON public.webhook_events USING btree (company_id, created_at DESC);
+CREATE INDEX webhook_events_company_type_created_idx ON public.webhook_events USING btree (company_id, trigger_type, created_at DESC);
 
 CREATE INDEX webhooks_company_trigger_idx ON public.webhooks USING btree (company_id, trigger_type) WHERE is_active;
+
+CREATE UNIQUE INDEX webhooks_company_trigger_url_key ON public.webhooks USING btree (company_id, trigger_type, ((url || ''::text)));
+
+COMMENT ON INDEX public.webhooks_company_trigger_url_key IS 'One url per company and trigger type. An expression index on purpose: it must not make url a key column (see the scheduling migration).';
 
 CREATE TRIGGER apply_delivery_order AFTER UPDATE OF delivery_order ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__apply_delivery_order();
 
@@ -2031,6 +2394,8 @@ REVOKE ALL ON FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason
 REVOKE ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) TO service_role;
 
+REVOKE ALL ON FUNCTION private.claim_wakeup_slot() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.dispatcher_going_idle() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.dispatcher_going_idle() TO service_role;
 
@@ -2066,6 +2431,9 @@ REVOKE ALL ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_ty
 GRANT ALL ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) TO service_role;
 
 REVOKE ALL ON FUNCTION private.event_ordering_key(data jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.hand_off_work() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.hand_off_work() TO service_role;
 
 REVOKE ALL ON FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
@@ -2154,6 +2522,8 @@ GRANT ALL ON FUNCTION private.record_delivery_results(worker text, results jsonb
 REVOKE ALL ON FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) TO service_role;
 
+REVOKE ALL ON FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.require_active(webhook public.webhooks) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.schedule_webhook_jobs() FROM PUBLIC;
@@ -2195,6 +2565,9 @@ REVOKE ALL ON FUNCTION private.wake_dispatcher() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.wake_dispatcher_if_due() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION private.webhook_health() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.webhook_health() TO service_role;
+
 REVOKE ALL ON FUNCTION private.webhook_payload_limit_bytes() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.webhook_signing_secrets(webhook_id uuid) FROM PUBLIC;
@@ -2204,6 +2577,10 @@ REVOKE ALL ON FUNCTION private.webhook_url_port(url text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.cancel_webhook_delivery(delivery_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.cancel_webhook_delivery(delivery_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION public.cancel_webhook_delivery(delivery_id uuid) TO service_role;
+
+REVOKE ALL ON FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) TO authenticated;
+GRANT ALL ON FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) TO service_role;
 
 REVOKE ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_webhook_secret(webhook_id uuid) TO authenticated;
@@ -2232,6 +2609,18 @@ REVOKE ALL ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) FR
 GRANT ALL ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) TO authenticated;
 GRANT ALL ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) TO service_role;
 
+REVOKE ALL ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) TO service_role;
+
+REVOKE ALL ON FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) TO authenticated;
+GRANT ALL ON FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) TO service_role;
+
+REVOKE ALL ON FUNCTION public.webhooks_admin_company_id() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.webhooks_admin_company_id() TO authenticated;
+GRANT ALL ON FUNCTION public.webhooks_admin_company_id() TO service_role;
+
 GRANT ALL ON TABLE public.companies TO service_role;
 GRANT SELECT ON TABLE public.companies TO authenticated;
 
@@ -2253,6 +2642,8 @@ GRANT SELECT ON TABLE public.webhook_endpoint_health TO authenticated;
 
 GRANT ALL ON TABLE public.webhook_events TO service_role;
 GRANT SELECT ON TABLE public.webhook_events TO authenticated;
+
+GRANT SELECT ON TABLE public.webhook_health TO service_role;
 
 GRANT ALL ON TABLE public.webhook_trigger_types TO service_role;
 GRANT SELECT ON TABLE public.webhook_trigger_types TO authenticated;

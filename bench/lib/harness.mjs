@@ -7,13 +7,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { ROOT } from '../../scripts/lib/env.mjs';
+import { ROOT, denoExecutable } from '../../scripts/lib/env.mjs';
 import { applyBootstrap, applyMigrations, applySeed, findPostgres, startCluster } from '../../scripts/lib/cluster.mjs';
 import { run } from '../../scripts/lib/run.mjs';
 import { readTask } from '../../supabase/functions/tasks.mjs';
 
 export const FUNCTIONS_DIR = path.join(ROOT, 'supabase', 'functions');
-export const DENO = path.join(ROOT, 'node_modules', '.bin', 'deno');
+export const DENO = denoExecutable();
 export const OUT_DIR = path.join(ROOT, 'bench', '.out');
 export const now = () => performance.timeOrigin + performance.now();
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -4,6 +4,7 @@
 // createClient(SUPABASE_URL, SUPABASE_ANON_KEY) works unchanged.
 import http from 'node:http';
 import { createProxyServer } from 'http-proxy-3';
+import { portalHandler } from './portal-static.mjs';
 
 const CORS = {
   'access-control-allow-origin': '*',
@@ -21,9 +22,11 @@ function reply(res, status, body) {
 /**
  * Start the gateway. `routes.rest` is PostgREST's base URL; `routes.functions` maps a
  * function name to its base URL. `apiKeys` are the keys accepted in the apikey header.
+ * `portal` ({ dir, anonKey }, optional) serves the standalone portal page at /portal.
  * Resolves to the listening http.Server.
  */
-export function startGateway({ port, host = '127.0.0.1', routes, apiKeys }) {
+export function startGateway({ port, host = '127.0.0.1', routes, apiKeys, portal }) {
+  const servePortal = portal ? portalHandler(portal) : null;
   const proxy = createProxyServer({ xfwd: true, proxyTimeout: 180_000 });
   proxy.on('proxyRes', (proxyRes) => Object.assign(proxyRes.headers, CORS));
   proxy.on('error', (err, _req, res) => {
@@ -53,6 +56,10 @@ export function startGateway({ port, host = '127.0.0.1', routes, apiKeys }) {
       if (!target) return reply(res, 404, { message: `function ${fn[1]} not found` });
       req.url = (url.pathname.slice(fn[0].length) || '/') + url.search;
       return proxy.web(req, res, { target });
+    }
+
+    if (servePortal && (url.pathname === '/portal' || url.pathname.startsWith('/portal/'))) {
+      return servePortal(req, res, url.pathname);
     }
 
     if (url.pathname === '/' || url.pathname === '/health') return reply(res, 200, { status: 'ok' });

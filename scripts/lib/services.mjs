@@ -2,13 +2,14 @@
 // SUPABASE_URL, and the webhook dispatcher (worker mode, plus HTTP mode behind
 // /functions/v1/webhook-dispatcher), each a child that `npm start` stops on Ctrl-C.
 import path from 'node:path';
-import { BIN, LOCAL_DIR, SUPABASE_DIR, envPort, envStr } from './env.mjs';
+import { LOCAL_DIR, SUPABASE_DIR, denoExecutable, envPort, envStr } from './env.mjs';
 import { say, UserError } from './run.mjs';
 import { onShutdown, portAccepts, startService, waitFor } from './lifecycle.mjs';
 import { startGateway } from './gateway.mjs';
 import { apiKeys, jwtSecret } from './keys.mjs';
 import { postgrestBinary, writePostgrestConfig } from './postgrest.mjs';
 import { readTask } from '../../supabase/functions/tasks.mjs';
+import { ensureBuilt, PORTAL_APP_DIR } from '../build.mjs';
 
 const FUNCTIONS_DIR = path.join(SUPABASE_DIR, 'functions');
 
@@ -37,13 +38,16 @@ export async function startApi(ctx) {
   await waitFor('PostgREST', async () => (await fetch(`http://127.0.0.1:${restPort + 100}/ready`)).ok);
   say(`PostgREST 12 on 127.0.0.1:${restPort} (schema cache loaded)`);
 
+  // The portal page the gateway serves at /portal (built now if its sources changed).
+  await ensureBuilt();
   const gateway = await startGateway({
     port: gatewayPort,
     routes: { rest: `http://127.0.0.1:${restPort}`, functions: { 'webhook-dispatcher': `http://127.0.0.1:${functionPort}` } },
     apiKeys: [keys.anonKey, keys.serviceRoleKey],
+    portal: { dir: PORTAL_APP_DIR, anonKey: keys.anonKey },
   });
   onShutdown(() => new Promise((resolve) => gateway.close(() => resolve())));
-  say(`gateway on http://127.0.0.1:${gatewayPort} (/rest/v1 -> PostgREST, /functions/v1/webhook-dispatcher -> Deno)`);
+  say(`gateway on http://127.0.0.1:${gatewayPort} (/rest/v1 -> PostgREST, /functions/v1/webhook-dispatcher -> Deno, /portal -> the portal page)`);
 
   return {
     env: {
@@ -51,6 +55,7 @@ export async function startApi(ctx) {
       SUPABASE_ANON_KEY: keys.anonKey,
       SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
       JWT_SECRET: secret,
+      PORTAL_URL: `http://127.0.0.1:${gatewayPort}/portal`,
     },
   };
 }
@@ -73,12 +78,9 @@ export async function startDispatcher(ctx) {
   };
   // The start commands are the `worker` and `serve` tasks of supabase/functions/deno.json,
   // spawned directly (no `deno task` process in between; see tasks.mjs there).
-  const deno = path.join(BIN, 'deno');
-  const worker = readTask('worker');
-  startService('dispatcher', deno, worker.args, {
-    cwd: FUNCTIONS_DIR,
-    env: { ...env, ...worker.env, WEBHOOK_WORKER_ID: 'local-worker' },
-  });
+  const deno = denoExecutable();
+  const worker = dispatcherWorkerCommand({ env, workerId: 'local-worker' });
+  startService('dispatcher', worker.cmd, worker.args, { cwd: worker.cwd, env: worker.env });
   const serve = readTask('serve');
   startService('function', deno, serve.args, {
     cwd: FUNCTIONS_DIR,
@@ -87,4 +89,20 @@ export async function startDispatcher(ctx) {
   await waitFor('the dispatcher function', () => portAccepts(functionPort), { timeoutMs: 120_000 });
   say(`webhook dispatcher: worker running; HTTP mode on 127.0.0.1:${functionPort}; allowed targets ${env.WEBHOOK_ALLOWED_TARGETS}`);
   return { env: { DEMO_RECEIVER_PORT: String(demoPort), WEBHOOK_ALLOWED_TARGETS: env.WEBHOOK_ALLOWED_TARGETS } };
+}
+
+/**
+ * How the dispatcher runs as a worker, for `npm start` and for tests that need deliveries
+ * to really go out (the portal's browser test). `env` must hold SUPABASE_DB_URL and
+ * WEBHOOK_ALLOWED_TARGETS. Returns { cmd, args, cwd, env } for a spawn.
+ */
+/** The `worker` task of supabase/functions/deno.json as a command to spawn (npm start, the browser tests). */
+export function dispatcherWorkerCommand({ env, workerId }) {
+  const worker = readTask('worker');
+  return {
+    cmd: denoExecutable(),
+    args: worker.args,
+    cwd: FUNCTIONS_DIR,
+    env: { ...env, ...worker.env, WEBHOOK_WORKER_ID: workerId },
+  };
 }

@@ -91,3 +91,21 @@ begin
           '{"reason":"deliveries"}'::jsonb;
 end;
 $$;
+
+-- A dispatcher that has more due than it takes now (every slot busy, or the cap on one
+-- invocation's deliveries reached) hands the rest off: other workers hear the NOTIFY, and
+-- on Supabase another invocation of the function is woken (coalesced like any wake-up).
+create function private.hand_off_work()
+returns void
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+  perform pg_notify('webhook_deliveries', 'more');
+  perform private.wake_dispatcher();
+end;
+$$;
+revoke execute on function private.hand_off_work() from public;
+grant execute on function private.hand_off_work() to service_role;

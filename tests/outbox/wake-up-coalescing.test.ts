@@ -13,7 +13,7 @@ let setup: pg.Client;
 let writers: pg.Client[];
 let companyId: string;
 
-const calls = async () => Number((await setup.query("select count(*) from net.calls")).rows[0].count);
+const calls = async () => Number((await setup.query("select count(*) from net.calls")).rows[0]!.count);
 
 beforeAll(async () => {
   setup = await superuser();
@@ -55,14 +55,14 @@ describe("pg_net wake-ups", () => {
     const { rows } = await setup.query("select count(*)::int as n from public.webhook_deliveries where company_id = $1", [
       companyId,
     ]);
-    expect(rows[0].n).toBe(WRITERS * PER_WRITER);
+    expect(rows[0]!.n).toBe(WRITERS * PER_WRITER);
     expect(await calls()).toBe(1);
   });
 
   it("once the interval has passed, the next commit wakes it again", async () => {
     const before = await calls();
     await setup.query("select setval('private.webhook_wakeup_requested', 0)"); // the interval passed
-    await writers[0].query("insert into public.processes (company_id, name) values ($1, 'later')", [companyId]);
+    await writers[0]!.query("insert into public.processes (company_id, name) values ($1, 'later')", [companyId]);
     expect(await calls()).toBe(before + 1);
   });
 
@@ -70,7 +70,7 @@ describe("pg_net wake-ups", () => {
     const before = await calls();
     await setup.query("select setval('private.webhook_wakeup_requested', 0)");
     await setup.query("select private.note_dispatcher_awake()"); // what a claim that found work does
-    await writers[0].query("insert into public.processes (company_id, name) values ($1, 'while awake')", [companyId]);
+    await writers[0]!.query("insert into public.processes (company_id, name) values ($1, 'while awake')", [companyId]);
     expect(await calls()).toBe(before);
     await setup.query("select setval('private.webhook_dispatcher_heartbeat', 0)");
   });

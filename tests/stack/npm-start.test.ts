@@ -91,6 +91,15 @@ describe("npm start", () => {
     const drained = await fetch(`${env.SUPABASE_URL}/functions/v1/webhook-dispatcher`, { method: "POST", headers: { Authorization: `Bearer ${env.SUPABASE_SERVICE_ROLE_KEY}` } });
     expect(drained.status).toBe(200);
     expect(await drained.json()).toMatchObject({ claimed: expect.any(Number) });
+
+    // The portal page at SUPABASE_URL/portal: the anon key in the page, never the service key.
+    expect(env.PORTAL_URL).toBe(`${env.SUPABASE_URL}/portal`);
+    const portal = await fetch(`${env.PORTAL_URL}/endpoints/new`);
+    expect(portal.status).toBe(200);
+    expect(portal.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    const html = await portal.text();
+    expect(html).toContain(`content="${env.SUPABASE_ANON_KEY}"`);
+    expect(html).not.toContain(env.SUPABASE_SERVICE_ROLE_KEY!);
   }, 180_000);
 
   it("stops every child on SIGINT", async () => {

@@ -8,6 +8,7 @@ import type { TestProject } from "vitest/node";
 import { startPostgrest } from "../../scripts/lib/postgrest.mjs";
 import { startGateway } from "../../scripts/lib/gateway.mjs";
 import { apiKeys, jwtSecret } from "../../scripts/lib/keys.mjs";
+import { ensureBuilt, PORTAL_APP_DIR } from "../../scripts/build.mjs";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -41,10 +42,13 @@ export async function setup(project: TestProject) {
     jwtSecret: secret,
     configPath: path.join(os.tmpdir(), `serial-webhooks-postgrest-${restPort}.conf`),
   });
+  // The portal page too, as `npm start` serves it (built first if its sources changed).
+  await ensureBuilt();
   gateway = await startGateway({
     port: gatewayPort,
     routes: { rest: `http://127.0.0.1:${restPort}` },
     apiKeys: [keys.anonKey, keys.serviceRoleKey],
+    portal: { dir: PORTAL_APP_DIR, anonKey: keys.anonKey },
   });
 
   project.provide("dbUrl", dbUrl);

@@ -19,6 +19,7 @@ import postgres from "postgres";
 import { Webhook } from "standardwebhooks";
 import { readTask } from "../tasks.mjs";
 import { type ReceivedRequest, type Receiver, type ReceiverHandler, startReceiver } from "./receiver.ts";
+import { CHILD_DENO_FLAGS } from "./runtime.ts";
 
 export type { ReceivedRequest, Receiver };
 
@@ -224,6 +225,9 @@ export interface DispatcherOptions {
   allowedTargets: string[];
   /** Extra environment (WEBHOOK_* knobs); FAST_DISPATCHER_ENV is applied first. */
   env?: Record<string, string>;
+  /** HTTP mode as the Edge Runtime runs it (_test/edge_runtime.ts): Deno.exit does nothing,
+   * EdgeRuntime.waitUntil exists. */
+  edgeRuntime?: boolean;
 }
 
 export interface Dispatcher {
@@ -261,8 +265,16 @@ async function spawnDispatcher(tag: string, dbUrl: string, options: DispatcherOp
     ...(mode === "http" ? { PORT: "0" } : {}),
     ...options.env,
   };
+  const [subcommand, ...flags] = task.args;
+  const entry = "webhook-dispatcher/index.ts";
+  if (options.edgeRuntime) {
+    if (mode !== "http" || flags.at(-1) !== entry) {
+      throw new Error(`edgeRuntime needs the serve task, ending in ${entry}`);
+    }
+    flags[flags.length - 1] = "_test/edge_runtime.ts";
+  }
   const child = new Deno.Command(Deno.execPath(), {
-    args: task.args,
+    args: [subcommand, ...CHILD_DENO_FLAGS, ...flags],
     cwd: FUNCTIONS_DIR,
     env,
     clearEnv: true,

@@ -1,18 +1,30 @@
 // HTTP mode, as Supabase Edge Functions run it: woken by pg_net (on commit) and pg_cron
 // (retries), it drains due deliveries until none are left or its time budget runs out,
 // and answers with counts. Kept apart from Deno.serve so tests call it directly.
+//
+// The Edge Runtime's limits are the worker's, not the request's: its wall clock counts
+// from the worker's boot across every request it serves, and it can shut the worker down
+// at any moment (wall clock, CPU, memory), announcing it with `beforeunload`. So each
+// drain's budget is what is left of the worker's life, a drain claims at most
+// WEBHOOK_HTTP_MAX_DELIVERIES, one drain runs at a time, and the shutdown signal stops
+// claiming while what finished is recorded.
+import { type DispatcherConfig, START_WINDOW_MS, WALL_CLOCK_MARGIN_MS } from "../_shared/dispatch/config.ts";
 import type { DispatchEngine, DrainCounts } from "../_shared/dispatch/engine.ts";
 
 export interface HttpHandlerDeps {
   engine: Pick<DispatchEngine, "drain">;
-  /** The only bearer token accepted (SUPABASE_SERVICE_ROLE_KEY). */
-  serviceRoleKey: string;
+  config: Pick<
+    DispatcherConfig,
+    "wakeUpKeys" | "httpBudgetMs" | "timeoutMs" | "wallClockMs" | "httpMaxDeliveries"
+  >;
   /**
-   * Wall-clock budget of one request. Supabase allows 150 s wall clock (free plan) and
-   * 2 s of CPU per request; the default stays well under the wall-clock limit and
-   * sending is I/O, not CPU.
+   * Milliseconds since the worker booted, where the runtime limits a worker's life: in the
+   * Edge Runtime, performance.now() (counted from the isolate's start). Absent for a plain
+   * Deno process (the local stack's HTTP mode), which lives as long as it runs.
    */
-  budgetMs: number;
+  age?: () => number;
+  /** Aborted when the runtime is about to shut the worker down (see abortOnUnload). */
+  shutdown?: AbortSignal;
   /**
    * Supabase's EdgeRuntime.waitUntil where it exists: the drain then outlives the request,
    * which answers 202 at once (pg_net gives up waiting after a few seconds, and its
@@ -20,35 +32,109 @@ export interface HttpHandlerDeps {
    * response carries the counts.
    */
   waitUntil?: (work: Promise<unknown>) => void;
+  log?: (message: string) => void;
 }
 
-const json = (status: number, body: unknown) =>
-  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
 
-/** Constant-time comparison, so the key cannot be guessed byte by byte from timings. */
-function sameSecret(given: string, expected: string): boolean {
-  const a = new TextEncoder().encode(given);
-  const b = new TextEncoder().encode(expected);
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
-  return diff === 0;
+const encoder = new TextEncoder();
+
+/**
+ * Whether `given` is one of `keys`, in time that depends on neither where a key differs
+ * nor which key matched. No key, or an empty token, never matches.
+ */
+export function acceptedKey(given: string, keys: readonly string[]): boolean {
+  const a = encoder.encode(given);
+  let match = 0;
+  for (const key of keys) {
+    const b = encoder.encode(key);
+    let diff = a.length ^ b.length;
+    for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
+    match |= diff === 0 && b.length > 0 ? 1 : 0;
+  }
+  return match === 1 && a.length > 0;
 }
 
-export function createHttpHandler({ engine, serviceRoleKey, budgetMs, waitUntil }: HttpHandlerDeps) {
+/** Why a wake-up did not drain; the answer is 503 (pg_net keeps it for operators to see). */
+type Refusal = { refused: string };
+
+export function createHttpHandler(
+  { engine, config, age, shutdown, waitUntil, log = console.log }: HttpHandlerDeps,
+) {
+  const minBudgetMs = config.timeoutMs + START_WINDOW_MS;
+  const lifeMs = config.wallClockMs - WALL_CLOCK_MARGIN_MS;
+
+  /** The budget a drain starting now may use, or why it may not start. */
+  const budget = (): number | Refusal => {
+    if (shutdown?.aborted) return { refused: "the worker is shutting down" };
+    const budgetMs = Math.min(config.httpBudgetMs, age ? lifeMs - age() : Infinity);
+    if (budgetMs < minBudgetMs) {
+      return {
+        refused:
+          "the worker is too close to its wall-clock limit to start an attempt; a fresh one takes the next wake-up",
+      };
+    }
+    return budgetMs;
+  };
+
+  // One drain at a time: wake-ups arriving while one runs share the next one, which
+  // starts when it ends (so nothing committed meanwhile waits for the retry tick).
+  let running: Promise<unknown> | null = null;
+  let queued: Promise<DrainCounts | Refusal> | null = null;
+  const start = (): Promise<DrainCounts | Refusal> => {
+    const budgetMs = budget();
+    const drain = typeof budgetMs !== "number"
+      ? Promise.resolve(budgetMs)
+      : engine.drain({ budgetMs, signal: shutdown, maxDeliveries: config.httpMaxDeliveries });
+    const settled = drain.catch(() => {});
+    running = settled;
+    settled.then(() => {
+      if (running === settled) running = null;
+    });
+    return drain;
+  };
+  const requestDrain = (): Promise<DrainCounts | Refusal> => {
+    if (running === null) return start();
+    queued ??= running.then(() => {
+      queued = null;
+      return start();
+    });
+    return queued;
+  };
+
   return async (request: Request): Promise<Response> => {
     const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]?.trim() ?? "";
     // Nothing from the request is echoed back, authorized or not.
-    if (!sameSecret(bearer, serviceRoleKey)) return json(401, { error: "unauthorized" });
+    if (!acceptedKey(bearer, config.wakeUpKeys)) return json(401, { error: "unauthorized" });
     if (request.method !== "POST") return json(405, { error: "use POST" });
 
     const started = Date.now();
     // The body (pg_net sends a small JSON reason) is not needed: the outbox is the truth.
     await request.body?.cancel();
+    const now = budget();
+    if (typeof now !== "number") return json(503, { error: now.refused });
     if (waitUntil) {
-      waitUntil(engine.drain({ budgetMs }).catch((error) => console.error(`drain failed: ${error}`)));
+      waitUntil(requestDrain().catch((error) => log(`drain failed: ${error}`)));
       return json(202, { accepted: true });
     }
-    const counts: DrainCounts = await engine.drain({ budgetMs });
-    return json(200, { ...counts, duration_ms: Date.now() - started });
+    const outcome = await requestDrain();
+    if ("refused" in outcome) return json(503, { error: outcome.refused });
+    return json(200, { ...outcome, duration_ms: Date.now() - started });
   };
+}
+
+/**
+ * Aborts `controller` when the runtime announces the worker's end (`beforeunload`; the Edge
+ * Runtime's event carries the reason in `detail.reason`). Returns the remover.
+ */
+export function abortOnUnload(controller: AbortController, log: (message: string) => void = console.log): () => void {
+  const listener = (event: Event) => {
+    if (controller.signal.aborted) return;
+    const reason = (event as CustomEvent<{ reason?: string }>).detail?.reason;
+    log(`shutting down${reason ? ` (${reason})` : ""}: no more claims; attempts in flight finish and are recorded`);
+    controller.abort();
+  };
+  addEventListener("beforeunload", listener);
+  return () => removeEventListener("beforeunload", listener);
 }

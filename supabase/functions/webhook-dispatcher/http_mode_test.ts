@@ -1,18 +1,22 @@
 // End to end: HTTP mode, the way Supabase runs the function. index.ts without --worker
-// listens on PORT; only the service role key may make it drain.
+// listens on PORT; only a configured key (README "Dispatcher configuration") makes it drain,
+// and without one it refuses everything, also where Deno.exit does nothing.
 import assert from "node:assert/strict";
 import {
   createProcess,
   deliveriesOf,
   e2eTest,
   reviseProcess,
+  settledDeliveries,
   sleep,
   verifySignature,
+  waitFor,
   webhookSecret,
 } from "../_test/e2e.ts";
+import { gate } from "../_test/receiver.ts";
 
 e2eTest(
-  "HTTP mode: 401 without the service key (nothing echoed, nothing sent); with it, drains and counts",
+  "HTTP mode: 401 without a configured key (nothing echoed, nothing sent); a new secret key drains and counts, the legacy key too",
   async (t) => {
     const receiver = t.receiver();
     const company = await t.company();
@@ -20,11 +24,13 @@ e2eTest(
     const processId = await createProcess(t.sql, company, "Soldering");
     for (const name of ["Soldering v2", "Soldering v3", "Soldering v4"]) await reviseProcess(t.sql, processId, name);
 
-    const serviceKey = `e2e-service-key-${crypto.randomUUID()}`;
+    // As Supabase gives them to functions: the new keys as JSON, the legacy one alone.
+    const serviceKey = `sb_secret_${crypto.randomUUID()}`;
+    const legacyKey = `e2e-legacy-service-role-key-${crypto.randomUUID()}`;
     const fn = await t.dispatcher({
       mode: "http",
       allowedTargets: [receiver.target],
-      env: { SUPABASE_SERVICE_ROLE_KEY: serviceKey },
+      env: { SUPABASE_SECRET_KEYS: JSON.stringify({ default: serviceKey }), SUPABASE_SERVICE_ROLE_KEY: legacyKey },
     });
 
     // A marker in every part of the request a careless handler could reflect.
@@ -86,10 +92,83 @@ e2eTest(
     const secret = await webhookSecret(t.sql, hook);
     for (const r of receiver.requests) verifySignature(secret, r);
 
-    // A second wake-up finds nothing of ours to send again.
-    const again = await fetch(fn.origin, { method: "POST", headers: { authorization: `Bearer ${serviceKey}` } });
+    // A second wake-up, with the legacy key, finds nothing of ours to send again.
+    const again = await fetch(fn.origin, { method: "POST", headers: { authorization: `Bearer ${legacyKey}` } });
     assert.equal(again.status, 200);
     await again.body?.cancel();
     assert.equal(receiver.requests.length, 3);
+  },
+);
+
+e2eTest(
+  "HTTP mode without a usable key, where Deno.exit does nothing: every request refused, the reason logged once",
+  async (t) => {
+    const receiver = t.receiver();
+    const company = await t.company();
+    const hook = await t.webhook(company, `${receiver.origin}/hook`);
+    const processId = await createProcess(t.sql, company, "Potting");
+    await reviseProcess(t.sql, processId, "Potting, 2 parts");
+
+    for (
+      const [what, env] of [
+        ["no key", {}],
+        ["an empty key", { SUPABASE_SERVICE_ROLE_KEY: "", SUPABASE_SECRET_KEYS: "" }],
+        ["unreadable secret keys", { SUPABASE_SECRET_KEYS: '{"default":' }],
+      ] as [string, Record<string, string>][]
+    ) {
+      const fn = await t.dispatcher({ mode: "http", allowedTargets: [receiver.target], env, edgeRuntime: true });
+      for (const authorization of [undefined, "Bearer ", "Bearer undefined", `Bearer ${'{"default":'}`]) {
+        const response = await fetch(fn.origin, {
+          method: "POST",
+          headers: authorization === undefined ? {} : { authorization },
+        });
+        assert.equal(response.status, 503, `${what}, ${authorization}`);
+        assert.deepEqual(await response.json(), {
+          error: "the dispatcher's configuration is invalid; its log says why",
+        });
+      }
+      const output = fn.output();
+      assert.match(output, /Deno\.exit\(2\) ignored/, what);
+      assert.equal(output.match(/invalid dispatcher configuration:/g)?.length, 1, `${what}: logged once\n${output}`);
+      assert.match(
+        output,
+        what === "unreadable secret keys" ? /- SUPABASE_SECRET_KEYS must be/ : /- HTTP mode needs a key/,
+      );
+      await fn.stop();
+    }
+    assert.equal(receiver.requests.length, 0);
+    assert.deepEqual((await deliveriesOf(t.sql, hook)).map((d) => [d.state, d.attempt_count]), [["pending", 0]]);
+  },
+);
+
+e2eTest(
+  "HTTP mode with EdgeRuntime.waitUntil: a wake-up is answered 202 at once, and the drain delivers after",
+  async (t) => {
+    const release = gate();
+    const receiver = t.receiver(async () => {
+      await Promise.race([release.opened, sleep(10_000, t.ending)]);
+      return new Response("ok");
+    });
+    const company = await t.company();
+    const hook = await t.webhook(company, `${receiver.origin}/hook`);
+    const processId = await createProcess(t.sql, company, "Conformal coating");
+    await reviseProcess(t.sql, processId, "Conformal coating, spray");
+
+    const key = `sb_secret_${crypto.randomUUID()}`;
+    const fn = await t.dispatcher({
+      mode: "http",
+      allowedTargets: [receiver.target],
+      env: { SUPABASE_SECRET_KEYS: JSON.stringify({ default: key }) },
+      edgeRuntime: true,
+    });
+    const response = await fetch(fn.origin, { method: "POST", headers: { authorization: `Bearer ${key}` } });
+    assert.equal(response.status, 202);
+    assert.deepEqual(await response.json(), { accepted: true });
+    // The receiver is still holding the request the drain sent: the answer did not wait for it.
+    await waitFor("the delivery to reach the receiver", () => receiver.requests.length === 1);
+    assert.deepEqual((await deliveriesOf(t.sql, hook)).map((d) => d.state), ["pending"]);
+    release.open();
+    const [delivery] = await settledDeliveries(t.sql, hook);
+    assert.equal(delivery.state, "succeeded");
   },
 );

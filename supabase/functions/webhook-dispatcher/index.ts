@@ -1,44 +1,70 @@
 // webhook-dispatcher: delivers the outbox's pending webhooks, signed, with retries.
 //
 //   HTTP mode (default; how Supabase Edge Functions run it):
-//     POST with `Authorization: Bearer <service role key>` drains due deliveries.
+//     POST with `Authorization: Bearer <key>` drains due deliveries (keys: README
+//     "Dispatcher configuration").
 //   Worker mode (local and self-hosted): `deno task worker` in supabase/functions (index.ts --worker)
 //     LISTENs and delivers continuously until SIGTERM/SIGINT.
 //
 // Configuration is environment only; see README "Dispatcher configuration".
-import { ConfigError, parseConfig } from "../_shared/dispatch/config.ts";
+import { ConfigError, type DispatcherConfig, parseConfig } from "../_shared/dispatch/config.ts";
 import { DispatchEngine } from "../_shared/dispatch/engine.ts";
 import { DispatcherMetrics } from "../_shared/dispatch/metrics.ts";
 import { connectDatabase, createPgStore } from "../_shared/dispatch/pg_store.ts";
-import { createHttpHandler } from "./http_handler.ts";
+import { abortOnUnload, createHttpHandler } from "./http_handler.ts";
 import { serveMetrics } from "./metrics_server.ts";
 import { startWorker } from "./worker.ts";
 
 const mode = Deno.args.includes("--worker") ? "worker" : "http";
 
-function loadConfig() {
+const config = loadConfig();
+if (config instanceof ConfigError) refuseEveryRequest();
+else if (mode === "worker") runWorker(config);
+else serveHttp(config);
+
+/** The configuration; a bad one stops the process (exit 2) with every problem listed. */
+function loadConfig(): DispatcherConfig | ConfigError {
   try {
     return parseConfig(Deno.env.toObject(), { mode });
   } catch (error) {
     if (error instanceof ConfigError) {
-      console.error(error.message);
+      const invalid: ConfigError = error;
+      console.error(invalid.message);
       Deno.exit(2);
+      // Still here: the Edge Runtime, where Deno.exit does nothing.
+      return invalid;
     }
     throw error;
   }
 }
 
-const config = loadConfig();
-// The claim loop and the result writer each hold one connection; LISTEN holds another.
-const sql = connectDatabase(config.dbUrl!, 4);
-const metrics = new DispatcherMetrics();
-const engine = new DispatchEngine({
-  store: createPgStore(sql, { workerId: config.workerId, disableAfterHours: config.disableAfterHours }),
-  config,
-  observer: metrics,
-});
+/** The Edge Runtime keeps a function whose configuration is invalid: it refuses every
+ * request (503; the problems were logged once, above) instead of running half-configured. */
+function refuseEveryRequest() {
+  serve(() =>
+    new Response(JSON.stringify({ error: "the dispatcher's configuration is invalid; its log says why" }), {
+      status: 503,
+      headers: { "content-type": "application/json" },
+    })
+  );
+}
 
-if (mode === "worker") {
+/** The database pool and the engine over it; the metrics see every attempt. */
+function connect(config: DispatcherConfig) {
+  // The claim loop and the result writer each hold a connection; worker mode's LISTEN
+  // and /metrics another.
+  const sql = connectDatabase(config.dbUrl!, 4, { caCert: config.dbCaCert });
+  const metrics = new DispatcherMetrics();
+  const engine = new DispatchEngine({
+    store: createPgStore(sql, { workerId: config.workerId, disableAfterHours: config.disableAfterHours }),
+    config,
+    observer: metrics,
+  });
+  return { sql, engine, metrics };
+}
+
+function runWorker(config: DispatcherConfig) {
+  const { sql, engine, metrics } = connect(config);
   const log = (m: string) => console.log(`[${config.workerId}] ${m}`);
   const worker = startWorker({ engine, sql, log });
   const metricsServer = config.metrics && serveMetrics({ engine, metrics, sql, ...config.metrics, log });
@@ -54,20 +80,22 @@ if (mode === "worker") {
   };
   Deno.addSignalListener("SIGTERM", shutdown);
   Deno.addSignalListener("SIGINT", shutdown);
-} else {
-  if (!config.serviceRoleKey) {
-    console.error("SUPABASE_SERVICE_ROLE_KEY is required in HTTP mode (it is the only accepted bearer token)");
-    Deno.exit(2);
-  }
+}
+
+function serveHttp(config: DispatcherConfig) {
+  const { engine } = connect(config);
   // deno-lint-ignore no-explicit-any
   const edgeRuntime = (globalThis as any).EdgeRuntime as { waitUntil(p: Promise<unknown>): void } | undefined;
   const waitUntil = edgeRuntime ? (work: Promise<unknown>) => edgeRuntime.waitUntil(work) : undefined;
-  const handler = createHttpHandler({
-    engine,
-    serviceRoleKey: config.serviceRoleKey,
-    budgetMs: config.httpBudgetMs,
-    waitUntil,
-  });
+  // The Edge Runtime limits a worker's life from its boot: each drain gets what is left.
+  const age = edgeRuntime ? () => performance.now() : undefined;
+  // The runtime announces the worker's end (wall clock, CPU, memory): stop claiming.
+  const shutdown = new AbortController();
+  abortOnUnload(shutdown, (m) => console.log(`[${config.workerId}] ${m}`));
+  serve(createHttpHandler({ engine, config, age, shutdown: shutdown.signal, waitUntil }));
+}
+
+function serve(handler: (request: Request) => Response | Promise<Response>) {
   // Supabase picks the port itself; locally and in tests PORT chooses it.
   const port = Deno.env.get("PORT");
   if (port) Deno.serve({ port: Number(port), hostname: "127.0.0.1" }, handler);

@@ -2,10 +2,8 @@
 // immediate one, i.e. a crash), while deliveries are pending and in flight. Nothing is
 // lost: the worker survives, every delivery arrives at least once and ends succeeded.
 //
-// It restarts a server, so it brings its own: a throwaway cluster in a temp dir on a free
-// port, prepared like DB_URL's (bootstrap, migrations, seed, test helpers), deleted after.
-// Server binaries: $PG_BINDIR or /usr/lib/postgresql/15/bin; as root they run as the
-// `postgres` OS user (initdb and postgres refuse root).
+// It restarts a server, so it brings its own (_test/cluster.ts), prepared like DB_URL's
+// (bootstrap, migrations, seed, test helpers), deleted after.
 //
 // Each outage is short and starts while the worker is delivering over connections it has
 // already set up. Two known weaknesses of the dispatcher's postgres.js pool are kept out of
@@ -15,128 +13,10 @@
 // process (porsager/postgres#1192).
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { deliveriesOf, type E2EDatabase, e2eTest, enqueueEvents, sleep, waitFor } from "../_test/e2e.ts";
+import { type Cluster, createCluster } from "../_test/cluster.ts";
+import { deliveriesOf, e2eTest, enqueueEvents, sleep, waitFor } from "../_test/e2e.ts";
 
-const ROOT = decodeURIComponent(new URL("../../../", import.meta.url).pathname);
-const PG_BIN = Deno.env.get("PG_BINDIR") ?? "/usr/lib/postgresql/15/bin";
 const LOG_ERROR = /dispatcher error \(retrying in 1 s\)/g;
-
-// ---------------------------------------------------------------------------------------
-// A cluster of our own
-// ---------------------------------------------------------------------------------------
-
-interface Cluster extends E2EDatabase {
-  /** pg_ctl stop: `fast` rolls back open sessions; `immediate` is a crash (recovery at start). */
-  stop(mode: "fast" | "immediate"): Promise<void>;
-  start(): Promise<void>;
-}
-
-async function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, env, stdin: "null", stdout: "piped", stderr: "piped" }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} exited with ${out.code}:\n${text}`);
-  return text;
-}
-
-/** Runs a server binary, as the `postgres` OS user when we are root. */
-async function runServerTool(tool: string, args: string[]): Promise<string> {
-  const bin = `${PG_BIN}/${tool}`;
-  return Deno.uid() === 0 ? await run("runuser", ["-u", "postgres", "--", bin, ...args]) : await run(bin, args);
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
-}
-
-async function createCluster(): Promise<Cluster> {
-  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "webhooks-pg-restart-" });
-  const data = `${dir}/data`;
-  const log = `${dir}/postgres.log`;
-  const ctl = (...args: string[]) => runServerTool("pg_ctl", ["-D", data, ...args]);
-  const start = async () => {
-    await ctl("start", "-w", "-t", "60", "-s", "-l", log);
-  };
-  const remove = () => Deno.remove(dir, { recursive: true }).catch(() => {});
-  let running = false;
-  try {
-    if (Deno.uid() === 0) {
-      const uid = Number((await run("id", ["-u", "postgres"])).trim());
-      const gid = Number((await run("id", ["-g", "postgres"])).trim());
-      await Deno.chown(dir, uid, gid);
-    }
-    // Trust over TCP on 127.0.0.1 only, for a cluster that lives a few seconds.
-    await runServerTool("initdb", [
-      "-D",
-      data,
-      "-U",
-      "postgres",
-      "--auth=trust",
-      "-E",
-      "UTF8",
-      "--locale=C.UTF-8",
-      "--no-sync",
-    ]);
-    const port = freePort();
-    // Appended as root, the file keeps its owner; pg_ctl start (and restart) read it every time.
-    await Deno.writeTextFile(
-      `${data}/postgresql.conf`,
-      [
-        "",
-        `port = ${port}`,
-        "listen_addresses = '127.0.0.1'",
-        "unix_socket_directories = ''",
-        "timezone = 'UTC'",
-        "max_connections = 50",
-        "",
-      ].join("\n"),
-      { append: true },
-    );
-    await start();
-    running = true;
-    const url = `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`;
-
-    // What `npm test` gives DB_URL, in the same order; one psql, stopping at the first error.
-    const migrations = [...Deno.readDirSync(`${ROOT}/supabase/migrations`)]
-      .map((e) => e.name)
-      .filter((n) => /^\d+_.*\.sql$/.test(n))
-      .sort()
-      .map((n) => `${ROOT}/supabase/migrations/${n}`);
-    const files = [
-      `${ROOT}/scripts/bootstrap/supabase-platform.sql`,
-      ...migrations,
-      `${ROOT}/supabase/seed.sql`,
-      `${ROOT}/supabase/tests/helpers/setup.sql`,
-    ];
-    await run(
-      `${PG_BIN}/psql`,
-      ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, ...files.flatMap((f) => ["-f", f])],
-      { PGOPTIONS: "-c client_min_messages=warning", PGCONNECT_TIMEOUT: "10" },
-    );
-
-    return {
-      url,
-      async stop(mode) {
-        await ctl("stop", "-m", mode, "-w", "-t", "60", "-s");
-      },
-      start,
-      async close(failed) {
-        if (failed) {
-          const text = await Deno.readTextFile(log).catch(() => "(no server log)");
-          console.error(`--- server log of ${dir} (tail) ---\n${text.trimEnd().split("\n").slice(-40).join("\n")}`);
-        }
-        await ctl("stop", "-m", "immediate", "-w", "-s").catch(() => {});
-        await remove();
-      },
-    };
-  } catch (error) {
-    if (running) await ctl("stop", "-m", "immediate", "-w", "-s").catch(() => {});
-    await remove();
-    throw error;
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // The test

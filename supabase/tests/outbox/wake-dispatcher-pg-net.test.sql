@@ -21,6 +21,10 @@ returns bigint language sql as $$
   select 1::bigint
 $$;
 
+-- One call per transaction here: the coalescing across transactions (at most one call per
+-- wakeup_interval_ms) is tests/outbox/wake-up-coalescing.test.ts's.
+update private.webhook_settings set wakeup_interval_ms = 0;
+
 select tests.create_company('Company A') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://a.example/one');
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://a.example/two');

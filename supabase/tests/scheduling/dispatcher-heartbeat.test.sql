@@ -1,13 +1,14 @@
 -- The dispatcher heartbeat that decides whether the business path wakes anyone
 -- (private.webhook_dispatcher_heartbeat, epoch milliseconds of the last claim by an awake
 -- dispatcher, a sequence so that every session sees it at once and reading it locks
--- nothing): a claim marks the dispatchers awake; a heartbeat older than 2 s counts as
+-- nothing): a claim that finds work marks the dispatchers awake (an empty one does not:
+-- its dispatcher may be about to sleep); a heartbeat older than 2 s counts as
 -- asleep; going idle clears it and hands back the transactions in progress, which the
 -- dispatcher waits for (transactions_ended) before its last look. Only the service role
 -- calls these. (The two-session half of the protocol: tests/outbox/wake-ups.test.ts.)
 -- The heartbeat is not transactional: this file leaves it cleared.
 begin;
-select plan(12);
+select plan(13);
 
 create function pg_temp.now_ms() returns bigint language sql as $$
   select (extract(epoch from clock_timestamp()) * 1000)::bigint
@@ -16,7 +17,12 @@ $$;
 select setval('private.webhook_dispatcher_heartbeat', 0);
 select ok(not private.dispatcher_is_awake(), 'a cleared heartbeat: no dispatcher is awake');
 select count(*) from private.claim_due_deliveries('worker-1', 10, 60) \gset
-select ok(private.dispatcher_is_awake(), 'a claim (even an empty one) marks the dispatchers awake');
+select ok(not private.dispatcher_is_awake(), 'a claim that finds nothing does not mark anyone awake');
+select tests.create_company('Heartbeat Inc') as company \gset
+select tests.create_webhook(:'company', 'PROCESS_REVISED', 'https://heartbeat.example/hook');
+select private.enqueue_webhook_event(:'company', 'PROCESS_REVISED', '{}');
+select count(*) from private.claim_due_deliveries('worker-1', 10, 60) \gset
+select ok(private.dispatcher_is_awake(), 'a claim that finds work marks the dispatchers awake');
 select cmp_ok((select last_value from private.webhook_dispatcher_heartbeat), '>', pg_temp.now_ms() - 1000,
   'with the time of the claim in epoch milliseconds');
 select setval('private.webhook_dispatcher_heartbeat', pg_temp.now_ms() - 100) as recent \gset
@@ -38,7 +44,7 @@ select ok(not private.dispatcher_is_awake(), 'so the next business transaction w
 select ok(private.transactions_ended('{}'), 'no transactions to wait for: they have ended');
 select ok(not private.transactions_ended(array[pg_current_xact_id()]), 'a transaction in progress has not ended');
 
-select tests.authenticate_as(tests.create_user('admin@acme.test', tests.create_company('Acme'), 'ADMIN'));
+select tests.authenticate_as(tests.create_user('admin@acme.test', :'company', 'ADMIN'));
 select throws_ok($$select private.dispatcher_going_idle()$$,
   '42501', 'permission denied for function dispatcher_going_idle', 'users cannot touch the heartbeat');
 select tests.clear_authentication();

@@ -40,7 +40,7 @@ export interface SendOptions {
   timeoutMs: number;
   /** DNS resolver of the SSRF check; Deno.resolveDns by default. */
   resolve?: Resolver;
-  /** Deno.createHttpClient by default (absent on older runtimes: no pinning there). */
+  /** Deno.createHttpClient by default. Without a working one, http:// attempts fail unsent (see pinnedClient). */
   createHttpClient?: HttpClientFactory;
 }
 
@@ -86,7 +86,9 @@ async function attempt(webhook: OutgoingWebhook, options: SendOptions, signal: A
     return noResponse(verdict.transient ? "failed" : "blocked", `target refused: ${verdict.reason}`);
   }
 
-  const client = pinnedClient(webhook.url, verdict.addresses, options.createHttpClient ?? Deno.createHttpClient);
+  const pinned = pinnedClient(webhook.url, verdict.addresses, options.createHttpClient ?? Deno.createHttpClient);
+  if ("error" in pinned) return noResponse("failed", pinned.error);
+  const { client } = pinned;
   try {
     const response = await fetch(webhook.url, {
       method: "POST",
@@ -117,10 +119,33 @@ async function attempt(webhook: OutgoingWebhook, options: SendOptions, signal: A
     };
   } catch (e) {
     if (signal.aborted) return timedOut();
-    return noResponse("failed", e instanceof Error ? e.message : String(e));
+    return noResponse("failed", networkError(e, webhook.url));
   } finally {
     client?.close();
   }
+}
+
+/**
+ * Why a request got no response, as the attempt log says it to the endpoint's admin. Deno's
+ * fetch says only "fetch failed" (since 2.2) and keeps the HTTP client's description in
+ * `cause` (2.1 puts it in the message): `client error (Connect|SendRequest): <what>`,
+ * prefixed with the dispatcher's own address, which tenants have no business seeing.
+ */
+export function networkError(error: unknown, url: string): string {
+  const messages: string[] = [];
+  for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    messages.push(e instanceof Error ? e.message : String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  // The deepest description is the most specific one.
+  const detail = messages.filter((m) => m !== "" && m !== "fetch failed").at(-1) ?? messages[0] ?? "unknown error";
+  const described = /client error \((\w+)\): (.*)$/s.exec(detail);
+  if (described === null) return detail.replace(/ from \S+ for /, " for ");
+  // Deno 2.1 repeats the OS error: "...: Connection refused (os error 111): Connection refused (os error 111)".
+  const what = described[2].split(": ").filter((part, i, parts) => part !== parts[i - 1]).join(": ");
+  if (described[1] !== "Connect") return `request failed: ${what}`;
+  if (url.startsWith("https:") && !/^(tcp connect|dns) error/.test(what)) return `TLS handshake failed: ${what}`;
+  return `connection failed: ${what}`;
 }
 
 /**
@@ -155,39 +180,45 @@ async function readCapped(response: Response, maxChars: number): Promise<string>
  * fetch would resolve the name again, and a hostile DNS server can answer
  * with a public address the first time and 169.254.169.254 the second.
  *
- * For http: we close the gap: Deno.createHttpClient's `tcp` transport sends
- * the request over a connection to the vetted address while the URL (and
- * Host header) keep the name. Caveat: like a request to a proxy, the request
- * line then carries the absolute URL (`POST http://host/path HTTP/1.1`);
- * RFC 9112 §3.2.2 requires servers to accept it, and mainstream ones do.
+ * For http: we close the gap: a Deno.createHttpClient whose proxy is the vetted
+ * address itself (`proxy: { url: "http://<address>:<port>" }`) sends the request
+ * over a connection to that address while the URL (and Host header) keep the
+ * name. The request line then carries the absolute URL (`POST http://host/path
+ * HTTP/1.1`), as to a proxy; RFC 9112 §3.2.2 requires servers to accept it, and
+ * mainstream ones do. This form works on Deno 2.1 (hosted Supabase's level) and
+ * later; the `transport: "tcp"` form of newer Denos throws on 2.1.
  *
- * For https: the same transport would skip TLS (it speaks plain HTTP over the
- * socket), so we do not pin. The remaining gap is bounded by certificate
- * validation: a rebound address must present a valid certificate for the
- * tenant's host name, which internal services do not have.
+ * A client that cannot be made (no Deno.createHttpClient, or it throws) is a
+ * failed attempt that sends nothing, said in the log: never an unpinned request.
  *
- * Runtimes without createHttpClient (older Supabase Edge Runtime) fall back
- * to unpinned fetch: the check-then-fetch gap remains there.
+ * For https: a plain proxy to the address would be asked to CONNECT, which a
+ * receiver does not do, so we do not pin. The remaining gap is bounded by
+ * certificate validation: a rebound address must present a valid certificate
+ * for the tenant's host name, which internal services do not have.
  */
 function pinnedClient(
   url: string,
   addresses: string[],
   createHttpClient: HttpClientFactory | undefined,
-): Deno.HttpClient | null {
+): { client: Deno.HttpClient | null } | { error: string } {
   const { protocol, port } = new URL(url);
-  if (typeof createHttpClient !== "function") return null;
-  if (protocol === "https:") return null;
-  if (addresses.length === 0) return null; // allowlisted: trusted as named
+  if (protocol === "https:") return { client: null };
+  if (addresses.length === 0) return { client: null }; // allowlisted: trusted as named
   const address = addresses[0];
+  const host = address.includes(":") ? `[${address}]` : address;
   try {
-    return createHttpClient({
-      proxy: {
-        transport: "tcp",
-        hostname: address.includes(":") ? `[${address}]` : address,
-        port: port === "" ? 80 : Number(port),
-      },
-    });
-  } catch {
-    return null;
+    if (typeof createHttpClient !== "function") throw new TypeError("Deno.createHttpClient does not exist here");
+    return { client: createHttpClient({ proxy: { url: `http://${host}:${port === "" ? 80 : Number(port)}` } }) };
+  } catch (e) {
+    const error = `not sent: the connection could not be pinned to the vetted address ${address} ` +
+      `(${e instanceof Error ? e.message : String(e)})`;
+    if (!pinFailuresLogged.has(error)) {
+      pinFailuresLogged.add(error);
+      console.error(`webhook-dispatcher: ${error}; http:// deliveries fail until the runtime can pin them`);
+    }
+    return { error };
   }
 }
+
+/** Each distinct pinning failure is logged once per process, not once per attempt. */
+const pinFailuresLogged = new Set<string>();

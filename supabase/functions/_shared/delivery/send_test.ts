@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
-import { type HttpClientFactory, MAX_RESPONSE_CHARS, type SendOptions, sendWebhook, USER_AGENT } from "./send.ts";
+import {
+  type HttpClientFactory,
+  MAX_RESPONSE_CHARS,
+  networkError,
+  type SendOptions,
+  sendWebhook,
+  USER_AGENT,
+} from "./send.ts";
 import { gate, startReceiver, unusedPort } from "../../_test/receiver.ts";
 import { LOCALHOST_CERT, LOCALHOST_KEY } from "../../_test/tls.ts";
+import { CHILD_DENO_FLAGS } from "../../_test/runtime.ts";
 
 const body = JSON.stringify({ type: "WEBHOOK_TEST", data: {} });
 const headers = { "webhook-id": "msg_1", "webhook-timestamp": "1767225600", "webhook-signature": "v1,abc=" };
@@ -197,16 +205,86 @@ Deno.test("send: a host resolving to a private address is blocked, a DNS failure
   assert.equal(dnsDown.error, "target refused: DNS lookup for hooks.example.com failed: SERVFAIL");
 });
 
-Deno.test("send: connection refused is a failure with the network error", async () => {
-  const port = unusedPort();
-  const result = await sendWebhook(
-    { url: `http://127.0.0.1:${port}/`, body, headers },
-    options(`127.0.0.1:${port}`),
-  );
-  assert.equal(result.outcome, "failed");
-  assert.equal(result.status, null);
-  assert.ok(result.error && result.error.length > 0);
+Deno.test("send: a request that gets no response records what happened, not 'fetch failed'", async () => {
+  // Real receivers that fail in each way Deno's fetch reports under one name.
+  const listeners: Deno.Listener[] = [];
+  /** A raw TCP server: `serve` gets each connection. */
+  const raw = (serve: (conn: Deno.Conn) => Promise<void>) => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    listeners.push(listener);
+    (async () => {
+      for await (const conn of listener) serve(conn).catch(() => {}).finally(() => tryClose(conn));
+    })();
+    return listener.addr.port;
+  };
+  const answer = (bytes: string) => async (conn: Deno.Conn) => {
+    await conn.read(new Uint8Array(4096));
+    await conn.write(new TextEncoder().encode(bytes));
+  };
+  await using plain = startReceiver();
+  const cases: [string, string, string][] = [
+    [
+      "a closed port",
+      `http://127.0.0.1:${unusedPort()}/`,
+      "connection failed: tcp connect error: Connection refused (os error 111)",
+    ],
+    [
+      "a server that hangs up",
+      `http://127.0.0.1:${raw((conn) => conn.read(new Uint8Array(1)).then(() => {}))}/`,
+      "request failed: connection closed before message completed",
+    ],
+    [
+      "invalid header bytes",
+      `http://127.0.0.1:${raw(answer("HTTP/1.1 200 OK\r\nX-Bad: a\u0001b\r\nContent-Length: 0\r\n\r\n"))}/`,
+      "request failed: invalid HTTP header parsed",
+    ],
+    [
+      "not HTTP at all",
+      `http://127.0.0.1:${raw(answer("SSH-2.0-OpenSSH_9.2\r\n"))}/`,
+      "request failed: invalid HTTP version parsed",
+    ],
+    [
+      "https to a plain port",
+      `https://127.0.0.1:${plain.port}/`,
+      "TLS handshake failed: received corrupt message of type InvalidContentType",
+    ],
+  ];
+  try {
+    for (const [what, url, error] of cases) {
+      const result = await sendWebhook({ url, body, headers }, options(new URL(url).host));
+      assert.deepEqual([result.outcome, result.status, result.error], ["failed", null, error], what);
+    }
+  } finally {
+    for (const listener of listeners) listener.close();
+  }
 });
+
+Deno.test("send: networkError keeps the cause and never the dispatcher's own address", () => {
+  const cause = new Error(
+    "error sending request from 10.1.2.3:51854 for https://hooks.example.com/ (93.184.215.14:443): " +
+      "client error (Connect): invalid peer certificate: UnknownIssuer",
+  );
+  assert.equal(
+    networkError(new TypeError("fetch failed", { cause }), "https://hooks.example.com/"),
+    "TLS handshake failed: invalid peer certificate: UnknownIssuer",
+  );
+  // A description in another shape is kept whole, less the local address.
+  const other = new TypeError("fetch failed", {
+    cause: new Error("error sending request from 10.1.2.3:5 for http://a.example/ (1.2.3.4:80): something new"),
+  });
+  assert.equal(
+    networkError(other, "http://a.example/"),
+    "error sending request for http://a.example/ (1.2.3.4:80): something new",
+  );
+  assert.equal(networkError(new TypeError("fetch failed"), "http://a.example/"), "fetch failed");
+  assert.equal(networkError("boom", "http://a.example/"), "boom");
+});
+
+function tryClose(conn: Deno.Conn) {
+  try {
+    conn.close();
+  } catch { /* closed already */ }
+}
 
 Deno.test("send: http requests go to the vetted address, not to a second DNS answer; https ones keep the name", async () => {
   await using receiver = startReceiver();
@@ -237,12 +315,33 @@ Deno.test("send: http requests go to the vetted address, not to a second DNS ans
   assert.equal(receiver.requests[0].path, "/pinned");
   assert.equal(receiver.requests[0].headers.get("host"), `hooks.invalid:${receiver.port}`);
 
-  // https: a plain-TCP transport to the address would skip TLS; the name stays what
-  // fetch connects to (and so fails to resolve here).
+  // https: a proxy at the address would be asked to CONNECT, which a receiver does not
+  // do; the name stays what fetch connects to (and so fails to resolve here).
   const secure = await sendWebhook({ url: `https://hooks.invalid:${receiver.port}/`, body, headers }, pinned);
   assert.equal(secure.outcome, "failed");
   assert.equal(requested.length, 1, "no pinned client for https");
   assert.equal(receiver.requests.length, 1);
+});
+
+Deno.test("send: a connection that cannot be pinned to the vetted address sends nothing and says why", async () => {
+  // An unpinned fetch would resolve `hooks.invalid` itself (and fail with a DNS error): the
+  // error says whether anything was attempted.
+  const resolve = () => Promise.resolve(["93.184.215.14"]);
+  const url = "http://hooks.invalid:8080/";
+  // What Deno 2.1 answers to the `transport: "tcp"` form newer Denos accept.
+  const createHttpClient: HttpClientFactory = () => {
+    throw new URIError("relative URL without a base");
+  };
+  const result = await sendWebhook(
+    { url, body, headers },
+    { allowedTargets: new Set(), timeoutMs: 5_000, resolve, createHttpClient },
+  );
+  assert.equal(result.outcome, "failed");
+  assert.equal(result.status, null);
+  assert.equal(
+    result.error,
+    "not sent: the connection could not be pinned to the vetted address 93.184.215.14 (relative URL without a base)",
+  );
 });
 
 Deno.test("send: https verifies the certificate against the runtime's trust store; a private CA comes from --cert", async () => {
@@ -269,7 +368,7 @@ Deno.test("send: https verifies the certificate against the runtime's trust stor
       );
       console.log(JSON.stringify(result));`;
     const child = await new Deno.Command(Deno.execPath(), {
-      args: ["eval", `--cert=${ca}`, script],
+      args: ["eval", ...CHILD_DENO_FLAGS, `--cert=${ca}`, script],
       cwd: new URL("../..", import.meta.url),
       env: { NO_COLOR: "1" },
     }).output();

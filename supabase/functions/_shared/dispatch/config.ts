@@ -26,12 +26,16 @@ export const START_WINDOW_MS = 1_000;
 /** Requests in flight per dispatcher by default (WEBHOOK_CONCURRENCY). */
 export const DEFAULT_CONCURRENCY = 500;
 
+/** HTTP mode keeps this much of the worker's wall clock (WEBHOOK_WALL_CLOCK_MS) unused:
+ * it covers recording the last results and the runtime's boot before our code runs. */
+export const WALL_CLOCK_MARGIN_MS = 5_000;
+
+/** A WEBHOOK_DISPATCHER_TOKEN shorter than this is refused: it guards the wake-ups. */
+export const MIN_TOKEN_LENGTH = 32;
 
 export interface DispatcherConfig {
-  /** SUPABASE_DB_URL; only the Postgres-backed store needs it. */
+  /** WEBHOOK_DB_URL, else SUPABASE_DB_URL; only the Postgres-backed store needs it. */
   readonly dbUrl: string | undefined;
-  /** SUPABASE_SERVICE_ROLE_KEY; the bearer token HTTP mode accepts. */
-  readonly serviceRoleKey: string | undefined;
   /** Normalized `host:port` keys (see targetKey in ssrf.ts) exempt from the SSRF policy. */
   readonly allowedTargets: ReadonlySet<string>;
   readonly timeoutMs: number;
@@ -54,6 +58,19 @@ export interface DispatcherConfig {
   /** HTTP mode: how long one request may keep claiming (Supabase allows 150 s wall clock).
    * Covers the timeout and the start window (checked unless the mode is `worker`). */
   readonly httpBudgetMs: number;
+  // Hosted Supabase: who may wake HTTP mode, how long its worker lives, how it connects.
+  /** The bearer tokens HTTP mode accepts: WEBHOOK_DISPATCHER_TOKEN, every value of
+   * SUPABASE_SECRET_KEYS, SUPABASE_SERVICE_ROLE_KEY. Required in HTTP mode. */
+  readonly wakeUpKeys: readonly string[];
+  /** HTTP mode: the worker's wall-clock allowance, counted from its boot across every
+   * request it serves (Supabase: 150 s free, 400 s paid). Covers WALL_CLOCK_MARGIN_MS,
+   * the timeout and the start window. */
+  readonly wallClockMs: number;
+  /** HTTP mode: deliveries one drain may claim, which bounds the CPU one wake-up uses. */
+  readonly httpMaxDeliveries: number;
+  /** WEBHOOK_DB_CA_CERT: PEM of the CA a remote database's certificate must chain to;
+   * absent, the runtime's trust store decides (pg_tls.ts). */
+  readonly dbCaCert: string | undefined;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -96,11 +113,13 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
   };
   const allValid = (...names: string[]) => names.every((name) => !invalid.has(name));
 
-  const dbUrl = get("SUPABASE_DB_URL");
+  // WEBHOOK_DB_URL overrides the URL Supabase sets (whose name functions cannot set).
+  const dbUrlName = get("WEBHOOK_DB_URL") !== undefined ? "WEBHOOK_DB_URL" : "SUPABASE_DB_URL";
+  const dbUrl = get(dbUrlName);
   if (options.mode !== undefined && dbUrl === undefined) {
-    problems.push("SUPABASE_DB_URL is required (a postgres:// connection string)");
+    problems.push("SUPABASE_DB_URL is required (a postgres:// connection string; WEBHOOK_DB_URL overrides it)");
   } else if (dbUrl !== undefined && !/^postgres(ql)?:\/\//.test(dbUrl)) {
-    problems.push("SUPABASE_DB_URL must start with postgres:// or postgresql://");
+    problems.push(`${dbUrlName} must start with postgres:// or postgresql://`);
   }
 
   const timeoutMs = int("WEBHOOK_TIMEOUT_MS", 15_000, 100, 600_000);
@@ -144,9 +163,35 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
     ? undefined
     : { hostname: get("WEBHOOK_METRICS_HOSTNAME") ?? "127.0.0.1", port: metricsPort };
 
+  // Hosted Supabase: wake-up keys, the worker's wall clock, the work per wake-up, TLS.
+  const keyProblems = problems.length;
+  const wakeUpKeys = parseWakeUpKeys(get, options.mode !== "worker", problems);
+  // Unless a key was set but unreadable (reported just above), say that none is set.
+  if (options.mode === "http" && wakeUpKeys.length === 0 && problems.length === keyProblems) {
+    problems.push(
+      "HTTP mode needs a key to accept wake-ups: SUPABASE_SECRET_KEYS or SUPABASE_SERVICE_ROLE_KEY (Supabase " +
+        `sets them), or WEBHOOK_DISPATCHER_TOKEN (at least ${MIN_TOKEN_LENGTH} characters); without one it refuses every request`,
+    );
+  }
+  const wallClockMs = int("WEBHOOK_WALL_CLOCK_MS", 150_000, 1_000, 3_600_000);
+  if (
+    options.mode !== "worker" && allValid("WEBHOOK_TIMEOUT_MS", "WEBHOOK_WALL_CLOCK_MS") &&
+    wallClockMs < WALL_CLOCK_MARGIN_MS + oneAttemptMs
+  ) {
+    problems.push(
+      `WEBHOOK_WALL_CLOCK_MS (${wallClockMs} ms) must cover a ${WALL_CLOCK_MARGIN_MS / 1000} s margin, ` +
+        `WEBHOOK_TIMEOUT_MS (${timeoutMs} ms) and ${START_WINDOW_MS / 1000} s to start sending: ` +
+        `at least ${WALL_CLOCK_MARGIN_MS + oneAttemptMs}`,
+    );
+  }
+  const httpMaxDeliveries = int("WEBHOOK_HTTP_MAX_DELIVERIES", 1_000, 1, 100_000);
+  const dbCaCert = get("WEBHOOK_DB_CA_CERT");
+  if (dbCaCert !== undefined && !dbCaCert.includes("-----BEGIN CERTIFICATE-----")) {
+    problems.push("WEBHOOK_DB_CA_CERT must be a PEM certificate (-----BEGIN CERTIFICATE----- ...)");
+  }
+
   const config: DispatcherConfig = {
     dbUrl,
-    serviceRoleKey: get("SUPABASE_SERVICE_ROLE_KEY"),
     allowedTargets: parseAllowedTargets(get("WEBHOOK_ALLOWED_TARGETS"), problems),
     timeoutMs,
     batchSize,
@@ -157,9 +202,55 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
     workerId: get("WEBHOOK_WORKER_ID") ?? `dispatcher-${crypto.randomUUID().slice(0, 8)}`,
     httpBudgetMs,
     metrics,
+    wakeUpKeys,
+    wallClockMs,
+    httpMaxDeliveries,
+    dbCaCert,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * Every key a wake-up may carry as its bearer token. SUPABASE_SECRET_KEYS is what Supabase
+ * gives functions for the new `sb_secret_...` keys: a JSON object of name -> key
+ * (`{"default":"sb_secret_..."}`), any of which is accepted. A value that cannot be read is
+ * reported (when `check`), never guessed at; its keys are not accepted. Problems never
+ * quote a key.
+ */
+function parseWakeUpKeys(
+  get: (name: string) => string | undefined,
+  check: boolean,
+  problems: string[],
+): readonly string[] {
+  const keys: string[] = [];
+  const token = get("WEBHOOK_DISPATCHER_TOKEN");
+  if (token !== undefined) {
+    if (token.length >= MIN_TOKEN_LENGTH) keys.push(token);
+    else if (check) problems.push(`WEBHOOK_DISPATCHER_TOKEN must be at least ${MIN_TOKEN_LENGTH} characters long`);
+  }
+  const secretKeys = get("SUPABASE_SECRET_KEYS");
+  if (secretKeys !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(secretKeys);
+    } catch {
+      parsed = undefined;
+    }
+    const values = parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)
+      ? Object.values(parsed).filter((v): v is string => typeof v === "string" && v.trim() !== "").map((v) => v.trim())
+      : [];
+    if (values.length > 0) keys.push(...values);
+    else if (check) {
+      problems.push(
+        `SUPABASE_SECRET_KEYS must be a JSON object of named keys ({"default":"sb_secret_..."}) with at least one key; ` +
+          `it could not be read as one`,
+      );
+    }
+  }
+  const serviceRoleKey = get("SUPABASE_SERVICE_ROLE_KEY");
+  if (serviceRoleKey !== undefined) keys.push(serviceRoleKey);
+  return Object.freeze([...new Set(keys)]);
 }
 
 function parseRetrySchedule(raw: string | undefined, problems: string[]): readonly number[] {

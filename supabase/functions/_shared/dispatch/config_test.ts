@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig, type ParseConfigOptions } from "./config.ts";
+import {
+  ConfigError,
+  MIN_TOKEN_LENGTH,
+  parseConfig,
+  type ParseConfigOptions,
+  START_WINDOW_MS,
+  WALL_CLOCK_MARGIN_MS,
+} from "./config.ts";
+import { LOCALHOST_CERT } from "../../_test/tls.ts";
 import { DEFAULT_RETRY_SCHEDULE_SECONDS } from "../delivery/retry.ts";
 
 function problemsOf(env: Record<string, string>, options?: ParseConfigOptions): readonly string[] {
@@ -52,7 +60,7 @@ Deno.test("config: every knob is read", () => {
     WEBHOOK_WORKER_ID: "worker-a",
   });
   assert.equal(config.dbUrl, "postgresql://postgres:pw@127.0.0.1:54322/postgres");
-  assert.equal(config.serviceRoleKey, "service-key");
+  assert.deepEqual(config.wakeUpKeys, ["service-key"]);
   assert.deepEqual([...config.allowedTargets], ["127.0.0.1:8080"]);
   assert.equal(config.timeoutMs, 2000);
   assert.equal(config.batchSize, 7);
@@ -135,6 +143,7 @@ Deno.test("config: the lease stays within what the claim accepts (1 to 3600 s)",
     WEBHOOK_TIMEOUT_MS: "600000",
     WEBHOOK_LEASE_SECONDS: "606",
     WEBHOOK_HTTP_BUDGET_MS: "601000",
+    WEBHOOK_WALL_CLOCK_MS: "606000",
   });
   assert.deepEqual([slow.timeoutMs, slow.leaseSeconds], [600_000, 606]);
 });
@@ -155,7 +164,8 @@ Deno.test("config: the HTTP-mode budget covers one attempt and the start window;
     "WEBHOOK_HTTP_BUDGET_MS (15999 ms) must cover WEBHOOK_TIMEOUT_MS (15000 ms) plus 1 s to start sending: " +
     "at least 16000";
   assert.deepEqual(problemsOf(short), [problem]);
-  assert.deepEqual(problemsOf({ ...short, SUPABASE_DB_URL: "postgres://x/db" }, { mode: "http" }), [problem]);
+  const http = { ...short, SUPABASE_DB_URL: "postgres://x/db", SUPABASE_SERVICE_ROLE_KEY: "service-key" };
+  assert.deepEqual(problemsOf(http, { mode: "http" }), [problem]);
   assert.equal(parseConfig({ ...short, SUPABASE_DB_URL: "postgres://x/db" }, { mode: "worker" }).httpBudgetMs, 15_999);
   // A timeout above the default budget needs a longer budget, not a silent spin.
   assert.deepEqual(problemsOf({ WEBHOOK_TIMEOUT_MS: "120000", WEBHOOK_LEASE_SECONDS: "126" }), [
@@ -182,7 +192,12 @@ Deno.test("config: a value that fails its own check is reported once, not judged
     ],
   );
   assert.deepEqual(
-    problemsOf({ WEBHOOK_TIMEOUT_MS: "200000", WEBHOOK_LEASE_SECONDS: "99999", WEBHOOK_HTTP_BUDGET_MS: "x" }),
+    problemsOf({
+      WEBHOOK_TIMEOUT_MS: "200000",
+      WEBHOOK_LEASE_SECONDS: "99999",
+      WEBHOOK_HTTP_BUDGET_MS: "x",
+      WEBHOOK_WALL_CLOCK_MS: "400000",
+    }),
     [
       outOfRange("WEBHOOK_LEASE_SECONDS", 1, 3600, "99999"),
       outOfRange("WEBHOOK_HTTP_BUDGET_MS", 1000, 3600000, "x"),
@@ -227,4 +242,103 @@ Deno.test("config: worker metrics are off unless a port is given; the port and h
     { hostname: "0.0.0.0", port: 9464 },
   );
   assert.deepEqual(problemsOf({ WEBHOOK_METRICS_PORT: "0" }), [outOfRange("WEBHOOK_METRICS_PORT", 1, 65535, "0")]);
+});
+
+// ---------------------------------------------------------------------------------------
+// Hosted Supabase: wake-up keys, the worker's wall clock, the work per wake-up, the database
+// ---------------------------------------------------------------------------------------
+
+const DB = { SUPABASE_DB_URL: "postgres://x/db" };
+const TOKEN = "t".repeat(MIN_TOKEN_LENGTH);
+const keysOf = (env: Record<string, string>, mode: "http" | "worker" = "http") =>
+  parseConfig({ ...DB, ...env }, { mode }).wakeUpKeys;
+
+Deno.test("config: HTTP mode accepts the new secret keys, the legacy service role key and a dispatcher token", () => {
+  assert.deepEqual(keysOf({ SUPABASE_SERVICE_ROLE_KEY: "legacy" }), ["legacy"]);
+  assert.deepEqual(keysOf({ SUPABASE_SECRET_KEYS: '{"default":"sb_secret_a"}' }), ["sb_secret_a"]);
+  // Every named key is accepted (a project can have several); blank and non-string values are not keys.
+  assert.deepEqual(
+    keysOf({ SUPABASE_SECRET_KEYS: '{"default":"sb_secret_a","ci":" sb_secret_b ","old":"","n":1,"o":null}' }),
+    ["sb_secret_a", "sb_secret_b"],
+  );
+  assert.deepEqual(keysOf({ WEBHOOK_DISPATCHER_TOKEN: TOKEN }), [TOKEN]);
+  assert.deepEqual(
+    keysOf({
+      WEBHOOK_DISPATCHER_TOKEN: TOKEN,
+      SUPABASE_SECRET_KEYS: '{"default":"sb_secret_a"}',
+      SUPABASE_SERVICE_ROLE_KEY: "legacy",
+    }),
+    [TOKEN, "sb_secret_a", "legacy"],
+  );
+});
+
+Deno.test("config: HTTP mode without a key, or with one it cannot read, refuses to start, quoting no key", () => {
+  const none = "HTTP mode needs a key to accept wake-ups: SUPABASE_SECRET_KEYS or SUPABASE_SERVICE_ROLE_KEY " +
+    `(Supabase sets them), or WEBHOOK_DISPATCHER_TOKEN (at least ${MIN_TOKEN_LENGTH} characters); ` +
+    "without one it refuses every request";
+  const unreadable = 'SUPABASE_SECRET_KEYS must be a JSON object of named keys ({"default":"sb_secret_..."}) with ' +
+    "at least one key; it could not be read as one";
+  const short = `WEBHOOK_DISPATCHER_TOKEN must be at least ${MIN_TOKEN_LENGTH} characters long`;
+  const cases: [string, Record<string, string>, string[]][] = [
+    ["no key at all", {}, [none]],
+    ["every key empty", { SUPABASE_SERVICE_ROLE_KEY: "", SUPABASE_SECRET_KEYS: " ", WEBHOOK_DISPATCHER_TOKEN: "" }, [
+      none,
+    ]],
+    ["malformed JSON", { SUPABASE_SECRET_KEYS: '{"default":"sb_secret_leak' }, [unreadable]],
+    ["a bare key instead of JSON", { SUPABASE_SECRET_KEYS: "sb_secret_leak" }, [unreadable]],
+    ["a JSON array", { SUPABASE_SECRET_KEYS: '["sb_secret_leak"]' }, [unreadable]],
+    ["an object with no key", { SUPABASE_SECRET_KEYS: '{"default":""}' }, [unreadable]],
+    ["a short token", { WEBHOOK_DISPATCHER_TOKEN: "leak" }, [short]],
+    // An unreadable value is a problem even next to a good key: it is not guessed at.
+    ["malformed JSON beside the legacy key", {
+      SUPABASE_SECRET_KEYS: "{",
+      SUPABASE_SERVICE_ROLE_KEY: "legacy",
+    }, [unreadable]],
+  ];
+  for (const [what, env, expected] of cases) {
+    const problems = problemsOf({ ...DB, ...env }, { mode: "http" });
+    assert.deepEqual(problems, expected, what);
+    assert.ok(!problems.join().includes("leak"), `${what}: a problem quotes the key`);
+  }
+  // Worker mode takes no wake-ups: neither a missing nor an unreadable key stops it.
+  assert.deepEqual(keysOf({}, "worker"), []);
+  assert.deepEqual(keysOf({ SUPABASE_SECRET_KEYS: "{", WEBHOOK_DISPATCHER_TOKEN: "x" }, "worker"), []);
+});
+
+Deno.test("config: the worker's wall clock covers the margin and one attempt in HTTP mode", () => {
+  assert.equal(parseConfig({}).wallClockMs, 150_000);
+  assert.equal(parseConfig({}).httpMaxDeliveries, 1_000);
+  const env = { WEBHOOK_TIMEOUT_MS: "2000", WEBHOOK_LEASE_SECONDS: "8", WEBHOOK_HTTP_BUDGET_MS: "3000" };
+  const least = WALL_CLOCK_MARGIN_MS + 2000 + START_WINDOW_MS;
+  assert.equal(parseConfig({ ...env, WEBHOOK_WALL_CLOCK_MS: String(least) }).wallClockMs, least);
+  assert.deepEqual(problemsOf({ ...env, WEBHOOK_WALL_CLOCK_MS: String(least - 1) }), [
+    `WEBHOOK_WALL_CLOCK_MS (${least - 1} ms) must cover a 5 s margin, WEBHOOK_TIMEOUT_MS (2000 ms) and 1 s to ` +
+    `start sending: at least ${least}`,
+  ]);
+  assert.equal(
+    parseConfig({ ...DB, ...env, WEBHOOK_WALL_CLOCK_MS: "1000" }, { mode: "worker" }).wallClockMs,
+    1000,
+    "worker mode does not use it",
+  );
+  assert.deepEqual(problemsOf({ WEBHOOK_WALL_CLOCK_MS: "150s", WEBHOOK_HTTP_MAX_DELIVERIES: "0" }), [
+    outOfRange("WEBHOOK_WALL_CLOCK_MS", 1000, 3600000, "150s"),
+    outOfRange("WEBHOOK_HTTP_MAX_DELIVERIES", 1, 100000, "0"),
+  ]);
+  assert.equal(parseConfig({ WEBHOOK_WALL_CLOCK_MS: "400000" }).wallClockMs, 400_000);
+  assert.equal(parseConfig({ WEBHOOK_HTTP_MAX_DELIVERIES: "250" }).httpMaxDeliveries, 250);
+});
+
+Deno.test("config: WEBHOOK_DB_URL overrides SUPABASE_DB_URL; WEBHOOK_DB_CA_CERT must be a PEM", () => {
+  const pooler = "postgresql://postgres.ref:pw@aws-0-eu-central-1.pooler.supabase.com:6543/postgres";
+  assert.equal(parseConfig({ ...DB, WEBHOOK_DB_URL: pooler }, { mode: "worker" }).dbUrl, pooler);
+  assert.equal(parseConfig({ WEBHOOK_DB_URL: pooler }, { mode: "worker" }).dbUrl, pooler);
+  assert.equal(parseConfig({ ...DB, WEBHOOK_DB_URL: " " }, { mode: "worker" }).dbUrl, DB.SUPABASE_DB_URL);
+  assert.deepEqual(problemsOf({ ...DB, WEBHOOK_DB_URL: "mysql://x" }), [
+    "WEBHOOK_DB_URL must start with postgres:// or postgresql://",
+  ]);
+  assert.equal(parseConfig({}).dbCaCert, undefined);
+  assert.equal(parseConfig({ WEBHOOK_DB_CA_CERT: LOCALHOST_CERT }).dbCaCert, LOCALHOST_CERT);
+  assert.deepEqual(problemsOf({ WEBHOOK_DB_CA_CERT: "/etc/ssl/supabase.crt" }), [
+    "WEBHOOK_DB_CA_CERT must be a PEM certificate (-----BEGIN CERTIFICATE----- ...)",
+  ]);
 });

@@ -65,6 +65,8 @@ export interface DrainOptions {
   budgetMs: number;
   /** Stops claiming; attempts in flight finish and are recorded. */
   signal?: AbortSignal;
+  /** Claims at most this many deliveries in this drain (HTTP mode: bounds one wake-up's CPU). */
+  maxDeliveries?: number;
 }
 
 export interface RunOptions {
@@ -86,6 +88,8 @@ const POLL_MS = 20;
 
 interface Loop {
   deadline: number;
+  /** Deliveries this loop may still claim. */
+  maxDeliveries: number;
   signal: AbortSignal | undefined;
   /** Stop once idle (HTTP mode) rather than sleep (worker mode). */
   untilIdle: boolean;
@@ -137,22 +141,29 @@ export class DispatchEngine {
    * ends. A drain that starts while another runs joins it (one loop per process) and
    * extends its budget.
    */
-  drain({ budgetMs, signal }: DrainOptions): Promise<DrainCounts> {
+  drain({ budgetMs, signal, maxDeliveries = Number.POSITIVE_INFINITY }: DrainOptions): Promise<DrainCounts> {
     // A NaN budget (a garbled env knob upstream) would silently do nothing.
     if (!(budgetMs >= 0)) throw new RangeError(`budgetMs must be a non-negative number, got ${budgetMs}`);
+    if (!(maxDeliveries >= 0)) throw new RangeError(`maxDeliveries must be a non-negative number, got ${maxDeliveries}`);
     const deadline = this.#now() + budgetMs;
     if (this.#loop !== null) {
       this.#loop.deadline = Math.max(this.#loop.deadline, deadline);
       this.poke();
       return this.#loop.done;
     }
-    return this.#start({ deadline, signal, untilIdle: true, maxIdleMs: 0 });
+    return this.#start({ deadline, maxDeliveries, signal, untilIdle: true, maxIdleMs: 0 });
   }
 
   /** Worker mode: delivers until the signal fires, sleeping while nothing is due. */
   run({ signal, maxIdleMs = 30_000 }: RunOptions): Promise<DrainCounts> {
     if (this.#loop !== null) throw new Error("the dispatch loop is already running");
-    return this.#start({ deadline: Number.POSITIVE_INFINITY, signal, untilIdle: false, maxIdleMs });
+    return this.#start({
+      deadline: Number.POSITIVE_INFINITY,
+      maxDeliveries: Number.POSITIVE_INFINITY,
+      signal,
+      untilIdle: false,
+      maxIdleMs,
+    });
   }
 
   #start(options: Omit<Loop, "counts" | "done">): Promise<DrainCounts> {
@@ -176,17 +187,19 @@ export class DispatchEngine {
     try {
       while (!loop.signal?.aborted && !writer.failed) {
         this.#changed = false;
-        const canStart = this.#now() + START_WINDOW_MS + timeoutMs <= loop.deadline;
+        const left = loop.maxDeliveries - loop.counts.claimed;
+        const canStart = this.#now() + START_WINDOW_MS + timeoutMs <= loop.deadline && left > 0;
         const free = concurrency - this.#inFlight;
         if (canStart && free > 0) {
-          const wanted = Math.min(batchSize, free);
+          const wanted = Math.min(batchSize, free, left);
           const rows = await this.#claim(wanted, loop, writer, attempts);
           lastClaimFound = rows > 0;
           if (rows > 0) {
             quietSince = null;
             idle = null; // a claim that finds work sets the heartbeat again
-            // Every slot taken and more is probably due: let another dispatcher have it.
-            if (rows === wanted && rows === free && !handedOff) {
+            // Every slot (or this drain's share) taken and more is probably due: let
+            // another dispatcher, or another invocation of the function, have it.
+            if (rows === wanted && (rows === free || rows === left) && !handedOff) {
               handedOff = true;
               await this.#store.handOff();
             }
@@ -194,7 +207,7 @@ export class DispatchEngine {
           }
         }
         if (free > 0) handedOff = false;
-        if (!canStart && this.#inFlight === 0) break; // budget spent
+        if (!canStart && this.#inFlight === 0) break; // budget (time or deliveries) spent
 
         // Nothing to claim now. Attempts in flight free slots when they are recorded:
         // keep looking a little while, awake, before going idle.

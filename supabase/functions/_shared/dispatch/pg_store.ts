@@ -2,6 +2,7 @@
 // pg_store_test.ts runs it against a real database when DB_URL is set.
 
 import postgres from "postgres";
+import { databaseTls, verifiedTlsSocket } from "./pg_tls.ts";
 import type { ClaimedDelivery, DeliveryResult, DeliveryStore, IdleMark } from "./store.ts";
 
 export interface PgStoreOptions {
@@ -13,24 +14,37 @@ export interface PgStoreOptions {
 
 /**
  * A small pool for the dispatcher.
- * - `prepare: false`: Supabase's SUPABASE_DB_URL may point at the transaction-mode
- *   pooler (Supavisor), where named prepared statements do not survive.
+ * - `prepare: false`: the URL may point at Supavisor's transaction-mode pooler
+ *   (WEBHOOK_DB_URL), where named prepared statements do not survive.
  * - `fetch_types: false`: postgres.js otherwise runs a type query on every new
  *   connection whose failure is an unhandled rejection (porsager/postgres#1192): a
  *   connection lost during a Postgres restart would kill the worker. Arrays therefore
  *   travel as JSON in the queries below.
  * - `backoff`: reconnect within a second once Postgres is back (the default grows to
  *   20 s and delays the LISTEN connection too).
+ * - TLS (pg_tls.ts): as the URL's sslmode says; else plain to a local host, and verified
+ *   TLS (against `caCert` when given) to any other.
  */
-export function connectDatabase(dbUrl: string, max = 4): postgres.Sql {
+export function connectDatabase(dbUrl: string, max = 4, { caCert }: { caCert?: string } = {}): postgres.Sql {
+  const connectTimeoutSeconds = 10;
+  const tls = databaseTls(dbUrl);
   return postgres(dbUrl, {
     prepare: false,
     fetch_types: false,
     backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 1),
     max,
     idle_timeout: 30,
-    connect_timeout: 10,
+    connect_timeout: connectTimeoutSeconds,
     connection: { application_name: "webhook-dispatcher" },
+    ...(tls === "plain" ? { ssl: false } : {}),
+    // postgres.js speaks plain Postgres over a socket that is already encrypted.
+    ...(tls === "verified"
+      ? {
+        ssl: false,
+        socket: ({ host, port }: { host: string[]; port: number[] }) =>
+          verifiedTlsSocket(host[0], port[0], { caCert, timeoutMs: connectTimeoutSeconds * 1000 }),
+      }
+      : {}),
   });
 }
 
@@ -129,7 +143,7 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
     },
 
     async handOff() {
-      await sql`select pg_notify('webhook_deliveries', 'more')`;
+      await sql`select private.hand_off_work()`;
     },
 
     async nextDueAt(): Promise<Date | null> {

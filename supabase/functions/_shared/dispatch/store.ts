@@ -65,7 +65,8 @@ export interface DeliveryStore {
   goingIdle(): Promise<IdleMark>;
   /** Step 2: whether all of them have ended (then one more claim, then sleep). */
   transactionsEnded(mark: IdleMark): Promise<boolean>;
-  /** Tells the other dispatchers there is more due than this one can take (a NOTIFY). */
+  /** Tells the other dispatchers there is more due than this one takes now: a NOTIFY for
+   * workers, and a pg_net wake-up of the edge function where one is configured. */
   handOff(): Promise<void>;
   /** When a claim could next find work: now if new deliveries wait, null if nothing is scheduled. */
   nextDueAt(): Promise<Date | null>;

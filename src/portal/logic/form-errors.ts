@@ -1,0 +1,43 @@
+// The database's answer to a create or edit, placed next to the field it is about and said
+// in plain words. The words for URL rules are the client's (URL_RULES, src/errors.ts), so
+// the portal and the API say the same thing.
+import { URL_RULES, WebhooksError } from "../../errors.ts";
+
+export type EndpointField = "url" | "triggerType" | "description";
+
+export interface FormError {
+  /** The field to show it next to; null for the form as a whole. */
+  field: EndpointField | null;
+  message: string;
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+export function endpointFormError(error: unknown): FormError {
+  if (!(error instanceof WebhooksError)) {
+    return { field: null, message: error instanceof Error ? error.message : String(error) };
+  }
+  const rule = error.constraint ? URL_RULES[error.constraint] : undefined;
+  switch (error.kind) {
+    case "invalid_url":
+      return { field: "url", message: `${capitalize(rule ?? "the URL is not valid")}.` };
+    case "duplicate":
+      return { field: "url", message: "This URL already receives this trigger type: an endpoint can be registered once per trigger type." };
+    case "unknown_trigger_type":
+      return { field: "triggerType", message: "Unknown trigger type: pick one from the list." };
+    case "permission_denied":
+    case "not_found":
+      return { field: null, message: "You cannot change this endpoint: it does not exist or is not yours to manage." };
+    case "unauthenticated":
+      return { field: null, message: "You are signed out. Sign in again to save." };
+    default:
+      break;
+  }
+  if (error.constraint === "webhooks_description_length") {
+    return { field: "description", message: "Description must be at most 500 characters." };
+  }
+  if (error.code === "23502" && /"url"/.test(error.message)) return { field: "url", message: "URL is required." };
+  return { field: null, message: error.message };
+}

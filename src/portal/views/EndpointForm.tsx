@@ -1,0 +1,130 @@
+// Create or edit an endpoint. What the database refuses is shown next to the field it is
+// about (endpointFormError), and nothing is created or changed.
+import { useId, useState } from "react";
+import type { FormEvent } from "react";
+import type { Webhook, WebhookTriggerType } from "../../client.ts";
+import { endpointFormError, type FormError } from "../logic/form-errors.ts";
+
+export interface EndpointFormValues {
+  url: string;
+  triggerType: string;
+  description: string;
+}
+
+export function EndpointForm({
+  initial,
+  triggerTypes,
+  submitLabel,
+  onSubmit,
+  onCancel,
+}: {
+  initial?: Pick<Webhook, "url" | "trigger_type" | "description">;
+  triggerTypes: WebhookTriggerType[];
+  submitLabel: string;
+  onSubmit: (values: EndpointFormValues) => Promise<void>;
+  onCancel?: () => void;
+}) {
+  const id = useId();
+  const [values, setValues] = useState<EndpointFormValues>({
+    url: initial?.url ?? "",
+    triggerType: initial?.trigger_type ?? triggerTypes.find((t) => t.name !== "WEBHOOK_TEST")?.name ?? triggerTypes[0]?.name ?? "",
+    description: initial?.description ?? "",
+  });
+  const [error, setError] = useState<FormError | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await onSubmit({ ...values, url: values.url.trim() });
+    } catch (err) {
+      setError(endpointFormError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const fieldError = (field: FormError["field"]) =>
+    error && error.field === field ? (
+      <p id={`${id}-${field}-error`} className="swp-field-error" role="alert">
+        {error.message}
+      </p>
+    ) : null;
+  const described = (field: FormError["field"], hint?: string) => {
+    const ids = [hint, error?.field === field ? `${id}-${field}-error` : undefined].filter(Boolean);
+    return ids.length ? ids.join(" ") : undefined;
+  };
+
+  return (
+    <form className="swp-form" onSubmit={submit} noValidate>
+      <div className="swp-field">
+        <label htmlFor={`${id}-url`}>Endpoint URL</label>
+        <input
+          id={`${id}-url`}
+          name="url"
+          type="text"
+          inputMode="url"
+          autoComplete="off"
+          spellCheck={false}
+          value={values.url}
+          onChange={(e) => setValues({ ...values, url: e.target.value })}
+          aria-invalid={error?.field === "url" || undefined}
+          aria-describedby={described("url", `${id}-url-hint`)}
+          required
+        />
+        <p id={`${id}-url-hint`} className="swp-hint">
+          Where Serial POSTs each event, e.g. https://erp.example.com/serial-webhooks
+        </p>
+        {fieldError("url")}
+      </div>
+      <div className="swp-field">
+        <label htmlFor={`${id}-type`}>Trigger type</label>
+        <select
+          id={`${id}-type`}
+          name="triggerType"
+          value={values.triggerType}
+          onChange={(e) => setValues({ ...values, triggerType: e.target.value })}
+          aria-invalid={error?.field === "triggerType" || undefined}
+          aria-describedby={described("triggerType")}
+        >
+          {triggerTypes.map((t) => (
+            <option key={t.name} value={t.name}>
+              {t.name}
+            </option>
+          ))}
+        </select>
+        {fieldError("triggerType")}
+      </div>
+      <div className="swp-field">
+        <label htmlFor={`${id}-description`}>Description (optional)</label>
+        <textarea
+          id={`${id}-description`}
+          name="description"
+          rows={2}
+          value={values.description}
+          onChange={(e) => setValues({ ...values, description: e.target.value })}
+          aria-invalid={error?.field === "description" || undefined}
+          aria-describedby={described("description")}
+        />
+        {fieldError("description")}
+      </div>
+      {error && error.field === null ? (
+        <p className="swp-error" role="alert">
+          {error.message}
+        </p>
+      ) : null}
+      <div className="swp-actions">
+        {onCancel ? (
+          <button type="button" onClick={onCancel} disabled={busy}>
+            Cancel
+          </button>
+        ) : null}
+        <button type="submit" className="swp-primary" disabled={busy}>
+          {submitLabel}
+        </button>
+      </div>
+    </form>
+  );
+}

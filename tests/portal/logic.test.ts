@@ -1,0 +1,161 @@
+// The portal's logic that is not rendering: routes, keyset paging, chart buckets, the
+// mapping of database errors to form fields, and the headers shown as sent.
+import { describe, expect, it } from "vitest";
+import { toWebhooksError, URL_RULES, WebhooksError } from "../../src/errors.ts";
+import { describeBucket, hourlyBuckets, niceMax, stack, windowStart } from "../../src/portal/logic/chart.ts";
+import { endpointFormError } from "../../src/portal/logic/form-errors.ts";
+import { endpointState, formatRate, fromLocalInput, toLocalInput } from "../../src/portal/logic/format.ts";
+import { headersAsSent } from "../../src/portal/logic/headers.ts";
+import { currentCursor, FIRST_PAGE, hasNewer, newer, older, pageNumber } from "../../src/portal/logic/pager.ts";
+import { pathToRoute, routeToPath, type Route } from "../../src/portal/logic/route.ts";
+
+const ID = "3a7f2c91-6e4d-4b8a-b0c5-1d9e8f7a6b52";
+
+describe("routes", () => {
+  it("round-trip through their path", () => {
+    const routes: Route[] = [
+      { page: "endpoints" },
+      { page: "new-endpoint" },
+      { page: "endpoint", id: ID },
+      { page: "delivery", id: ID },
+      { page: "event-types" },
+      { page: "deliveries", filter: {} },
+      { page: "deliveries", filter: { webhookId: ID, state: "failed", triggerType: "WEBHOOK_TEST", since: "2026-11-28T10:00:00.000Z", until: "2026-11-29T10:00:00.000Z" } },
+    ];
+    for (const route of routes) {
+      const [path, query = ""] = routeToPath(route).split("?");
+      expect(pathToRoute(path!, query)).toEqual(route);
+    }
+  });
+
+  it("send anything else to not-found, and drop filter values that are not valid", () => {
+    expect(pathToRoute("/endpoints/not-a-uuid")).toEqual({ page: "not-found" });
+    expect(pathToRoute("/deliveries/1 or 1=1")).toEqual({ page: "not-found" });
+    expect(pathToRoute("/somewhere")).toEqual({ page: "not-found" });
+    expect(pathToRoute("/endpoints/x/y/z")).toEqual({ page: "not-found" });
+    expect(pathToRoute("/deliveries", "state=exploded&endpoint=x&type=lower_case&since=yesterday")).toEqual({ page: "deliveries", filter: {} });
+    expect(pathToRoute("/endpoints/" + ID.toUpperCase())).toEqual({ page: "endpoint", id: ID });
+    expect(pathToRoute("")).toEqual({ page: "endpoints" });
+  });
+});
+
+describe("keyset paging", () => {
+  it("walks older with the cursors it was given and back newer, never past the first page", () => {
+    let pager = FIRST_PAGE;
+    expect(currentCursor(pager)).toBeUndefined();
+    expect(hasNewer(pager)).toBe(false);
+    expect(newer(pager)).toBe(pager);
+    pager = older(pager, "c1");
+    pager = older(pager, "c2");
+    expect(currentCursor(pager)).toBe("c2");
+    expect(pageNumber(pager)).toBe(3);
+    expect(older(pager, null)).toBe(pager); // the last page has no older one
+    pager = newer(pager);
+    expect(currentCursor(pager)).toBe("c1");
+    pager = newer(pager);
+    expect(currentCursor(pager)).toBeUndefined();
+    expect(pageNumber(pager)).toBe(1);
+  });
+});
+
+describe("chart buckets", () => {
+  const now = new Date("2026-11-29T13:25:00Z");
+  const row = (hour: string, counts: Partial<Record<"succeeded" | "failed" | "retrying" | "pending" | "cancelled", number>>) => ({
+    hour,
+    succeeded: 0, failed: 0, retrying: 0, pending: 0, cancelled: 0,
+    ...counts,
+  });
+
+  it("has 24 hourly buckets ending with the current hour, empty hours included, endpoints summed", () => {
+    expect(windowStart(now).toISOString()).toBe("2026-11-28T14:00:00.000Z");
+    const buckets = hourlyBuckets(
+      [
+        row("2026-11-29T13:00:00+00:00", { succeeded: 3, failed: 1 }),
+        row("2026-11-29T13:00:00+00:00", { succeeded: 2 }), // another endpoint, same hour
+        row("2026-11-28T14:00:00+00:00", { cancelled: 1 }), // the oldest bucket
+        row("2026-11-28T13:00:00+00:00", { succeeded: 99 }), // before the window
+        row("2026-11-29T14:00:00+00:00", { succeeded: 99 }), // after it
+      ],
+      now,
+    );
+    expect(buckets).toHaveLength(24);
+    expect(buckets[0]!.start.toISOString()).toBe("2026-11-28T14:00:00.000Z");
+    expect(buckets[23]!.start.toISOString()).toBe("2026-11-29T13:00:00.000Z");
+    expect(buckets[23]!.counts).toEqual({ succeeded: 5, retrying: 0, pending: 0, failed: 1, cancelled: 0 });
+    expect(buckets[23]!.total).toBe(6);
+    expect(buckets[0]!.total).toBe(1);
+    expect(buckets.reduce((n, b) => n + b.total, 0)).toBe(7);
+  });
+
+  it("scales to a round maximum and stacks outcomes bottom up", () => {
+    const buckets = hourlyBuckets([row("2026-11-29T13:00:00Z", { succeeded: 30, failed: 7 })], now);
+    expect(niceMax(buckets)).toBe(50);
+    expect(niceMax(hourlyBuckets([], now))).toBe(1);
+    expect(niceMax(hourlyBuckets([row("2026-11-29T13:00:00Z", { succeeded: 100 })], now))).toBe(100);
+    expect(stack(buckets[23]!, 50)).toEqual([
+      { outcome: "succeeded", from: 0, to: 0.6 },
+      { outcome: "failed", from: 0.6, to: 0.74 },
+    ]);
+    expect(describeBucket(buckets[23]!, () => "13:00")).toBe("13:00: 30 succeeded, 7 failed");
+    expect(describeBucket(buckets[0]!, () => "14:00")).toBe("14:00: no deliveries");
+  });
+});
+
+describe("errors of the endpoint form", () => {
+  it("puts each URL rule next to the URL, in the client's words", () => {
+    for (const [constraint, rule] of Object.entries(URL_RULES)) {
+      const error = toWebhooksError({ code: "23514", message: `new row for relation "webhooks" violates check constraint "${constraint}"` }, "create webhook");
+      expect(endpointFormError(error)).toEqual({ field: "url", message: `${rule.charAt(0).toUpperCase()}${rule.slice(1)}.` });
+    }
+  });
+
+  it("finds https_required in the trigger's message (PostgREST does not pass the constraint on)", () => {
+    const error = toWebhooksError({ code: "23514", message: "webhook url must use https (webhooks_url_https_required): http://x.test" });
+    expect(endpointFormError(error)).toEqual({ field: "url", message: "Url must use https:// on this deployment." });
+  });
+
+  it("places duplicates, unknown trigger types and long descriptions next to their field", () => {
+    expect(endpointFormError(toWebhooksError({ code: "23505", message: 'duplicate key value violates unique constraint "webhooks_company_trigger_url_key"' })).field).toBe("url");
+    expect(endpointFormError(toWebhooksError({ code: "23503", message: 'insert or update on table "webhooks" violates foreign key constraint "webhooks_trigger_type_fkey"' })).field).toBe("triggerType");
+    expect(endpointFormError(toWebhooksError({ code: "23514", message: 'new row for relation "webhooks" violates check constraint "webhooks_description_length"' })))
+      .toEqual({ field: "description", message: "Description must be at most 500 characters." });
+  });
+
+  it("says everything else for the whole form, without guessing a field", () => {
+    expect(endpointFormError(toWebhooksError({ code: "42501", message: "new row violates row-level security policy" }))).toMatchObject({ field: null });
+    expect(endpointFormError(new WebhooksError("unknown", "create webhook: boom"))).toEqual({ field: null, message: "create webhook: boom" });
+    expect(endpointFormError(new Error("network down"))).toEqual({ field: null, message: "network down" });
+  });
+});
+
+describe("headers as sent", () => {
+  it("derives webhook-id and webhook-timestamp and never shows a signature", () => {
+    const headers = headersAsSent({ id: ID }, { created_at: "2026-11-29T13:00:10.500Z", duration_ms: 1200 });
+    const byName = Object.fromEntries(headers.map((h) => [h.name, h.value]));
+    expect(byName).toEqual({
+      "content-type": "application/json",
+      "user-agent": "Serial-Webhooks/1.0",
+      "webhook-id": ID,
+      "webhook-timestamp": String(Math.floor(Date.parse("2026-11-29T13:00:09.300Z") / 1000)),
+      "webhook-signature": "v1,<redacted>",
+    });
+    expect(headersAsSent({ id: ID }, null).find((h) => h.name === "webhook-timestamp")!.value).toMatch(/not|set when/);
+  });
+});
+
+describe("formatting", () => {
+  it("says what state an endpoint is in", () => {
+    expect(endpointState({ is_active: true, disabled_reason: null, disabled_at: null, failing_since: null })).toMatchObject({ label: "Active" });
+    expect(endpointState({ is_active: true, disabled_reason: null, disabled_at: null, failing_since: "2026-11-29T10:00:00Z" })).toMatchObject({ label: "Failing", tone: "warn" });
+    expect(endpointState({ is_active: false, disabled_reason: "HTTP 410 Gone", disabled_at: null, failing_since: null })).toMatchObject({ label: "Disabled", detail: "HTTP 410 Gone" });
+  });
+
+  it("writes rates and local times the inputs read back", () => {
+    expect(formatRate(null)).toBe("—");
+    expect(formatRate(1)).toBe("100 %");
+    expect(formatRate(0.9016)).toBe("90.2 %");
+    const local = new Date(2026, 10, 29, 13, 5);
+    expect(fromLocalInput(toLocalInput(local))!.getTime()).toBe(local.getTime());
+    expect(fromLocalInput("")).toBeNull();
+  });
+});

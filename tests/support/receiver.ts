@@ -1,0 +1,69 @@
+// A webhook receiver for the browser tests: a real HTTP server on 127.0.0.1 that verifies
+// every request's Standard Webhooks signature with `standardwebhooks` (against every secret
+// it was given for that path), records what arrived, and answers as told (status, and a
+// body full of markup and script, which the portal must show as text).
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Webhook } from "standardwebhooks";
+
+export interface Received {
+  path: string;
+  id: string;
+  body: string;
+  signature: string;
+  /** The secrets (of those given for the path) that verify this request. */
+  verifiedWith: string[];
+}
+
+export const HOSTILE_BODY = `<script>window.__pwned = "response script"</script><img src=x onerror="window.__pwned='response img'">ok`;
+
+export async function startReceiver() {
+  const secrets = new Map<string, string[]>();
+  const received: Received[] = [];
+  let status = 200;
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
+      const path = req.url ?? "/";
+      const verifiedWith = (secrets.get(path) ?? []).filter((secret) => {
+        try {
+          new Webhook(secret).verify(body, headers);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      received.push({ path, id: headers["webhook-id"] ?? "", body, signature: headers["webhook-signature"] ?? "", verifiedWith });
+      res.writeHead(status, { "content-type": "text/html" });
+      res.end(HOSTILE_BODY);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: (path: string) => `http://127.0.0.1:${port}${path}`,
+    received,
+    /** Secrets a request to `path` may be signed with (current first). */
+    trust(path: string, ...keys: string[]) {
+      secrets.set(path, keys);
+    },
+    answer(next: number) {
+      status = next;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
