@@ -580,8 +580,8 @@ $$;
 
 drop function private.claim_due_deliveries(text, integer, integer, integer);
 
-create function private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer)
-returns table (
+-- What a claim hands a dispatcher for each delivery.
+create type private.claimed_delivery as (
   delivery_id      uuid,
   event_id         uuid,
   webhook_id       uuid,
@@ -591,7 +591,10 @@ returns table (
   attempt_number   integer,
   secrets          text[],
   event_created_at timestamptz
-)
+);
+
+create function private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer)
+returns setof private.claimed_delivery
 language plpgsql
 volatile
 security definer
@@ -795,6 +798,7 @@ as $$
 #variable_conflict use_column
 declare
   settings private.webhook_settings;
+  ids uuid[];
   moved jsonb;
   applied integer;
 begin
@@ -806,6 +810,9 @@ begin
       using errcode = '22023';
   end if;
   select * into settings from private.webhook_settings;
+  -- The deliveries are reached by primary key (= any): joined to the results as a set,
+  -- a small outbox's statistics made the planner scan the whole table on every call.
+  ids := array(select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r);
 
   -- Lock order: the endpoints' rows (in id order), then their deliveries; as claims,
   -- releases and cancels do. Never the webhooks rows: those are the ADMINs'.
@@ -813,7 +820,7 @@ begin
      from private.webhook_endpoints e
     where e.webhook_id in (select d.webhook_id
                              from public.webhook_deliveries d
-                            where d.id in (select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r))
+                            where d.id = any (ids))
     order by e.webhook_id
       for update;
 
@@ -825,7 +832,8 @@ begin
     from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome,
                                            status integer, duration_ms integer, response_body text,
                                            error text)
-    join public.webhook_deliveries d on d.id = r.delivery_id;
+    join public.webhook_deliveries d on d.id = r.delivery_id
+   where d.id = any (ids);
 
   -- The delivery moves only if this worker still holds the lease for this attempt.
   with r as (
@@ -847,6 +855,7 @@ begin
            last_error       = left(r.error, 2000)
       from r
      where d.id = r.delivery_id
+       and d.id = any (ids)
        and d.state = 'pending'
        and d.lease_owner = worker
        and d.attempt_count = r.attempt_number
@@ -858,6 +867,7 @@ begin
     from moved_rows m;
 
   -- Ordered keys whose delivery ended: the next one of the key goes next.
+  if moved @? '$[*] ? (@.ordering_key != null && @.state != "pending")' then
   update public.webhook_deliveries d
      set next_attempt_at = now()
    where d.id in (select distinct on (n.webhook_id, n.ordering_key) n.id
@@ -870,6 +880,7 @@ begin
                    where n.state = 'pending'
                    order by n.webhook_id, n.ordering_key, n.ordering_seq)
      and d.next_attempt_at = 'infinity';
+  end if;
 
   -- Endpoint health. A success closes everything; so does any answer that is not a 5xx
   -- (the endpoint is up, it just refused). No answer, a timeout or a 5xx extends the run
@@ -933,6 +944,7 @@ begin
   -- 410 Gone disables at once; failing longer than disable_after disables with a reason
   -- (pending work is cancelled by the webhooks trigger). The only write the dispatcher
   -- makes to a webhooks row; a row an ADMIN holds is left for the next failure.
+  if moved @? '$[*] ? (@.outcome != "succeeded")' then
   update public.webhooks w
      set is_active = false,
          disabled_reason = case when f.gone then 'the endpoint answered 410 Gone'
@@ -946,12 +958,37 @@ begin
      and (f.gone or f.failing_since < now() - disable_after)
      and w.id in (select l.id from public.webhooks l where l.id = f.webhook_id and l.is_active
                      for no key update skip locked);
+  end if;
 
   return applied;
 end;
 $$;
 comment on function private.record_delivery_results(text, jsonb, interval) is
   'Records a batch of attempt results in one call: logs every attempt, closes or reschedules each delivery still leased to worker, releases the next delivery of an ordered key, and keeps endpoint health and the circuit breaker. Returns how many deliveries moved.';
+
+-- A dispatcher's usual round trip: record what finished and claim what is due, in one
+-- call. Recording frees the endpoints' slots, so the same call can fill them again: a
+-- busy endpoint's requests follow each other without a second round trip in between.
+create function private.record_and_claim(
+  worker text,
+  results jsonb,
+  disable_after interval,
+  batch_size integer,
+  lease_seconds integer
+)
+returns setof private.claimed_delivery
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.record_delivery_results(worker, results, disable_after);
+  return query select * from private.claim_due_deliveries(worker, batch_size, lease_seconds);
+end;
+$$;
+comment on function private.record_and_claim(text, jsonb, interval, integer, integer) is
+  'record_delivery_results, then claim_due_deliveries, in one call and one transaction.';
 
 create or replace function private.release_deliveries(worker text, delivery_ids uuid[])
 returns integer
@@ -991,10 +1028,12 @@ revoke execute on function private.dispatcher_is_awake(), private.note_dispatche
                            private.next_dispatch_at(), private.tg_webhooks__track_endpoint(),
                            private.endpoint_ready_at(private.webhook_endpoints, boolean),
                            private.claim_due_deliveries(text, integer, integer),
-                           private.record_delivery_results(text, jsonb, interval)
+                           private.record_delivery_results(text, jsonb, interval),
+                           private.record_and_claim(text, jsonb, interval, integer, integer)
   from public;
 grant execute on function private.claim_due_deliveries(text, integer, integer),
                           private.record_delivery_results(text, jsonb, interval),
+                          private.record_and_claim(text, jsonb, interval, integer, integer),
                           private.dispatcher_going_idle(),
                           private.transactions_ended(xid8[]),
                           private.next_dispatch_at()

@@ -2,13 +2,14 @@
 // database only through the DeliveryStore interface (pg_store.ts), and takes clock and
 // randomness as parameters so tests control them.
 //
-// One claim loop per process. It never waits on its slowest request: it claims
-// whenever it has free slots (up to `concurrency` requests in flight, all endpoints
-// together), starts every claimed delivery at once, and records each result as it
-// comes, through one writer that coalesces whatever finished while its previous call
-// was in flight. Per-endpoint caps, the circuit breaker and ordered keys are the
-// database's: a claim never returns more than an endpoint may take, so nothing claimed
-// waits in this process and no lease runs out in a queue.
+// One loop per process, one database call at a time. The loop never waits on its slowest
+// request: each step records whatever attempts have finished since the last one and, in
+// the same call, claims as much as it has free slots for (up to `concurrency` requests in
+// flight, all endpoints together), and starts every claimed delivery at once. Recording
+// is what frees an endpoint's slot in the database, so recording and claiming in one round
+// trip keeps a busy endpoint's slots filled. Per-endpoint caps, the circuit breaker and
+// ordered keys are the database's: a claim never returns more than an endpoint may take,
+// so nothing claimed waits in this process and no lease runs out in a queue.
 //
 // Going to sleep follows the outbox's wake-up protocol (see the scheduling migration):
 // when a claim finds nothing, the loop clears the heartbeat (goingIdle), waits until the
@@ -25,7 +26,6 @@ import { nextRetryDelaySeconds } from "../delivery/retry.ts";
 import { type AttemptResult, sendWebhook } from "../delivery/send.ts";
 import { signWebhook } from "../delivery/sign.ts";
 import type { ClaimedDelivery, DeliveryResult, DeliveryStore, IdleMark } from "./store.ts";
-import { ResultWriter } from "./writer.ts";
 
 export type EngineConfig = Pick<
   DispatcherConfig,
@@ -107,8 +107,14 @@ export class DispatchEngine {
   #inFlight = 0;
   readonly #totals = emptyCounts();
   #loop: Loop | null = null;
-  // Something changed: an attempt ended, results were recorded, or new work was announced.
+  // Results of finished attempts, and claimed rows given back unstarted, not yet written.
+  #results: DeliveryResult[] = [];
+  #released: string[] = [];
+  // Something changed: an attempt ended, or new work was announced.
   #changed = false;
+  // Whether a claim could find something: new work was announced, a claim came back full,
+  // or a timer ran out. An attempt ending is not a reason: its record claims anyway.
+  #mayHaveWork = true;
   #wake: () => void = () => {};
 
   /** `deps.config` comes from parseConfig, whose rules (lease, budgets, claim bounds) it satisfies. */
@@ -132,6 +138,7 @@ export class DispatchEngine {
 
   /** New work may be due (a NOTIFY, an HTTP wake-up): look now. */
   poke(): void {
+    this.#mayHaveWork = true;
     this.#changed = true;
     this.#wake();
   }
@@ -175,7 +182,6 @@ export class DispatchEngine {
 
   async #run(loop: Loop): Promise<DrainCounts> {
     const { batchSize, concurrency, timeoutMs } = this.#config;
-    const writer = new ResultWriter(this.#store, () => this.poke());
     const attempts = new Set<Promise<void>>();
     const abort = () => this.poke();
     loop.signal?.addEventListener("abort", abort);
@@ -185,15 +191,23 @@ export class DispatchEngine {
     // Transactions that were in progress when the heartbeat was cleared; null while awake.
     let idle: { mark: IdleMark; settled: boolean } | null = null;
     try {
-      while (!loop.signal?.aborted && !writer.failed) {
+      while (!loop.signal?.aborted) {
         this.#changed = false;
         const left = loop.maxDeliveries - loop.counts.claimed;
         const canStart = this.#now() + START_WINDOW_MS + timeoutMs <= loop.deadline && left > 0;
         const free = concurrency - this.#inFlight;
-        if (canStart && free > 0) {
-          const wanted = Math.min(batchSize, free, left);
-          const rows = await this.#claim(wanted, loop, writer, attempts);
-          lastClaimFound = rows > 0;
+        const writing = this.#results.length > 0 || this.#released.length > 0;
+        // A claim of its own only when it could find something; while going idle the
+        // protocol's looks always claim.
+        const looking = writing || this.#mayHaveWork || idle !== null;
+        const wanted = canStart && free > 0 && looking ? Math.min(batchSize, free, left) : 0;
+        if (wanted > 0 || writing) {
+          const rows = await this.#step(wanted, loop, attempts);
+          if (wanted > 0) {
+            lastClaimFound = rows > 0;
+            // Came back short: nothing more is due now (until something announces it).
+            if (rows < wanted) this.#mayHaveWork = false;
+          }
           if (rows > 0) {
             quietSince = null;
             idle = null; // a claim that finds work sets the heartbeat again
@@ -205,7 +219,10 @@ export class DispatchEngine {
             }
             continue;
           }
+          if (wanted === 0) continue; // only wrote: look at what changed meanwhile
         }
+        // Attempts that ended meanwhile are recorded (and their slots refilled) first.
+        if (this.#results.length > 0 || this.#released.length > 0) continue;
         if (free > 0) handedOff = false;
         if (!canStart && this.#inFlight === 0) break; // budget (time or deliveries) spent
 
@@ -229,32 +246,53 @@ export class DispatchEngine {
         await this.#waitForChange(await this.#sleepMs(loop, lastClaimFound));
         // Woken by an attempt ending or new work: a fresh idle protocol before sleeping again.
         if (this.#changed) idle = null;
+        else this.#mayHaveWork = true; // the timer: something may be due now
       }
+      // Stopping: what is in flight finishes, and everything is written.
       await Promise.all(attempts);
-      await writer.settled();
+      while (this.#results.length > 0 || this.#released.length > 0) await this.#step(0, loop, attempts);
     } finally {
       loop.signal?.removeEventListener("abort", abort);
       // Whatever stopped the loop, what was sent gets recorded (or its lease expires).
       await Promise.allSettled(attempts);
+      // A failed write stops the loop; unwritten results are lost with it: their leases
+      // expire and another dispatcher sends again.
+      this.#results = [];
+      this.#released = [];
     }
     return loop.counts;
   }
 
-  /** Claims up to `limit` deliveries and starts them all; returns how many it claimed. */
-  async #claim(limit: number, loop: Loop, writer: ResultWriter, attempts: Set<Promise<void>>): Promise<number> {
+  /**
+   * One database round trip: records the results and releases gathered so far, then
+   * claims up to `limit` deliveries (in the same call) and starts them all. Returns how
+   * many it claimed.
+   */
+  async #step(limit: number, loop: Loop, attempts: Set<Promise<void>>): Promise<number> {
     const { leaseSeconds, timeoutMs } = this.#config;
+    const results = this.#results;
+    const released = this.#released;
+    this.#results = [];
+    this.#released = [];
+    if (released.length > 0) await this.#store.release(released);
+    if (loop.signal?.aborted) limit = 0; // stopping meanwhile: write, claim nothing
     // Read the clock before claiming: the lease starts no earlier than this.
     const leaseEnd = this.#now() + leaseSeconds * 1000 - LEASE_SAFETY_MARGIN_MS;
-    const rows = await this.#store.claim(limit, leaseSeconds);
+    const rows = results.length > 0
+      ? await this.#store.record(results, limit > 0 ? { batchSize: limit, leaseSeconds } : undefined)
+      : limit > 0
+      ? await this.#store.claim(limit, leaseSeconds)
+      : [];
     loop.counts.claimed += rows.length;
     this.#totals.claimed += rows.length;
     // The latest moment an attempt may start and still end (after its full timeout)
     // inside both the lease and the budget.
     const startBy = Math.min(leaseEnd, loop.deadline) - timeoutMs;
-    const late: string[] = [];
     for (const row of rows) {
       if (loop.signal?.aborted || this.#now() > startBy) {
-        late.push(row.delivery_id);
+        loop.counts.released++;
+        this.#totals.released++;
+        this.#released.push(row.delivery_id);
         continue;
       }
       this.#inFlight++;
@@ -263,16 +301,12 @@ export class DispatchEngine {
         this.#count(loop.counts, result);
         this.#count(this.#totals, result);
         this.#observer?.attempted(result);
-        writer.write([result], []);
+        this.#results.push(result);
         attempts.delete(attempt);
-        this.poke();
+        this.#changed = true; // to be recorded, and its slot claimed again, by the next step
+        this.#wake();
       });
       attempts.add(attempt);
-    }
-    if (late.length > 0) {
-      loop.counts.released += late.length;
-      this.#totals.released += late.length;
-      writer.write([], late);
     }
     return rows.length;
   }

@@ -29,6 +29,8 @@ class MemoryStore implements DeliveryStore {
   endpointCap = Number.POSITIVE_INFINITY;
   /** What transactions_ended answers; a test flips it to say "they committed". */
   transactionsInProgress = false;
+  /** Every record call waits for this first (a slow database, in the coalescing test). */
+  recordGate: Promise<void> = Promise.resolve();
   /** Runs inside transactionsEnded, before it answers: what a committing transaction does then. */
   onTransactionsEnded: () => void = () => {};
 
@@ -80,9 +82,10 @@ class MemoryStore implements DeliveryStore {
     return Promise.resolve(due.map((d) => ({ ...d.row, attempt_number: d.attempts.length + 1 })));
   }
 
-  record(results: DeliveryResult[]): Promise<void> {
+  async record(results: DeliveryResult[], then?: { batchSize: number; leaseSeconds: number }): Promise<ClaimedDelivery[]> {
     this.log.push("record");
-    if (this.failRecord) return Promise.reject(new Error("connection reset"));
+    await this.recordGate;
+    if (this.failRecord) throw new Error("connection reset");
     this.recordCalls.push(results);
     for (const r of results) {
       const d = this.get(r.delivery_id);
@@ -92,7 +95,7 @@ class MemoryStore implements DeliveryStore {
       else if (r.next_attempt_at === null) d.state = "failed";
       else d.nextAttemptAt = Date.parse(r.next_attempt_at);
     }
-    return Promise.resolve();
+    return then ? await this.claim(then.batchSize, then.leaseSeconds) : [];
   }
 
   release(deliveryIds: string[]): Promise<void> {
@@ -341,6 +344,47 @@ Deno.test("engine: the loop never waits on its slowest request: new work is clai
   releaseSlow.open();
   assert.equal(inTime, true, "the 20 deliveries waited for the slow request");
   assert.deepEqual(await drained, tally({ claimed: 21, succeeded: 21 }));
+});
+
+Deno.test("engine: results that finish while a record call is in flight go out together in the next", async () => {
+  const slowRecord = gate();
+  await using receiver = startReceiver();
+  const store = new MemoryStore(() => new Date());
+  store.endpointCap = 1; // one at a time: each result is written as its attempt ends
+  for (let i = 0; i < 5; i++) store.add({ url: receiver.origin, webhook_id: `webhook-${i}` });
+  store.endpointCap = Number.POSITIVE_INFINITY;
+  // The first record call hangs until all five have been answered.
+  let firstCall = true;
+  const record = store.record.bind(store);
+  store.record = async (results, then) => {
+    if (firstCall) {
+      firstCall = false;
+      await slowRecord.opened;
+    }
+    return await record(results, then);
+  };
+  const engine = new DispatchEngine({ store, config: config([receiver.target], { batchSize: 1 }) });
+  const drained = engine.drain(BUDGET);
+  await within(5_000, new Promise((resolve) => {
+    const check = setInterval(() => receiver.requests.length === 5 && (clearInterval(check), resolve()), 5);
+  }));
+  slowRecord.open();
+  assert.deepEqual(await drained, tally({ claimed: 5, succeeded: 5 }));
+  assert.ok(store.recordCalls.length < 5, `${store.recordCalls.length} record calls for 5 results: none coalesced`);
+  assert.equal(store.recordCalls.flat().length, 5, "each result recorded once");
+});
+
+Deno.test("engine: one round trip records what finished and claims what is due", async () => {
+  await using receiver = startReceiver();
+  const store = new MemoryStore(() => new Date());
+  store.endpointCap = 2; // the database frees a slot only when an attempt is recorded
+  for (let i = 0; i < 6; i++) store.add({ url: receiver.origin });
+  const engine = new DispatchEngine({ store, config: config([receiver.target]) });
+  assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 6, succeeded: 6 }));
+  const firstRecord = store.log.indexOf("record");
+  // After the first claim, the slots were refilled by the record calls themselves.
+  const claimsBetweenRecords = store.log.slice(firstRecord).filter((c, i, log) => c === "claim" && log[i - 1] === "record");
+  assert.ok(claimsBetweenRecords.length >= 2, `record then claim in one call: ${store.log.join(" ")}`);
 });
 
 Deno.test("engine: never more requests in flight than the global cap", async () => {

@@ -81,25 +81,41 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
     `;
   };
 
-  return {
+  // The columns of private.claimed_delivery, arrays as JSON (fetch_types is off).
+  const claimed = sql`delivery_id, event_id, webhook_id, company_id, url, payload,
+                      attempt_number, to_jsonb(secrets) as secrets, event_created_at`;
+
+  const store: DeliveryStore = {
     async claim(batchSize, leaseSeconds) {
       const rows = await sql<ClaimedDelivery[]>`
-        select delivery_id, event_id, webhook_id, company_id, url, payload,
-               attempt_number, to_jsonb(secrets) as secrets, event_created_at
-        from private.claim_due_deliveries(${workerId}, ${batchSize}::int, ${leaseSeconds}::int)
+        select ${claimed} from private.claim_due_deliveries(${workerId}, ${batchSize}::int, ${leaseSeconds}::int)
       `;
       return [...rows];
     },
 
-    async record(results: DeliveryResult[]) {
-      if (results.length === 0) return;
+    async record(results, then) {
+      if (results.length === 0) return then ? await store.claim(then.batchSize, then.leaseSeconds) : [];
       const clean = results.map(storable);
       try {
-        await recordBatch(clean);
+        if (!then) {
+          await recordBatch(clean);
+          return [];
+        }
+        const rows = await sql<ClaimedDelivery[]>`
+          select ${claimed}
+            from private.record_and_claim(
+              ${workerId},
+              ${JSON.stringify(clean)}::text::jsonb,
+              make_interval(secs => ${disableAfterHours * 3600}::float8),
+              ${then.batchSize}::int,
+              ${then.leaseSeconds}::int
+            )
+        `;
+        return [...rows];
       } catch (batchError) {
         // One bad row must not sink a whole batch (its leases would expire and every
         // delivery in it would be sent again): record them one by one, and a row that
-        // still fails without its response body.
+        // still fails without its response body. Nothing is claimed this time.
         console.error(`recording ${clean.length} results failed (${errorText(batchError)}); recording one by one`);
         for (const result of clean) {
           try {
@@ -112,6 +128,7 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
             }]);
           }
         }
+        return [];
       }
     },
 
@@ -151,4 +168,5 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
       return row.at === null ? null : new Date(row.at);
     },
   };
+  return store;
 }

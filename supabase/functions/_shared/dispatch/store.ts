@@ -57,8 +57,11 @@ export interface DeliveryStore {
    * dispatcher awake (the heartbeat): committing transactions then skip their wake-up.
    */
   claim(batchSize: number, leaseSeconds: number): Promise<ClaimedDelivery[]>;
-  /** Records the attempts of one batch and ends their leases. */
-  record(results: DeliveryResult[]): Promise<void>;
+  /**
+   * Records the attempts of one batch and ends their leases; with `then`, claims in the
+   * same round trip (as `claim` would) and returns what it claimed.
+   */
+  record(results: DeliveryResult[], then?: { batchSize: number; leaseSeconds: number }): Promise<ClaimedDelivery[]>;
   /** Gives leases back unattempted (shutdown, or too little lease or budget left). */
   release(deliveryIds: string[]): Promise<void>;
   /** Going to sleep, step 1: clears the heartbeat; returns the transactions in progress. */
