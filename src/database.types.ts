@@ -104,12 +104,6 @@ isOneToOne: false
                   }
                   Relationships: [
                     {
-      foreignKeyName: "webhook_deliveries_company_id_fkey"
-      columns: ["company_id"]
-isOneToOne: false
-      referencedRelation: "companies"
-      referencedColumns: ["id"]
-    },{
       foreignKeyName: "webhook_deliveries_event_id_fkey"
       columns: ["event_id"]
 isOneToOne: false
@@ -142,12 +136,6 @@ isOneToOne: false
                   }
                   Relationships: [
                     {
-      foreignKeyName: "webhook_delivery_attempts_company_id_fkey"
-      columns: ["company_id"]
-isOneToOne: false
-      referencedRelation: "companies"
-      referencedColumns: ["id"]
-    },{
       foreignKeyName: "webhook_delivery_attempts_delivery_id_fkey"
       columns: ["delivery_id"]
 isOneToOne: false
@@ -173,12 +161,6 @@ isOneToOne: false
 isOneToOne: false
       referencedRelation: "companies"
       referencedColumns: ["id"]
-    },{
-      foreignKeyName: "webhook_events_trigger_type_fkey"
-      columns: ["trigger_type"]
-isOneToOne: false
-      referencedRelation: "webhook_trigger_types"
-      referencedColumns: ["name"]
     }
                   ]
                 },"webhook_trigger_types": {

@@ -14,6 +14,20 @@ ALTER SCHEMA public OWNER TO pg_database_owner;
 
 COMMENT ON SCHEMA public IS 'standard public schema';
 
+CREATE TYPE private.claimed_delivery AS (
+	delivery_id uuid,
+	event_id uuid,
+	webhook_id uuid,
+	company_id uuid,
+	url text,
+	payload jsonb,
+	attempt_number integer,
+	secrets text[],
+	event_created_at timestamp with time zone
+);
+
+ALTER TYPE private.claimed_delivery OWNER TO postgres;
+
 CREATE TYPE public.webhook_attempt_outcome AS ENUM (
     'succeeded',
     'failed',
@@ -84,7 +98,7 @@ $$;
 
 ALTER FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) OWNER TO postgres;
 
-CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) RETURNS TABLE(delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid, url text, payload jsonb, attempt_number integer, secrets text[], event_created_at timestamp with time zone)
+CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) RETURNS SETOF private.claimed_delivery
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -215,9 +229,11 @@ begin
                                                       and f.lease_expires_at > now()
                                                       and f.ordering_key = d.ordering_key
                                                       and f.id <> d.id))));
-        update public.webhook_deliveries d
-           set next_attempt_at = 'infinity'
-         where d.id = any (due) and not d.id = any (heads);
+        if cardinality(heads) < cardinality(due) then
+          update public.webhook_deliveries d
+             set next_attempt_at = 'infinity'
+           where d.id = any (due) and not d.id = any (heads);
+        end if;
 
         -- SKIP LOCKED: a row someone else holds (an ADMIN cancelling it) is left for later.
         with picked_rows as (
@@ -339,7 +355,10 @@ begin
   -- Too large for the 256 KB limit (with room for the envelope): drop the bulky
   -- snapshots. Checked up front rather than by catching the insert's error, which would
   -- cost a subtransaction on every process write.
-  if octet_length(data::text) > private.webhook_payload_limit_bytes() - 1024 then
+  -- (jsonb's own size first: its text is at most 6 times larger, and serializing every
+  -- payload to measure it was the costly part of the check.)
+  if pg_column_size(data) * 6 > private.webhook_payload_limit_bytes() - 1024
+     and octet_length(data::text) > private.webhook_payload_limit_bytes() - 1024 then
     data := (data - 'process' - 'previous') || jsonb_build_object('truncated', true);
   end if;
   perform private.insert_webhook_event(company_id, trigger_type, data, webhook_ids);
@@ -460,12 +479,29 @@ $$;
 
 ALTER FUNCTION private.hand_off_work() OWNER TO postgres;
 
+CREATE FUNCTION private.insert_deliveries(company_id uuid, event_id uuid, event_key text, webhook_ids uuid[], redelivery_of uuid DEFAULT NULL::uuid) RETURNS SETOF uuid
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, redelivery_of,
+                                         ordering_key, ordering_seq)
+  select insert_deliveries.company_id, insert_deliveries.event_id, w.id, now(), insert_deliveries.redelivery_of,
+         case when w.delivery_order = 'ordered' then coalesce(insert_deliveries.event_key, '') end,
+         case when w.delivery_order = 'ordered' then nextval('private.webhook_delivery_ordering_seq') end
+    from unnest(insert_deliveries.webhook_ids) as target(id)
+    join public.webhooks w on w.id = target.id
+  returning id
+$$;
+
+ALTER FUNCTION private.insert_deliveries(company_id uuid, event_id uuid, event_key text, webhook_ids uuid[], redelivery_of uuid) OWNER TO postgres;
+
 CREATE FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) RETURNS uuid
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   event_id uuid := gen_random_uuid();
+  key text;
   body jsonb;
   body_bytes integer;
 begin
@@ -475,22 +511,20 @@ begin
     'company_id', company_id,
     'data', coalesce(data, '{}'::jsonb)
   );
-  body_bytes := octet_length(body::text);
-  if body_bytes > private.webhook_payload_limit_bytes() then
+  -- jsonb's own size is cheap to read, and its text is at most 6 times larger (an escape
+  -- like \u0001 is 6 bytes for 1): only a body that could be too large is serialized.
+  if pg_column_size(body) * 6 > private.webhook_payload_limit_bytes()
+     and octet_length(body::text) > private.webhook_payload_limit_bytes() then
+    body_bytes := octet_length(body::text);
     raise exception 'webhook payload is % bytes; the limit is % bytes (256 KB)',
       body_bytes, private.webhook_payload_limit_bytes()
       using errcode = '54000', hint = 'Send identifiers and let the receiver fetch large data.';
   end if;
 
+  key := private.event_ordering_key(data);
   insert into public.webhook_events (id, company_id, trigger_type, payload, ordering_key)
-  values (event_id, insert_webhook_event.company_id, insert_webhook_event.trigger_type, body,
-          private.event_ordering_key(data));
-
-  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, ordering_key, ordering_seq)
-  select insert_webhook_event.company_id, event_id, w.id, now(), o.ordering_key, o.ordering_seq
-    from unnest(webhook_ids) as target(id)
-    join public.webhooks w on w.id = target.id
-   cross join lateral private.new_delivery_ordering(w.delivery_order, private.event_ordering_key(data)) o;
+  values (event_id, insert_webhook_event.company_id, insert_webhook_event.trigger_type, body, key);
+  perform private.insert_deliveries(insert_webhook_event.company_id, event_id, key, webhook_ids);
 
   return event_id;
 end;
@@ -583,19 +617,6 @@ $$;
 ALTER FUNCTION private.member_company_id() OWNER TO postgres;
 
 COMMENT ON FUNCTION private.member_company_id() IS 'Company of the calling user when that user and company are active; null otherwise.';
-
-CREATE FUNCTION private.new_delivery_ordering(delivery_order text, event_key text) RETURNS TABLE(ordering_key text, ordering_seq bigint)
-    LANGUAGE sql
-    SET search_path TO ''
-    AS $$
-  select coalesce(event_key, ''), nextval('private.webhook_delivery_ordering_seq')
-   where delivery_order = 'ordered'
-  union all
-  select null, null
-   where delivery_order is distinct from 'ordered'
-$$;
-
-ALTER FUNCTION private.new_delivery_ordering(delivery_order text, event_key text) OWNER TO postgres;
 
 CREATE FUNCTION private.new_webhook_secret() RETURNS text
     LANGUAGE sql
@@ -721,13 +742,28 @@ ALTER FUNCTION private.prune_webhook_history(older_than interval) OWNER TO postg
 
 COMMENT ON FUNCTION private.prune_webhook_history(older_than interval) IS 'Deletes succeeded deliveries (and their attempts) completed longer ago than older_than, then events left without deliveries. Returns deliveries pruned.';
 
-CREATE FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) RETURNS integer
+CREATE FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) RETURNS SETOF private.claimed_delivery
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+begin
+  perform private.record_delivery_results(worker, results, disable_after);
+  return query select * from private.claim_due_deliveries(worker, batch_size, lease_seconds);
+end;
+$$;
+
+ALTER FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) IS 'record_delivery_results, then claim_due_deliveries, in one call and one transaction.';
+
+CREATE FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
 #variable_conflict use_column
 declare
   settings private.webhook_settings;
+  ids uuid[];
   moved jsonb;
   applied integer;
 begin
@@ -739,6 +775,9 @@ begin
       using errcode = '22023';
   end if;
   select * into settings from private.webhook_settings;
+  -- The deliveries are reached by primary key (= any): joined to the results as a set,
+  -- a small outbox's statistics made the planner scan the whole table on every call.
+  ids := array(select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r);
 
   -- Lock order: the endpoints' rows (in id order), then their deliveries; as claims,
   -- releases and cancels do. Never the webhooks rows: those are the ADMINs'.
@@ -746,7 +785,7 @@ begin
      from private.webhook_endpoints e
     where e.webhook_id in (select d.webhook_id
                              from public.webhook_deliveries d
-                            where d.id in (select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r))
+                            where d.id = any (ids))
     order by e.webhook_id
       for update;
 
@@ -758,7 +797,8 @@ begin
     from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome,
                                            status integer, duration_ms integer, response_body text,
                                            error text)
-    join public.webhook_deliveries d on d.id = r.delivery_id;
+    join public.webhook_deliveries d on d.id = r.delivery_id
+   where d.id = any (ids);
 
   -- The delivery moves only if this worker still holds the lease for this attempt.
   with r as (
@@ -780,6 +820,7 @@ begin
            last_error       = left(r.error, 2000)
       from r
      where d.id = r.delivery_id
+       and d.id = any (ids)
        and d.state = 'pending'
        and d.lease_owner = worker
        and d.attempt_count = r.attempt_number
@@ -791,6 +832,7 @@ begin
     from moved_rows m;
 
   -- Ordered keys whose delivery ended: the next one of the key goes next.
+  if moved @? '$[*] ? (@.ordering_key != null && @.state != "pending")' then
   update public.webhook_deliveries d
      set next_attempt_at = now()
    where d.id in (select distinct on (n.webhook_id, n.ordering_key) n.id
@@ -803,6 +845,7 @@ begin
                    where n.state = 'pending'
                    order by n.webhook_id, n.ordering_key, n.ordering_seq)
      and d.next_attempt_at = 'infinity';
+  end if;
 
   -- Endpoint health. A success closes everything; so does any answer that is not a 5xx
   -- (the endpoint is up, it just refused). No answer, a timeout or a 5xx extends the run
@@ -866,6 +909,7 @@ begin
   -- 410 Gone disables at once; failing longer than disable_after disables with a reason
   -- (pending work is cancelled by the webhooks trigger). The only write the dispatcher
   -- makes to a webhooks row; a row an ADMIN holds is left for the next failure.
+  if moved @? '$[*] ? (@.outcome != "succeeded")' then
   update public.webhooks w
      set is_active = false,
          disabled_reason = case when f.gone then 'the endpoint answered 410 Gone'
@@ -879,10 +923,11 @@ begin
      and (f.gone or f.failing_since < now() - disable_after)
      and w.id in (select l.id from public.webhooks l where l.id = f.webhook_id and l.is_active
                      for no key update skip locked);
+  end if;
 
   return applied;
 end;
-$$;
+$_$;
 
 ALTER FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) OWNER TO postgres;
 
@@ -1670,13 +1715,11 @@ begin
   target := private.managed_webhook(original.webhook_id);
   perform private.require_active(target);
 
-  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, redelivery_of,
-                                         ordering_key, ordering_seq)
-  select original.company_id, original.event_id, original.webhook_id, now(), original.id, o.ordering_key, o.ordering_seq
+  select private.insert_deliveries(original.company_id, original.event_id, ev.ordering_key,
+                                   array[original.webhook_id], original.id)
+    into delivery
     from public.webhook_events ev
-   cross join lateral private.new_delivery_ordering(target.delivery_order, ev.ordering_key) o
-   where ev.id = original.event_id
-  returning id into delivery;
+   where ev.id = original.event_id;
   return delivery;
 end;
 $$;
@@ -1691,6 +1734,7 @@ CREATE FUNCTION public.replay_webhook_deliveries(webhook_id uuid, since timestam
     AS $$
 declare
   target public.webhooks := private.managed_webhook(webhook_id);
+  lost record;
   replayed integer;
 begin
   if since is null or since > now() then
@@ -1699,25 +1743,23 @@ begin
   end if;
   perform private.require_active(target);
 
-  -- Every event since then that this endpoint never received and is not still trying to.
-  with lost as (
-    select d.event_id
-      from public.webhook_deliveries d
-     where d.webhook_id = target.id
-       and d.created_at >= since
-     group by d.event_id
-    having bool_and(d.state in ('failed', 'cancelled'))
-  ), inserted as (
-    insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, ordering_key, ordering_seq)
-    select target.company_id, lost.event_id, target.id, now(), o.ordering_key, o.ordering_seq
-      from (select lost.event_id, ev.ordering_key, ev.created_at
-              from lost
-              join public.webhook_events ev on ev.id = lost.event_id
-             order by ev.created_at, ev.id) lost
-     cross join lateral private.new_delivery_ordering(target.delivery_order, lost.ordering_key) o
-    returning 1
-  )
-  select count(*) into replayed from inserted;
+  -- Every event since then that this endpoint never received and is not still trying to,
+  -- in the order they were created.
+  replayed := 0;
+  for lost in
+    select ev.id, ev.ordering_key
+      from public.webhook_events ev
+     where ev.id in (select d.event_id
+                       from public.webhook_deliveries d
+                      where d.webhook_id = target.id
+                        and d.created_at >= since
+                      group by d.event_id
+                     having bool_and(d.state in ('failed', 'cancelled')))
+     order by ev.created_at, ev.id
+  loop
+    perform private.insert_deliveries(target.company_id, lost.id, lost.ordering_key, array[target.id]);
+    replayed := replayed + 1;
+  end loop;
   return replayed;
 end;
 $$;
@@ -2292,9 +2334,6 @@ ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_supabase_uid_fkey FOREIGN KEY (supabase_uid) REFERENCES auth.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.webhook_deliveries
-    ADD CONSTRAINT webhook_deliveries_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.webhook_deliveries
     ADD CONSTRAINT webhook_deliveries_event_id_fkey FOREIGN KEY (event_id) REFERENCES public.webhook_events(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.webhook_deliveries
@@ -2304,16 +2343,10 @@ ALTER TABLE ONLY public.webhook_deliveries
     ADD CONSTRAINT webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE SET NULL;
 
 ALTER TABLE ONLY public.webhook_delivery_attempts
-    ADD CONSTRAINT webhook_delivery_attempts_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.webhook_delivery_attempts
     ADD CONSTRAINT webhook_delivery_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES public.webhook_deliveries(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.webhook_events
     ADD CONSTRAINT webhook_events_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.webhook_events
-    ADD CONSTRAINT webhook_events_trigger_type_fkey FOREIGN KEY (trigger_type) REFERENCES public.webhook_trigger_types(name);
 
 ALTER TABLE ONLY public.webhooks
     ADD CONSTRAINT webhooks_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
@@ -2435,6 +2468,8 @@ REVOKE ALL ON FUNCTION private.event_ordering_key(data jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION private.hand_off_work() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.hand_off_work() TO service_role;
 
+REVOKE ALL ON FUNCTION private.insert_deliveries(company_id uuid, event_id uuid, event_key text, webhook_ids uuid[], redelivery_of uuid) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.is_company_admin(company_id uuid) FROM PUBLIC;
@@ -2461,8 +2496,6 @@ REVOKE ALL ON FUNCTION private.managed_webhook(webhook_id uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION private.member_company_id() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.member_company_id() TO authenticated;
 GRANT ALL ON FUNCTION private.member_company_id() TO service_role;
-
-REVOKE ALL ON FUNCTION private.new_delivery_ordering(delivery_order text, event_key text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.new_webhook_secret() FROM PUBLIC;
 
@@ -2515,6 +2548,9 @@ GRANT ALL ON FUNCTION private.process_non_definition_columns() TO authenticated;
 GRANT ALL ON FUNCTION private.process_non_definition_columns() TO service_role;
 
 REVOKE ALL ON FUNCTION private.prune_webhook_history(older_than interval) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) TO service_role;
 
 REVOKE ALL ON FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) TO service_role;

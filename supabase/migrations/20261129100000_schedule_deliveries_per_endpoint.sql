@@ -266,6 +266,19 @@ begin
 end;
 $$;
 
+-- Foreign keys the business path no longer checks. Every check locks the row it points
+-- at (FOR KEY SHARE): the event's trigger type is one row that every tenant's writes
+-- pointed at, and the company row was locked once more per delivery and per attempt, so
+-- concurrent writers (of any company, for the trigger type) piled their locks onto the
+-- same rows (multixacts). These columns are written only by the outbox functions, which
+-- validate them (enqueue_webhook_event checks the type; a delivery's and an attempt's
+-- company is its event's and its delivery's), and deleting a company still removes
+-- everything: its events cascade, their deliveries with them (event_id), their attempts
+-- with those (delivery_id).
+alter table public.webhook_events drop constraint webhook_events_trigger_type_fkey;
+alter table public.webhook_deliveries drop constraint webhook_deliveries_company_id_fkey;
+alter table public.webhook_delivery_attempts drop constraint webhook_delivery_attempts_company_id_fkey;
+
 -- Signals: the business path's only mark for the dispatchers ------------------------------
 -- One row per endpoint per statement that created deliveries for it. Inserting is all the
 -- business path does; claims read them, take their endpoints into account and delete them.
@@ -727,9 +740,11 @@ begin
                                                       and f.lease_expires_at > now()
                                                       and f.ordering_key = d.ordering_key
                                                       and f.id <> d.id))));
-        update public.webhook_deliveries d
-           set next_attempt_at = 'infinity'
-         where d.id = any (due) and not d.id = any (heads);
+        if cardinality(heads) < cardinality(due) then
+          update public.webhook_deliveries d
+             set next_attempt_at = 'infinity'
+           where d.id = any (due) and not d.id = any (heads);
+        end if;
 
         -- SKIP LOCKED: a row someone else holds (an ADMIN cancelling it) is left for later.
         with picked_rows as (

@@ -51,22 +51,32 @@ as $$
 $$;
 revoke execute on function private.event_ordering_key(jsonb) from public;
 
--- The order of a new delivery: for an ordered endpoint, the event's key ('' for one order
--- per endpoint) and the next number of the sequence; for a parallel one, none. Every
--- statement that creates deliveries takes it from here.
-create function private.new_delivery_ordering(delivery_order text, event_key text)
-returns table (ordering_key text, ordering_seq bigint)
+-- Every statement that creates deliveries goes through here: one event, its endpoints.
+-- An ordered endpoint's delivery gets the event's key ('' for one order per endpoint) and
+-- the next number of the sequence; a parallel one's gets neither. Set-based, one call per
+-- event, so the business path pays per event, not per delivery.
+create function private.insert_deliveries(
+  company_id uuid,
+  event_id uuid,
+  event_key text,
+  webhook_ids uuid[],
+  redelivery_of uuid default null
+)
+returns setof uuid
 language sql
 volatile
 set search_path = ''
 as $$
-  select coalesce(event_key, ''), nextval('private.webhook_delivery_ordering_seq')
-   where delivery_order = 'ordered'
-  union all
-  select null, null
-   where delivery_order is distinct from 'ordered'
+  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, redelivery_of,
+                                         ordering_key, ordering_seq)
+  select insert_deliveries.company_id, insert_deliveries.event_id, w.id, now(), insert_deliveries.redelivery_of,
+         case when w.delivery_order = 'ordered' then coalesce(insert_deliveries.event_key, '') end,
+         case when w.delivery_order = 'ordered' then nextval('private.webhook_delivery_ordering_seq') end
+    from unnest(insert_deliveries.webhook_ids) as target(id)
+    join public.webhooks w on w.id = target.id
+  returning id
 $$;
-revoke execute on function private.new_delivery_ordering(text, text) from public;
+revoke execute on function private.insert_deliveries(uuid, uuid, text, uuid[], uuid) from public;
 
 create or replace function private.insert_webhook_event(
   company_id uuid,
@@ -80,6 +90,7 @@ set search_path = ''
 as $$
 declare
   event_id uuid := gen_random_uuid();
+  key text;
   body jsonb;
   body_bytes integer;
 begin
@@ -89,22 +100,20 @@ begin
     'company_id', company_id,
     'data', coalesce(data, '{}'::jsonb)
   );
-  body_bytes := octet_length(body::text);
-  if body_bytes > private.webhook_payload_limit_bytes() then
+  -- jsonb's own size is cheap to read, and its text is at most 6 times larger (an escape
+  -- like \u0001 is 6 bytes for 1): only a body that could be too large is serialized.
+  if pg_column_size(body) * 6 > private.webhook_payload_limit_bytes()
+     and octet_length(body::text) > private.webhook_payload_limit_bytes() then
+    body_bytes := octet_length(body::text);
     raise exception 'webhook payload is % bytes; the limit is % bytes (256 KB)',
       body_bytes, private.webhook_payload_limit_bytes()
       using errcode = '54000', hint = 'Send identifiers and let the receiver fetch large data.';
   end if;
 
+  key := private.event_ordering_key(data);
   insert into public.webhook_events (id, company_id, trigger_type, payload, ordering_key)
-  values (event_id, insert_webhook_event.company_id, insert_webhook_event.trigger_type, body,
-          private.event_ordering_key(data));
-
-  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, ordering_key, ordering_seq)
-  select insert_webhook_event.company_id, event_id, w.id, now(), o.ordering_key, o.ordering_seq
-    from unnest(webhook_ids) as target(id)
-    join public.webhooks w on w.id = target.id
-   cross join lateral private.new_delivery_ordering(w.delivery_order, private.event_ordering_key(data)) o;
+  values (event_id, insert_webhook_event.company_id, insert_webhook_event.trigger_type, body, key);
+  perform private.insert_deliveries(insert_webhook_event.company_id, event_id, key, webhook_ids);
 
   return event_id;
 end;
@@ -133,13 +142,11 @@ begin
   target := private.managed_webhook(original.webhook_id);
   perform private.require_active(target);
 
-  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, redelivery_of,
-                                         ordering_key, ordering_seq)
-  select original.company_id, original.event_id, original.webhook_id, now(), original.id, o.ordering_key, o.ordering_seq
+  select private.insert_deliveries(original.company_id, original.event_id, ev.ordering_key,
+                                   array[original.webhook_id], original.id)
+    into delivery
     from public.webhook_events ev
-   cross join lateral private.new_delivery_ordering(target.delivery_order, ev.ordering_key) o
-   where ev.id = original.event_id
-  returning id into delivery;
+   where ev.id = original.event_id;
   return delivery;
 end;
 $$;
@@ -154,6 +161,7 @@ set search_path = ''
 as $$
 declare
   target public.webhooks := private.managed_webhook(webhook_id);
+  lost record;
   replayed integer;
 begin
   if since is null or since > now() then
@@ -162,25 +170,23 @@ begin
   end if;
   perform private.require_active(target);
 
-  -- Every event since then that this endpoint never received and is not still trying to.
-  with lost as (
-    select d.event_id
-      from public.webhook_deliveries d
-     where d.webhook_id = target.id
-       and d.created_at >= since
-     group by d.event_id
-    having bool_and(d.state in ('failed', 'cancelled'))
-  ), inserted as (
-    insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, ordering_key, ordering_seq)
-    select target.company_id, lost.event_id, target.id, now(), o.ordering_key, o.ordering_seq
-      from (select lost.event_id, ev.ordering_key, ev.created_at
-              from lost
-              join public.webhook_events ev on ev.id = lost.event_id
-             order by ev.created_at, ev.id) lost
-     cross join lateral private.new_delivery_ordering(target.delivery_order, lost.ordering_key) o
-    returning 1
-  )
-  select count(*) into replayed from inserted;
+  -- Every event since then that this endpoint never received and is not still trying to,
+  -- in the order they were created.
+  replayed := 0;
+  for lost in
+    select ev.id, ev.ordering_key
+      from public.webhook_events ev
+     where ev.id in (select d.event_id
+                       from public.webhook_deliveries d
+                      where d.webhook_id = target.id
+                        and d.created_at >= since
+                      group by d.event_id
+                     having bool_and(d.state in ('failed', 'cancelled')))
+     order by ev.created_at, ev.id
+  loop
+    perform private.insert_deliveries(target.company_id, lost.id, lost.ordering_key, array[target.id]);
+    replayed := replayed + 1;
+  end loop;
   return replayed;
 end;
 $$;

@@ -1,6 +1,6 @@
 -- webhooks.delivery_order ('parallel' by default, or 'ordered'; a named check) is the
 -- ADMIN's to set, and every statement that creates deliveries gives each delivery to an
--- ordered endpoint its ordering key and a sequence number (private.new_delivery_ordering):
+-- ordered endpoint its ordering key and a sequence number (private.insert_deliveries):
 -- the key is the event's ordering_key, the process id for process events, or '' (one order
 -- per endpoint) for events without one; numbers follow creation order, also within one
 -- transaction. Deliveries to parallel endpoints get neither.
