@@ -1,18 +1,27 @@
-// The company's endpoints: state, last status, and the last 24 hours at a glance.
-import type { EndpointStats, Webhook } from "../../client.ts";
-import { ErrorMessage, Loading, StateBadge } from "../components.tsx";
+// The company's endpoints: state (public.webhook_endpoint_health: healthy, failing, circuit
+// open, disabled), the last attempt's status, and the last 24 hours at a glance.
+import type { EndpointHealth, EndpointStats, Webhook } from "../../client.ts";
+import { ErrorMessage, LastOutcome, Loading, StateBadge } from "../components.tsx";
 import { PortalLink, useLoad, usePortal } from "../context.tsx";
-import { formatRate, lastStatus } from "../logic/format.ts";
+import { DELIVERY_ORDERS, formatRate } from "../logic/format.ts";
 import { EndpointForm } from "./EndpointForm.tsx";
 
 export function EndpointsView({ notice }: { notice?: string | null }) {
   const { api, pollIntervalMs } = usePortal();
   const loaded = useLoad(
     async () => {
-      const [webhooks, stats] = await Promise.all([api.listWebhooks(), api.endpointStats()]);
-      return { webhooks, stats: new Map(stats.map((s) => [s.webhook_id, s])) };
+      // The health of every endpoint in one request, beside the list: both are cheap, so
+      // they refresh at the portal's pace (a circuit opens and closes within seconds).
+      const [webhooks, health] = await Promise.all([api.listWebhooks(), api.listEndpointHealth()]);
+      return { webhooks, health: new Map(health.map((h) => [h.webhook_id, h])) };
     },
     "endpoints",
+    pollIntervalMs,
+  );
+  // The last 24 hours read every delivery of the window: less often.
+  const figures = useLoad(
+    async () => new Map((await api.endpointStats()).map((s) => [s.webhook_id, s])),
+    "endpoint-figures",
     pollIntervalMs * 5,
   );
 
@@ -31,12 +40,22 @@ export function EndpointsView({ notice }: { notice?: string | null }) {
       ) : null}
       {loaded.loading && !loaded.data ? <Loading what="endpoints" /> : null}
       <ErrorMessage error={loaded.error} what="Could not load the endpoints" />
-      {loaded.data ? <EndpointTable webhooks={loaded.data.webhooks} stats={loaded.data.stats} /> : null}
+      <ErrorMessage error={figures.error} what="Could not load the last 24 hours' figures" />
+      {loaded.data ? <EndpointTable webhooks={loaded.data.webhooks} health={loaded.data.health} stats={figures.data} /> : null}
     </section>
   );
 }
 
-function EndpointTable({ webhooks, stats }: { webhooks: Webhook[]; stats: Map<string, EndpointStats> }) {
+function EndpointTable({
+  webhooks,
+  health,
+  stats,
+}: {
+  webhooks: Webhook[];
+  health: Map<string, EndpointHealth>;
+  /** Undefined while the figures load. */
+  stats: Map<string, EndpointStats> | undefined;
+}) {
   if (webhooks.length === 0) {
     return <p>No endpoints yet. Create one to start receiving events.</p>;
   }
@@ -49,14 +68,14 @@ function EndpointTable({ webhooks, stats }: { webhooks: Webhook[]; stats: Map<st
             <th scope="col">Endpoint</th>
             <th scope="col">Trigger type</th>
             <th scope="col">State</th>
-            <th scope="col">Last status</th>
+            <th scope="col">Last attempt</th>
             <th scope="col">Success rate (24 h)</th>
             <th scope="col">Deliveries (24 h)</th>
           </tr>
         </thead>
         <tbody>
           {webhooks.map((w) => {
-            const s = stats.get(w.id);
+            const s = stats?.get(w.id);
             return (
               <tr key={w.id}>
                 <th scope="row">
@@ -65,13 +84,18 @@ function EndpointTable({ webhooks, stats }: { webhooks: Webhook[]; stats: Map<st
                   </PortalLink>
                   {w.description ? <div className="swp-muted swp-description">{w.description}</div> : null}
                 </th>
-                <td>{w.trigger_type}</td>
                 <td>
-                  <StateBadge webhook={w} />
+                  {w.trigger_type}
+                  {w.delivery_order === "ordered" ? <div className="swp-muted">{DELIVERY_ORDERS.ordered.label} delivery</div> : null}
                 </td>
-                <td>{lastStatus(s)}</td>
+                <td>
+                  <StateBadge webhook={w} health={health.get(w.id)} />
+                </td>
+                <td>
+                  <LastOutcome health={health.get(w.id)} />
+                </td>
                 <td>{formatRate(s?.success_rate)}</td>
-                <td>{s ? s.deliveries : 0}</td>
+                <td>{s ? s.deliveries : stats ? 0 : "—"}</td>
               </tr>
             );
           })}
@@ -99,6 +123,7 @@ export function NewEndpointView() {
               url: values.url,
               triggerType: values.triggerType,
               description: values.description.trim() === "" ? null : values.description,
+              deliveryOrder: values.deliveryOrder,
             });
             navigate({ page: "endpoint", id: created.id });
           }}
