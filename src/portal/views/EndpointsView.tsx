@@ -1,6 +1,6 @@
 // The company's endpoints: state (public.webhook_endpoint_health: healthy, failing, circuit
 // open, disabled), the last attempt's status, and the last 24 hours at a glance.
-import type { EndpointHealth, EndpointStats, Webhook } from "../../client.ts";
+import type { EndpointStats, WebhookWithHealth } from "../../client.ts";
 import { ErrorMessage, LastOutcome, Loading, StateBadge } from "../components.tsx";
 import { PortalLink, useLoad, usePortal } from "../context.tsx";
 import { DELIVERY_ORDERS, formatRate } from "../logic/format.ts";
@@ -9,12 +9,9 @@ import { EndpointForm } from "./EndpointForm.tsx";
 export function EndpointsView({ notice }: { notice?: string | null }) {
   const { api, pollIntervalMs } = usePortal();
   const loaded = useLoad(
-    async () => {
-      // The health of every endpoint in one request, beside the list: both are cheap, so
-      // they refresh at the portal's pace (a circuit opens and closes within seconds).
-      const [webhooks, health] = await Promise.all([api.listWebhooks(), api.listEndpointHealth()]);
-      return { webhooks, health: new Map(health.map((h) => [h.webhook_id, h])) };
-    },
+    // The endpoints and their health in one request (the health view embedded), cheap
+    // enough to refresh at the portal's pace: a circuit opens and closes within seconds.
+    () => api.listWebhooksWithHealth(),
     "endpoints",
     pollIntervalMs,
   );
@@ -41,18 +38,16 @@ export function EndpointsView({ notice }: { notice?: string | null }) {
       {loaded.loading && !loaded.data ? <Loading what="endpoints" /> : null}
       <ErrorMessage error={loaded.error} what="Could not load the endpoints" />
       <ErrorMessage error={figures.error} what="Could not load the last 24 hours' figures" />
-      {loaded.data ? <EndpointTable webhooks={loaded.data.webhooks} health={loaded.data.health} stats={figures.data} /> : null}
+      {loaded.data ? <EndpointTable webhooks={loaded.data} stats={figures.data} /> : null}
     </section>
   );
 }
 
 function EndpointTable({
   webhooks,
-  health,
   stats,
 }: {
-  webhooks: Webhook[];
-  health: Map<string, EndpointHealth>;
+  webhooks: WebhookWithHealth[];
   /** Undefined while the figures load. */
   stats: Map<string, EndpointStats> | undefined;
 }) {
@@ -89,10 +84,10 @@ function EndpointTable({
                   {w.delivery_order === "ordered" ? <div className="swp-muted">{DELIVERY_ORDERS.ordered.label} delivery</div> : null}
                 </td>
                 <td>
-                  <StateBadge webhook={w} health={health.get(w.id)} />
+                  <StateBadge webhook={w} health={w.health} />
                 </td>
                 <td>
-                  <LastOutcome health={health.get(w.id)} />
+                  <LastOutcome health={w.health} />
                 </td>
                 <td>{formatRate(s?.success_rate)}</td>
                 <td>{s ? s.deliveries : stats ? 0 : "—"}</td>
