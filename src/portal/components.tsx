@@ -3,7 +3,7 @@
 import { useEffect, useId, useRef, useState } from "react";
 import type { ReactNode } from "react";
 import { WebhooksError } from "../errors.ts";
-import { endpointState, lastOutcome, type HealthFacts } from "./logic/format.ts";
+import { endpointState, formatTime, lastOutcome, type HealthFacts } from "./logic/format.ts";
 import type { Webhook } from "../client.ts";
 
 export function ErrorMessage({ error, what }: { error: unknown; what?: string }) {
@@ -51,11 +51,12 @@ export function StateBadge({
 }
 
 /** The last attempt's HTTP status, and its error when that says more (e.g. "connection refused"). */
-export function LastOutcome({ health }: { health: HealthFacts | null | undefined }) {
+export function LastOutcome({ health, withTime }: { health: HealthFacts | null | undefined; withTime?: boolean }) {
   const last = lastOutcome(health);
   return (
     <>
       {last.status}
+      {withTime && health?.last_attempt_at ? <span className="swp-muted">{` at ${formatTime(health.last_attempt_at)}`}</span> : null}
       {last.error ? <div className="swp-muted swp-pre-wrap">{last.error}</div> : null}
     </>
   );

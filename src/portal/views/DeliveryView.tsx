@@ -128,6 +128,12 @@ function DeliveryDetails({ delivery, onChange }: { delivery: DeliveryWithAttempt
         </dd>
         <dt>Attempts</dt>
         <dd>{delivery.attempt_count}</dd>
+        {delivery.state === "cancelled" && delivery.last_error ? (
+          <>
+            <dt>Why cancelled</dt>
+            <dd className="swp-pre-wrap">{delivery.last_error}</dd>
+          </>
+        ) : null}
         {delivery.redelivery_of ? (
           <>
             <dt>Redelivery of</dt>

@@ -85,13 +85,7 @@ function EndpointDetails({
         </dd>
         <dt>Last attempt</dt>
         <dd>
-          {health.data?.last_attempt_at ? (
-            <>
-              {formatTime(health.data.last_attempt_at)}: <LastOutcome health={health.data} />
-            </>
-          ) : (
-            "none yet"
-          )}
+          {health.data?.last_attempt_at ? <LastOutcome health={health.data} withTime /> : health.data ? "none yet" : "—"}
         </dd>
         <dt>Delivery order</dt>
         <dd>
