@@ -136,7 +136,8 @@ describe("endpoint health in the portal", () => {
     // A new delivery, due now: the circuit lets it through as the probe when the probe's time comes.
     await button("Send test event").click();
     const probe = await waitFor("the probe to arrive", () => receiver.received.slice(before).find((r) => r.path === path && r.verifiedWith.length === 1));
-    const attempt = (await db.query("select created_at, duration_ms from public.webhook_delivery_attempts where delivery_id = $1", [probe.id])).rows[0];
+    const attempt = await waitFor("the probe's attempt to be recorded", async () =>
+      (await db.query("select created_at, duration_ms from public.webhook_delivery_attempts where delivery_id = $1", [probe.id])).rows[0]);
     expect(attempt.created_at.getTime() - attempt.duration_ms, "the probe goes no earlier than the time the page said").toBeGreaterThanOrEqual(nextProbeAt.getTime() - 1000);
     const row = page.locator(".swp-state").first();
     await waitFor("the page to say Healthy", async () => (await row.textContent()) === "Healthy");
@@ -171,14 +172,17 @@ describe("ordered delivery in the portal", () => {
     expect(await page.getByRole("radio", { name: "Ordered" }).isChecked()).toBe(true);
     await page.getByRole("radio", { name: "Parallel" }).check();
     await page.getByText("Every delivery held back for its turn is released at once.").waitFor();
+    const order = async () => (await db.query("select delivery_order from public.webhooks where id = $1", [hookId])).rows[0].delivery_order;
     await button("Save changes").click();
     await page.getByText("Saved.").waitFor();
-    expect((await db.query("select delivery_order from public.webhooks where id = $1", [hookId])).rows[0].delivery_order).toBe("parallel");
+    expect(await order()).toBe("parallel");
     await button("Edit").click();
+    expect(await page.getByText("Saved.").count(), "the earlier notice is gone").toBe(0);
     await page.getByRole("radio", { name: "Ordered" }).check();
     await button("Save changes").click();
     await page.getByText("Saved.").waitFor();
-    expect((await db.query("select delivery_order from public.webhooks where id = $1", [hookId])).rows[0].delivery_order).toBe("ordered");
+    expect(await order()).toBe("ordered");
+    await waitFor("the page to show it ordered", async () => (await page.locator(".swp-facts").first().textContent())?.includes("Delivery orderOrdered"));
   });
 
   it("shows what a held delivery waits for, and cancelling the head lets it go to the receiver", async () => {

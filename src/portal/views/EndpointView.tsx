@@ -120,7 +120,14 @@ function EndpointDetails({
         />
       ) : (
         <div className="swp-actions" role="group" aria-label="Endpoint actions">
-          <button type="button" onClick={() => setEditing(true)} disabled={busy || !types.data}>
+          <button
+            type="button"
+            onClick={() => {
+              setNotice(null); // a notice of an earlier action must not read as this edit's
+              setEditing(true);
+            }}
+            disabled={busy || !types.data}
+          >
             Edit
           </button>
           {webhook.is_active ? (
