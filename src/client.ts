@@ -30,6 +30,8 @@ export type EndpointState = "healthy" | "failing" | "circuit_open" | "disabled";
  * next_probe_at) and its last attempt.
  */
 export type EndpointHealth = Omit<Tables<"webhook_endpoint_health">, "state"> & { state: EndpointState };
+/** A webhook with its health (null only if the endpoint has no health row, which the outbox never leaves). */
+export type WebhookWithHealth = Webhook & { health: EndpointHealth | null };
 
 export interface NewWebhook {
   companyId: string;
@@ -127,6 +129,21 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
       if (filter.triggerType !== undefined) query = query.eq("trigger_type", filter.triggerType);
       if (filter.isActive !== undefined) query = query.eq("is_active", filter.isActive);
       return unwrap(await query, "list webhooks") as Webhook[];
+    },
+
+    /**
+     * listWebhooks with each endpoint's health, in one request: PostgREST embeds
+     * public.webhook_endpoint_health (one-to-one with webhooks) in the same query.
+     */
+    async listWebhooksWithHealth(filter: { triggerType?: string; isActive?: boolean } = {}): Promise<WebhookWithHealth[]> {
+      let query = supabase.from("webhooks").select("*, webhook_endpoint_health(*)").order("created_at", { ascending: true });
+      if (filter.triggerType !== undefined) query = query.eq("trigger_type", filter.triggerType);
+      if (filter.isActive !== undefined) query = query.eq("is_active", filter.isActive);
+      const rows = unwrap(await query, "list webhooks with health");
+      return rows.map(({ webhook_endpoint_health, ...webhook }) => ({
+        ...(webhook as Webhook),
+        health: (webhook_endpoint_health as EndpointHealth | null) ?? null,
+      }));
     },
 
     async getWebhook(id: string): Promise<Webhook> {

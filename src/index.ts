@@ -19,6 +19,7 @@ export type {
   WebhookEvent,
   WebhooksClient,
   WebhookTriggerType,
+  WebhookWithHealth,
 } from "./client.ts";
 export { toWebhooksError, URL_RULES, WebhooksError } from "./errors.ts";
 export type { WebhooksErrorKind } from "./errors.ts";

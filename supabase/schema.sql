@@ -1130,6 +1130,25 @@ $$;
 
 ALTER FUNCTION private.tg_webhook_deliveries__wake_dispatchers() OWNER TO postgres;
 
+CREATE FUNCTION private.tg_webhook_deliveries__wake_when_released() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if not private.dispatcher_is_awake() then
+    -- NOTIFY is delivered at commit and deduplicated within a transaction; wake_dispatcher
+    -- calls pg_net at most once per transaction (and per wakeup_interval_ms).
+    perform pg_notify('webhook_deliveries', '');
+    perform private.wake_dispatcher();
+  end if;
+  return null;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhook_deliveries__wake_when_released() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.tg_webhook_deliveries__wake_when_released() IS 'A held delivery (next_attempt_at = infinity) became due: wake a dispatcher if none is awake, as a new delivery does.';
+
 CREATE FUNCTION private.tg_webhooks__apply_delivery_order() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -2301,6 +2320,8 @@ CREATE TRIGGER update_process_revision BEFORE UPDATE ON public.processes FOR EAC
 
 CREATE TRIGGER wake_dispatchers AFTER INSERT ON public.webhook_deliveries REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhook_deliveries__wake_dispatchers();
 
+CREATE TRIGGER wake_dispatchers_when_released AFTER UPDATE OF next_attempt_at ON public.webhook_deliveries FOR EACH ROW WHEN (((old.next_attempt_at = 'infinity'::timestamp with time zone) AND (new.next_attempt_at < 'infinity'::timestamp with time zone) AND (new.state = 'pending'::public.webhook_delivery_state))) EXECUTE FUNCTION private.tg_webhook_deliveries__wake_when_released();
+
 CREATE TRIGGER webhooks_url_https_required BEFORE INSERT OR UPDATE OF url ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__require_https_url();
 
 COMMENT ON TRIGGER webhooks_url_https_required ON public.webhooks IS 'url must use https:// on this deployment';
@@ -2573,6 +2594,8 @@ REVOKE ALL ON FUNCTION private.tg_processes__start_at_revision_one() FROM PUBLIC
 REVOKE ALL ON FUNCTION private.tg_set_updated_at() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhook_deliveries__wake_dispatchers() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.tg_webhook_deliveries__wake_when_released() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__apply_delivery_order() FROM PUBLIC;
 

@@ -89,6 +89,22 @@ describe("endpoint health through the client", () => {
   });
 });
 
+describe("endpoints listed with their health", () => {
+  it("listWebhooksWithHealth gives each of your endpoints with its own health, and nobody else's", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "WEBHOOK_TEST", url: "https://hooks.acme.test/listed-with-health" });
+    await admin.sendTest(hook.id);
+    await dispatch(hook.id, { status: 503 });
+    const listed = await admin.listWebhooksWithHealth();
+    expect(listed.find((w) => w.id === hook.id)).toMatchObject({
+      url: "https://hooks.acme.test/listed-with-health",
+      health: { webhook_id: hook.id, state: "failing", consecutive_failures: 1, last_status: 503 },
+    });
+    expect(listed.every((w) => w.company_id === world.companyA && w.health?.webhook_id === w.id)).toBe(true);
+    expect((await adminB.listWebhooksWithHealth()).filter((w) => w.company_id !== world.companyB)).toEqual([]);
+    expect(await member.listWebhooksWithHealth()).toEqual([]);
+  });
+});
+
 describe("ordered delivery through the client", () => {
   it("an ADMIN creates an ordered webhook and switches it back to parallel", async () => {
     const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "PROCESS_REVISED", url: "https://hooks.acme.test/ordered", deliveryOrder: "ordered" });
