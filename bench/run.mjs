@@ -1,22 +1,34 @@
 #!/usr/bin/env node
 // `npm run bench`: the delivery engine benchmark. See the top of bench/RESULTS.md for what
-// is measured and how; this file is the procedure.
+// is measured and how; this file is the procedure, the scenarios' own in bench/lib/.
 //
-//   npm run bench                 3 runs of each measurement with the default knobs
-//   npm run bench -- --sweep      first, one throughput run per knob set in SWEEP
+//   npm run bench                          every scenario, BENCH_RUNS runs each (~10-12 min)
+//   npm run bench -- --only=claim,ordered  just these scenarios (results to bench/.out/)
+//   npm run bench -- --sweep               first, one throughput run per knob set in SWEEP
+//
+// Scenarios: throughput (1 and 5 endpoints, with the dispatcher's peak RSS; `rss` is an
+// alias), latency, stale, isolation, ordered, business (with the enqueue cost; `enqueue`
+// is an alias), claim. A full run writes bench/RESULTS.md; --only writes
+// bench/.out/RESULTS-<scenarios>.md, so iterating never overwrites the committed results.
 //
 // Knobs: BENCH_RUNS (3), BENCH_DB_PORT (54352), BENCH_EVENTS_1 (20000),
 // BENCH_EVENTS_5 (5000), BENCH_LATENCY_SECONDS (15), BENCH_PGBENCH_SECONDS (10),
-// and WEBHOOK_* for the dispatcher (defaults below).
+// BENCH_STALE_EVENTS (5000), BENCH_ISOLATION_EVENTS (5000), BENCH_CLAIMS (100 per round),
+// BENCH_CLAIM_BIG_BACKLOG (1000000), BENCH_CLAIM_MAX_ENDPOINTS (100000),
+// BENCH_ORDERED_EVENTS (5000), BENCH_ORDERED_LATENCY_SECONDS (10), and WEBHOOK_* for the
+// dispatcher (unset: the engine's own defaults).
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from '../scripts/lib/env.mjs';
-import { run } from '../scripts/lib/run.mjs';
 import {
   cleanupAll, clearOutbox, connect, createFixtures, describeTuning, enqueueMany, enqueueOne, expectedDeliveryIds,
-  loadAverage, log, machineInfo, machineMd, mdTable, median, now, percentile, poll, round, startDatabase,
+  loadAverage, log, machineInfo, machineMd, mdTable, median, now, OUT_DIR, percentile, poll, round, startDatabase,
   startOurDispatcher, startReceiver, steadyLoad, useSteadyStateStatistics, WORKER_TUNING,
 } from './lib/harness.mjs';
+import { isolationReport, isolationRun, setupIsolation } from './lib/isolation.mjs';
+import { claimCostReport, claimCostScenario } from './lib/claim-cost.mjs';
+import { businessReport, businessRun, settlePending, setupBusiness } from './lib/business.mjs';
+import { orderedReport, orderedRun, setupOrdered } from './lib/ordered.mjs';
 
 const num = (name, fallback) => Number(process.env[name] ?? fallback);
 const RUNS = num('BENCH_RUNS', 3);
@@ -25,25 +37,46 @@ const EVENTS_1 = num('BENCH_EVENTS_1', 20_000);
 const EVENTS_5 = num('BENCH_EVENTS_5', 5_000);
 const LATENCY_RATE = 100;
 const LATENCY_SECONDS = num('BENCH_LATENCY_SECONDS', 15);
-const PGBENCH_SECONDS = num('BENCH_PGBENCH_SECONDS', 10);
 const SWEEP = process.argv.includes('--sweep');
 
-// The knobs the measured runs use; WEBHOOK_* in the environment override them.
-const KNOBS = {
-  WEBHOOK_BATCH_SIZE: process.env.WEBHOOK_BATCH_SIZE ?? 50,
-  WEBHOOK_CONCURRENCY: process.env.WEBHOOK_CONCURRENCY ?? 50,
-  WEBHOOK_ENDPOINT_CONCURRENCY: process.env.WEBHOOK_ENDPOINT_CONCURRENCY ?? 10,
-};
+const SCENARIOS = ['throughput', 'latency', 'stale', 'isolation', 'ordered', 'business', 'claim'];
+const ALIASES = { rss: 'throughput', enqueue: 'business' };
+function selectedScenarios() {
+  const arg = process.argv.find((a) => a.startsWith('--only='));
+  if (!arg) return { only: null, chosen: new Set(SCENARIOS) };
+  const chosen = new Set();
+  for (const id of arg.slice('--only='.length).split(',').map((s) => s.trim()).filter(Boolean)) {
+    const scenario = ALIASES[id] ?? id;
+    if (!SCENARIOS.includes(scenario)) {
+      throw new Error(`unknown scenario "${id}"; scenarios: ${SCENARIOS.join(', ')} (aliases: ${Object.keys(ALIASES).join(', ')})`);
+    }
+    chosen.add(scenario);
+  }
+  return { only: [...chosen], chosen };
+}
+const { only: ONLY, chosen: CHOSEN } = selectedScenarios();
+
+// The knobs the measured runs use: WEBHOOK_* set in the environment, otherwise the
+// engine's own defaults (nothing is passed). The per-endpoint cap is the database's
+// (private.webhook_settings.endpoint_concurrency) and is reported with the results.
+const KNOB_NAMES = ['WEBHOOK_BATCH_SIZE', 'WEBHOOK_CONCURRENCY', 'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_LEASE_SECONDS'];
+const KNOBS = Object.fromEntries(KNOB_NAMES.filter((k) => process.env[k]).map((k) => [k, process.env[k]]));
+// Each sweep set: dispatcher knobs, and the per-endpoint cap, a database setting
+// (private.webhook_settings.endpoint_concurrency, set for the set's runs).
 const SWEEP_KNOBS = [
-  { WEBHOOK_BATCH_SIZE: 50, WEBHOOK_CONCURRENCY: 50, WEBHOOK_ENDPOINT_CONCURRENCY: 10 },
-  { WEBHOOK_BATCH_SIZE: 100, WEBHOOK_CONCURRENCY: 100, WEBHOOK_ENDPOINT_CONCURRENCY: 25 },
-  { WEBHOOK_BATCH_SIZE: 200, WEBHOOK_CONCURRENCY: 100, WEBHOOK_ENDPOINT_CONCURRENCY: 50 },
+  { knobs: { WEBHOOK_BATCH_SIZE: 50, WEBHOOK_CONCURRENCY: 50 }, endpointCap: 10 },
+  { knobs: { WEBHOOK_BATCH_SIZE: 100, WEBHOOK_CONCURRENCY: 100 }, endpointCap: 25 },
+  { knobs: { WEBHOOK_BATCH_SIZE: 200, WEBHOOK_CONCURRENCY: 200 }, endpointCap: 50 },
 ];
 const PLAIN_WORKER = { v8Flags: '', env: {} };
 const STALE_EVENTS = num('BENCH_STALE_EVENTS', 5_000);
-const knobLabel = (k) => `batch ${k.WEBHOOK_BATCH_SIZE} / conc ${k.WEBHOOK_CONCURRENCY} / per-endpoint ${k.WEBHOOK_ENDPOINT_CONCURRENCY}`;
+const knobLabel = (k) => (Object.keys(k).length === 0
+  ? "the engine's defaults (no WEBHOOK_* set)"
+  : Object.entries(k).map(([name, v]) => `${name}=${v}`).join(', '));
 
-const TARGETS = { throughput: 1500, p50: 20, p99: 100, rss: 128, enqueueRatio: 3 };
+const TARGETS = { throughput: 1500, p50: 20, p99: 100, rss: 128 };
+// Issue 9: "no regression over 10 % in today's figures" (bench/RESULTS.md before it).
+const BEFORE = { tp1: 4292, tp5: 4094, p50: 1.7, rss: 101 };
 
 let cluster, db, receiver, fixtures;
 
@@ -146,135 +179,149 @@ async function latencyRun(knobs) {
 async function seedOutboxHistory() {
   await clearOutbox(db);
   await enqueueMany(db, fixtures.companies.one.id, 20_000, fixtures.snapshot, { analyze: false });
-  await db.query(`update public.webhook_deliveries set state = 'succeeded', next_attempt_at = null, completed_at = now()`);
-}
-
-async function pgbenchRun(setNo) {
-  await db.query('vacuum analyze public.processes, public.webhook_deliveries, public.webhook_events');
-  const res = await run(
-    cluster.pg.bin('pgbench'),
-    ['-n', '-f', path.join(ROOT, 'bench', 'pgbench', 'revise-process.sql'), '-D', `set_no=${setNo}`,
-      '-c', '2', '-j', '2', '-T', String(PGBENCH_SECONDS), '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', 'postgres'],
-    { capture: true, env: { ...process.env, PGPASSWORD: 'postgres' } },
-  );
-  const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(res.stdout)?.[1]);
-  if (res.code !== 0 || !Number.isFinite(tps)) throw new Error(`pgbench failed:\n${res.stdout}\n${res.stderr}`);
-  const { rows: [{ n }] } = await db.query(`select count(*)::int as n from public.webhook_deliveries where state = 'pending'`);
-  return { tps: round(tps, 0), deliveries: n };
+  await settlePending(db);
 }
 
 async function main() {
   const started = new Date();
-  log(`fresh cluster on 127.0.0.1:${DB_PORT} (.local/bench-db)`);
+  log(`scenarios: ${[...CHOSEN].join(', ')}; ${RUNS} runs; fresh cluster on 127.0.0.1:${DB_PORT} (.local/bench-db)`);
   cluster = await startDatabase({ dir: '.local/bench-db', port: DB_PORT });
   db = await connect(cluster.url);
   receiver = await startReceiver();
   fixtures = await createFixtures(db, receiver.port);
-  await receiver.call('secrets', { secrets: fixtures.secrets });
+  const ctx = { cluster, db, receiver, fixtures, knobs: KNOBS, runs: RUNS };
+  const setups = {};
+  if (CHOSEN.has('isolation')) setups.isolation = await setupIsolation(ctx);
+  if (CHOSEN.has('ordered')) setups.ordered = await setupOrdered(ctx);
+  if (CHOSEN.has('business')) setups.business = await setupBusiness(ctx);
+  const { rows: secretRows } = await db.query(
+    `select regexp_replace(w.url, '^http://[^/]+', '') as path, s.secret
+       from public.webhooks w join private.webhook_secrets s on s.webhook_id = w.id`,
+  );
+  await receiver.call('secrets', { secrets: Object.fromEntries(secretRows.map((r) => [r.path, r.secret])) });
   const { one, five } = fixtures.companies;
+  const { rows: [settings] } = await db.query('select * from private.webhook_settings');
 
   const sweep = [];
   if (SWEEP) {
     const variants = [
-      ...SWEEP_KNOBS.map((knobs) => ({ knobs, tuning: WORKER_TUNING })),
-      { knobs: KNOBS, tuning: PLAIN_WORKER },
+      ...SWEEP_KNOBS.map((v) => ({ ...v, tuning: WORKER_TUNING })),
+      { knobs: KNOBS, endpointCap: settings.endpoint_concurrency, tuning: PLAIN_WORKER },
     ];
-    for (const { knobs, tuning } of variants) {
-      const label = `${knobLabel(knobs)}${tuning === PLAIN_WORKER ? ', plain worker (no V8 flag, no malloc setting)' : ''}`;
+    for (const { knobs, endpointCap, tuning } of variants) {
+      const label = `${knobLabel(knobs)}, endpoint_concurrency ${endpointCap}` +
+        `${tuning === PLAIN_WORKER ? ', plain worker (no V8 flag, no malloc setting)' : ''}`;
       log(`sweep: ${label}`);
+      await db.query('update private.webhook_settings set endpoint_concurrency = $1', [endpointCap]);
       const a = await throughputRun(one, EVENTS_1, knobs, { tuning });
       const b = await throughputRun(five, EVENTS_5, knobs, { tuning });
       log(`  1 endpoint ${a.perSec}/s (RSS ${a.rssMb} MB), 5 endpoints ${b.perSec}/s (RSS ${b.rssMb} MB)`);
       sweep.push({ label, one: a, five: b });
     }
+    await db.query('update private.webhook_settings set endpoint_concurrency = $1', [settings.endpoint_concurrency]);
   }
 
-  const runs = [];
+  const results = { runs: [], isolation: [], ordered: [], business: [] };
   for (let r = 1; r <= RUNS; r++) {
     log(`run ${r}/${RUNS} (${knobLabel(KNOBS)})`);
-    const tp1 = await throughputRun(one, EVENTS_1, KNOBS);
-    log(`  throughput, 1 endpoint: ${tp1.perSec}/s, drain ${tp1.drainMs} ms, RSS ${tp1.rssMb} MB, lost ${tp1.lost}, dup ${tp1.duplicates}`);
-    const tp5 = await throughputRun(five, EVENTS_5, KNOBS);
-    log(`  throughput, 5 endpoints: ${tp5.perSec}/s, drain ${tp5.drainMs} ms, RSS ${tp5.rssMb} MB, lost ${tp5.lost}, dup ${tp5.duplicates}`);
-    const lat = await latencyRun(KNOBS);
-    log(`  latency at ${lat.offeredRate}/s: p50 ${lat.p50} ms, p95 ${lat.p95} ms, p99 ${lat.p99} ms, lost ${lat.lost}`);
-    runs.push({ tp1, tp5, lat });
+    const delivery = {};
+    if (CHOSEN.has('throughput')) {
+      delivery.tp1 = await throughputRun(one, EVENTS_1, KNOBS);
+      log(`  throughput, 1 endpoint: ${delivery.tp1.perSec}/s, drain ${delivery.tp1.drainMs} ms, RSS ${delivery.tp1.rssMb} MB, lost ${delivery.tp1.lost}, dup ${delivery.tp1.duplicates}`);
+      delivery.tp5 = await throughputRun(five, EVENTS_5, KNOBS);
+      log(`  throughput, 5 endpoints: ${delivery.tp5.perSec}/s, drain ${delivery.tp5.drainMs} ms, RSS ${delivery.tp5.rssMb} MB, lost ${delivery.tp5.lost}, dup ${delivery.tp5.duplicates}`);
+    }
+    if (CHOSEN.has('latency')) {
+      delivery.lat = await latencyRun(KNOBS);
+      log(`  latency at ${delivery.lat.offeredRate}/s: p50 ${delivery.lat.p50} ms, p95 ${delivery.lat.p95} ms, p99 ${delivery.lat.p99} ms, lost ${delivery.lat.lost}`);
+    }
+    results.runs.push(delivery);
+    if (CHOSEN.has('isolation')) results.isolation.push(await isolationRun(ctx, setups.isolation));
+    if (CHOSEN.has('ordered')) results.ordered.push(await orderedRun(ctx, setups.ordered));
   }
 
   // The SQL finding: the same backlog, but with the statistics a production table has.
-  log(`stale statistics: ${STALE_EVENTS} events to 1 endpoint, outbox statistics from a table of delivered rows`);
-  const stale = await throughputRun(one, STALE_EVENTS, KNOBS, { staleStatistics: true });
-  log(`  ${stale.perSec}/s, drain ${stale.drainMs} ms`);
-
-  const pgbench = [];
-  await seedOutboxHistory();
-  for (let r = 1; r <= RUNS; r++) {
-    const zero = await pgbenchRun(0);
-    const five5 = await pgbenchRun(5);
-    log(`pgbench ${r}/${RUNS}: 0 webhooks ${zero.tps} TPS, 5 webhooks ${five5.tps} TPS`);
-    pgbench.push({ zero, five: five5 });
+  if (CHOSEN.has('stale')) {
+    log(`stale statistics: ${STALE_EVENTS} events to 1 endpoint, outbox statistics from a table of delivered rows`);
+    results.stale = await throughputRun(one, STALE_EVENTS, KNOBS, { staleStatistics: true });
+    log(`  ${results.stale.perSec}/s, drain ${results.stale.drainMs} ms`);
   }
 
-  const report = await writeReport({ started, sweep, runs, pgbench, stale });
-  console.log(`\n${report.summary}\n\nwrote bench/RESULTS.md`);
+  if (CHOSEN.has('business')) {
+    await seedOutboxHistory();
+    for (let r = 1; r <= RUNS; r++) {
+      log(`business path ${r}/${RUNS}`);
+      results.business.push(await businessRun(ctx));
+    }
+  }
+
+  if (CHOSEN.has('claim')) {
+    log('claim cost');
+    await clearOutbox(db);
+    results.claim = await claimCostScenario(ctx);
+  }
+
+  const report = await writeReport({ started, sweep, settings, ...results });
+  console.log(`\n${report.summary}\n\nwrote ${path.relative(ROOT, report.file)}`);
 }
 
-async function writeReport({ started, sweep, runs, pgbench, stale }) {
+async function writeReport({ started, sweep, settings, runs, stale, isolation, ordered, business, claim }) {
   const m = await machineInfo(cluster);
-  const med = (f) => median(runs.map(f));
-  const medians = {
-    tp1: med((r) => r.tp1.perSec),
-    tp5: med((r) => r.tp5.perSec),
-    rss: Math.max(...runs.flatMap((r) => [r.tp1.rssMb, r.tp5.rssMb])),
-    rssMed: med((r) => Math.max(r.tp1.rssMb, r.tp5.rssMb)),
-    p50: med((r) => r.lat.p50),
-    p95: med((r) => r.lat.p95),
-    p99: med((r) => r.lat.p99),
-    tpsZero: median(pgbench.map((p) => p.zero.tps)),
-    tpsFive: median(pgbench.map((p) => p.five.tps)),
-  };
-  const ratio = round(medians.tpsZero / medians.tpsFive, 2);
-  const lost = runs.reduce((s, r) => s + r.tp1.lost + r.tp5.lost + r.lat.lost, 0);
-  const dups = runs.reduce((s, r) => s + r.tp1.duplicates + r.tp5.duplicates + r.lat.duplicates, 0);
-  const bad = runs.reduce((s, r) => s + r.tp1.badSignatures + r.tp5.badSignatures, 0);
   const ok = (b) => (b ? 'met' : '**missed**');
-  const mediansTable = mdTable([
-    ['measure', 'median', 'target', ''],
-    [`throughput, ${EVENTS_1} events to 1 endpoint`, `${medians.tp1} deliveries/s`, `>= ${TARGETS.throughput}/s`, ok(medians.tp1 >= TARGETS.throughput)],
-    [`throughput, ${EVENTS_5} events to 5 endpoints`, `${medians.tp5} deliveries/s`, `>= ${TARGETS.throughput}/s`, ok(medians.tp5 >= TARGETS.throughput)],
-    [`latency p50 at ${LATENCY_RATE} events/s`, `${medians.p50} ms`, `<= ${TARGETS.p50} ms`, ok(medians.p50 <= TARGETS.p50)],
-    ['latency p95', `${medians.p95} ms`, '', ''],
-    ['latency p99', `${medians.p99} ms`, `<= ${TARGETS.p99} ms`, ok(medians.p99 <= TARGETS.p99)],
-    ['dispatcher peak RSS (VmHWM), worst run', `${medians.rss} MB`, `<= ${TARGETS.rss} MB`, ok(medians.rss <= TARGETS.rss)],
-    ['pgbench TPS, 0 webhooks', `${medians.tpsZero}`, '', ''],
-    ['pgbench TPS, 5 webhooks', `${medians.tpsFive}`, '', ''],
-    ['enqueue cost ratio (TPS 0 / TPS 5)', `${ratio}x`, `<= ${TARGETS.enqueueRatio}x`, ok(ratio <= TARGETS.enqueueRatio)],
-    ['lost / duplicated / bad signatures, all runs', `${lost} / ${dups} / ${bad}`, '0 lost', ok(lost === 0)],
-  ]);
-  const runsTable = mdTable([
-    ['run', '1 endpoint /s', 'drain ms', 'RSS MB', '5 endpoints /s', 'drain ms', 'RSS MB', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'client-side p50 / p99 ms', 'lost', 'dup', 'load avg'],
-    ...runs.map((r, i) => [
-      i + 1, r.tp1.perSec, r.tp1.drainMs, r.tp1.rssMb, r.tp5.perSec, r.tp5.drainMs, r.tp5.rssMb,
-      r.lat.p50, r.lat.p95, r.lat.p99, r.lat.max, `${r.lat.clientP50} / ${r.lat.clientP99}`,
-      r.tp1.lost + r.tp5.lost + r.lat.lost, r.tp1.duplicates + r.tp5.duplicates + r.lat.duplicates,
-      `${r.tp1.load} / ${r.tp5.load} / ${r.lat.load}`,
-    ]),
-  ]);
-  const pgbenchTable = mdTable([
-    ['run', 'TPS, 0 webhooks', 'TPS, 5 webhooks', 'ratio', 'pending deliveries after the 5-webhook run (cumulative)'],
-    ...pgbench.map((p, i) => [i + 1, p.zero.tps, p.five.tps, round(p.zero.tps / p.five.tps, 2), p.five.deliveries]),
-  ]);
-  const sweepTable = sweep.length === 0 ? '' : `
-## Knob sweep (one throughput run each)
+  const within = (value, before, higherIsBetter) => {
+    const limit = higherIsBetter ? before * 0.9 : before * 1.1;
+    return `${before} (${ok(higherIsBetter ? value >= limit : value <= limit)})`;
+  };
+  const med = (f) => median(runs.map(f));
+  const rows = [];
+  const sections = [];
+  const has = (k) => runs.length > 0 && runs[0][k] !== undefined;
 
-${mdTable([
-    ['knobs', '1 endpoint /s', 'RSS MB', '5 endpoints /s', 'RSS MB'],
-    ...sweep.map((s) => [s.label, s.one.perSec, s.one.rssMb, s.five.perSec, s.five.rssMb]),
-  ])}
-`;
+  if (has('tp1')) {
+    const tp1 = med((r) => r.tp1.perSec);
+    const tp5 = med((r) => r.tp5.perSec);
+    const rss = Math.max(...runs.flatMap((r) => [r.tp1.rssMb, r.tp5.rssMb]));
+    rows.push(
+      [`throughput, ${EVENTS_1} events to 1 endpoint`, `${tp1} deliveries/s`, `>= ${TARGETS.throughput}/s`, ok(tp1 >= TARGETS.throughput), within(tp1, BEFORE.tp1, true)],
+      [`throughput, ${EVENTS_5} events to 5 endpoints`, `${tp5} deliveries/s`, `>= ${TARGETS.throughput}/s`, ok(tp5 >= TARGETS.throughput), within(tp5, BEFORE.tp5, true)],
+      ['dispatcher peak RSS (VmHWM), worst throughput run', `${rss} MB`, `<= ${TARGETS.rss} MB`, ok(rss <= TARGETS.rss), within(rss, BEFORE.rss, false)],
+    );
+  }
+  if (has('lat')) {
+    const p50 = med((r) => r.lat.p50);
+    const p99 = med((r) => r.lat.p99);
+    rows.push(
+      [`latency p50 at ${LATENCY_RATE} events/s`, `${p50} ms`, `<= ${TARGETS.p50} ms`, ok(p50 <= TARGETS.p50), within(p50, BEFORE.p50, false)],
+      ['latency p95', `${med((r) => r.lat.p95)} ms`, '', '', ''],
+      ['latency p99', `${p99} ms`, `<= ${TARGETS.p99} ms`, ok(p99 <= TARGETS.p99), ''],
+    );
+  }
+  if (has('tp1') || has('lat')) {
+    const parts = runs.flatMap((r) => [r.tp1, r.tp5, r.lat].filter(Boolean));
+    const lost = parts.reduce((s, x) => s + x.lost, 0);
+    const dups = parts.reduce((s, x) => s + x.duplicates, 0);
+    const bad = parts.reduce((s, x) => s + (x.badSignatures ?? 0), 0);
+    rows.push(['lost / duplicated / bad signatures, delivery runs', `${lost} / ${dups} / ${bad}`, '0 lost', ok(lost === 0), '']);
+    sections.push(deliverySection(runs));
+  }
+  if (stale) sections.push(staleSection(stale, has('tp1') ? med((r) => r.tp1.perSec) : null));
+  for (const [list, report] of [[isolation, isolationReport], [ordered, orderedReport], [business, businessReport]]) {
+    if (list.length === 0) continue;
+    const out = report(list);
+    rows.push(...out.rows.map((row) => [...row, '']));
+    sections.push(out.section);
+  }
+  if (claim) {
+    const out = claimCostReport(claim, RUNS);
+    rows.push(...out.rows.map((row) => [...row, '']));
+    sections.push(out.section);
+  }
+
+  const mediansTable = mdTable([['measure', `median of ${RUNS}`, 'target', '', 'before (no regression over 10 %)'], ...rows]);
+  const scope = ONLY ? `\`npm run bench -- --only=${ONLY.join(',')}\`` : `\`npm run bench${SWEEP ? ' -- --sweep' : ''}\``;
   const md = `# Delivery engine benchmark
 
-Written by \`npm run bench${SWEEP ? ' -- --sweep' : ''}\` (bench/run.mjs), started ${started.toISOString()}.
+Written by ${scope} (bench/run.mjs), started ${started.toISOString()}.
 
 ## Machine
 
@@ -283,15 +330,54 @@ ${machineMd(m)}
   \`synchronous_commit\` and \`full_page_writes\` off (cluster.mjs \`fast\`): the numbers are about
   CPU work, not this VM's disk. The machine is shared with other work, so expect noise.
 
-## Method
+## Common method
 
 - **Dispatcher**: the real worker, a fresh process per measurement, started (cwd
-  supabase/functions) as \`${describeTuning()}\`, knobs ${knobLabel(KNOBS)}.
+  supabase/functions) as \`${describeTuning()}\`, knobs: ${knobLabel(KNOBS)}.
+  Per-endpoint cap in the database (private.webhook_settings.endpoint_concurrency): ${settings.endpoint_concurrency ?? 'n/a'}.
   The V8 flag and the malloc setting are process settings, not code (bench/lib/harness.mjs
   WORKER_TUNING says why); ${SWEEP ? 'the sweep below has a run without them' : '`npm run bench -- --sweep` adds a run without them'}.
-- **Receiver**: a Node http server (bench/lib/receiver.mjs) in its own process, 200 at once,
+- **Receiver**: a Node http server (bench/lib/receiver.mjs) in its own process, 200 at once
+  unless a scenario gives a path another behaviour (hold the request, answer late, fail);
   records every webhook-id (duplicates, lost = expected delivery ids never received) and
   verifies every 50th signature with \`standardwebhooks\`.
+- Ratios are measured within one run (same machine state), then the median of the runs' ratios.
+
+## Medians of ${RUNS} runs
+
+${mediansTable}
+
+${sections.join('\n')}${sweepSection(sweep)}`;
+  const file = ONLY
+    ? path.join(OUT_DIR, `RESULTS-${ONLY.join('-')}.md`)
+    : path.join(ROOT, 'bench', 'RESULTS.md');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, md);
+  return { summary: mediansTable, file };
+}
+
+function deliverySection(runs) {
+  const has = (k) => runs[0][k] !== undefined;
+  const cols = ['run'];
+  if (has('tp1')) cols.push('1 endpoint /s', 'drain ms', 'RSS MB', '5 endpoints /s', 'drain ms', 'RSS MB');
+  if (has('lat')) cols.push('p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'client-side p50 / p99 ms');
+  cols.push('lost', 'dup', 'load avg');
+  const table = mdTable([
+    cols,
+    ...runs.map((r, i) => {
+      const parts = [r.tp1, r.tp5, r.lat].filter(Boolean);
+      return [
+        i + 1,
+        ...(has('tp1') ? [r.tp1.perSec, r.tp1.drainMs, r.tp1.rssMb, r.tp5.perSec, r.tp5.drainMs, r.tp5.rssMb] : []),
+        ...(has('lat') ? [r.lat.p50, r.lat.p95, r.lat.p99, r.lat.max, `${r.lat.clientP50} / ${r.lat.clientP99}`] : []),
+        parts.reduce((s, x) => s + x.lost, 0), parts.reduce((s, x) => s + x.duplicates, 0),
+        parts.map((x) => x.load).join(' / '),
+      ];
+    }),
+  ]);
+  return `## Throughput, latency, memory
+
+Method.
 - **Throughput**: ${EVENTS_1} events to 1 endpoint, and ${EVENTS_5} events to 5 endpoints
   (${EVENTS_5 * 5} deliveries), each committed in one transaction while the (idle, listening)
   dispatcher waits. The clock starts when that COMMIT returns and stops when every delivery
@@ -304,37 +390,33 @@ ${machineMd(m)}
   same clock). That slightly over-states latency (it includes the commit). Cross-check:
   "client-side" uses the time the loader saw COMMIT return instead.
 - **Peak RSS**: \`VmHWM\` from /proc/<deno pid>/status at the end of each throughput run.
-- **Enqueue cost**: pgbench (bench/pgbench/revise-process.sql, 2 clients, ${PGBENCH_SECONDS} s per run)
-  renames a random one of 100 processes, so update_process_revision bumps the revision and
-  the trigger enqueues PROCESS_REVISED, once for a company with 0 subscribed webhooks and once
-  for a company with 5, alternating; the dispatcher is not running. The outbox holds a history
-  of 20000 delivered events and is VACUUM ANALYZEd before each run (right after a TRUNCATE the
-  5-webhook case measured 970-1430 TPS instead of ~2250 while the empty tables grew: a
-  property of an empty table, not of the enqueue). Ratio = TPS(0) / TPS(5).
 
-## Stale statistics (a regression check on the claim, one run)
+${table}
+`;
+}
+
+function staleSection(stale, tp1) {
+  return `## Stale statistics (a regression check on the claim, one run)
 
 ${STALE_EVENTS} events to 1 endpoint, same knobs, but the outbox statistics are those of a table
 of delivered rows (\`next_attempt_at\` null in every analyzed row, the production steady
-state) and nothing re-analyzes before the drain: **${stale.perSec} deliveries/s** (drain ${stale.drainMs} ms),
-against a median of ${med((r) => r.tp1.perSec)}/s above. Before claim_due_deliveries locked its picks
+state) and nothing re-analyzes before the drain: **${stale.perSec} deliveries/s** (drain ${stale.drainMs} ms)${tp1 === null ? '' : `,
+against a median of ${tp1}/s above`}. Before claim_due_deliveries locked its picks
 by primary key, the planner's "about one due row" estimate made every claim rescan the due
 rows and this run drained at ~175/s (bench/README.md has the numbers).
+`;
+}
 
-## Medians of ${RUNS} runs
+function sweepSection(sweep) {
+  if (sweep.length === 0) return '';
+  return `
+## Knob sweep (one throughput run each)
 
-${mediansTable}
-
-## Each run
-
-${runsTable}
-
-### pgbench
-
-${pgbenchTable}
-${sweepTable}`;
-  fs.writeFileSync(path.join(ROOT, 'bench', 'RESULTS.md'), md);
-  return { summary: mediansTable };
+${mdTable([
+    ['knobs', '1 endpoint /s', 'RSS MB', '5 endpoints /s', 'RSS MB'],
+    ...sweep.map((s) => [s.label, s.one.perSec, s.one.rssMb, s.five.perSec, s.five.rssMb]),
+  ])}
+`;
 }
 
 main()

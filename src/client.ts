@@ -3,15 +3,35 @@ import type { Database, Enums, Tables } from "./database.types.ts";
 import { afterCursorFilters, decodeDeliveryCursor, encodeDeliveryCursor } from "./cursor.ts";
 import { toWebhooksError, WebhooksError } from "./errors.ts";
 
-export type Webhook = Tables<"webhooks">;
+/**
+ * How an endpoint receives its deliveries (public.webhooks.delivery_order, the check
+ * webhooks_delivery_order_valid): "parallel", or "ordered" (each process's events one at a
+ * time, in order; see the README).
+ */
+export type DeliveryOrder = "parallel" | "ordered";
+export type Webhook = Omit<Tables<"webhooks">, "delivery_order"> & { delivery_order: DeliveryOrder };
 export type WebhookTriggerType = Tables<"webhook_trigger_types">;
 export type WebhookEvent = Tables<"webhook_events">;
+/**
+ * A delivery as listed: its row plus `waiting_for`, the delivery of its ordering key it
+ * waits for on an ordered endpoint (public.waiting_for), null when it waits for nothing.
+ */
 export type WebhookDelivery = Tables<"webhook_deliveries">;
 export type WebhookDeliveryAttempt = Tables<"webhook_delivery_attempts">;
 /** The enum public.webhook_delivery_state, as generated from the database. */
 export type DeliveryState = Enums<"webhook_delivery_state">;
 /** The enum public.webhook_attempt_outcome, as generated from the database. */
 export type AttemptOutcome = Enums<"webhook_attempt_outcome">;
+/** An endpoint's state as public.webhook_endpoint_health computes it. */
+export type EndpointState = "healthy" | "failing" | "circuit_open" | "disabled";
+/**
+ * An endpoint's health (public.webhook_endpoint_health): its state, the failing streak
+ * (failing_since, consecutive_failures), the circuit breaker (circuit_opened_at,
+ * next_probe_at) and its last attempt.
+ */
+export type EndpointHealth = Omit<Tables<"webhook_endpoint_health">, "state"> & { state: EndpointState };
+/** A webhook with its health (null only if the endpoint has no health row, which the outbox never leaves). */
+export type WebhookWithHealth = Webhook & { health: EndpointHealth | null };
 
 export interface NewWebhook {
   companyId: string;
@@ -19,6 +39,8 @@ export interface NewWebhook {
   url: string;
   description?: string | null;
   isActive?: boolean;
+  /** "parallel" unless given. */
+  deliveryOrder?: DeliveryOrder;
 }
 
 export interface WebhookChanges {
@@ -26,6 +48,7 @@ export interface WebhookChanges {
   url?: string;
   description?: string | null;
   isActive?: boolean;
+  deliveryOrder?: DeliveryOrder;
 }
 
 export interface DeliveryFilter {
@@ -105,11 +128,26 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
       let query = supabase.from("webhooks").select("*").order("created_at", { ascending: true });
       if (filter.triggerType !== undefined) query = query.eq("trigger_type", filter.triggerType);
       if (filter.isActive !== undefined) query = query.eq("is_active", filter.isActive);
-      return unwrap(await query, "list webhooks");
+      return unwrap(await query, "list webhooks") as Webhook[];
+    },
+
+    /**
+     * listWebhooks with each endpoint's health, in one request: PostgREST embeds
+     * public.webhook_endpoint_health (one-to-one with webhooks) in the same query.
+     */
+    async listWebhooksWithHealth(filter: { triggerType?: string; isActive?: boolean } = {}): Promise<WebhookWithHealth[]> {
+      let query = supabase.from("webhooks").select("*, webhook_endpoint_health(*)").order("created_at", { ascending: true });
+      if (filter.triggerType !== undefined) query = query.eq("trigger_type", filter.triggerType);
+      if (filter.isActive !== undefined) query = query.eq("is_active", filter.isActive);
+      const rows = unwrap(await query, "list webhooks with health");
+      return rows.map(({ webhook_endpoint_health, ...webhook }) => ({
+        ...(webhook as Webhook),
+        health: (webhook_endpoint_health as EndpointHealth | null) ?? null,
+      }));
     },
 
     async getWebhook(id: string): Promise<Webhook> {
-      return unwrap(await supabase.from("webhooks").select("*").eq("id", id).single(), `get webhook ${id}`);
+      return unwrap(await supabase.from("webhooks").select("*").eq("id", id).single(), `get webhook ${id}`) as Webhook;
     },
 
     async createWebhook(input: NewWebhook): Promise<Webhook> {
@@ -119,8 +157,9 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
         url: input.url,
         description: input.description ?? null,
         is_active: input.isActive ?? true,
+        delivery_order: input.deliveryOrder ?? "parallel",
       };
-      return unwrap(await supabase.from("webhooks").insert(row).select("*").single(), "create webhook");
+      return unwrap(await supabase.from("webhooks").insert(row).select("*").single(), "create webhook") as Webhook;
     },
 
     async updateWebhook(id: string, changes: WebhookChanges): Promise<Webhook> {
@@ -129,13 +168,14 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
       if (changes.url !== undefined) patch.url = changes.url;
       if (changes.description !== undefined) patch.description = changes.description;
       if (changes.isActive !== undefined) patch.is_active = changes.isActive;
+      if (changes.deliveryOrder !== undefined) patch.delivery_order = changes.deliveryOrder;
       if (Object.keys(patch).length === 0) {
         throw new WebhooksError("invalid_input", "update webhook: nothing to change");
       }
       return unwrap(
         await supabase.from("webhooks").update(patch).eq("id", id).select("*").single(),
         `update webhook ${id}`,
-      );
+      ) as Webhook;
     },
 
     enableWebhook(id: string): Promise<Webhook> {
@@ -152,6 +192,21 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
         `delete webhook ${id}`,
       );
       if (deleted.length === 0) throw new WebhooksError("not_found", `delete webhook ${id}: not found, or not visible to you`);
+    },
+
+    /** The health of one endpoint: healthy, failing (since when), circuit_open (next probe) or disabled. */
+    async getEndpointHealth(webhookId: string): Promise<EndpointHealth> {
+      return unwrap(
+        await supabase.from("webhook_endpoint_health").select("*").eq("webhook_id", webhookId).single(),
+        `get health of webhook ${webhookId}`,
+      ) as EndpointHealth;
+    },
+
+    /** The health of every endpoint you may see, optionally only those in one state. */
+    async listEndpointHealth(filter: { state?: EndpointState } = {}): Promise<EndpointHealth[]> {
+      let query = supabase.from("webhook_endpoint_health").select("*").order("webhook_id");
+      if (filter.state !== undefined) query = query.eq("state", filter.state);
+      return unwrap(await query, "list endpoint health") as EndpointHealth[];
     },
 
     async listTriggerTypes(): Promise<WebhookTriggerType[]> {
@@ -176,7 +231,7 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
       // order of the keyset indexes (20261129130000).
       let query = supabase
         .from("webhook_deliveries")
-        .select("*, event:webhook_events!inner(trigger_type)", withTotal ? { count: "exact" } : {})
+        .select("*, waiting_for, event:webhook_events!inner(trigger_type)", withTotal ? { count: "exact" } : {})
         .order("created_at", { ascending: false })
         .order("id", { ascending: false });
       if (filter.companyId) query = query.eq("company_id", filter.companyId);
@@ -207,7 +262,7 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
       const row = unwrap(
         await supabase
           .from("webhook_deliveries")
-          .select("*, event:webhook_events!inner(*), attempts:webhook_delivery_attempts(*)")
+          .select("*, waiting_for, event:webhook_events!inner(*), attempts:webhook_delivery_attempts(*)")
           .eq("id", id)
           .single(),
         `get delivery ${id}`,
@@ -220,6 +275,18 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
       return unwrap(
         await supabase.rpc("redeliver_webhook_delivery", { delivery_id: deliveryId }),
         `redeliver ${deliveryId}`,
+      );
+    },
+
+    /**
+     * Ends a pending delivery as cancelled (an attempt already in flight still finishes and
+     * is logged); on an ordered endpoint the next delivery of its key goes next. A delivery
+     * that has already ended is refused (kind "already_ended").
+     */
+    async cancelDelivery(deliveryId: string): Promise<string> {
+      return unwrap(
+        await supabase.rpc("cancel_webhook_delivery", { delivery_id: deliveryId }),
+        `cancel delivery ${deliveryId}`,
       );
     },
 

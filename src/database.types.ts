@@ -93,23 +93,17 @@ isOneToOne: false
                   ]
                 },"webhook_deliveries": {
                   Row: {
-                    "attempt_count": number,"company_id": string,"completed_at": string | null,"created_at": string,"event_id": string,"id": string,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"lease_expires_at": string | null,"lease_owner": string | null,"next_attempt_at": string | null,"redelivery_of": string | null,"state": Database["public"]['Enums']["webhook_delivery_state"],"updated_at": string,"webhook_id": string | null
+                    "attempt_count": number,"company_id": string,"completed_at": string | null,"created_at": string,"event_id": string,"id": string,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"lease_expires_at": string | null,"lease_owner": string | null,"next_attempt_at": string | null,"ordering_key": string | null,"ordering_seq": number | null,"redelivery_of": string | null,"state": Database["public"]['Enums']["webhook_delivery_state"],"updated_at": string,"webhook_id": string | null,"waiting_for": string | null
                   }
-                  ComputedFields: never
+                  ComputedFields: "waiting_for"
                   Insert: {
-                    "attempt_count"?: number,"company_id": string,"completed_at"?: string | null,"created_at"?: string,"event_id": string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"redelivery_of"?: string | null,"state"?: Database["public"]['Enums']["webhook_delivery_state"],"updated_at"?: string,"webhook_id"?: string | null
+                    "attempt_count"?: number,"company_id": string,"completed_at"?: string | null,"created_at"?: string,"event_id": string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"ordering_key"?: string | null,"ordering_seq"?: number | null,"redelivery_of"?: string | null,"state"?: Database["public"]['Enums']["webhook_delivery_state"],"updated_at"?: string,"webhook_id"?: string | null
                   }
                   Update: {
-                    "attempt_count"?: number,"company_id"?: string,"completed_at"?: string | null,"created_at"?: string,"event_id"?: string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"redelivery_of"?: string | null,"state"?: Database["public"]['Enums']["webhook_delivery_state"],"updated_at"?: string,"webhook_id"?: string | null
+                    "attempt_count"?: number,"company_id"?: string,"completed_at"?: string | null,"created_at"?: string,"event_id"?: string,"id"?: string,"last_attempt_at"?: string | null,"last_error"?: string | null,"last_status"?: number | null,"lease_expires_at"?: string | null,"lease_owner"?: string | null,"next_attempt_at"?: string | null,"ordering_key"?: string | null,"ordering_seq"?: number | null,"redelivery_of"?: string | null,"state"?: Database["public"]['Enums']["webhook_delivery_state"],"updated_at"?: string,"webhook_id"?: string | null
                   }
                   Relationships: [
                     {
-      foreignKeyName: "webhook_deliveries_company_id_fkey"
-      columns: ["company_id"]
-isOneToOne: false
-      referencedRelation: "companies"
-      referencedColumns: ["id"]
-    },{
       foreignKeyName: "webhook_deliveries_event_id_fkey"
       columns: ["event_id"]
 isOneToOne: false
@@ -142,12 +136,6 @@ isOneToOne: false
                   }
                   Relationships: [
                     {
-      foreignKeyName: "webhook_delivery_attempts_company_id_fkey"
-      columns: ["company_id"]
-isOneToOne: false
-      referencedRelation: "companies"
-      referencedColumns: ["id"]
-    },{
       foreignKeyName: "webhook_delivery_attempts_delivery_id_fkey"
       columns: ["delivery_id"]
 isOneToOne: false
@@ -157,14 +145,14 @@ isOneToOne: false
                   ]
                 },"webhook_events": {
                   Row: {
-                    "company_id": string,"created_at": string,"id": string,"payload": NonNullable<Json>,"trigger_type": string
+                    "company_id": string,"created_at": string,"id": string,"ordering_key": string | null,"payload": NonNullable<Json>,"trigger_type": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "company_id": string,"created_at"?: string,"id"?: string,"payload": NonNullable<Json>,"trigger_type": string
+                    "company_id": string,"created_at"?: string,"id"?: string,"ordering_key"?: string | null,"payload": NonNullable<Json>,"trigger_type": string
                   }
                   Update: {
-                    "company_id"?: string,"created_at"?: string,"id"?: string,"payload"?: NonNullable<Json>,"trigger_type"?: string
+                    "company_id"?: string,"created_at"?: string,"id"?: string,"ordering_key"?: string | null,"payload"?: NonNullable<Json>,"trigger_type"?: string
                   }
                   Relationships: [
                     {
@@ -173,12 +161,6 @@ isOneToOne: false
 isOneToOne: false
       referencedRelation: "companies"
       referencedColumns: ["id"]
-    },{
-      foreignKeyName: "webhook_events_trigger_type_fkey"
-      columns: ["trigger_type"]
-isOneToOne: false
-      referencedRelation: "webhook_trigger_types"
-      referencedColumns: ["name"]
     }
                   ]
                 },"webhook_trigger_types": {
@@ -197,14 +179,14 @@ isOneToOne: false
                   ]
                 },"webhooks": {
                   Row: {
-                    "company_id": string,"created_at": string,"description": string | null,"disabled_at": string | null,"disabled_reason": string | null,"failing_since": string | null,"id": string,"is_active": boolean,"trigger_type": string,"updated_at": string,"url": string
+                    "company_id": string,"created_at": string,"delivery_order": string,"description": string | null,"disabled_at": string | null,"disabled_reason": string | null,"id": string,"is_active": boolean,"trigger_type": string,"updated_at": string,"url": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "company_id": string,"created_at"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"failing_since"?: string | null,"id"?: string,"is_active"?: boolean,"trigger_type": string,"updated_at"?: string,"url": string
+                    "company_id": string,"created_at"?: string,"delivery_order"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"id"?: string,"is_active"?: boolean,"trigger_type": string,"updated_at"?: string,"url": string
                   }
                   Update: {
-                    "company_id"?: string,"created_at"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"failing_since"?: string | null,"id"?: string,"is_active"?: boolean,"trigger_type"?: string,"updated_at"?: string,"url"?: string
+                    "company_id"?: string,"created_at"?: string,"delivery_order"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"id"?: string,"is_active"?: boolean,"trigger_type"?: string,"updated_at"?: string,"url"?: string
                   }
                   Relationships: [
                     {
@@ -224,10 +206,35 @@ isOneToOne: false
                 }
           }
           Views: {
-            [_ in never]: never
+            "webhook_endpoint_health": {
+                  Row: {
+                    "circuit_opened_at": string | null,"company_id": string,"consecutive_failures": number,"failing_since": string | null,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"last_success_at": string | null,"next_probe_at": string | null,"state": string | null,"webhook_id": string
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    {
+      foreignKeyName: "webhook_endpoints_webhook_id_fkey"
+      columns: ["webhook_id"]
+isOneToOne: true
+      referencedRelation: "webhooks"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"webhook_health": {
+                  Row: {
+                    "checked_at": string | null,"dispatcher_awake": boolean | null,"dispatcher_heartbeat_at": string | null,"due_deliveries": number | null,"endpoints_circuit_open": number | null,"endpoints_disabled": number | null,"endpoints_failing": number | null,"endpoints_healthy": number | null,"endpoints_with_due_work": number | null,"in_flight_deliveries": number | null,"lag_seconds": number | null,"last_wakeup_failure": string | null,"last_wakeup_failure_at": string | null,"last_wakeup_requested_at": string | null,"oldest_due_at": string | null,"oldest_due_webhook_id": string | null,"oldest_signal_age_seconds": number | null,"pending_deliveries_estimate": number | null,"scheduled_deliveries_estimate": number | null,"signals": number | null,"wakeup_failures": number | null
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    
+                  ]
+                }
           }
           Functions: {
-            "count_replayable_webhook_deliveries":
+            "cancel_webhook_delivery":
+{ Args: { "delivery_id": string }; Returns: string
+                           },
+"count_replayable_webhook_deliveries":
 { Args: { "since": string,"webhook_id": string }; Returns: number
                            },
 "get_webhook_secret":
@@ -244,6 +251,9 @@ isOneToOne: false
                            },
 "send_test_webhook":
 { Args: { "webhook_id": string }; Returns: string
+                           },
+"waiting_for":
+{ Args: { "delivery": Omit<Database["public"]['Tables']["webhook_deliveries"]['Row'], Database["public"]['Tables']["webhook_deliveries"]['ComputedFields']> }; Returns: string
                            },
 "webhook_deliveries_per_hour":
 { Args: { "for_webhook_id"?: string,"since"?: string }; Returns: {

@@ -10,6 +10,7 @@ export type WebhooksErrorKind =
   | "unknown_trigger_type" // trigger_type is not a row of webhook_trigger_types
   | "duplicate" // same (company, trigger type, url) already registered
   | "disabled" // the webhook is disabled; enable it first
+  | "already_ended" // the delivery has already ended (succeeded, failed or cancelled)
   | "invalid_input" // another bad argument (message says which)
   | "unknown";
 
@@ -67,6 +68,9 @@ export function toWebhooksError(error: Partial<PostgrestError>, what = "request"
   }
   if (code === "23505") {
     return new WebhooksError("duplicate", `${what}: a webhook for this trigger type and url already exists`, source);
+  }
+  if (code === "55000" && /has already ended/.test(message)) {
+    return new WebhooksError("already_ended", `${what}: ${message}`, source);
   }
   if (code === "55000") {
     return new WebhooksError("disabled", `${what}: ${message}`, source);

@@ -3,8 +3,11 @@ export type {
   AttemptOutcome,
   DeliveryFilter,
   DeliveryListItem,
+  DeliveryOrder,
   DeliveryState,
   DeliveryWithAttempts,
+  EndpointHealth,
+  EndpointState,
   EndpointStats,
   HourlyOutcomes,
   NewWebhook,
@@ -16,6 +19,7 @@ export type {
   WebhookEvent,
   WebhooksClient,
   WebhookTriggerType,
+  WebhookWithHealth,
 } from "./client.ts";
 export { toWebhooksError, URL_RULES, WebhooksError } from "./errors.ts";
 export type { WebhooksErrorKind } from "./errors.ts";

@@ -14,6 +14,20 @@ ALTER SCHEMA public OWNER TO pg_database_owner;
 
 COMMENT ON SCHEMA public IS 'standard public schema';
 
+CREATE TYPE private.claimed_delivery AS (
+	delivery_id uuid,
+	event_id uuid,
+	webhook_id uuid,
+	company_id uuid,
+	url text,
+	payload jsonb,
+	attempt_number integer,
+	secrets text[],
+	event_created_at timestamp with time zone
+);
+
+ALTER TYPE private.claimed_delivery OWNER TO postgres;
+
 CREATE TYPE public.webhook_attempt_outcome AS ENUM (
     'succeeded',
     'failed',
@@ -76,16 +90,31 @@ CREATE FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) 
          lease_expires_at = null,
          last_error = reason
    where d.webhook_id = cancel_pending_deliveries.webhook_id
-     and d.state = 'pending'
+     and d.state = 'pending';
+  update private.webhook_endpoints e
+     set ready_at = null
+   where e.webhook_id = cancel_pending_deliveries.webhook_id;
 $$;
 
 ALTER FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) OWNER TO postgres;
 
-CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer DEFAULT NULL::integer) RETURNS TABLE(delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid, url text, payload jsonb, attempt_number integer, secrets text[], event_created_at timestamp with time zone)
+CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) RETURNS SETOF private.claimed_delivery
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 #variable_conflict use_column
+declare
+  cap integer := (select s.endpoint_concurrency from private.webhook_settings s);
+  candidates uuid[];
+  picked uuid[];
+  endpoint private.webhook_endpoints;
+  hook public.webhooks;
+  in_flight integer;
+  take integer;
+  due uuid[];
+  heads uuid[];
+  claimed uuid[] := '{}'::uuid[];
+  served boolean;
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that claims the work' using errcode = '22023';
@@ -96,88 +125,227 @@ begin
   if lease_seconds is null or lease_seconds not between 1 and 3600 then
     raise exception 'lease_seconds must be between 1 and 3600, got %', lease_seconds using errcode = '22023';
   end if;
-  if per_webhook_limit is not null and per_webhook_limit < 1 then
-    raise exception 'per_webhook_limit must be at least 1 (or null for no limit), got %', per_webhook_limit
-      using errcode = '22023';
+
+  -- Pending deliveries whose endpoint was deleted while the transaction creating them
+  -- was still open (the delete's cancel could not see them). Normally none: one probe.
+  update public.webhook_deliveries d
+     set state = 'cancelled', next_attempt_at = null, completed_at = now(),
+         lease_owner = null, lease_expires_at = null, last_error = 'endpoint deleted'
+   where d.state = 'pending' and d.webhook_id is null;
+
+  -- Endpoints to look at, longest waiting first: those whose ready_at has come, and those
+  -- with new deliveries (signals). Only these are visited: endpoints waiting on a later
+  -- retry, at their cap or with an open circuit cost nothing here.
+  select array_agg(c.webhook_id order by c.since, c.webhook_id) into candidates
+    from (select u.webhook_id, min(u.since) as since
+            from ((select e.webhook_id, e.ready_at as since
+                     from private.webhook_endpoints e
+                    where e.ready_at <= now()
+                    order by e.ready_at
+                    limit batch_size)
+                  union all
+                  (select s.webhook_id, s.created_at
+                     from private.webhook_endpoint_signals s
+                    order by s.id
+                    limit batch_size * 4)) u
+           group by u.webhook_id
+           order by min(u.since), u.webhook_id
+           limit batch_size) c;
+  if candidates is null then
+    return;
+  end if;
+
+  -- Another claim holding an endpoint has it in hand: skip it rather than wait.
+  select array_agg(e.webhook_id order by array_position(candidates, e.webhook_id)) into picked
+    from (select e.webhook_id
+            from private.webhook_endpoints e
+           where e.webhook_id = any (candidates)
+             for update skip locked) e;
+
+  -- Signals of endpoints that no longer exist would otherwise stay forever.
+  delete from private.webhook_endpoint_signals s
+   where s.webhook_id = any (candidates)
+     and not exists (select 1 from private.webhook_endpoints e where e.webhook_id = s.webhook_id);
+  if picked is null then
+    return;
+  end if;
+  -- Everything these signals announced is read from the deliveries below.
+  delete from private.webhook_endpoint_signals s where s.webhook_id = any (picked);
+
+  foreach endpoint.webhook_id in array picked loop
+    select * into endpoint from private.webhook_endpoints e where e.webhook_id = endpoint.webhook_id;
+    select * into hook from public.webhooks w where w.id = endpoint.webhook_id;
+    served := false;
+
+    if not hook.is_active then
+      -- Disabled while a transaction was creating deliveries for it: they end here.
+      perform private.cancel_pending_deliveries(hook.id, 'endpoint disabled: ' || coalesce(hook.disabled_reason, 'no reason given'));
+      continue;
+    end if;
+
+    if cardinality(claimed) < batch_size then
+      select count(*)::integer into in_flight
+        from public.webhook_deliveries d
+       where d.webhook_id = endpoint.webhook_id
+         and d.state = 'pending'
+         and d.lease_owner is not null
+         and d.lease_expires_at > now();
+      take := case
+                when endpoint.circuit_opened_at is null then cap - in_flight
+                when endpoint.next_probe_at <= now() and in_flight = 0 then 1  -- the probe
+                else 0
+              end;
+      take := least(take, batch_size - cardinality(claimed));
+
+      while take > 0 loop
+        -- The endpoint's oldest due deliveries. An ordered delivery goes only when it is
+        -- the earliest pending one of its key and no other of its key is in flight (one
+        -- with a later number whose transaction committed first); the others found due are
+        -- parked ('infinity') until the one before them ends, so they are read once, not at
+        -- every claim.
+        due := array(select d.id
+                       from public.webhook_deliveries d
+                      where d.webhook_id = endpoint.webhook_id
+                        and d.state = 'pending'
+                        and d.next_attempt_at <= now()
+                      order by d.next_attempt_at
+                      limit take);
+        exit when cardinality(due) = 0;
+        heads := array(select d.id
+                         from public.webhook_deliveries d
+                        where d.id = any (due)
+                          and (d.ordering_key is null
+                               or (not exists (select 1
+                                                 from public.webhook_deliveries p
+                                                where p.webhook_id = d.webhook_id
+                                                  and p.ordering_key = d.ordering_key
+                                                  and p.state = 'pending'
+                                                  and p.ordering_seq < d.ordering_seq)
+                                   and not exists (select 1
+                                                     from public.webhook_deliveries f
+                                                    where f.webhook_id = d.webhook_id
+                                                      and f.state = 'pending'
+                                                      and f.lease_owner is not null
+                                                      and f.lease_expires_at > now()
+                                                      and f.ordering_key = d.ordering_key
+                                                      and f.id <> d.id))));
+        if cardinality(heads) < cardinality(due) then
+          update public.webhook_deliveries d
+             set next_attempt_at = 'infinity'
+           where d.id = any (due) and not d.id = any (heads);
+        end if;
+
+        -- SKIP LOCKED: a row someone else holds (an ADMIN cancelling it) is left for later.
+        with picked_rows as (
+          select d.id
+            from public.webhook_deliveries d
+           where d.id = any (heads)
+             and d.state = 'pending'
+             and d.next_attempt_at <= now()
+             for update of d skip locked
+        ), leased as (
+          update public.webhook_deliveries d
+             set attempt_count    = d.attempt_count + 1,
+                 lease_owner      = worker,
+                 lease_expires_at = now() + make_interval(secs => lease_seconds),
+                 -- An expired lease makes the delivery due again with no janitor.
+                 next_attempt_at  = now() + make_interval(secs => lease_seconds),
+                 last_attempt_at  = now()
+            from picked_rows
+           where d.id = picked_rows.id
+          returning d.id
+        )
+        select claimed || coalesce(array_agg(leased.id), '{}') into claimed from leased;
+
+        served := served or cardinality(heads) > 0;
+        take := least(take - cardinality(heads), batch_size - cardinality(claimed));
+        -- Fewer due rows than asked for: nothing more is due now.
+        exit when cardinality(due) < take + cardinality(heads);
+      end loop;
+    end if;
+
+    update private.webhook_endpoints e
+       set ready_at = private.endpoint_ready_at(e, served)
+     where e.webhook_id = endpoint.webhook_id;
+  end loop;
+
+  -- Found work: this dispatcher will claim again soon, so committing transactions need
+  -- not wake anyone. A claim that finds nothing says nothing (its dispatcher may be
+  -- about to sleep).
+  if cardinality(claimed) > 0 then
+    perform private.note_dispatcher_awake();
   end if;
 
   return query
-  with recursive endpoints (webhook_id) as (
-    -- Every endpoint with pending work, by a skip scan of the pending-by-endpoint index
-    -- (one probe per endpoint), so an endpoint with one due delivery is seen even behind
-    -- another endpoint's backlog of millions.
-    (select d.webhook_id
-       from public.webhook_deliveries d
-      where d.state = 'pending' and d.webhook_id is not null
-      order by d.webhook_id
-      limit 1)
-    union all
-    select (select d.webhook_id
-              from public.webhook_deliveries d
-             where d.state = 'pending' and d.webhook_id > e.webhook_id
-             order by d.webhook_id
-             limit 1)
-      from endpoints e
-     where e.webhook_id is not null
-  ), candidates as (
-    -- Each endpoint's oldest due deliveries, ranked within the endpoint. The rank is
-    -- computed after the per-endpoint LIMIT: a window function inside the lateral would
-    -- read every delivery sharing the same next_attempt_at (a whole burst) first.
-    select c.id, c.next_attempt_at,
-           row_number() over (partition by c.webhook_id order by c.next_attempt_at, c.id) as rank
-      from endpoints e
-     cross join lateral (
-           select d.id, d.webhook_id, d.next_attempt_at
-             from public.webhook_deliveries d
-            where d.webhook_id = e.webhook_id
-              and d.state = 'pending'
-              and d.next_attempt_at <= now()
-            order by d.next_attempt_at
-            limit coalesce(per_webhook_limit, batch_size)) c
-     where e.webhook_id is not null
-  ), picked as (
-    -- Round-robin across endpoints (each one's oldest first), so a backlog for one
-    -- endpoint cannot fill a batch while others wait; per_webhook_limit caps it hard.
-    -- SKIP LOCKED lets concurrent dispatchers take disjoint sets without waiting (a
-    -- candidate another claim holds is skipped; the next claim takes the rest).
-    -- The chosen ids are locked by primary key only: joining on the due predicate again
-    -- let a plan made for "about one due row" (the usual statistics of an outbox that is
-    -- mostly delivered) scan every due row once per candidate, 0.5-1 s per claim under
-    -- a backlog (bench/README.md).
-    select d.id
-      from public.webhook_deliveries d
-     where d.id = any (array(
-             select c.id
-               from candidates c
-              where per_webhook_limit is null or c.rank <= per_webhook_limit
-              order by c.rank, c.next_attempt_at
-              limit batch_size))
-       and d.state = 'pending'
-       and d.next_attempt_at <= now()
-       for update of d skip locked
-  ), claimed as (
-    update public.webhook_deliveries d
-       set attempt_count    = d.attempt_count + 1,
-           lease_owner      = worker,
-           lease_expires_at = now() + make_interval(secs => lease_seconds),
-           -- An expired lease makes the delivery due again with no janitor.
-           next_attempt_at  = now() + make_interval(secs => lease_seconds),
-           last_attempt_at  = now()
-      from picked
-     where d.id = picked.id
-    returning d.id, d.event_id, d.webhook_id, d.company_id, d.attempt_count
-  )
-  select c.id, c.event_id, c.webhook_id, c.company_id, w.url, ev.payload, c.attempt_count,
-         private.webhook_signing_secrets(c.webhook_id), ev.created_at
-    from claimed c
-    join public.webhook_events ev on ev.id = c.event_id
-    join public.webhooks w on w.id = c.webhook_id;
+  select d.id, d.event_id, d.webhook_id, d.company_id, w.url, ev.payload, d.attempt_count,
+         private.webhook_signing_secrets(d.webhook_id), ev.created_at
+    from public.webhook_deliveries d
+    join public.webhook_events ev on ev.id = d.event_id
+    join public.webhooks w on w.id = d.webhook_id
+   where d.id = any (claimed);
 end;
 $$;
 
-ALTER FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer) OWNER TO postgres;
+ALTER FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) OWNER TO postgres;
 
-COMMENT ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer) IS 'Leases up to batch_size due deliveries to worker for lease_seconds (FOR UPDATE SKIP LOCKED). attempt_number is the attempt about to be made.';
+COMMENT ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) IS 'Leases up to batch_size due deliveries to worker for lease_seconds, endpoint by endpoint (longest waiting first), never past an endpoint''s cap or open circuit. attempt_number is the attempt about to be made.';
+
+CREATE FUNCTION private.claim_wakeup_slot() RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  now_ms bigint := (extract(epoch from clock_timestamp()) * 1000)::bigint;
+begin
+  if (select r.last_value from private.webhook_wakeup_requested r)
+     > now_ms - (select s.wakeup_interval_ms from private.webhook_settings s) then
+    return false;
+  end if;
+  perform pg_catalog.setval('private.webhook_wakeup_requested', now_ms);
+  return true;
+end;
+$$;
+
+ALTER FUNCTION private.claim_wakeup_slot() OWNER TO postgres;
+
+CREATE FUNCTION private.dispatcher_going_idle() RETURNS xid8[]
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  mine xid8;
+  snapshot pg_catalog.pg_snapshot;
+begin
+  perform pg_catalog.setval('private.webhook_dispatcher_heartbeat', 0);
+  -- Taken after the heartbeat is cleared: every transaction that could still have read
+  -- "awake" has an xid below ours (a business transaction has its xid before it reads
+  -- it) and is in this list. A snapshot lists in xip only the transactions in progress
+  -- below its xmax (the newest completed xid + 1); the ones in progress from xmax on are
+  -- implied, not listed, so they are added: every xid from xmax up to ours.
+  mine := pg_catalog.pg_current_xact_id();
+  snapshot := pg_catalog.pg_current_snapshot();
+  return array(select x
+                 from pg_catalog.pg_snapshot_xip(snapshot) x
+                where x <> mine
+               union all
+               select n::text::xid8
+                 from generate_series(pg_catalog.pg_snapshot_xmax(snapshot)::text::bigint, mine::text::bigint - 1) n);
+end;
+$$;
+
+ALTER FUNCTION private.dispatcher_going_idle() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.dispatcher_going_idle() IS 'Step 1 of going to sleep: clears the heartbeat and returns the transactions in progress. Wait for them (transactions_ended), look for work once more, then sleep.';
+
+CREATE FUNCTION private.dispatcher_is_awake() RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select h.last_value > (extract(epoch from clock_timestamp()) * 1000)::bigint - 2000
+    from private.webhook_dispatcher_heartbeat h
+$$;
+
+ALTER FUNCTION private.dispatcher_is_awake() OWNER TO postgres;
 
 CREATE FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) RETURNS void
     LANGUAGE plpgsql
@@ -187,7 +355,10 @@ begin
   -- Too large for the 256 KB limit (with room for the envelope): drop the bulky
   -- snapshots. Checked up front rather than by catching the insert's error, which would
   -- cost a subtransaction on every process write.
-  if octet_length(data::text) > private.webhook_payload_limit_bytes() - 1024 then
+  -- (jsonb's own size first: its text is at most 6 times larger, and serializing every
+  -- payload to measure it was the costly part of the check.)
+  if pg_column_size(data) * 6 > private.webhook_payload_limit_bytes() - 1024
+     and octet_length(data::text) > private.webhook_payload_limit_bytes() - 1024 then
     data := (data - 'process' - 'previous') || jsonb_build_object('truncated', true);
   end if;
   perform private.insert_webhook_event(company_id, trigger_type, data, webhook_ids);
@@ -195,6 +366,67 @@ end;
 $$;
 
 ALTER FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) OWNER TO postgres;
+
+CREATE TABLE private.webhook_endpoints (
+    webhook_id uuid NOT NULL,
+    company_id uuid NOT NULL,
+    ready_at timestamp with time zone,
+    consecutive_failures integer DEFAULT 0 NOT NULL,
+    failing_since timestamp with time zone,
+    circuit_opened_at timestamp with time zone,
+    probe_interval_seconds integer,
+    next_probe_at timestamp with time zone,
+    last_status integer,
+    last_error text,
+    last_attempt_at timestamp with time zone,
+    last_success_at timestamp with time zone,
+    CONSTRAINT webhook_endpoints_circuit_complete CHECK ((((circuit_opened_at IS NULL) = (next_probe_at IS NULL)) AND ((circuit_opened_at IS NULL) = (probe_interval_seconds IS NULL)))),
+    CONSTRAINT webhook_endpoints_failures_nonnegative CHECK ((consecutive_failures >= 0))
+);
+
+ALTER TABLE private.webhook_endpoints OWNER TO postgres;
+
+COMMENT ON TABLE private.webhook_endpoints IS 'Per-endpoint scheduling state (ready_at) and health (failures, circuit breaker), kept by the outbox functions. ADMINs read it through public.webhook_endpoint_health.';
+
+CREATE FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  cap integer := (select s.endpoint_concurrency from private.webhook_settings s);
+  in_flight integer;
+  first_expiry timestamptz;
+  earliest timestamptz;
+begin
+  select count(*)::integer, min(d.lease_expires_at) into in_flight, first_expiry
+    from public.webhook_deliveries d
+   where d.webhook_id = endpoint.webhook_id
+     and d.state = 'pending'
+     and d.lease_owner is not null
+     and d.lease_expires_at > now();
+
+  -- 'infinity' marks an ordered delivery held behind an earlier one of its key.
+  select min(d.next_attempt_at) into earliest
+    from public.webhook_deliveries d
+   where d.webhook_id = endpoint.webhook_id
+     and d.state = 'pending'
+     and d.next_attempt_at < 'infinity';
+
+  if earliest is null then
+    return null;
+  elsif endpoint.circuit_opened_at is not null then
+    return case when in_flight > 0 then first_expiry else greatest(endpoint.next_probe_at, earliest) end;
+  elsif in_flight >= cap then
+    return first_expiry;
+  elsif served and earliest <= now() then
+    return now();
+  else
+    return earliest;
+  end if;
+end;
+$$;
+
+ALTER FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) OWNER TO postgres;
 
 CREATE FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
@@ -206,7 +438,7 @@ begin
   if company_id is null then
     raise exception 'company_id is required' using errcode = '22004';
   end if;
-  targets := private.lock_subscribed_webhooks(company_id, trigger_type);
+  targets := private.subscribed_webhooks(company_id, trigger_type);
 
   if targets is null then
     -- Still validate the input, so a caller's mistake is not hidden by an empty fan-out.
@@ -226,12 +458,50 @@ ALTER FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text,
 
 COMMENT ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) IS 'Outbox API: records an event and one pending delivery per active subscribed endpoint of the company, atomically with the caller. Returns the event id, or null when no endpoint is subscribed.';
 
+CREATE FUNCTION private.event_ordering_key(data jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select data ->> 'process_id'
+$$;
+
+ALTER FUNCTION private.event_ordering_key(data jsonb) OWNER TO postgres;
+
+CREATE FUNCTION private.hand_off_work() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform pg_notify('webhook_deliveries', 'more');
+  perform private.wake_dispatcher();
+end;
+$$;
+
+ALTER FUNCTION private.hand_off_work() OWNER TO postgres;
+
+CREATE FUNCTION private.insert_deliveries(company_id uuid, event_id uuid, event_key text, webhook_ids uuid[], redelivery_of uuid DEFAULT NULL::uuid) RETURNS SETOF uuid
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, redelivery_of,
+                                         ordering_key, ordering_seq)
+  select insert_deliveries.company_id, insert_deliveries.event_id, w.id, now(), insert_deliveries.redelivery_of,
+         case when w.delivery_order = 'ordered' then coalesce(insert_deliveries.event_key, '') end,
+         case when w.delivery_order = 'ordered' then nextval('private.webhook_delivery_ordering_seq') end
+    from unnest(insert_deliveries.webhook_ids) as target(id)
+    join public.webhooks w on w.id = target.id
+  returning id
+$$;
+
+ALTER FUNCTION private.insert_deliveries(company_id uuid, event_id uuid, event_key text, webhook_ids uuid[], redelivery_of uuid) OWNER TO postgres;
+
 CREATE FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) RETURNS uuid
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   event_id uuid := gen_random_uuid();
+  key text;
   body jsonb;
   body_bytes integer;
 begin
@@ -241,20 +511,20 @@ begin
     'company_id', company_id,
     'data', coalesce(data, '{}'::jsonb)
   );
-  body_bytes := octet_length(body::text);
-  if body_bytes > private.webhook_payload_limit_bytes() then
+  -- jsonb's own size is cheap to read, and its text is at most 6 times larger (an escape
+  -- like \u0001 is 6 bytes for 1): only a body that could be too large is serialized.
+  if pg_column_size(body) * 6 > private.webhook_payload_limit_bytes()
+     and octet_length(body::text) > private.webhook_payload_limit_bytes() then
+    body_bytes := octet_length(body::text);
     raise exception 'webhook payload is % bytes; the limit is % bytes (256 KB)',
       body_bytes, private.webhook_payload_limit_bytes()
       using errcode = '54000', hint = 'Send identifiers and let the receiver fetch large data.';
   end if;
 
-  insert into public.webhook_events (id, company_id, trigger_type, payload)
-  values (event_id, insert_webhook_event.company_id, insert_webhook_event.trigger_type, body);
-
-  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at)
-  select insert_webhook_event.company_id, event_id, w.id, now()
-    from unnest(webhook_ids) as target(id)
-    join public.webhooks w on w.id = target.id;
+  key := private.event_ordering_key(data);
+  insert into public.webhook_events (id, company_id, trigger_type, payload, ordering_key)
+  values (event_id, insert_webhook_event.company_id, insert_webhook_event.trigger_type, body, key);
+  perform private.insert_deliveries(insert_webhook_event.company_id, event_id, key, webhook_ids);
 
   return event_id;
 end;
@@ -275,27 +545,6 @@ ALTER FUNCTION private.is_company_admin(company_id uuid) OWNER TO postgres;
 
 COMMENT ON FUNCTION private.is_company_admin(company_id uuid) IS 'True when the calling user is an active ADMIN of that company.';
 
-CREATE FUNCTION private.lock_subscribed_webhooks(company_id uuid, trigger_type text) RETURNS uuid[]
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  targets uuid[];
-begin
-  select array_agg(t.id order by t.id) into targets
-    from (select w.id
-            from public.webhooks w
-           where w.company_id = lock_subscribed_webhooks.company_id
-             and w.trigger_type = lock_subscribed_webhooks.trigger_type
-             and w.is_active
-           order by w.id
-             for share) t;
-  return targets;
-end;
-$$;
-
-ALTER FUNCTION private.lock_subscribed_webhooks(company_id uuid, trigger_type text) OWNER TO postgres;
-
 CREATE TABLE public.webhooks (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     company_id uuid NOT NULL,
@@ -307,7 +556,8 @@ CREATE TABLE public.webhooks (
     description text,
     disabled_reason text,
     disabled_at timestamp with time zone,
-    failing_since timestamp with time zone,
+    delivery_order text DEFAULT 'parallel'::text NOT NULL,
+    CONSTRAINT webhooks_delivery_order_valid CHECK ((delivery_order = ANY (ARRAY['parallel'::text, 'ordered'::text]))),
     CONSTRAINT webhooks_description_length CHECK ((char_length(description) <= 500)),
     CONSTRAINT webhooks_url_length CHECK ((char_length(url) <= 2048)),
     CONSTRAINT webhooks_url_no_credentials CHECK ((url !~ '^[^:/?#]+://[^/?#]*@'::text)),
@@ -319,6 +569,10 @@ CREATE TABLE public.webhooks (
 ALTER TABLE public.webhooks OWNER TO postgres;
 
 COMMENT ON TABLE public.webhooks IS 'Endpoints registered by company ADMINs. Only an active ADMIN of the company can see or change them (RLS).';
+
+COMMENT ON COLUMN public.webhooks.delivery_order IS 'parallel (default): deliveries go out concurrently. ordered: deliveries of one ordering key (the process, for process events) go one at a time, in the order they were created.';
+
+COMMENT ON CONSTRAINT webhooks_delivery_order_valid ON public.webhooks IS 'delivery_order must be parallel or ordered';
 
 COMMENT ON CONSTRAINT webhooks_url_length ON public.webhooks IS 'url must be at most 2048 characters';
 
@@ -372,6 +626,29 @@ CREATE FUNCTION private.new_webhook_secret() RETURNS text
 $$;
 
 ALTER FUNCTION private.new_webhook_secret() OWNER TO postgres;
+
+CREATE FUNCTION private.next_dispatch_at() RETURNS timestamp with time zone
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select case when exists (select 1 from private.webhook_endpoint_signals) then now()
+              else (select min(e.ready_at) from private.webhook_endpoints e where e.ready_at is not null)
+         end
+$$;
+
+ALTER FUNCTION private.next_dispatch_at() OWNER TO postgres;
+
+CREATE FUNCTION private.note_dispatcher_awake() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  -- At most one write every 250 ms: the heartbeat only has to be younger than 2 s.
+  select pg_catalog.setval('private.webhook_dispatcher_heartbeat', (extract(epoch from clock_timestamp()) * 1000)::bigint)
+    from private.webhook_dispatcher_heartbeat h
+   where h.last_value < (extract(epoch from clock_timestamp()) * 1000)::bigint - 250
+$$;
+
+ALTER FUNCTION private.note_dispatcher_awake() OWNER TO postgres;
 
 CREATE TABLE public.processes (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -465,30 +742,52 @@ ALTER FUNCTION private.prune_webhook_history(older_than interval) OWNER TO postg
 
 COMMENT ON FUNCTION private.prune_webhook_history(older_than interval) IS 'Deletes succeeded deliveries (and their attempts) completed longer ago than older_than, then events left without deliveries. Returns deliveries pruned.';
 
-CREATE FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) RETURNS integer
+CREATE FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) RETURNS SETOF private.claimed_delivery
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+begin
+  perform private.record_delivery_results(worker, results, disable_after);
+  return query select * from private.claim_due_deliveries(worker, batch_size, lease_seconds);
+end;
+$$;
+
+ALTER FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) IS 'record_delivery_results, then claim_due_deliveries, in one call and one transaction.';
+
+CREATE FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
 #variable_conflict use_column
 declare
+  settings private.webhook_settings;
+  ids uuid[];
+  moved jsonb;
   applied integer;
-  healthy uuid[];
-  failing uuid[];
-  gone uuid[];
 begin
   if jsonb_typeof(results) is distinct from 'array' then
     raise exception 'results must be a JSON array of attempt results' using errcode = '22023';
   end if;
+  if disable_after is null or disable_after <= interval '0' then
+    raise exception 'disable_after must be a positive interval, got %', coalesce(disable_after::text, 'null')
+      using errcode = '22023';
+  end if;
+  select * into settings from private.webhook_settings;
+  -- The deliveries are reached by primary key (= any): joined to the results as a set,
+  -- a small outbox's statistics made the planner scan the whole table on every call.
+  ids := array(select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r);
 
-  -- Lock order: endpoints (in id order) before their deliveries, as disabling an endpoint
-  -- does (webhooks row, then its cancel trigger on deliveries). The other order deadlocks.
+  -- Lock order: the endpoints' rows (in id order), then their deliveries; as claims,
+  -- releases and cancels do. Never the webhooks rows: those are the ADMINs'.
   perform 1
-     from public.webhooks w
-    where w.id in (select d.webhook_id
-                     from public.webhook_deliveries d
-                    where d.id in (select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r))
-    order by w.id
-      for no key update;
+     from private.webhook_endpoints e
+    where e.webhook_id in (select d.webhook_id
+                             from public.webhook_deliveries d
+                            where d.id = any (ids))
+    order by e.webhook_id
+      for update;
 
   -- Every attempt is logged, even one whose lease was lost meanwhile: it happened.
   insert into public.webhook_delivery_attempts
@@ -498,18 +797,21 @@ begin
     from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome,
                                            status integer, duration_ms integer, response_body text,
                                            error text)
-    join public.webhook_deliveries d on d.id = r.delivery_id;
+    join public.webhook_deliveries d on d.id = r.delivery_id
+   where d.id = any (ids);
 
   -- The delivery moves only if this worker still holds the lease for this attempt.
   with r as (
-    select * from jsonb_to_recordset(results) as r(delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome,
-                                                    status integer, error text, next_attempt_at timestamptz,
-                                                    gone boolean)
-  ), moved as (
+    select *
+      from rows from (jsonb_to_recordset(results)
+                        as (delivery_id uuid, attempt_number integer, outcome public.webhook_attempt_outcome, status integer, error text,
+                            next_attempt_at timestamptz, gone boolean))
+           with ordinality as r(delivery_id, attempt_number, outcome, status, error, next_attempt_at, gone, position)
+  ), moved_rows as (
     update public.webhook_deliveries d
        set state            = case when r.outcome = 'succeeded' then 'succeeded'::public.webhook_delivery_state
-                                   when r.next_attempt_at is null then 'failed'
-                                   else 'pending' end,
+                                   when r.next_attempt_at is null then 'failed'::public.webhook_delivery_state
+                                   else 'pending'::public.webhook_delivery_state end,
            next_attempt_at  = case when r.outcome <> 'succeeded' then r.next_attempt_at end,
            completed_at     = case when r.outcome = 'succeeded' or r.next_attempt_at is null then now() end,
            lease_owner      = null,
@@ -518,59 +820,146 @@ begin
            last_error       = left(r.error, 2000)
       from r
      where d.id = r.delivery_id
+       and d.id = any (ids)
        and d.state = 'pending'
        and d.lease_owner = worker
        and d.attempt_count = r.attempt_number
-    returning d.webhook_id, r.outcome, coalesce(r.gone, false) as gone
+    returning d.webhook_id, d.ordering_key, d.state, r.outcome, r.status, left(r.error, 2000) as error,
+              coalesce(r.gone, false) as gone, r.position, d.last_attempt_at as claimed_at
   )
-  select count(*),
-         array_agg(distinct webhook_id) filter (where outcome = 'succeeded'),
-         array_agg(distinct webhook_id) filter (where outcome <> 'succeeded'),
-         array_agg(distinct webhook_id) filter (where gone)
-    into applied, healthy, failing, gone
-    from moved;
+  select count(*)::integer, coalesce(jsonb_agg(to_jsonb(m) order by m.position), '[]')
+    into applied, moved
+    from moved_rows m;
 
-  -- Endpoint health: a success ends a failing streak; 410 Gone disables at once; a
-  -- streak longer than disable_after disables with a reason (pending work is cancelled
-  -- by the webhooks trigger).
-  update public.webhooks w set failing_since = null
-   where w.id = any (healthy) and w.failing_since is not null;
-  update public.webhooks w set failing_since = now()
-   where w.id = any (failing) and w.failing_since is null and not w.id = any (coalesce(healthy, '{}'));
+  -- Ordered keys whose delivery ended: the next one of the key goes next.
+  if moved @? '$[*] ? (@.ordering_key != null && @.state != "pending")' then
+  update public.webhook_deliveries d
+     set next_attempt_at = now()
+   where d.id in (select distinct on (n.webhook_id, n.ordering_key) n.id
+                    from public.webhook_deliveries n
+                    join (select distinct (m ->> 'webhook_id')::uuid as webhook_id, m ->> 'ordering_key' as ordering_key
+                            from jsonb_array_elements(moved) m
+                           where m ->> 'ordering_key' is not null
+                             and m ->> 'state' <> 'pending') ended
+                      on n.webhook_id = ended.webhook_id and n.ordering_key = ended.ordering_key
+                   where n.state = 'pending'
+                   order by n.webhook_id, n.ordering_key, n.ordering_seq)
+     and d.next_attempt_at = 'infinity';
+  end if;
+
+  -- Endpoint health. A success closes everything; so does any answer that is not a 5xx
+  -- (the endpoint is up, it just refused). No answer, a timeout or a 5xx extends the run
+  -- of consecutive failures; at the threshold the circuit opens, and each failed probe
+  -- doubles the wait before the next one (up to the maximum).
+  with per_endpoint as (
+    select (m ->> 'webhook_id')::uuid as webhook_id,
+           bool_or(m ->> 'outcome' = 'succeeded') as succeeded,
+           count(*) filter (where m ->> 'outcome' = 'failed'
+                              and coalesce((m ->> 'status')::integer, 599) >= 500)::integer as breaking,
+           bool_or(m ->> 'outcome' = 'failed' and (m ->> 'status')::integer < 500) as answered,
+           bool_or(m ->> 'outcome' <> 'succeeded') as any_failure,
+           (array_agg(m ->> 'status' order by (m ->> 'position')::bigint desc))[1]::integer as last_status,
+           (array_agg(m ->> 'error' order by (m ->> 'position')::bigint desc))[1] as last_error,
+           max((m ->> 'claimed_at')::timestamptz) filter (where m ->> 'outcome' = 'failed'
+                                                            and coalesce((m ->> 'status')::integer, 599) >= 500) as last_breaking_claim
+      from jsonb_array_elements(moved) m
+     group by 1
+  ), counted as (
+    select p.*,
+           case when p.succeeded or (p.answered and p.breaking = 0) then 0
+                else e.consecutive_failures + p.breaking end as failures,
+           -- A probe is a request claimed while the circuit was open; the ones already in
+           -- flight when it opened are not, and their failures must not push the next probe.
+           coalesce(p.last_breaking_claim > e.circuit_opened_at, false) as probe_failed
+      from per_endpoint p
+      join private.webhook_endpoints e on e.webhook_id = p.webhook_id
+  )
+  update private.webhook_endpoints e
+     set consecutive_failures   = c.failures,
+         failing_since          = case when c.succeeded then null
+                                       when c.any_failure then coalesce(e.failing_since, now())
+                                       else e.failing_since end,
+         circuit_opened_at      = case when c.failures = 0 then null
+                                       when e.circuit_opened_at is null and c.failures >= settings.circuit_failure_threshold then now()
+                                       else e.circuit_opened_at end,
+         probe_interval_seconds = case when c.failures = 0 then null
+                                       when e.circuit_opened_at is null and c.failures >= settings.circuit_failure_threshold
+                                         then settings.circuit_probe_min_seconds
+                                       when c.probe_failed
+                                         then least(e.probe_interval_seconds * 2, settings.circuit_probe_max_seconds)
+                                       else e.probe_interval_seconds end,
+         next_probe_at          = case when c.failures = 0 then null
+                                       when e.circuit_opened_at is null and c.failures >= settings.circuit_failure_threshold
+                                         then now() + make_interval(secs => settings.circuit_probe_min_seconds)
+                                       when c.probe_failed
+                                         then now() + make_interval(secs => least(e.probe_interval_seconds * 2, settings.circuit_probe_max_seconds))
+                                       else e.next_probe_at end,
+         last_status            = c.last_status,
+         last_error             = case when c.succeeded then null else c.last_error end,
+         last_attempt_at        = now(),
+         last_success_at        = case when c.succeeded then now() else e.last_success_at end
+    from counted c
+   where e.webhook_id = c.webhook_id;
+
+  -- Freed slots (and promoted keys) make the endpoints ready again.
+  update private.webhook_endpoints e
+     set ready_at = private.endpoint_ready_at(e, false)
+   where e.webhook_id in (select distinct (m ->> 'webhook_id')::uuid from jsonb_array_elements(moved) m);
+
+  -- 410 Gone disables at once; failing longer than disable_after disables with a reason
+  -- (pending work is cancelled by the webhooks trigger). The only write the dispatcher
+  -- makes to a webhooks row; a row an ADMIN holds is left for the next failure.
+  if moved @? '$[*] ? (@.outcome != "succeeded")' then
   update public.webhooks w
      set is_active = false,
-         disabled_reason = 'the endpoint answered 410 Gone'
-   where w.id = any (gone) and w.is_active;
-  update public.webhooks w
-     set is_active = false,
-         disabled_reason = format('failing continuously since %s (longer than %s)', w.failing_since, disable_after)
-   where w.id = any (failing) and w.is_active and w.failing_since < now() - disable_after;
+         disabled_reason = case when f.gone then 'the endpoint answered 410 Gone'
+                                else format('failing continuously since %s (longer than %s)', f.failing_since, disable_after) end
+    from (select e.webhook_id, e.failing_since,
+                 exists (select 1 from jsonb_array_elements(moved) m
+                          where (m ->> 'webhook_id')::uuid = e.webhook_id and (m ->> 'gone')::boolean) as gone
+            from private.webhook_endpoints e
+           where e.webhook_id in (select distinct (m ->> 'webhook_id')::uuid from jsonb_array_elements(moved) m)) f
+   where w.id = f.webhook_id
+     and (f.gone or f.failing_since < now() - disable_after)
+     and w.id in (select l.id from public.webhooks l where l.id = f.webhook_id and l.is_active
+                     for no key update skip locked);
+  end if;
 
   return applied;
 end;
-$$;
+$_$;
 
 ALTER FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) OWNER TO postgres;
 
-COMMENT ON FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) IS 'Records a batch of attempt results in one call: logs every attempt, closes or reschedules each delivery still leased to worker, and tracks endpoint health. Returns how many deliveries moved.';
+COMMENT ON FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) IS 'Records a batch of attempt results in one call: logs every attempt, closes or reschedules each delivery still leased to worker, releases the next delivery of an ordered key, and keeps endpoint health and the circuit breaker. Returns how many deliveries moved.';
 
 CREATE FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) RETURNS integer
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+  released integer;
+begin
+  perform 1
+     from private.webhook_endpoints e
+    where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids))
+    order by e.webhook_id
+      for update;
   -- Graceful shutdown: the attempts never started, so they are not counted.
-  with released as (
-    update public.webhook_deliveries d
-       set next_attempt_at  = now(),
-           lease_owner      = null,
-           lease_expires_at = null,
-           attempt_count    = d.attempt_count - 1
-     where d.id = any (delivery_ids)
-       and d.state = 'pending'
-       and d.lease_owner = worker
-    returning 1
-  )
-  select count(*)::integer from released
+  update public.webhook_deliveries d
+     set next_attempt_at  = now(),
+         lease_owner      = null,
+         lease_expires_at = null,
+         attempt_count    = d.attempt_count - 1
+   where d.id = any (delivery_ids)
+     and d.state = 'pending'
+     and d.lease_owner = worker;
+  get diagnostics released = row_count;
+  update private.webhook_endpoints e
+     set ready_at = private.endpoint_ready_at(e, false)
+   where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids));
+  return released;
+end;
 $$;
 
 ALTER FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) OWNER TO postgres;
@@ -599,7 +988,6 @@ CREATE FUNCTION private.require_active(webhook public.webhooks) RETURNS void
     SET search_path TO ''
     AS $$
 begin
-  perform 1 from public.webhooks w where w.id = webhook.id for share;
   select * into webhook from public.webhooks w where w.id = webhook.id;
   if not webhook.is_active then
     raise exception 'webhook % is disabled (%)', webhook.id, coalesce(webhook.disabled_reason, 'no reason given')
@@ -629,6 +1017,21 @@ $$;
 
 ALTER FUNCTION private.schedule_webhook_jobs() OWNER TO postgres;
 
+CREATE FUNCTION private.subscribed_webhooks(company_id uuid, trigger_type text) RETURNS uuid[]
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (select array_agg(w.id order by w.id)
+            from public.webhooks w
+           where w.company_id = subscribed_webhooks.company_id
+             and w.trigger_type = subscribed_webhooks.trigger_type
+             and w.is_active);
+end;
+$$;
+
+ALTER FUNCTION private.subscribed_webhooks(company_id uuid, trigger_type text) OWNER TO postgres;
+
 CREATE FUNCTION private.tg_processes__emit_webhook_event() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -637,7 +1040,7 @@ declare
   targets uuid[];
 begin
   if tg_op = 'INSERT' then
-    targets := private.lock_subscribed_webhooks(new.company_id, 'PROCESS_CREATED');
+    targets := private.subscribed_webhooks(new.company_id, 'PROCESS_CREATED');
     if targets is null then
       return null;
     end if;
@@ -649,7 +1052,7 @@ begin
     if new.revision = old.revision then  -- approval or bookkeeping only: not a revision
       return null;
     end if;
-    targets := private.lock_subscribed_webhooks(new.company_id, 'PROCESS_REVISED');
+    targets := private.subscribed_webhooks(new.company_id, 'PROCESS_REVISED');
     if targets is null then
       return null;
     end if;
@@ -661,7 +1064,7 @@ begin
       'process', private.process_event_data(new),
       'previous', new.carbon_copy), targets);
   else
-    targets := private.lock_subscribed_webhooks(old.company_id, 'PROCESS_DELETED');
+    targets := private.subscribed_webhooks(old.company_id, 'PROCESS_DELETED');
     if targets is null then
       return null;
     end if;
@@ -711,17 +1114,64 @@ CREATE FUNCTION private.tg_webhook_deliveries__wake_dispatchers() RETURNS trigge
     SET search_path TO ''
     AS $$
 begin
-  if not exists (select 1 from inserted) then
+  insert into private.webhook_endpoint_signals (webhook_id)
+  select distinct i.webhook_id from inserted i where i.webhook_id is not null;
+  if not found then
     return null;
   end if;
-  -- NOTIFY is delivered at commit and deduplicated within a transaction.
-  perform pg_notify('webhook_deliveries', '');
-  perform private.wake_dispatcher();
+  if not private.dispatcher_is_awake() then
+    -- NOTIFY is delivered at commit and deduplicated within a transaction.
+    perform pg_notify('webhook_deliveries', '');
+    perform private.wake_dispatcher();
+  end if;
   return null;
 end;
 $$;
 
 ALTER FUNCTION private.tg_webhook_deliveries__wake_dispatchers() OWNER TO postgres;
+
+CREATE FUNCTION private.tg_webhook_deliveries__wake_when_released() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if not private.dispatcher_is_awake() then
+    -- NOTIFY is delivered at commit and deduplicated within a transaction; wake_dispatcher
+    -- calls pg_net at most once per transaction (and per wakeup_interval_ms).
+    perform pg_notify('webhook_deliveries', '');
+    perform private.wake_dispatcher();
+  end if;
+  return null;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhook_deliveries__wake_when_released() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.tg_webhook_deliveries__wake_when_released() IS 'A held delivery (next_attempt_at = infinity) became due: wake a dispatcher if none is awake, as a new delivery does.';
+
+CREATE FUNCTION private.tg_webhooks__apply_delivery_order() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if new.delivery_order = 'parallel' and old.delivery_order = 'ordered' then
+    perform 1 from private.webhook_endpoints e where e.webhook_id = new.id for update;
+    update public.webhook_deliveries d
+       set ordering_key = null,
+           ordering_seq = null,
+           next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
+     where d.webhook_id = new.id
+       and d.state = 'pending'
+       and d.ordering_key is not null;
+    update private.webhook_endpoints e
+       set ready_at = private.endpoint_ready_at(e, false)
+     where e.webhook_id = new.id;
+  end if;
+  return null;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhooks__apply_delivery_order() OWNER TO postgres;
 
 CREATE FUNCTION private.tg_webhooks__cancel_pending_deliveries() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -732,12 +1182,20 @@ begin
     -- When the whole company is being deleted its deliveries go with it (cascade);
     -- updating them here would trip the company foreign key.
     if exists (select 1 from public.companies c where c.id = old.company_id) then
+      perform 1 from private.webhook_endpoints e where e.webhook_id = old.id for update;
       perform private.cancel_pending_deliveries(old.id, 'endpoint deleted');
     end if;
     return old;
   end if;
   if old.is_active and not new.is_active then
+    perform 1 from private.webhook_endpoints e where e.webhook_id = new.id for update;
     perform private.cancel_pending_deliveries(new.id, 'endpoint disabled: ' || coalesce(new.disabled_reason, 'no reason given'));
+  elsif new.is_active and not old.is_active then
+    -- Enabled again: a fresh start, as the ADMIN expects.
+    update private.webhook_endpoints e
+       set consecutive_failures = 0, failing_since = null,
+           circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null
+     where e.webhook_id = new.id;
   end if;
   return null;
 end;
@@ -759,7 +1217,7 @@ $$;
 ALTER FUNCTION private.tg_webhooks__create_secret() OWNER TO postgres;
 
 CREATE FUNCTION private.tg_webhooks__guard_row() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 begin
@@ -768,11 +1226,21 @@ begin
       using errcode = '42501', hint = 'Delete it and create it in the other company.';
   end if;
 
+  -- Checked when a url is set, so switching the setting off later never makes existing
+  -- rows impossible to edit or disable.
+  if (tg_op = 'INSERT' or new.url is distinct from old.url)
+     and new.url ~* '^http://'
+     and not (select s.allow_plain_http from private.webhook_settings s) then
+    -- The constraint name is in the message too: PostgREST does not pass it on.
+    raise exception 'webhook url must use https (webhooks_url_https_required): %', new.url
+      using errcode = '23514', constraint = 'webhooks_url_https_required',
+            hint = 'Use an https:// URL (plain http is allowed only where private.webhook_settings.allow_plain_http is true).';
+  end if;
+
   -- Re-enabling an endpoint clears the reason it was disabled for.
   if new.is_active and (tg_op = 'INSERT' or not old.is_active) then
     new.disabled_reason := null;
     new.disabled_at := null;
-    new.failing_since := null;
   elsif not new.is_active and (tg_op = 'INSERT' or old.is_active) then
     new.disabled_at := now();
     new.disabled_reason := coalesce(new.disabled_reason, 'disabled by an admin');
@@ -824,6 +1292,28 @@ end;
 $$;
 
 ALTER FUNCTION private.tg_webhooks__require_https_url() OWNER TO postgres;
+
+CREATE FUNCTION private.tg_webhooks__track_endpoint() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  insert into private.webhook_endpoints (webhook_id, company_id) values (new.id, new.company_id);
+  return null;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhooks__track_endpoint() OWNER TO postgres;
+
+CREATE FUNCTION private.transactions_ended(xids xid8[]) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select coalesce(bool_and(pg_catalog.pg_xact_status(x) is distinct from 'in progress'), true)
+    from unnest(xids) x
+$$;
+
+ALTER FUNCTION private.transactions_ended(xids xid8[]) OWNER TO postgres;
 
 CREATE FUNCTION private.update_process_revision() RETURNS trigger
     LANGUAGE plpgsql
@@ -924,6 +1414,12 @@ begin
   if target_url is null then
     return;
   end if;
+  -- One wake-up per interval for the whole database, not one per transaction: a burst
+  -- of commits needs one woken function, which then drains them all (and, while it
+  -- claims, its heartbeat stops further wake-ups altogether).
+  if not private.claim_wakeup_slot() then
+    return;
+  end if;
 
   execute format('select %I.http_post(url := $1, headers := $2, body := $3, timeout_milliseconds := 10000)', 'net')
     using target_url,
@@ -940,14 +1436,171 @@ CREATE FUNCTION private.wake_dispatcher_if_due() RETURNS void
     SET search_path TO ''
     AS $$
 begin
-  if exists (select 1 from public.webhook_deliveries d
-              where d.state = 'pending' and d.next_attempt_at <= now()) then
+  if private.next_dispatch_at() <= now() then
     perform private.wake_dispatcher();
   end if;
 end;
 $$;
 
 ALTER FUNCTION private.wake_dispatcher_if_due() OWNER TO postgres;
+
+CREATE FUNCTION private.webhook_health() RETURNS TABLE(checked_at timestamp with time zone, lag_seconds double precision, oldest_due_at timestamp with time zone, oldest_due_webhook_id uuid, endpoints_with_due_work bigint, due_deliveries bigint, in_flight_deliveries bigint, pending_deliveries_estimate bigint, scheduled_deliveries_estimate bigint, endpoints_healthy bigint, endpoints_failing bigint, endpoints_circuit_open bigint, endpoints_disabled bigint, signals bigint, oldest_signal_age_seconds double precision, dispatcher_awake boolean, dispatcher_heartbeat_at timestamp with time zone, last_wakeup_requested_at timestamp with time zone, wakeup_failures bigint, last_wakeup_failure_at timestamp with time zone, last_wakeup_failure text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  -- Counts of rows stop here: past it an operator needs to act, not an exact figure.
+  count_limit constant integer := 10000;
+begin
+  checked_at := now();
+
+  -- Due work that waits for a dispatcher: pending deliveries whose next_attempt_at has
+  -- come, of active endpoints whose circuit is closed. Not lag: deliveries held by an open
+  -- circuit (counted by endpoint state below), parked behind an earlier delivery of their
+  -- ordering key ('infinity'), scheduled for a later retry, or in flight (their
+  -- next_attempt_at is the lease's end; an expired lease is due again, and lag).
+  --
+  -- Such an endpoint is always one a claim would look at: its ready_at has come, or a
+  -- signal announces new deliveries, or it has leases (at its cap, ready_at is the first
+  -- lease's end). The lag visits only those, each with one probe of the pending index:
+  -- its cost follows the endpoints with due work, never the endpoints waiting on later
+  -- retries nor the number of pending rows. Signals and leases are read as distinct
+  -- endpoints by skip scans of their indexes.
+  with recursive signalled(webhook_id) as (
+    (select s.webhook_id from private.webhook_endpoint_signals s order by s.webhook_id limit 1)
+    union all
+    select (select s.webhook_id
+              from private.webhook_endpoint_signals s
+             where s.webhook_id > g.webhook_id
+             order by s.webhook_id
+             limit 1)
+      from signalled g
+     where g.webhook_id is not null
+  ), leased(webhook_id) as (
+    (select d.webhook_id
+       from public.webhook_deliveries d
+      where d.state = 'pending' and d.lease_owner is not null and d.webhook_id is not null
+      order by d.webhook_id
+      limit 1)
+    union all
+    select (select d.webhook_id
+              from public.webhook_deliveries d
+             where d.state = 'pending' and d.lease_owner is not null and d.webhook_id > l.webhook_id
+             order by d.webhook_id
+             limit 1)
+      from leased l
+     where l.webhook_id is not null
+  ), candidates as (
+    select e.webhook_id from private.webhook_endpoints e where e.ready_at <= now()
+    union
+    select g.webhook_id from signalled g where g.webhook_id is not null
+    union
+    select l.webhook_id from leased l where l.webhook_id is not null
+  ), serving as (
+    select c.webhook_id
+      from candidates c
+      join private.webhook_endpoints e on e.webhook_id = c.webhook_id
+      join public.webhooks w on w.id = c.webhook_id
+     where w.is_active
+       and e.circuit_opened_at is null
+  ), oldest as (
+    select s.webhook_id, o.next_attempt_at
+      from serving s
+      cross join lateral (select d.next_attempt_at
+                            from public.webhook_deliveries d
+                           where d.webhook_id = s.webhook_id
+                             and d.state = 'pending'
+                             and d.next_attempt_at <= now()
+                           order by d.next_attempt_at
+                           limit 1) o
+  )
+  select (select o.next_attempt_at from oldest o order by o.next_attempt_at, o.webhook_id limit 1),
+         (select o.webhook_id from oldest o order by o.next_attempt_at, o.webhook_id limit 1),
+         (select count(*) from oldest),
+         (select count(*)
+            from (select 1
+                    from serving s
+                    cross join lateral (select 1
+                                          from public.webhook_deliveries d
+                                         where d.webhook_id = s.webhook_id
+                                           and d.state = 'pending'
+                                           and d.next_attempt_at <= now()
+                                         -- ordered: the pending index, never a heap scan
+                                         order by d.next_attempt_at
+                                         limit count_limit) x
+                   limit count_limit) due)
+    into oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries;
+  lag_seconds := coalesce(extract(epoch from now() - oldest_due_at)::double precision, 0);
+
+  -- Requests in flight: unexpired leases (bounded by the dispatchers' caps).
+  select count(*) into in_flight_deliveries
+    from public.webhook_deliveries d
+   where d.state = 'pending' and d.lease_owner is not null and d.lease_expires_at > now();
+
+  -- Pending rows as the last (auto)vacuum or ANALYZE counted them in the pending index: an
+  -- estimate, which is all a trend needs. Scheduled = the pending that are neither due nor
+  -- in flight (retries waiting, ordered deliveries parked, deliveries behind open circuits).
+  select greatest(c.reltuples, 0)::bigint into pending_deliveries_estimate
+    from pg_catalog.pg_class c
+   where c.oid = 'public.webhook_deliveries_pending_by_webhook_idx'::regclass;
+  scheduled_deliveries_estimate := greatest(pending_deliveries_estimate - due_deliveries - in_flight_deliveries, 0);
+
+  -- Endpoints by state, with the rule ADMINs see (public.webhook_endpoint_health).
+  select count(*) filter (where h.state = 'healthy'),
+         count(*) filter (where h.state = 'failing'),
+         count(*) filter (where h.state = 'circuit_open'),
+         count(*) filter (where h.state = 'disabled')
+    into endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled
+    from public.webhook_endpoint_health h;
+
+  -- Signals: new deliveries no claim has looked at yet. Every claim consumes them, so an old
+  -- one means no dispatcher is claiming.
+  select count(*) into signals
+    from (select 1 from private.webhook_endpoint_signals s limit count_limit) x;
+  select extract(epoch from now() - s.created_at)::double precision into oldest_signal_age_seconds
+    from private.webhook_endpoint_signals s
+   order by s.id
+   limit 1;
+  oldest_signal_age_seconds := coalesce(oldest_signal_age_seconds, 0);
+
+  dispatcher_awake := private.dispatcher_is_awake();
+  select case when h.last_value > 0 then pg_catalog.to_timestamp(h.last_value / 1000.0) end
+    into dispatcher_heartbeat_at
+    from private.webhook_dispatcher_heartbeat h;
+
+  -- The last pg_net wake-up the database asked for (private.claim_wakeup_slot's stamp).
+  select case when r.last_value > 0 then pg_catalog.to_timestamp(r.last_value / 1000.0) end
+    into last_wakeup_requested_at
+    from private.webhook_wakeup_requested r;
+
+  -- Wake-ups that did not work, where pg_net exists (null where it does not): responses of
+  -- the last hour that are not 2xx, timed out or never came. pg_net keeps responses 6 hours
+  -- and does not record their URL, so other pg_net calls of the database count here too.
+  -- Dynamic SQL, as in private.wake_dispatcher: plain Postgres has no net schema.
+  if to_regclass('net._http_response') is not null then
+    execute format(
+      $sql$
+      select count(*),
+             max(r.created),
+             (array_agg(case when coalesce(r.timed_out, false) then 'timed out' || coalesce(': ' || r.error_msg, '')
+                             when r.status_code is null then coalesce(r.error_msg, 'no answer')
+                             else 'HTTP ' || r.status_code || coalesce(': ' || left(r.content, 200), '')
+                        end
+                        order by r.created desc, r.id desc))[1]
+        from %I.%I r
+       where r.created > now() - interval '1 hour'
+         and (r.status_code is null or r.status_code not between 200 and 299)
+      $sql$, 'net', '_http_response')
+      into wakeup_failures, last_wakeup_failure_at, last_wakeup_failure;
+  end if;
+
+  return next;
+end;
+$_$;
+
+ALTER FUNCTION private.webhook_health() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.webhook_health() IS 'Operator health across every tenant: delivery lag, due/in-flight/scheduled deliveries, endpoints by state, signals, dispatcher heartbeat, last and failed pg_net wake-ups. Service role only; read it through public.webhook_health.';
 
 CREATE FUNCTION private.webhook_payload_limit_bytes() RETURNS integer
     LANGUAGE sql IMMUTABLE
@@ -978,6 +1631,56 @@ CREATE FUNCTION private.webhook_url_port(url text) RETURNS integer
 $_$;
 
 ALTER FUNCTION private.webhook_url_port(url text) OWNER TO postgres;
+
+CREATE FUNCTION public.cancel_webhook_delivery(delivery_id uuid) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  target public.webhook_deliveries;
+begin
+  select * into target from public.webhook_deliveries d where d.id = cancel_webhook_delivery.delivery_id;
+  if target.id is null or private.can_manage_company(target.company_id) is not true then
+    raise exception 'delivery % does not exist or you are not an active ADMIN of its company', delivery_id
+      using errcode = '42501';
+  end if;
+  -- Lock order: the endpoint, then its deliveries (as the dispatcher's functions).
+  perform 1 from private.webhook_endpoints e where e.webhook_id = target.webhook_id for update;
+  update public.webhook_deliveries d
+     set state = 'cancelled',
+         next_attempt_at = null,
+         completed_at = now(),
+         lease_owner = null,
+         lease_expires_at = null,
+         last_error = 'cancelled by an admin'
+   where d.id = target.id
+     and d.state = 'pending'
+  returning * into target;
+  if target.id is null then
+    raise exception 'delivery % has already ended', delivery_id
+      using errcode = '55000', hint = 'Only pending deliveries can be cancelled; redeliver it to send it again.';
+  end if;
+  -- The next delivery of its key (ordered endpoints) may go now.
+  update public.webhook_deliveries d
+     set next_attempt_at = now()
+   where d.id = (select n.id
+                   from public.webhook_deliveries n
+                  where n.webhook_id = target.webhook_id
+                    and n.ordering_key = target.ordering_key
+                    and n.state = 'pending'
+                  order by n.ordering_seq
+                  limit 1)
+     and d.next_attempt_at = 'infinity';
+  update private.webhook_endpoints e
+     set ready_at = private.endpoint_ready_at(e, false)
+   where e.webhook_id = target.webhook_id;
+  return target.id;
+end;
+$$;
+
+ALTER FUNCTION public.cancel_webhook_delivery(delivery_id uuid) OWNER TO postgres;
+
+COMMENT ON FUNCTION public.cancel_webhook_delivery(delivery_id uuid) IS 'Ends a pending delivery as cancelled (an attempt in flight still finishes and is logged). For an ordered endpoint, the next delivery of its key goes next. Returns its id.';
 
 CREATE FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) RETURNS integer
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -1031,9 +1734,11 @@ begin
   target := private.managed_webhook(original.webhook_id);
   perform private.require_active(target);
 
-  insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, redelivery_of)
-  values (original.company_id, original.event_id, original.webhook_id, now(), original.id)
-  returning id into delivery;
+  select private.insert_deliveries(original.company_id, original.event_id, ev.ordering_key,
+                                   array[original.webhook_id], original.id)
+    into delivery
+    from public.webhook_events ev
+   where ev.id = original.event_id;
   return delivery;
 end;
 $$;
@@ -1048,6 +1753,7 @@ CREATE FUNCTION public.replay_webhook_deliveries(webhook_id uuid, since timestam
     AS $$
 declare
   target public.webhooks := private.managed_webhook(webhook_id);
+  lost record;
   replayed integer;
 begin
   if since is null or since > now() then
@@ -1056,20 +1762,23 @@ begin
   end if;
   perform private.require_active(target);
 
-  -- Every event since then that this endpoint never received and is not still trying to.
-  with lost as (
-    select d.event_id
-      from public.webhook_deliveries d
-     where d.webhook_id = target.id
-       and d.created_at >= since
-     group by d.event_id
-    having bool_and(d.state in ('failed', 'cancelled'))
-  ), inserted as (
-    insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at)
-    select target.company_id, lost.event_id, target.id, now() from lost
-    returning 1
-  )
-  select count(*) into replayed from inserted;
+  -- Every event since then that this endpoint never received and is not still trying to,
+  -- in the order they were created.
+  replayed := 0;
+  for lost in
+    select ev.id, ev.ordering_key
+      from public.webhook_events ev
+     where ev.id in (select d.event_id
+                       from public.webhook_deliveries d
+                      where d.webhook_id = target.id
+                        and d.created_at >= since
+                      group by d.event_id
+                     having bool_and(d.state in ('failed', 'cancelled')))
+     order by ev.created_at, ev.id
+  loop
+    perform private.insert_deliveries(target.company_id, lost.id, lost.ordering_key, array[target.id]);
+    replayed := replayed + 1;
+  end loop;
   return replayed;
 end;
 $$;
@@ -1124,6 +1833,58 @@ $$;
 ALTER FUNCTION public.send_test_webhook(webhook_id uuid) OWNER TO postgres;
 
 COMMENT ON FUNCTION public.send_test_webhook(webhook_id uuid) IS 'Sends a WEBHOOK_TEST event to one endpoint now. Returns the delivery id (the webhook-id header).';
+
+CREATE TABLE public.webhook_deliveries (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    company_id uuid NOT NULL,
+    event_id uuid NOT NULL,
+    webhook_id uuid,
+    state public.webhook_delivery_state DEFAULT 'pending'::public.webhook_delivery_state NOT NULL,
+    attempt_count integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone,
+    lease_owner text,
+    lease_expires_at timestamp with time zone,
+    last_status integer,
+    last_error text,
+    last_attempt_at timestamp with time zone,
+    redelivery_of uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    ordering_key text,
+    ordering_seq bigint,
+    CONSTRAINT webhook_deliveries_closed_has_completed_at CHECK (((state = 'pending'::public.webhook_delivery_state) = (completed_at IS NULL))),
+    CONSTRAINT webhook_deliveries_ordering_complete CHECK (((ordering_key IS NULL) = (ordering_seq IS NULL))),
+    CONSTRAINT webhook_deliveries_pending_is_scheduled CHECK (((state = 'pending'::public.webhook_delivery_state) = (next_attempt_at IS NOT NULL)))
+);
+
+ALTER TABLE public.webhook_deliveries OWNER TO postgres;
+
+COMMENT ON TABLE public.webhook_deliveries IS 'One row per (event, endpoint). id is the webhook-id header: stable across retries. state: see the type webhook_delivery_state.';
+
+COMMENT ON COLUMN public.webhook_deliveries.ordering_key IS 'Ordered endpoints only: deliveries sharing a key are sent one at a time, in ordering_seq order. Null: no order.';
+
+CREATE FUNCTION public.waiting_for(delivery public.webhook_deliveries) RETURNS uuid
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select h.id
+    from public.webhook_deliveries h
+   where delivery.state = 'pending'
+     and delivery.ordering_key is not null
+     and not coalesce(delivery.lease_expires_at > now(), false)
+     and h.webhook_id = delivery.webhook_id
+     and h.ordering_key = delivery.ordering_key
+     and h.state = 'pending'
+     and h.id <> delivery.id
+     and (h.ordering_seq < delivery.ordering_seq or h.lease_expires_at > now())
+   order by h.ordering_seq
+   limit 1
+$$;
+
+ALTER FUNCTION public.waiting_for(delivery public.webhook_deliveries) OWNER TO postgres;
+
+COMMENT ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) IS 'For a delivery held by an ordered endpoint: the delivery of the same key it waits for (the earliest one still pending, or the one in flight). Null when it does not wait. Readable as a column: select=*,waiting_for';
 
 CREATE FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone DEFAULT (now() - '24:00:00'::interval), for_webhook_id uuid DEFAULT NULL::uuid) RETURNS TABLE(webhook_id uuid, hour timestamp with time zone, succeeded bigint, failed bigint, retrying bigint, pending bigint, cancelled bigint)
     LANGUAGE plpgsql STABLE
@@ -1203,6 +1964,48 @@ ALTER FUNCTION public.webhooks_admin_company_id() OWNER TO postgres;
 
 COMMENT ON FUNCTION public.webhooks_admin_company_id() IS 'The company whose webhooks the caller manages (active ADMIN of an active company), or null.';
 
+CREATE SEQUENCE private.webhook_delivery_ordering_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER TABLE private.webhook_delivery_ordering_seq OWNER TO postgres;
+
+COMMENT ON SEQUENCE private.webhook_delivery_ordering_seq IS 'Creation order of deliveries to ordered endpoints (webhook_deliveries.ordering_seq).';
+
+CREATE SEQUENCE private.webhook_dispatcher_heartbeat
+    START WITH 0
+    INCREMENT BY 1
+    MINVALUE 0
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER TABLE private.webhook_dispatcher_heartbeat OWNER TO postgres;
+
+COMMENT ON SEQUENCE private.webhook_dispatcher_heartbeat IS 'Epoch milliseconds of the last claim by an awake dispatcher; 0 when the last one went idle. Not transactional by design.';
+
+CREATE TABLE private.webhook_endpoint_signals (
+    id bigint NOT NULL,
+    webhook_id uuid NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+)
+WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='2000');
+
+ALTER TABLE private.webhook_endpoint_signals OWNER TO postgres;
+
+COMMENT ON TABLE private.webhook_endpoint_signals IS 'Endpoints that got new deliveries, for the next claim to schedule. Insert-only on the business path.';
+
+ALTER TABLE private.webhook_endpoint_signals ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME private.webhook_endpoint_signals_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE private.webhook_secrets (
     webhook_id uuid NOT NULL,
     secret text NOT NULL,
@@ -1222,15 +2025,47 @@ CREATE TABLE private.webhook_settings (
     allow_plain_http boolean DEFAULT false NOT NULL,
     dispatcher_url text,
     dispatcher_key text,
+    endpoint_concurrency integer DEFAULT 10 NOT NULL,
+    circuit_failure_threshold integer DEFAULT 10 NOT NULL,
+    circuit_probe_min_seconds integer DEFAULT 10 NOT NULL,
+    circuit_probe_max_seconds integer DEFAULT 600 NOT NULL,
+    wakeup_interval_ms integer DEFAULT 1000 NOT NULL,
     hosted boolean DEFAULT true NOT NULL,
-    CONSTRAINT webhook_settings_single_row CHECK (id)
+    CONSTRAINT webhook_settings_circuit_failure_threshold_range CHECK (((circuit_failure_threshold >= 1) AND (circuit_failure_threshold <= 1000))),
+    CONSTRAINT webhook_settings_circuit_probe_max_range CHECK (((circuit_probe_max_seconds >= 1) AND (circuit_probe_max_seconds <= 86400))),
+    CONSTRAINT webhook_settings_circuit_probe_min_range CHECK (((circuit_probe_min_seconds >= 1) AND (circuit_probe_min_seconds <= 86400))),
+    CONSTRAINT webhook_settings_circuit_probe_order CHECK ((circuit_probe_max_seconds >= circuit_probe_min_seconds)),
+    CONSTRAINT webhook_settings_endpoint_concurrency_range CHECK (((endpoint_concurrency >= 1) AND (endpoint_concurrency <= 1000))),
+    CONSTRAINT webhook_settings_single_row CHECK (id),
+    CONSTRAINT webhook_settings_wakeup_interval_range CHECK (((wakeup_interval_ms >= 0) AND (wakeup_interval_ms <= 60000)))
 );
 
 ALTER TABLE private.webhook_settings OWNER TO postgres;
 
 COMMENT ON TABLE private.webhook_settings IS 'Deployment knobs: allow_plain_http, and the dispatcher URL/key used by the pg_net wake-up when Vault is absent.';
 
+COMMENT ON COLUMN private.webhook_settings.endpoint_concurrency IS 'Requests in flight per endpoint, across all dispatchers (leased deliveries).';
+
+COMMENT ON COLUMN private.webhook_settings.circuit_failure_threshold IS 'Consecutive failures (no answer, timeout, 5xx) that open an endpoint''s circuit.';
+
+COMMENT ON COLUMN private.webhook_settings.circuit_probe_min_seconds IS 'First wait before probing an open circuit; doubles after each failed probe.';
+
+COMMENT ON COLUMN private.webhook_settings.circuit_probe_max_seconds IS 'Longest wait between probes of an open circuit.';
+
+COMMENT ON COLUMN private.webhook_settings.wakeup_interval_ms IS 'At most one pg_net wake-up of the edge function per this many milliseconds (0: one per transaction).';
+
 COMMENT ON COLUMN private.webhook_settings.hosted IS 'True when the dispatcher runs on hosted Supabase, whose Edge Functions cannot connect to ports 25 and 587: webhook urls on those ports are refused (webhooks_url_port_blocked).';
+
+CREATE SEQUENCE private.webhook_wakeup_requested
+    START WITH 0
+    INCREMENT BY 1
+    MINVALUE 0
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER TABLE private.webhook_wakeup_requested OWNER TO postgres;
+
+COMMENT ON SEQUENCE private.webhook_wakeup_requested IS 'Epoch milliseconds of the last pg_net wake-up request. Not transactional by design.';
 
 CREATE TABLE public.companies (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1272,31 +2107,6 @@ ALTER TABLE public.users OWNER TO postgres;
 
 COMMENT ON TABLE public.users IS 'Serial profile of an auth user: company, role and active flag drive every policy.';
 
-CREATE TABLE public.webhook_deliveries (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    company_id uuid NOT NULL,
-    event_id uuid NOT NULL,
-    webhook_id uuid,
-    state public.webhook_delivery_state DEFAULT 'pending'::public.webhook_delivery_state NOT NULL,
-    attempt_count integer DEFAULT 0 NOT NULL,
-    next_attempt_at timestamp with time zone,
-    lease_owner text,
-    lease_expires_at timestamp with time zone,
-    last_status integer,
-    last_error text,
-    last_attempt_at timestamp with time zone,
-    redelivery_of uuid,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    completed_at timestamp with time zone,
-    CONSTRAINT webhook_deliveries_closed_has_completed_at CHECK (((state = 'pending'::public.webhook_delivery_state) = (completed_at IS NULL))),
-    CONSTRAINT webhook_deliveries_pending_is_scheduled CHECK (((state = 'pending'::public.webhook_delivery_state) = (next_attempt_at IS NOT NULL)))
-);
-
-ALTER TABLE public.webhook_deliveries OWNER TO postgres;
-
-COMMENT ON TABLE public.webhook_deliveries IS 'One row per (event, endpoint). id is the webhook-id header: stable across retries. state: see the type webhook_delivery_state.';
-
 CREATE TABLE public.webhook_delivery_attempts (
     id bigint NOT NULL,
     delivery_id uuid NOT NULL,
@@ -1325,17 +2135,72 @@ ALTER TABLE public.webhook_delivery_attempts ALTER COLUMN id ADD GENERATED ALWAY
     CACHE 1
 );
 
+CREATE VIEW public.webhook_endpoint_health WITH (security_invoker='true') AS
+ SELECT e.webhook_id,
+    e.company_id,
+        CASE
+            WHEN (NOT w.is_active) THEN 'disabled'::text
+            WHEN (e.circuit_opened_at IS NOT NULL) THEN 'circuit_open'::text
+            WHEN (e.failing_since IS NOT NULL) THEN 'failing'::text
+            ELSE 'healthy'::text
+        END AS state,
+    e.consecutive_failures,
+    e.failing_since,
+    e.circuit_opened_at,
+    e.next_probe_at,
+    e.last_status,
+    e.last_error,
+    e.last_attempt_at,
+    e.last_success_at
+   FROM (private.webhook_endpoints e
+     JOIN public.webhooks w ON ((w.id = e.webhook_id)));
+
+ALTER TABLE public.webhook_endpoint_health OWNER TO postgres;
+
+COMMENT ON VIEW public.webhook_endpoint_health IS 'Health of each endpoint: healthy, failing (since when), circuit_open (since when, next probe) or disabled. Read-only; ADMINs see their company''s.';
+
 CREATE TABLE public.webhook_events (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     company_id uuid NOT NULL,
     trigger_type text NOT NULL,
     payload jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    ordering_key text
 );
 
 ALTER TABLE public.webhook_events OWNER TO postgres;
 
 COMMENT ON TABLE public.webhook_events IS 'Immutable events; payload is exactly the JSON body POSTed to endpoints.';
+
+COMMENT ON COLUMN public.webhook_events.ordering_key IS 'What ordered endpoints order by: the process id for process events; null (one order per endpoint) otherwise.';
+
+CREATE VIEW public.webhook_health WITH (security_invoker='true') AS
+ SELECT webhook_health.checked_at,
+    webhook_health.lag_seconds,
+    webhook_health.oldest_due_at,
+    webhook_health.oldest_due_webhook_id,
+    webhook_health.endpoints_with_due_work,
+    webhook_health.due_deliveries,
+    webhook_health.in_flight_deliveries,
+    webhook_health.pending_deliveries_estimate,
+    webhook_health.scheduled_deliveries_estimate,
+    webhook_health.endpoints_healthy,
+    webhook_health.endpoints_failing,
+    webhook_health.endpoints_circuit_open,
+    webhook_health.endpoints_disabled,
+    webhook_health.signals,
+    webhook_health.oldest_signal_age_seconds,
+    webhook_health.dispatcher_awake,
+    webhook_health.dispatcher_heartbeat_at,
+    webhook_health.last_wakeup_requested_at,
+    webhook_health.wakeup_failures,
+    webhook_health.last_wakeup_failure_at,
+    webhook_health.last_wakeup_failure
+   FROM private.webhook_health() webhook_health(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, last_wakeup_requested_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure);
+
+ALTER TABLE public.webhook_health OWNER TO postgres;
+
+COMMENT ON VIEW public.webhook_health IS 'One row: is webhook delivery keeping up? lag_seconds (age of the oldest delivery waiting for a dispatcher), counts, endpoint states, wake-up failures. Service role only. See the README, "Operating it".';
 
 CREATE TABLE public.webhook_trigger_types (
     name text NOT NULL,
@@ -1349,6 +2214,12 @@ ALTER TABLE public.webhook_trigger_types OWNER TO postgres;
 COMMENT ON TABLE public.webhook_trigger_types IS 'Events a webhook can subscribe to (UPPER_SNAKE names).';
 
 COMMENT ON COLUMN public.webhook_trigger_types.example_payload IS 'An example of the JSON body POSTed for this type (illustrative values, real shape).';
+
+ALTER TABLE ONLY private.webhook_endpoint_signals
+    ADD CONSTRAINT webhook_endpoint_signals_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY private.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (webhook_id);
 
 ALTER TABLE ONLY private.webhook_secrets
     ADD CONSTRAINT webhook_secrets_pkey PRIMARY KEY (webhook_id);
@@ -1381,10 +2252,13 @@ ALTER TABLE ONLY public.webhook_trigger_types
     ADD CONSTRAINT webhook_trigger_types_pkey PRIMARY KEY (name);
 
 ALTER TABLE ONLY public.webhooks
-    ADD CONSTRAINT webhooks_company_trigger_url_key UNIQUE (company_id, trigger_type, url);
-
-ALTER TABLE ONLY public.webhooks
     ADD CONSTRAINT webhooks_pkey PRIMARY KEY (id);
+
+CREATE INDEX webhook_endpoint_signals_webhook_idx ON private.webhook_endpoint_signals USING btree (webhook_id);
+
+CREATE INDEX webhook_endpoints_company_idx ON private.webhook_endpoints USING btree (company_id);
+
+CREATE INDEX webhook_endpoints_ready_idx ON private.webhook_endpoints USING btree (ready_at) WHERE (ready_at IS NOT NULL);
 
 CREATE INDEX processes_approved_by_user_id_idx ON public.processes USING btree (approved_by_user_id) WHERE (approved_by_user_id IS NOT NULL);
 
@@ -1398,9 +2272,11 @@ CREATE INDEX webhook_deliveries_company_log_idx ON public.webhook_deliveries USI
 
 CREATE INDEX webhook_deliveries_company_unsuccessful_log_idx ON public.webhook_deliveries USING btree (company_id, state, created_at DESC, id DESC) WHERE (state = ANY (ARRAY['failed'::public.webhook_delivery_state, 'cancelled'::public.webhook_delivery_state]));
 
-CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (state = 'pending'::public.webhook_delivery_state);
-
 CREATE INDEX webhook_deliveries_event_idx ON public.webhook_deliveries USING btree (event_id);
+
+CREATE INDEX webhook_deliveries_leased_idx ON public.webhook_deliveries USING btree (webhook_id, lease_expires_at) WHERE ((state = 'pending'::public.webhook_delivery_state) AND (lease_owner IS NOT NULL));
+
+CREATE INDEX webhook_deliveries_ordered_pending_idx ON public.webhook_deliveries USING btree (webhook_id, ordering_key, ordering_seq) WHERE ((state = 'pending'::public.webhook_delivery_state) AND (ordering_key IS NOT NULL));
 
 CREATE INDEX webhook_deliveries_pending_by_webhook_idx ON public.webhook_deliveries USING btree (webhook_id, next_attempt_at) WHERE (state = 'pending'::public.webhook_delivery_state);
 
@@ -1415,6 +2291,12 @@ CREATE INDEX webhook_delivery_attempts_delivery_idx ON public.webhook_delivery_a
 CREATE INDEX webhook_events_company_type_created_idx ON public.webhook_events USING btree (company_id, trigger_type, created_at DESC);
 
 CREATE INDEX webhooks_company_trigger_idx ON public.webhooks USING btree (company_id, trigger_type) WHERE is_active;
+
+CREATE UNIQUE INDEX webhooks_company_trigger_url_key ON public.webhooks USING btree (company_id, trigger_type, ((url || ''::text)));
+
+COMMENT ON INDEX public.webhooks_company_trigger_url_key IS 'One url per company and trigger type. An expression index on purpose: it must not make url a key column (see the scheduling migration).';
+
+CREATE TRIGGER apply_delivery_order AFTER UPDATE OF delivery_order ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__apply_delivery_order();
 
 CREATE TRIGGER cancel_pending_deliveries_on_delete BEFORE DELETE ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__cancel_pending_deliveries();
 
@@ -1432,9 +2314,13 @@ CREATE TRIGGER set_updated_at BEFORE UPDATE ON public.webhooks FOR EACH ROW EXEC
 
 CREATE TRIGGER start_at_revision_one BEFORE INSERT ON public.processes FOR EACH ROW EXECUTE FUNCTION private.tg_processes__start_at_revision_one();
 
+CREATE TRIGGER track_endpoint AFTER INSERT ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__track_endpoint();
+
 CREATE TRIGGER update_process_revision BEFORE UPDATE ON public.processes FOR EACH ROW EXECUTE FUNCTION private.update_process_revision();
 
 CREATE TRIGGER wake_dispatchers AFTER INSERT ON public.webhook_deliveries REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhook_deliveries__wake_dispatchers();
+
+CREATE TRIGGER wake_dispatchers_when_released AFTER UPDATE OF next_attempt_at ON public.webhook_deliveries FOR EACH ROW WHEN (((old.next_attempt_at = 'infinity'::timestamp with time zone) AND (new.next_attempt_at < 'infinity'::timestamp with time zone) AND (new.state = 'pending'::public.webhook_delivery_state))) EXECUTE FUNCTION private.tg_webhook_deliveries__wake_when_released();
 
 CREATE TRIGGER webhooks_url_https_required BEFORE INSERT OR UPDATE OF url ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__require_https_url();
 
@@ -1443,6 +2329,9 @@ COMMENT ON TRIGGER webhooks_url_https_required ON public.webhooks IS 'url must u
 CREATE TRIGGER webhooks_url_port_blocked BEFORE INSERT OR UPDATE OF url ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__refuse_blocked_ports();
 
 COMMENT ON TRIGGER webhooks_url_port_blocked ON public.webhooks IS 'url must not use port 25 or 587 (hosted Supabase blocks them outbound)';
+
+ALTER TABLE ONLY private.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY private.webhook_secrets
     ADD CONSTRAINT webhook_secrets_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
@@ -1466,9 +2355,6 @@ ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_supabase_uid_fkey FOREIGN KEY (supabase_uid) REFERENCES auth.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.webhook_deliveries
-    ADD CONSTRAINT webhook_deliveries_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.webhook_deliveries
     ADD CONSTRAINT webhook_deliveries_event_id_fkey FOREIGN KEY (event_id) REFERENCES public.webhook_events(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.webhook_deliveries
@@ -1478,22 +2364,20 @@ ALTER TABLE ONLY public.webhook_deliveries
     ADD CONSTRAINT webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE SET NULL;
 
 ALTER TABLE ONLY public.webhook_delivery_attempts
-    ADD CONSTRAINT webhook_delivery_attempts_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.webhook_delivery_attempts
     ADD CONSTRAINT webhook_delivery_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES public.webhook_deliveries(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.webhook_events
     ADD CONSTRAINT webhook_events_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.webhook_events
-    ADD CONSTRAINT webhook_events_trigger_type_fkey FOREIGN KEY (trigger_type) REFERENCES public.webhook_trigger_types(name);
 
 ALTER TABLE ONLY public.webhooks
     ADD CONSTRAINT webhooks_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.webhooks
     ADD CONSTRAINT webhooks_trigger_type_fkey FOREIGN KEY (trigger_type) REFERENCES public.webhook_trigger_types(name);
+
+CREATE POLICY "Admins can view their company's endpoint health" ON private.webhook_endpoints FOR SELECT TO authenticated USING ((company_id = ( SELECT private.admin_company_id() AS admin_company_id)));
+
+ALTER TABLE private.webhook_endpoints ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY "Admins can create processes in their company" ON public.processes FOR INSERT TO authenticated WITH CHECK ((company_id = ( SELECT private.admin_company_id() AS admin_company_id)));
 
@@ -1561,21 +2445,57 @@ GRANT ALL ON FUNCTION private.can_manage_company(company_id uuid) TO service_rol
 
 REVOKE ALL ON FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer, per_webhook_limit integer) TO service_role;
+REVOKE ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) TO service_role;
+
+REVOKE ALL ON FUNCTION private.claim_wakeup_slot() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.dispatcher_going_idle() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.dispatcher_going_idle() TO service_role;
+
+REVOKE ALL ON FUNCTION private.dispatcher_is_awake() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
+GRANT SELECT(webhook_id) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(company_id) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(consecutive_failures) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(failing_since) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(circuit_opened_at) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(probe_interval_seconds) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(next_probe_at) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(last_status) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(last_error) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(last_attempt_at) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(last_success_at) ON TABLE private.webhook_endpoints TO authenticated;
+
+REVOKE ALL ON FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) TO service_role;
+
+REVOKE ALL ON FUNCTION private.event_ordering_key(data jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.hand_off_work() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.hand_off_work() TO service_role;
+
+REVOKE ALL ON FUNCTION private.insert_deliveries(company_id uuid, event_id uuid, event_key text, webhook_ids uuid[], redelivery_of uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.is_company_admin(company_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.is_company_admin(company_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION private.is_company_admin(company_id uuid) TO service_role;
-
-REVOKE ALL ON FUNCTION private.lock_subscribed_webhooks(company_id uuid, trigger_type text) FROM PUBLIC;
 
 GRANT ALL ON TABLE public.webhooks TO service_role;
 GRANT SELECT,DELETE ON TABLE public.webhooks TO authenticated;
@@ -1590,6 +2510,8 @@ GRANT INSERT(is_active),UPDATE(is_active) ON TABLE public.webhooks TO authentica
 
 GRANT INSERT(description),UPDATE(description) ON TABLE public.webhooks TO authenticated;
 
+GRANT INSERT(delivery_order),UPDATE(delivery_order) ON TABLE public.webhooks TO authenticated;
+
 REVOKE ALL ON FUNCTION private.managed_webhook(webhook_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.member_company_id() FROM PUBLIC;
@@ -1597,6 +2519,11 @@ GRANT ALL ON FUNCTION private.member_company_id() TO authenticated;
 GRANT ALL ON FUNCTION private.member_company_id() TO service_role;
 
 REVOKE ALL ON FUNCTION private.new_webhook_secret() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.next_dispatch_at() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.next_dispatch_at() TO service_role;
+
+REVOKE ALL ON FUNCTION private.note_dispatcher_awake() FROM PUBLIC;
 
 GRANT ALL ON TABLE public.processes TO service_role;
 GRANT SELECT,DELETE ON TABLE public.processes TO authenticated;
@@ -1643,6 +2570,9 @@ GRANT ALL ON FUNCTION private.process_non_definition_columns() TO service_role;
 
 REVOKE ALL ON FUNCTION private.prune_webhook_history(older_than interval) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) TO service_role;
+
 REVOKE ALL ON FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) TO service_role;
 
@@ -1655,6 +2585,8 @@ REVOKE ALL ON FUNCTION private.require_active(webhook public.webhooks) FROM PUBL
 
 REVOKE ALL ON FUNCTION private.schedule_webhook_jobs() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION private.subscribed_webhooks(company_id uuid, trigger_type text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.tg_processes__emit_webhook_event() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_processes__start_at_revision_one() FROM PUBLIC;
@@ -1662,6 +2594,10 @@ REVOKE ALL ON FUNCTION private.tg_processes__start_at_revision_one() FROM PUBLIC
 REVOKE ALL ON FUNCTION private.tg_set_updated_at() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhook_deliveries__wake_dispatchers() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.tg_webhook_deliveries__wake_when_released() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.tg_webhooks__apply_delivery_order() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__cancel_pending_deliveries() FROM PUBLIC;
 
@@ -1673,6 +2609,11 @@ REVOKE ALL ON FUNCTION private.tg_webhooks__refuse_blocked_ports() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__require_https_url() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION private.tg_webhooks__track_endpoint() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.transactions_ended(xids xid8[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.transactions_ended(xids xid8[]) TO service_role;
+
 REVOKE ALL ON FUNCTION private.update_process_revision() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.user_exists(user_id uuid) FROM PUBLIC;
@@ -1683,11 +2624,18 @@ REVOKE ALL ON FUNCTION private.wake_dispatcher() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.wake_dispatcher_if_due() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION private.webhook_health() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.webhook_health() TO service_role;
+
 REVOKE ALL ON FUNCTION private.webhook_payload_limit_bytes() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.webhook_signing_secrets(webhook_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.webhook_url_port(url text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.cancel_webhook_delivery(delivery_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cancel_webhook_delivery(delivery_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.cancel_webhook_delivery(delivery_id uuid) TO service_role;
 
 REVOKE ALL ON FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, since timestamp with time zone) TO authenticated;
@@ -1713,6 +2661,13 @@ REVOKE ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION public.send_test_webhook(webhook_id uuid) TO service_role;
 
+GRANT ALL ON TABLE public.webhook_deliveries TO service_role;
+GRANT SELECT ON TABLE public.webhook_deliveries TO authenticated;
+
+REVOKE ALL ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) TO authenticated;
+GRANT ALL ON FUNCTION public.waiting_for(delivery public.webhook_deliveries) TO service_role;
+
 REVOKE ALL ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) TO service_role;
@@ -1734,9 +2689,6 @@ GRANT SELECT ON TABLE public.user_types TO authenticated;
 GRANT ALL ON TABLE public.users TO service_role;
 GRANT SELECT ON TABLE public.users TO authenticated;
 
-GRANT ALL ON TABLE public.webhook_deliveries TO service_role;
-GRANT SELECT ON TABLE public.webhook_deliveries TO authenticated;
-
 GRANT ALL ON TABLE public.webhook_delivery_attempts TO service_role;
 GRANT SELECT ON TABLE public.webhook_delivery_attempts TO authenticated;
 
@@ -1744,8 +2696,13 @@ GRANT ALL ON SEQUENCE public.webhook_delivery_attempts_id_seq TO anon;
 GRANT ALL ON SEQUENCE public.webhook_delivery_attempts_id_seq TO authenticated;
 GRANT ALL ON SEQUENCE public.webhook_delivery_attempts_id_seq TO service_role;
 
+GRANT ALL ON TABLE public.webhook_endpoint_health TO service_role;
+GRANT SELECT ON TABLE public.webhook_endpoint_health TO authenticated;
+
 GRANT ALL ON TABLE public.webhook_events TO service_role;
 GRANT SELECT ON TABLE public.webhook_events TO authenticated;
+
+GRANT SELECT ON TABLE public.webhook_health TO service_role;
 
 GRANT ALL ON TABLE public.webhook_trigger_types TO service_role;
 GRANT SELECT ON TABLE public.webhook_trigger_types TO authenticated;

@@ -117,10 +117,57 @@ export async function createFixtures(client, receiverPort) {
   return { companies, snapshot: snap, secrets };
 }
 
-/** Empties the outbox between runs (the fixtures stay). */
+/**
+ * Empties the outbox between runs (the fixtures stay): deliveries, events, attempts, the
+ * endpoints' scheduling state and health, and the signals for the dispatchers.
+ */
 export async function clearOutbox(client) {
-  await client.query(`truncate public.webhook_delivery_attempts, public.webhook_deliveries, public.webhook_events;
-                      update public.webhooks set failing_since = null where failing_since is not null`);
+  await client.query(`truncate public.webhook_delivery_attempts, public.webhook_deliveries, public.webhook_events,
+                               private.webhook_endpoint_signals;
+                      update private.webhook_endpoints
+                         set ready_at = null, consecutive_failures = 0, failing_since = null,
+                             circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
+                             last_status = null, last_error = null, last_attempt_at = null, last_success_at = null
+                       where ready_at is not null or consecutive_failures > 0 or failing_since is not null
+                          or circuit_opened_at is not null or last_attempt_at is not null`);
+}
+
+/**
+ * A company with `endpoints` PROCESS_REVISED webhooks at /hook/<key>-<i> of the receiver
+ * (delivery_order `order`) and `processes` processes (bench.process_ids set_no = `setNo`,
+ * when given). Returns { id, endpoints, webhooks: [{ id, path, secret }], processIds }.
+ */
+export async function createCompany(client, receiverPort, key, { endpoints = 1, processes = 0, setNo = null, order = 'parallel' } = {}) {
+  const { rows: [c] } = await client.query('insert into public.companies (name) values ($1) returning id', [`bench ${key}`]);
+  await client.query(
+    `insert into public.webhooks (company_id, trigger_type, url, delivery_order)
+     select $1, 'PROCESS_REVISED', 'http://127.0.0.1:' || $2::int || '/hook/' || $3 || '-' || (i - 1), $5
+       from generate_series(1, $4::int) i`,
+    [c.id, receiverPort, key, endpoints, order],
+  );
+  // The secrets are made by a trigger: read them in a statement of their own.
+  const { rows: webhooks } = await client.query(
+    `select w.id, regexp_replace(w.url, '^http://[^/]+', '') as path, s.secret
+       from public.webhooks w join private.webhook_secrets s on s.webhook_id = w.id
+      where w.company_id = $1
+      order by (regexp_replace(w.url, '.*-', ''))::int`,
+    [c.id],
+  );
+  const { rows: procs } = await client.query(
+    `insert into public.processes (company_id, name, type, revision_description)
+     select $1, 'Final assembly station ' || n, 'PRODUCTION', 'initial definition'
+       from generate_series(1, $2::int) n
+     returning id`,
+    [c.id, processes],
+  );
+  const processIds = procs.map((p) => p.id);
+  if (setNo !== null && processIds.length > 0) {
+    await client.query(
+      `insert into bench.process_ids (set_no, n, id) select $1, n, id from unnest($2::uuid[]) with ordinality as t(id, n)`,
+      [setNo, processIds],
+    );
+  }
+  return { id: c.id, key, endpoints, webhooks, processIds };
 }
 
 // The statements that enqueue. The payload is what a PROCESS_REVISED event carries
@@ -237,6 +284,15 @@ export async function startReceiver() {
     port,
     pid: child.pid,
     call,
+    /** Waits until `expected` distinct webhook-ids arrived at paths starting with `prefix`. */
+    async waitForPaths(prefix, expected, timeoutMs) {
+      const deadline = now() + timeoutMs;
+      while (now() < deadline) {
+        if ((await call('countPaths', { prefix })).unique >= expected) return true;
+        await sleep(10);
+      }
+      return false;
+    },
     /** Waits until `expected` distinct webhook-ids arrived; false on timeout. */
     async waitFor(expected, timeoutMs) {
       const deadline = now() + timeoutMs;
@@ -297,6 +353,16 @@ export async function startProcess({ name, cmd, args, cwd, env, ready, timeoutMs
   const proc = {
     pid: child.pid,
     peakRssMb: () => peakRssMb(child.pid),
+    /** SIGKILL at once: for runs whose in-flight requests would only be waited out. */
+    async kill() {
+      if (stopped) return;
+      stopped = true;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await Promise.race([exited, sleep(5_000)]);
+      }
+      logFile.end();
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -44,15 +44,20 @@ const outstandingDeliveries = async () =>
 
 const ours = {
   name: 'ours',
+  // The per-endpoint cap is a database setting (private.webhook_settings.endpoint_concurrency),
+  // set by start() for the candidate; the others are the dispatcher's environment.
   candidates: [
-    { WEBHOOK_BATCH_SIZE: 50, WEBHOOK_CONCURRENCY: 50, WEBHOOK_ENDPOINT_CONCURRENCY: 10 },
-    { WEBHOOK_BATCH_SIZE: 100, WEBHOOK_CONCURRENCY: 100, WEBHOOK_ENDPOINT_CONCURRENCY: 25 },
-    { WEBHOOK_BATCH_SIZE: 200, WEBHOOK_CONCURRENCY: 100, WEBHOOK_ENDPOINT_CONCURRENCY: 50 },
+    { WEBHOOK_BATCH_SIZE: 50, WEBHOOK_CONCURRENCY: 50, endpointCap: 10 },
+    { WEBHOOK_BATCH_SIZE: 100, WEBHOOK_CONCURRENCY: 100, endpointCap: 25 },
+    { WEBHOOK_BATCH_SIZE: 200, WEBHOOK_CONCURRENCY: 100, endpointCap: 50 },
   ],
-  label: (c) => `batch ${c.WEBHOOK_BATCH_SIZE}, concurrency ${c.WEBHOOK_CONCURRENCY}, per endpoint ${c.WEBHOOK_ENDPOINT_CONCURRENCY}`,
+  label: (c) => `batch ${c.WEBHOOK_BATCH_SIZE}, concurrency ${c.WEBHOOK_CONCURRENCY}, per endpoint ${c.endpointCap}`,
   /** In-flight requests it allows toward `endpoints` endpoints: the ceiling's connections. */
-  inFlight: (c, endpoints) => Math.min(c.WEBHOOK_CONCURRENCY, endpoints * c.WEBHOOK_ENDPOINT_CONCURRENCY),
-  start: (c) => startOurDispatcher({ dbUrl: cluster.url, receiverPort: receiver.port, knobs: c, client: db }),
+  inFlight: (c, endpoints) => Math.min(c.WEBHOOK_CONCURRENCY, endpoints * c.endpointCap),
+  async start({ endpointCap, ...knobs }) {
+    await db.query('update private.webhook_settings set endpoint_concurrency = $1', [endpointCap]);
+    return startOurDispatcher({ dbUrl: cluster.url, receiverPort: receiver.port, knobs, client: db });
+  },
   enqueueMany: (company, n) => enqueueMany(db, company.id, n, fixtures.snapshot),
   enqueueOne: (company, seq) => enqueueOne(db, company.id, seq, fixtures.snapshot),
   outstanding: outstandingDeliveries,

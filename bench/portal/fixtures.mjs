@@ -39,7 +39,7 @@ export async function loadPortalFixtures(client, { deliveries = 100_000, otherCo
         from fx;
       insert into public.webhook_deliveries (id, company_id, event_id, webhook_id, state, attempt_count, next_attempt_at,
                                              last_status, last_error, last_attempt_at, created_at, updated_at, completed_at)
-      select delivery_id, company, event_id, webhook_id, state,
+      select delivery_id, company, event_id, webhook_id, state::public.webhook_delivery_state,
              case state when 'succeeded' then 1 when 'failed' then 8 when 'cancelled' then 2 else (g % 3) end,
              case when state = 'pending' then created_at + interval '5 minutes' end,
              case state when 'succeeded' then 200 when 'failed' then 503 when 'cancelled' then 500 else case when g % 3 > 0 then 502 end end,
@@ -49,7 +49,7 @@ export async function loadPortalFixtures(client, { deliveries = 100_000, otherCo
              case when state <> 'pending' then created_at + interval '2 seconds' end
         from fx;
       insert into public.webhook_delivery_attempts (delivery_id, company_id, attempt_number, outcome, status, duration_ms, response_body, created_at)
-      select delivery_id, company, a, case when state = 'succeeded' then 'succeeded' else 'failed' end,
+      select delivery_id, company, a, (case when state = 'succeeded' then 'succeeded' else 'failed' end)::public.webhook_attempt_outcome,
              case when state = 'succeeded' then 200 else 503 end, 20 + g % 200, 'ok', created_at + interval '1 second'
         from fx, generate_series(1, case state when 'succeeded' then 1 when 'failed' then 2 when 'cancelled' then 2 else (g % 3) end) a;
     end $$;
@@ -63,6 +63,7 @@ export async function loadPortalFixtures(client, { deliveries = 100_000, otherCo
   }
   const target = await company('portal bench');
   await client.query('select pg_temp.load_company($1, $2, 14)', [target, deliveries]);
+  const ordered = await orderOneEndpoint(client, target);
   const { rows: [admin] } = await client.query(
     `with u as (insert into auth.users (id, email) values (gen_random_uuid(), 'bench-admin@portal.test') returning id)
      insert into public.users (supabase_uid, company_id, email, role) select id, $1, 'bench-admin@portal.test', 'ADMIN' from u
@@ -70,5 +71,40 @@ export async function loadPortalFixtures(client, { deliveries = 100_000, otherCo
     [target],
   );
   await client.query('vacuum analyze public.webhook_events, public.webhook_deliveries, public.webhook_delivery_attempts, public.webhooks');
-  return { companyId: target, adminId: admin.id, otherCompanyIds: others };
+  return { companyId: target, adminId: admin.id, otherCompanyIds: others, orderedWebhookId: ordered };
+}
+
+/**
+ * One endpoint of the company is ordered and failing, as ordered delivery and the endpoint
+ * scheduling leave one: its pending deliveries belong to 5 processes (ordering keys), the
+ * oldest of each key is the head (due, retried), the others are held behind it
+ * ('infinity'), so the log's waiting_for column has real work to do; its health row says
+ * it has been failing for two hours.
+ */
+async function orderOneEndpoint(client, companyId) {
+  const { rows: [hook] } = await client.query(
+    `select d.webhook_id as id from public.webhook_deliveries d where d.company_id = $1 and d.state = 'pending'
+      group by 1 order by count(*) desc, 1 limit 1`, [companyId]);
+  await client.query(`update public.webhooks set delivery_order = 'ordered' where id = $1`, [hook.id]);
+  await client.query(`
+    with keyed as (
+      select d.id, 'process-' || (row_number() over (order by d.created_at, d.id) % 5) as key,
+             nextval('private.webhook_delivery_ordering_seq') as seq
+        from public.webhook_deliveries d
+       where d.webhook_id = $1 and d.state = 'pending'
+    ), ranked as (
+      select k.*, row_number() over (partition by k.key order by k.seq) as place from keyed k
+    )
+    update public.webhook_deliveries d
+       set ordering_key = r.key, ordering_seq = r.seq,
+           next_attempt_at = case when r.place = 1 then now() + interval '5 minutes' else 'infinity' end
+      from ranked r
+     where d.id = r.id`, [hook.id]);
+  await client.query(`
+    update private.webhook_endpoints e
+       set consecutive_failures = 3, last_status = 502, last_error = 'HTTP 502',
+           failing_since = now() - interval '2 hours 10 minutes',
+           last_attempt_at = now() - interval '4 minutes'
+     where e.webhook_id = $1`, [hook.id]);
+  return hook.id;
 }

@@ -3,7 +3,7 @@
 import { useEffect, useId, useRef, useState } from "react";
 import type { ReactNode } from "react";
 import { WebhooksError } from "../errors.ts";
-import { endpointState } from "./logic/format.ts";
+import { endpointState, formatTime, lastOutcome, type HealthFacts } from "./logic/format.ts";
 import type { Webhook } from "../client.ts";
 
 export function ErrorMessage({ error, what }: { error: unknown; what?: string }) {
@@ -33,13 +33,32 @@ export function Notice({ children }: { children: ReactNode }) {
   );
 }
 
-export function StateBadge({ webhook }: { webhook: Pick<Webhook, "is_active" | "disabled_reason" | "disabled_at" | "failing_since"> }) {
-  const state = endpointState(webhook);
+/** An endpoint's state: a badge (Healthy, Failing, Circuit open, Disabled) and a sentence saying since when and what next. */
+export function StateBadge({
+  webhook,
+  health,
+}: {
+  webhook: Pick<Webhook, "is_active" | "disabled_reason" | "disabled_at">;
+  health: HealthFacts | null | undefined;
+}) {
+  const state = endpointState(webhook, health);
   return (
     <span className="swp-state">
       <span className={`swp-badge swp-tone-${state.tone}`}>{state.label}</span>
-      {state.detail ? <span className="swp-muted"> {state.detail}</span> : null}
+      {state.detail ? <span className="swp-muted swp-state-detail"> {state.detail}</span> : null}
     </span>
+  );
+}
+
+/** The last attempt's HTTP status, and its error when that says more (e.g. "connection refused"). */
+export function LastOutcome({ health, withTime }: { health: HealthFacts | null | undefined; withTime?: boolean }) {
+  const last = lastOutcome(health);
+  return (
+    <>
+      {last.status}
+      {withTime && health?.last_attempt_at ? <span className="swp-muted">{` at ${formatTime(health.last_attempt_at)}`}</span> : null}
+      {last.error ? <div className="swp-muted swp-pre-wrap">{last.error}</div> : null}
+    </>
   );
 }
 
@@ -67,6 +86,7 @@ export function ConfirmDialog({
   title,
   children,
   confirmLabel,
+  dismissLabel = "Cancel",
   danger,
   busy,
   onConfirm,
@@ -76,6 +96,8 @@ export function ConfirmDialog({
   title: string;
   children: ReactNode;
   confirmLabel: string;
+  /** Names the button that closes it doing nothing (default "Cancel"). */
+  dismissLabel?: string;
   danger?: boolean;
   busy?: boolean;
   onConfirm: () => void;
@@ -105,7 +127,7 @@ export function ConfirmDialog({
       <div>{children}</div>
       <div className="swp-actions">
         <button type="button" onClick={onCancel} disabled={busy}>
-          Cancel
+          {dismissLabel}
         </button>
         <button type="button" className={danger ? "swp-danger" : "swp-primary"} onClick={onConfirm} disabled={busy}>
           {confirmLabel}

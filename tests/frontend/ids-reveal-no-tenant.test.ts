@@ -58,15 +58,31 @@ describe.each(["webhooks", "processes"] as const)("an ADMIN naming an id in %s",
 
 describe("unique keys with company_id", () => {
   it("copying another company's (company_id, trigger_type, url) answers like any other company's values: RLS, not the key", async () => {
-    const answer = async (url: string) => {
+    const insert = async (url: string) => {
+      const { status, error } = await world.adminA.client
+        .from("webhooks")
+        .insert({ company_id: world.companyB, trigger_type: "PROCESS_CREATED", url })
+        .select();
+      return { status, code: error?.code, message: error?.message };
+    };
+    const taken = await insert("https://b.example/theirs");
+    expect(taken).toEqual({ status: 403, code: "42501", message: 'new row violates row-level security policy for table "webhooks"' });
+    expect(await insert("https://b.example/never-registered")).toEqual(taken);
+  });
+
+  it("an upsert on (company_id, trigger_type, url) is refused the same way for every url: that rule is an expression index, no key", async () => {
+    // One url per company and trigger type is a unique index on (company_id, trigger_type,
+    // (url || '')) so that url is no key column (the scheduling migration): ON CONFLICT
+    // cannot name it, for anyone, whatever rows exist.
+    const upsert = async (url: string) => {
       const { status, error } = await world.adminA.client
         .from("webhooks")
         .upsert({ company_id: world.companyB, trigger_type: "PROCESS_CREATED", url }, { onConflict: "company_id,trigger_type,url", ignoreDuplicates: true })
         .select();
-      return { status, code: error?.code, message: error?.message };
+      return { status, code: error?.code };
     };
-    const taken = await answer("https://b.example/theirs");
-    expect(taken).toEqual({ status: 403, code: "42501", message: 'new row violates row-level security policy for table "webhooks"' });
-    expect(await answer("https://b.example/never-registered")).toEqual(taken);
+    const taken = await upsert("https://b.example/theirs");
+    expect(taken).toEqual({ status: 400, code: "42P10" });
+    expect(await upsert("https://b.example/never-registered")).toEqual(taken);
   });
 });

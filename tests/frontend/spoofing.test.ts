@@ -74,8 +74,16 @@ describe("spoofing and bad input through the API", () => {
     ).rejects.toMatchObject({ kind: "duplicate", code: "23505" });
   });
 
-  it("refuses to write the bookkeeping columns the dispatcher owns", async () => {
-    const { error } = await world.adminA.client.from("webhooks").update({ disabled_reason: "x", failing_since: new Date().toISOString() }).eq("id", hookId);
+  it("refuses to write the bookkeeping columns the database owns", async () => {
+    const { error } = await world.adminA.client.from("webhooks").update({ disabled_reason: "x", disabled_at: new Date().toISOString() }).eq("id", hookId);
     expect(error?.code).toBe("42501");
+  });
+
+  it("refuses to write the endpoint health the dispatcher keeps", async () => {
+    const health = world.adminA.client.from("webhook_endpoint_health") as unknown as {
+      update(row: Record<string, unknown>): { eq(column: string, value: string): PromiseLike<{ error: { code: string } | null }> };
+    };
+    const { error } = await health.update({ consecutive_failures: 0, failing_since: null }).eq("webhook_id", hookId);
+    expect(error?.code).toBe("55000"); // cannot update view "webhook_endpoint_health": it is read-only
   });
 });

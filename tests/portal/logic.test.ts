@@ -3,8 +3,8 @@
 import { describe, expect, it } from "vitest";
 import { toWebhooksError, URL_RULES, WebhooksError } from "../../src/errors.ts";
 import { describeBucket, hourlyBuckets, niceMax, stack, windowStart } from "../../src/portal/logic/chart.ts";
-import { endpointFormError } from "../../src/portal/logic/form-errors.ts";
-import { endpointState, formatRate, fromLocalInput, toLocalInput } from "../../src/portal/logic/format.ts";
+import { cancelDeliveryError, endpointFormError } from "../../src/portal/logic/form-errors.ts";
+import { DELIVERY_ORDERS, endpointState, formatMoment, formatRate, formatTime, fromLocalInput, lastOutcome, toLocalInput } from "../../src/portal/logic/format.ts";
 import { headersAsSent } from "../../src/portal/logic/headers.ts";
 import { currentCursor, FIRST_PAGE, hasNewer, newer, older, pageNumber } from "../../src/portal/logic/pager.ts";
 import { pathToRoute, routeToPath, type Route } from "../../src/portal/logic/route.ts";
@@ -121,10 +121,32 @@ describe("errors of the endpoint form", () => {
       .toEqual({ field: "description", message: "Description must be at most 500 characters." });
   });
 
+  it("places a delivery order the database refuses next to the choice", () => {
+    const error = toWebhooksError({ code: "23514", message: 'new row for relation "webhooks" violates check constraint "webhooks_delivery_order_valid"' });
+    expect(endpointFormError(error)).toEqual({ field: "deliveryOrder", message: "Delivery order must be parallel or ordered." });
+  });
+
   it("says everything else for the whole form, without guessing a field", () => {
     expect(endpointFormError(toWebhooksError({ code: "42501", message: "new row violates row-level security policy" }))).toMatchObject({ field: null });
     expect(endpointFormError(new WebhooksError("unknown", "create webhook: boom"))).toEqual({ field: null, message: "create webhook: boom" });
     expect(endpointFormError(new Error("network down"))).toEqual({ field: null, message: "network down" });
+  });
+});
+
+describe("errors of cancelling a delivery", () => {
+  it("says a delivery that has already ended has nothing to cancel, with what the database suggests instead", () => {
+    const ended = toWebhooksError(
+      { code: "55000", message: "delivery 3a7f2c91 has already ended", hint: "Only pending deliveries can be cancelled; redeliver it to send it again." },
+      "cancel delivery 3a7f2c91",
+    );
+    expect(ended.kind).toBe("already_ended");
+    expect(cancelDeliveryError(ended)).toBe("This delivery has already ended, so there is nothing to cancel. Only pending deliveries can be cancelled; redeliver it to send it again.");
+  });
+
+  it("says a delivery that is not yours cannot be cancelled, without telling whether it exists", () => {
+    const hidden = toWebhooksError({ code: "42501", message: "delivery x does not exist or you are not an active ADMIN of its company" });
+    expect(cancelDeliveryError(hidden)).toBe("You cannot cancel this delivery: it does not exist or is not yours to manage.");
+    expect(cancelDeliveryError(new Error("network down"))).toBe("network down");
   });
 });
 
@@ -144,10 +166,64 @@ describe("headers as sent", () => {
 });
 
 describe("formatting", () => {
-  it("says what state an endpoint is in", () => {
-    expect(endpointState({ is_active: true, disabled_reason: null, disabled_at: null, failing_since: null })).toMatchObject({ label: "Active" });
-    expect(endpointState({ is_active: true, disabled_reason: null, disabled_at: null, failing_since: "2026-11-29T10:00:00Z" })).toMatchObject({ label: "Failing", tone: "warn" });
-    expect(endpointState({ is_active: false, disabled_reason: "HTTP 410 Gone", disabled_at: null, failing_since: null })).toMatchObject({ label: "Disabled", detail: "HTTP 410 Gone" });
+  const now = new Date("2026-11-29T14:05:00Z");
+  const active = { is_active: true, disabled_reason: null, disabled_at: null };
+  const health = {
+    state: "healthy", consecutive_failures: 0, failing_since: null, circuit_opened_at: null, next_probe_at: null,
+    last_status: 200, last_error: null, last_attempt_at: "2026-11-29T14:00:00Z",
+  } as const;
+  const at = (iso: string) => formatMoment(iso, now);
+
+  it("says an endpoint is healthy, or failing since when and how many times in a row", () => {
+    expect(endpointState(active, health, now)).toEqual({ label: "Healthy", detail: null, tone: "ok" });
+    const failing = { ...health, state: "failing", consecutive_failures: 3, failing_since: "2026-11-29T14:02:00Z", last_status: 503 } as const;
+    expect(endpointState(active, failing, now)).toEqual({ label: "Failing", detail: `Failing since ${at("2026-11-29T14:02:00Z")} — 3 consecutive failures`, tone: "warn" });
+    expect(endpointState(active, { ...failing, consecutive_failures: 1 }, now).detail).toMatch(/— 1 consecutive failure$/);
+    // A 4xx ends the run (the endpoint is up) but not the failing streak.
+    expect(endpointState(active, { ...failing, consecutive_failures: 0 }, now).detail).toBe(`Failing since ${at("2026-11-29T14:02:00Z")}`);
+  });
+
+  it("says since when a circuit is open, when the next probe goes, and that deliveries wait without spending attempts", () => {
+    const open = {
+      ...health, state: "circuit_open", consecutive_failures: 10, failing_since: "2026-11-29T13:50:00Z",
+      circuit_opened_at: "2026-11-29T14:02:00Z", next_probe_at: "2026-11-29T14:12:00Z", last_status: 503,
+    } as const;
+    expect(endpointState(active, open, now)).toEqual({
+      label: "Circuit open",
+      detail: `Circuit open since ${at("2026-11-29T14:02:00Z")} — next probe at ${at("2026-11-29T14:12:00Z")} (deliveries wait without spending attempts)`,
+      tone: "bad",
+    });
+    // The probe's time has come (it goes with the next due delivery, or is under way).
+    expect(endpointState(active, { ...open, next_probe_at: "2026-11-29T14:04:00Z" }, now).detail).toContain(`— probe due since ${at("2026-11-29T14:04:00Z")} (`);
+  });
+
+  it("says a disabled endpoint is disabled, with the reason and since when, whatever its health says", () => {
+    const disabled = { is_active: false, disabled_reason: "the endpoint answered 410 Gone", disabled_at: "2026-11-29T14:01:00Z" };
+    expect(endpointState(disabled, { ...health, state: "disabled" }, now)).toEqual({
+      label: "Disabled", detail: `the endpoint answered 410 Gone (since ${at("2026-11-29T14:01:00Z")})`, tone: "bad",
+    });
+    expect(endpointState({ ...disabled, disabled_reason: null, disabled_at: null }, undefined, now).detail).toBe("no reason given");
+    // Health not loaded yet: active, nothing more claimed.
+    expect(endpointState(active, undefined, now)).toEqual({ label: "Active", detail: null, tone: "info" });
+  });
+
+  it("says times of today by the clock alone, other days with their date", () => {
+    expect(formatMoment("2026-11-29T09:30:15Z", now)).toBe(new Date("2026-11-29T09:30:15Z").toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" }));
+    expect(formatMoment("2026-11-27T09:30:15Z", now)).toContain("2026");
+    expect(formatMoment(null, now)).toBe("—");
+    expect(formatTime("infinity")).toBe("not scheduled");
+  });
+
+  it("says the last attempt's status, and its error only when that says more", () => {
+    expect(lastOutcome({ last_status: null, last_error: null, last_attempt_at: null })).toEqual({ status: "—", error: null });
+    expect(lastOutcome({ last_status: 503, last_error: "HTTP 503", last_attempt_at: "2026-11-29T14:00:00Z" })).toEqual({ status: "503", error: null });
+    expect(lastOutcome({ last_status: null, last_error: "connection refused", last_attempt_at: "2026-11-29T14:00:00Z" })).toEqual({ status: "no response", error: "connection refused" });
+    expect(lastOutcome(undefined)).toEqual({ status: "—", error: null });
+  });
+
+  it("says in one sentence what each delivery order promises", () => {
+    expect(DELIVERY_ORDERS.ordered.promise).toMatch(/one at a time, in the order they were committed/);
+    expect(Object.keys(DELIVERY_ORDERS)).toEqual(["parallel", "ordered"]);
   });
 
   it("writes rates and local times the inputs read back", () => {

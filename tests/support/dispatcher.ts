@@ -3,9 +3,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { dispatcherWorkerCommand } from "../../scripts/lib/services.mjs";
 
-export async function startDispatcher({ dbUrl, allowedTargets }: { dbUrl: string; allowedTargets: string[] }) {
+export async function startDispatcher({ dbUrl, allowedTargets, env = {} }: { dbUrl: string; allowedTargets: string[]; env?: Record<string, string> }) {
   const worker = dispatcherWorkerCommand({
-    env: { ...process.env, SUPABASE_DB_URL: dbUrl, WEBHOOK_ALLOWED_TARGETS: allowedTargets.join(","), NO_COLOR: "1" },
+    env: { ...process.env, ...env, SUPABASE_DB_URL: dbUrl, WEBHOOK_ALLOWED_TARGETS: allowedTargets.join(","), NO_COLOR: "1" },
     workerId: "portal-test-worker",
   });
   const child: ChildProcess = spawn(worker.cmd, worker.args, { cwd: worker.cwd, env: worker.env, stdio: ["ignore", "pipe", "pipe"] });

@@ -21,6 +21,7 @@ export async function startReceiver() {
   const secrets = new Map<string, string[]>();
   const received: Received[] = [];
   let status = 200;
+  const statusOf = new Map<string, number>();
   const server = http.createServer((req, res) => {
     let body = "";
     req.setEncoding("utf8");
@@ -37,7 +38,7 @@ export async function startReceiver() {
         }
       });
       received.push({ path, id: headers["webhook-id"] ?? "", body, signature: headers["webhook-signature"] ?? "", verifiedWith });
-      res.writeHead(status, { "content-type": "text/html" });
+      res.writeHead(statusOf.get(path) ?? status, { "content-type": "text/html" });
       res.end(HOSTILE_BODY);
     });
   });
@@ -51,8 +52,10 @@ export async function startReceiver() {
     trust(path: string, ...keys: string[]) {
       secrets.set(path, keys);
     },
-    answer(next: number) {
-      status = next;
+    /** Answer every request with this status from now on, or only those to `path`. */
+    answer(next: number, path?: string) {
+      if (path === undefined) status = next;
+      else statusOf.set(path, next);
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

@@ -3,7 +3,7 @@
 // the portal and the API say the same thing.
 import { URL_RULES, WebhooksError } from "../../errors.ts";
 
-export type EndpointField = "url" | "triggerType" | "description";
+export type EndpointField = "url" | "triggerType" | "description" | "deliveryOrder";
 
 export interface FormError {
   /** The field to show it next to; null for the form as a whole. */
@@ -38,6 +38,31 @@ export function endpointFormError(error: unknown): FormError {
   if (error.constraint === "webhooks_description_length") {
     return { field: "description", message: "Description must be at most 500 characters." };
   }
+  if (error.constraint === "webhooks_delivery_order_valid") {
+    return { field: "deliveryOrder", message: "Delivery order must be parallel or ordered." };
+  }
   if (error.code === "23502" && /"url"/.test(error.message)) return { field: "url", message: "URL is required." };
   return { field: null, message: error.message };
+}
+
+/**
+ * The database's answer to cancelling a delivery, in plain words: cancel_webhook_delivery
+ * refuses one that has already ended (55000, kind "already_ended"), and says with its hint
+ * what to do instead.
+ */
+export function cancelDeliveryError(error: unknown): string {
+  if (error instanceof WebhooksError) {
+    switch (error.kind) {
+      case "already_ended":
+        return `This delivery has already ended, so there is nothing to cancel. ${error.hint ?? "Only pending deliveries can be cancelled; redeliver it to send it again."}`;
+      case "permission_denied":
+      case "not_found":
+        return "You cannot cancel this delivery: it does not exist or is not yours to manage.";
+      case "unauthenticated":
+        return "You are signed out. Sign in again to cancel.";
+      default:
+        break;
+    }
+  }
+  return error instanceof Error ? error.message : String(error);
 }

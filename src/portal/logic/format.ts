@@ -1,8 +1,10 @@
 // Words and numbers as the portal shows them.
-import type { EndpointStats, Webhook } from "../../client.ts";
+import type { DeliveryOrder, EndpointHealth, Webhook } from "../../client.ts";
 
 export function formatTime(iso: string | null | undefined): string {
   if (!iso) return "—";
+  // Postgres's 'infinity': a delivery held back (its turn has not come), never a real time.
+  if (iso === "infinity") return "not scheduled";
   const time = new Date(iso);
   return Number.isNaN(time.getTime()) ? iso : time.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
 }
@@ -22,28 +24,93 @@ export function formatDuration(ms: number | null | undefined): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
-export interface EndpointState {
-  /** Short label: Active, Failing, Disabled. */
-  label: "Active" | "Failing" | "Disabled";
-  /** One line of detail, or null. */
+/** A time said briefly: the clock time alone when it is today (local), else the date too. */
+export function formatMoment(iso: string | null | undefined, now: Date = new Date()): string {
+  if (!iso) return "—";
+  const time = new Date(iso);
+  if (Number.isNaN(time.getTime())) return iso;
+  const sameDay = time.toDateString() === now.toDateString();
+  return sameDay
+    ? time.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" })
+    : time.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+/** What public.webhook_endpoint_health says about an endpoint (the columns the portal shows). */
+export type HealthFacts = Pick<
+  EndpointHealth,
+  "state" | "consecutive_failures" | "failing_since" | "circuit_opened_at" | "next_probe_at" | "last_status" | "last_error" | "last_attempt_at"
+>;
+
+export interface EndpointStateText {
+  /** Short label, the health view's state in words. "Active" only while the health is not known. */
+  label: "Healthy" | "Failing" | "Circuit open" | "Disabled" | "Active";
+  /** One sentence of detail, or null. */
   detail: string | null;
-  tone: "ok" | "warn" | "bad";
+  tone: "ok" | "warn" | "bad" | "info";
 }
 
-export function endpointState(webhook: Pick<Webhook, "is_active" | "disabled_reason" | "disabled_at" | "failing_since">): EndpointState {
-  if (!webhook.is_active) {
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
+/**
+ * An endpoint's state in plain words, from its webhook row (active, why it was disabled)
+ * and its row of public.webhook_endpoint_health (failing, circuit open, next probe).
+ */
+export function endpointState(
+  webhook: Pick<Webhook, "is_active" | "disabled_reason" | "disabled_at">,
+  health: HealthFacts | null | undefined,
+  now: Date = new Date(),
+): EndpointStateText {
+  const at = (iso: string | null) => formatMoment(iso, now);
+  if (!webhook.is_active || health?.state === "disabled") {
     const reason = webhook.disabled_reason ?? "no reason given";
-    return { label: "Disabled", detail: `${reason}${webhook.disabled_at ? ` (since ${formatTime(webhook.disabled_at)})` : ""}`, tone: "bad" };
+    return { label: "Disabled", detail: `${reason}${webhook.disabled_at ? ` (since ${at(webhook.disabled_at)})` : ""}`, tone: "bad" };
   }
-  if (webhook.failing_since) {
-    return { label: "Failing", detail: `failing since ${formatTime(webhook.failing_since)}`, tone: "warn" };
+  if (!health) return { label: "Active", detail: null, tone: "info" };
+  switch (health.state) {
+    case "circuit_open": {
+      const probe = health.next_probe_at;
+      const next = probe === null ? "" : Date.parse(probe) > now.getTime() ? ` — next probe at ${at(probe)}` : ` — probe due since ${at(probe)}`;
+      return {
+        label: "Circuit open",
+        detail: `Circuit open since ${at(health.circuit_opened_at)}${next} (deliveries wait without spending attempts)`,
+        tone: "bad",
+      };
+    }
+    case "failing":
+      return {
+        label: "Failing",
+        detail: `Failing since ${at(health.failing_since)}${health.consecutive_failures > 0 ? ` — ${plural(health.consecutive_failures, "consecutive failure", "consecutive failures")}` : ""}`,
+        tone: "warn",
+      };
+    default:
+      return { label: "Healthy", detail: null, tone: "ok" };
   }
-  return { label: "Active", detail: null, tone: "ok" };
 }
 
-export function lastStatus(stats: Pick<EndpointStats, "last_status" | "last_attempt_at"> | undefined): string {
-  if (!stats || stats.last_attempt_at === null) return "—";
-  return stats.last_status === null ? "no response" : String(stats.last_status);
+/** The last attempt of an endpoint: its HTTP status (or "no response"), and the error when it says more than the status. */
+export function lastOutcome(health: Pick<HealthFacts, "last_status" | "last_error" | "last_attempt_at"> | null | undefined): { status: string; error: string | null } {
+  if (!health || health.last_attempt_at === null) return { status: "—", error: null };
+  const status = health.last_status === null ? "no response" : String(health.last_status);
+  const error = health.last_error && health.last_error !== `HTTP ${health.last_status}` ? health.last_error : null;
+  return { status, error };
+}
+
+/** How an endpoint receives its deliveries, in a sentence (public.webhooks.delivery_order). */
+export const DELIVERY_ORDERS: Record<DeliveryOrder, { label: string; promise: string }> = {
+  parallel: {
+    label: "Parallel",
+    promise: "Deliveries go out side by side, up to the endpoint's limit; a retry can arrive after a newer event.",
+  },
+  ordered: {
+    label: "Ordered",
+    promise:
+      "Each process's events arrive one at a time, in the order they were committed: the next is not sent until the previous one has succeeded, failed for good or been cancelled.",
+  },
+};
+
+/** The first 8 characters of a delivery id: enough to tell deliveries apart on one screen. */
+export function shortId(id: string): string {
+  return id.slice(0, 8);
 }
 
 /** A datetime-local input's value for an instant, in the browser's time zone. */

@@ -5,7 +5,7 @@ import { useId, useState } from "react";
 import type { DeliveryListItem, DeliveryState, Webhook, WebhookTriggerType } from "../../client.ts";
 import { DeliveryStateBadge, ErrorMessage, Loading } from "../components.tsx";
 import { PortalLink, useLoad, usePortal } from "../context.tsx";
-import { formatTime, fromLocalInput, toLocalInput } from "../logic/format.ts";
+import { formatTime, fromLocalInput, shortId, toLocalInput } from "../logic/format.ts";
 import { currentCursor, FIRST_PAGE, hasNewer, newer, older, pageNumber, type Pager } from "../logic/pager.ts";
 import { STATES, type LogFilter } from "../logic/route.ts";
 
@@ -164,6 +164,15 @@ export function DeliveryLog({
   );
 }
 
+/** "waiting for delivery 3a7f2c91", linking to it: the delivery of its ordering key that goes first (public.waiting_for). */
+export function WaitingFor({ id }: { id: string }) {
+  return (
+    <>
+      waiting for <PortalLink to={{ page: "delivery", id }}>{`delivery ${shortId(id)}`}</PortalLink>
+    </>
+  );
+}
+
 function DeliveryTable({ items, urls, title }: { items: DeliveryListItem[]; urls: Map<string, string>; title: string }) {
   if (items.length === 0) return <p>No deliveries match.</p>;
   return (
@@ -194,7 +203,15 @@ function DeliveryTable({ items, urls, title }: { items: DeliveryListItem[]; urls
               </td>
               <td>{d.attempt_count}</td>
               <td>{d.last_status ?? (d.last_error ? "error" : "—")}</td>
-              <td>{d.state === "pending" ? formatTime(d.next_attempt_at) : formatTime(d.completed_at)}</td>
+              <td>
+                {d.state !== "pending" ? (
+                  formatTime(d.completed_at)
+                ) : d.waiting_for ? (
+                  <WaitingFor id={d.waiting_for} />
+                ) : (
+                  formatTime(d.next_attempt_at)
+                )}
+              </td>
             </tr>
           ))}
         </tbody>

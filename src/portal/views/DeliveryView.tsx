@@ -1,12 +1,16 @@
-// One delivery: its state, the payload as sent, the headers as sent (derived, signature
-// redacted), and every attempt with status, duration, response body and error.
-// Redeliver sends the same event again as a new delivery.
+// One delivery: its state (and, on an ordered endpoint, the delivery it waits for), the
+// payload as sent, the headers as sent (derived, signature redacted), and every attempt
+// with status, duration, response body and error. Redeliver sends the same event again as
+// a new delivery; cancel ends a pending one (e.g. the head of an ordered key that keeps
+// failing, so that the ones behind it go).
 import { useState } from "react";
 import type { DeliveryWithAttempts, WebhookDeliveryAttempt } from "../../client.ts";
-import { CodeBlock, DeliveryStateBadge, ErrorMessage, Loading } from "../components.tsx";
+import { CodeBlock, ConfirmDialog, DeliveryStateBadge, ErrorMessage, Loading } from "../components.tsx";
 import { isNotVisible, PortalLink, useLoad, usePortal } from "../context.tsx";
+import { cancelDeliveryError } from "../logic/form-errors.ts";
 import { formatDuration, formatTime } from "../logic/format.ts";
 import { headersAsSent } from "../logic/headers.ts";
+import { WaitingFor } from "./DeliveriesView.tsx";
 import { NotFound } from "./NotFound.tsx";
 
 export function DeliveryView({ id }: { id: string }) {
@@ -37,6 +41,9 @@ function DeliveryDetails({ delivery, onChange }: { delivery: DeliveryWithAttempt
   const [redelivered, setRedelivered] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [confirmCancel, setConfirmCancel] = useState(false);
+  const [cancelled, setCancelled] = useState(false);
+  const [cancelError, setCancelError] = useState<string | null>(null);
   const endpoint = useLoad(
     () => (delivery.webhook_id ? api.getWebhook(delivery.webhook_id) : Promise.resolve(null)),
     `delivery-endpoint-${delivery.webhook_id ?? "none"}`,
@@ -54,6 +61,23 @@ function DeliveryDetails({ delivery, onChange }: { delivery: DeliveryWithAttempt
       setError(err);
     } finally {
       setBusy(false);
+    }
+  };
+
+  const cancel = async () => {
+    setBusy(true);
+    setCancelError(null);
+    setCancelled(false);
+    try {
+      await api.cancelDelivery(delivery.id);
+      setCancelled(true);
+    } catch (err) {
+      report(err);
+      setCancelError(cancelDeliveryError(err));
+    } finally {
+      setConfirmCancel(false);
+      setBusy(false);
+      onChange(); // what it is now, cancelled or not
     }
   };
 
@@ -82,10 +106,34 @@ function DeliveryDetails({ delivery, onChange }: { delivery: DeliveryWithAttempt
         <dd>{delivery.event.trigger_type}</dd>
         <dt>Created</dt>
         <dd>{formatTime(delivery.created_at)}</dd>
+        {delivery.waiting_for ? (
+          <>
+            <dt>Waiting</dt>
+            <dd>
+              <WaitingFor id={delivery.waiting_for} />
+              <div className="swp-muted">
+                Its endpoint receives these events in order: this one goes when that one has succeeded, failed for good or
+                been cancelled.
+              </div>
+            </dd>
+          </>
+        ) : null}
         <dt>{delivery.state === "pending" ? "Next attempt" : "Completed"}</dt>
-        <dd>{formatTime(delivery.state === "pending" ? delivery.next_attempt_at : delivery.completed_at)}</dd>
+        <dd>
+          {delivery.state !== "pending"
+            ? formatTime(delivery.completed_at)
+            : delivery.waiting_for
+              ? "when the delivery it waits for has ended"
+              : formatTime(delivery.next_attempt_at)}
+        </dd>
         <dt>Attempts</dt>
         <dd>{delivery.attempt_count}</dd>
+        {delivery.state === "cancelled" && delivery.last_error ? (
+          <>
+            <dt>Why cancelled</dt>
+            <dd className="swp-pre-wrap">{delivery.last_error}</dd>
+          </>
+        ) : null}
         {delivery.redelivery_of ? (
           <>
             <dt>Redelivery of</dt>
@@ -100,7 +148,38 @@ function DeliveryDetails({ delivery, onChange }: { delivery: DeliveryWithAttempt
         <button type="button" onClick={redeliver} disabled={busy || !delivery.webhook_id}>
           Redeliver
         </button>
+        {delivery.state === "pending" ? (
+          <button type="button" className="swp-danger" onClick={() => setConfirmCancel(true)} disabled={busy}>
+            Cancel delivery…
+          </button>
+        ) : null}
       </div>
+      {cancelled ? (
+        <p className="swp-notice" role="status">
+          Cancelled: it is not sent again.
+        </p>
+      ) : null}
+      {cancelError ? (
+        <p className="swp-error" role="alert">
+          {cancelError}
+        </p>
+      ) : null}
+      {/* Stays mounted while open even if the delivery ends meanwhile (the page refreshes itself). */}
+      <ConfirmDialog
+        open={confirmCancel}
+        title="Cancel this delivery?"
+        confirmLabel="Cancel delivery"
+        dismissLabel="Keep it"
+        danger
+        busy={busy}
+        onCancel={() => setConfirmCancel(false)}
+        onConfirm={cancel}
+      >
+        <p>
+          It is not attempted again (an attempt already under way still finishes and is logged). On an ordered endpoint, the
+          next delivery of the same process goes at once. You can redeliver it later.
+        </p>
+      </ConfirmDialog>
       {redelivered ? (
         <p className="swp-notice" role="status">
           Sent again as a new delivery: <PortalLink to={{ page: "delivery", id: redelivered }}>{redelivered}</PortalLink>

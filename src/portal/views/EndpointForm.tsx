@@ -2,13 +2,15 @@
 // about (endpointFormError), and nothing is created or changed.
 import { useId, useState } from "react";
 import type { FormEvent } from "react";
-import type { Webhook, WebhookTriggerType } from "../../client.ts";
+import type { DeliveryOrder, Webhook, WebhookTriggerType } from "../../client.ts";
+import { DELIVERY_ORDERS } from "../logic/format.ts";
 import { endpointFormError, type FormError } from "../logic/form-errors.ts";
 
 export interface EndpointFormValues {
   url: string;
   triggerType: string;
   description: string;
+  deliveryOrder: DeliveryOrder;
 }
 
 export function EndpointForm({
@@ -18,7 +20,7 @@ export function EndpointForm({
   onSubmit,
   onCancel,
 }: {
-  initial?: Pick<Webhook, "url" | "trigger_type" | "description">;
+  initial?: Pick<Webhook, "url" | "trigger_type" | "description" | "delivery_order">;
   triggerTypes: WebhookTriggerType[];
   submitLabel: string;
   onSubmit: (values: EndpointFormValues) => Promise<void>;
@@ -29,6 +31,7 @@ export function EndpointForm({
     url: initial?.url ?? "",
     triggerType: initial?.trigger_type ?? triggerTypes.find((t) => t.name !== "WEBHOOK_TEST")?.name ?? triggerTypes[0]?.name ?? "",
     description: initial?.description ?? "",
+    deliveryOrder: initial?.delivery_order ?? "parallel",
   });
   const [error, setError] = useState<FormError | null>(null);
   const [busy, setBusy] = useState(false);
@@ -110,6 +113,34 @@ export function EndpointForm({
         />
         {fieldError("description")}
       </div>
+      <fieldset className="swp-field swp-choices" aria-describedby={described("deliveryOrder")}>
+        <legend>Delivery order</legend>
+        {(Object.keys(DELIVERY_ORDERS) as DeliveryOrder[]).map((order) => (
+          <div key={order} className="swp-choice">
+            <input
+              id={`${id}-order-${order}`}
+              type="radio"
+              name="deliveryOrder"
+              value={order}
+              checked={values.deliveryOrder === order}
+              onChange={() => setValues({ ...values, deliveryOrder: order })}
+              aria-describedby={`${id}-order-${order}-hint`}
+            />
+            <label htmlFor={`${id}-order-${order}`}>{DELIVERY_ORDERS[order].label}</label>
+            <p id={`${id}-order-${order}-hint`} className="swp-hint">
+              {DELIVERY_ORDERS[order].promise}
+            </p>
+          </div>
+        ))}
+        {initial && initial.delivery_order !== values.deliveryOrder ? (
+          <p className="swp-hint" role="status">
+            {values.deliveryOrder === "ordered"
+              ? "Applies to deliveries created from now on; those already pending keep going side by side."
+              : "Every delivery held back for its turn is released at once."}
+          </p>
+        ) : null}
+        {fieldError("deliveryOrder")}
+      </fieldset>
       {error && error.field === null ? (
         <p className="swp-error" role="alert">
           {error.message}

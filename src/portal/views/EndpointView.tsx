@@ -1,12 +1,13 @@
-// One endpoint: what it is, its state, its last 24 hours (figures and a chart), and
-// everything an ADMIN can do with it: edit, enable/disable, send a test event, reveal,
-// copy and rotate the secret, replay since a time, delete; and its latest deliveries.
+// One endpoint: what it is, its state (public.webhook_endpoint_health, refreshed as it
+// changes), its delivery order, its last 24 hours (figures and a chart), and everything an
+// ADMIN can do with it: edit, enable/disable, send a test event, reveal, copy and rotate
+// the secret, replay since a time, delete; and its latest deliveries.
 import { useState } from "react";
 import type { Webhook } from "../../client.ts";
-import { ConfirmDialog, CopyButton, ErrorMessage, Loading, StateBadge } from "../components.tsx";
+import { ConfirmDialog, CopyButton, ErrorMessage, LastOutcome, Loading, StateBadge } from "../components.tsx";
 import { isNotVisible, PortalLink, useLoad, usePortal } from "../context.tsx";
 import { windowStart } from "../logic/chart.ts";
-import { formatRate, formatTime, fromLocalInput, lastStatus, toLocalInput } from "../logic/format.ts";
+import { DELIVERY_ORDERS, formatRate, formatTime, fromLocalInput, toLocalInput } from "../logic/format.ts";
 import { DeliveryLog } from "./DeliveriesView.tsx";
 import { EndpointForm } from "./EndpointForm.tsx";
 import { NotFound } from "./NotFound.tsx";
@@ -46,6 +47,9 @@ function EndpointDetails({
   const [notice, setNotice] = useState<string | null>(null);
   const [sentTest, setSentTest] = useState<string | null>(null);
   const types = useLoad(() => api.listTriggerTypes(), "trigger-types");
+  // Health changes by itself (the dispatcher's attempts): refreshed while the page is open,
+  // and at once after anything done here.
+  const health = useLoad(() => api.getEndpointHealth(webhook.id), `health-${webhook.id}-${webhook.updated_at}`, pollIntervalMs);
 
   const act = async (what: string, action: () => Promise<unknown>, done?: string) => {
     setBusy(true);
@@ -76,7 +80,17 @@ function EndpointDetails({
         <dd>{webhook.trigger_type}</dd>
         <dt>State</dt>
         <dd>
-          <StateBadge webhook={webhook} />
+          <StateBadge webhook={webhook} health={health.data} />
+          <ErrorMessage error={health.error} what="Could not load the endpoint's health" />
+        </dd>
+        <dt>Last attempt</dt>
+        <dd>
+          {health.data?.last_attempt_at ? <LastOutcome health={health.data} withTime /> : health.data ? "none yet" : "—"}
+        </dd>
+        <dt>Delivery order</dt>
+        <dd>
+          {DELIVERY_ORDERS[webhook.delivery_order].label}
+          <div className="swp-muted">{DELIVERY_ORDERS[webhook.delivery_order].promise}</div>
         </dd>
         <dt>Created</dt>
         <dd>{formatTime(webhook.created_at)}</dd>
@@ -96,6 +110,7 @@ function EndpointDetails({
               ...(values.url !== webhook.url ? { url: values.url } : {}),
               ...(values.triggerType !== webhook.trigger_type ? { triggerType: values.triggerType } : {}),
               ...(description !== webhook.description ? { description } : {}),
+              ...(values.deliveryOrder !== webhook.delivery_order ? { deliveryOrder: values.deliveryOrder } : {}),
             };
             if (Object.keys(changes).length > 0) await api.updateWebhook(webhook.id, changes);
             setEditing(false);
@@ -105,7 +120,14 @@ function EndpointDetails({
         />
       ) : (
         <div className="swp-actions" role="group" aria-label="Endpoint actions">
-          <button type="button" onClick={() => setEditing(true)} disabled={busy || !types.data}>
+          <button
+            type="button"
+            onClick={() => {
+              setNotice(null); // a notice of an earlier action must not read as this edit's
+              setEditing(true);
+            }}
+            disabled={busy || !types.data}
+          >
             Edit
           </button>
           {webhook.is_active ? (
@@ -206,10 +228,6 @@ function Last24Hours({ webhookId, pollIntervalMs }: { webhookId: string; pollInt
             <dd>{loaded.data.stats?.deliveries ?? 0}</dd>
             <dt>Success rate</dt>
             <dd>{formatRate(loaded.data.stats?.success_rate)}</dd>
-            <dt>Last status</dt>
-            <dd>{lastStatus(loaded.data.stats)}</dd>
-            <dt>Last attempt</dt>
-            <dd>{formatTime(loaded.data.stats?.last_attempt_at)}</dd>
           </dl>
           <OutcomeChart rows={loaded.data.hours} now={loaded.data.now} title="Deliveries per hour by outcome" />
         </>

@@ -1,18 +1,24 @@
-// The company's endpoints: state, last status, and the last 24 hours at a glance.
-import type { EndpointStats, Webhook } from "../../client.ts";
-import { ErrorMessage, Loading, StateBadge } from "../components.tsx";
+// The company's endpoints: state (public.webhook_endpoint_health: healthy, failing, circuit
+// open, disabled), the last attempt's status, and the last 24 hours at a glance.
+import type { EndpointStats, WebhookWithHealth } from "../../client.ts";
+import { ErrorMessage, LastOutcome, Loading, StateBadge } from "../components.tsx";
 import { PortalLink, useLoad, usePortal } from "../context.tsx";
-import { formatRate, lastStatus } from "../logic/format.ts";
+import { DELIVERY_ORDERS, formatRate } from "../logic/format.ts";
 import { EndpointForm } from "./EndpointForm.tsx";
 
 export function EndpointsView({ notice }: { notice?: string | null }) {
   const { api, pollIntervalMs } = usePortal();
   const loaded = useLoad(
-    async () => {
-      const [webhooks, stats] = await Promise.all([api.listWebhooks(), api.endpointStats()]);
-      return { webhooks, stats: new Map(stats.map((s) => [s.webhook_id, s])) };
-    },
+    // The endpoints and their health in one request (the health view embedded), cheap
+    // enough to refresh at the portal's pace: a circuit opens and closes within seconds.
+    () => api.listWebhooksWithHealth(),
     "endpoints",
+    pollIntervalMs,
+  );
+  // The last 24 hours read every delivery of the window: less often.
+  const figures = useLoad(
+    async () => new Map((await api.endpointStats()).map((s) => [s.webhook_id, s])),
+    "endpoint-figures",
     pollIntervalMs * 5,
   );
 
@@ -31,12 +37,20 @@ export function EndpointsView({ notice }: { notice?: string | null }) {
       ) : null}
       {loaded.loading && !loaded.data ? <Loading what="endpoints" /> : null}
       <ErrorMessage error={loaded.error} what="Could not load the endpoints" />
-      {loaded.data ? <EndpointTable webhooks={loaded.data.webhooks} stats={loaded.data.stats} /> : null}
+      <ErrorMessage error={figures.error} what="Could not load the last 24 hours' figures" />
+      {loaded.data ? <EndpointTable webhooks={loaded.data} stats={figures.data} /> : null}
     </section>
   );
 }
 
-function EndpointTable({ webhooks, stats }: { webhooks: Webhook[]; stats: Map<string, EndpointStats> }) {
+function EndpointTable({
+  webhooks,
+  stats,
+}: {
+  webhooks: WebhookWithHealth[];
+  /** Undefined while the figures load. */
+  stats: Map<string, EndpointStats> | undefined;
+}) {
   if (webhooks.length === 0) {
     return <p>No endpoints yet. Create one to start receiving events.</p>;
   }
@@ -49,14 +63,14 @@ function EndpointTable({ webhooks, stats }: { webhooks: Webhook[]; stats: Map<st
             <th scope="col">Endpoint</th>
             <th scope="col">Trigger type</th>
             <th scope="col">State</th>
-            <th scope="col">Last status</th>
+            <th scope="col">Last attempt</th>
             <th scope="col">Success rate (24 h)</th>
             <th scope="col">Deliveries (24 h)</th>
           </tr>
         </thead>
         <tbody>
           {webhooks.map((w) => {
-            const s = stats.get(w.id);
+            const s = stats?.get(w.id);
             return (
               <tr key={w.id}>
                 <th scope="row">
@@ -65,13 +79,18 @@ function EndpointTable({ webhooks, stats }: { webhooks: Webhook[]; stats: Map<st
                   </PortalLink>
                   {w.description ? <div className="swp-muted swp-description">{w.description}</div> : null}
                 </th>
-                <td>{w.trigger_type}</td>
                 <td>
-                  <StateBadge webhook={w} />
+                  {w.trigger_type}
+                  {w.delivery_order === "ordered" ? <div className="swp-muted">{DELIVERY_ORDERS.ordered.label} delivery</div> : null}
                 </td>
-                <td>{lastStatus(s)}</td>
+                <td>
+                  <StateBadge webhook={w} health={w.health} />
+                </td>
+                <td>
+                  <LastOutcome health={w.health} />
+                </td>
                 <td>{formatRate(s?.success_rate)}</td>
-                <td>{s ? s.deliveries : 0}</td>
+                <td>{s ? s.deliveries : stats ? 0 : "—"}</td>
               </tr>
             );
           })}
@@ -99,6 +118,7 @@ export function NewEndpointView() {
               url: values.url,
               triggerType: values.triggerType,
               description: values.description.trim() === "" ? null : values.description,
+              deliveryOrder: values.deliveryOrder,
             });
             navigate({ page: "endpoint", id: created.id });
           }}

@@ -344,6 +344,12 @@ export interface E2E {
   dispatcher(options: DispatcherOptions): Promise<Dispatcher>;
   /** Aborted when the test ends, before receivers close: handlers that hang wait on it. */
   ending: AbortSignal;
+  /**
+   * Sets scheduling settings every dispatcher shares (private.webhook_settings, e.g.
+   * endpoint_concurrency or the circuit knobs) for this test; restored when it ends.
+   * The e2e files run one at a time, so no other test sees them.
+   */
+  settings(values: Record<string, number | boolean>): Promise<void>;
 }
 
 /** A database a test brings along instead of DB_URL (e.g. a cluster it may restart). */
@@ -377,6 +383,7 @@ export function e2eTest(name: string, fn: (t: E2E) => Promise<void>, options: E2
       const companies: string[] = [];
       const receivers: Receiver[] = [];
       const dispatchers: Dispatcher[] = [];
+      let savedSettings: Record<string, unknown> | null = null;
       const t: E2E = {
         sql,
         tag,
@@ -408,6 +415,19 @@ export function e2eTest(name: string, fn: (t: E2E) => Promise<void>, options: E2
           dispatchers.push(d);
           return d;
         },
+        async settings(values) {
+          if (savedSettings === null) {
+            const [row] = await sql`select * from private.webhook_settings`;
+            savedSettings = Object.fromEntries(Object.keys(values).map((k) => [k, row[k]]));
+          }
+          for (const [key, value] of Object.entries(values)) {
+            if (!(key in savedSettings)) {
+              const [row] = await sql`select * from private.webhook_settings`;
+              savedSettings[key] = row[key];
+            }
+            await sql`update private.webhook_settings set ${sql({ [key]: value })}`;
+          }
+        },
       };
 
       let failed = false;
@@ -421,6 +441,7 @@ export function e2eTest(name: string, fn: (t: E2E) => Promise<void>, options: E2
         try {
           ending.abort();
           await Promise.all(dispatchers.map((d) => d.stop()));
+          if (savedSettings !== null) await sql`update private.webhook_settings set ${sql(savedSettings)}`;
           await Promise.all(receivers.map((r) => r.close()));
           const ours = sql.array(companies);
           if (failed) {

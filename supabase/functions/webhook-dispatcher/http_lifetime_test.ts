@@ -47,7 +47,6 @@ e2eTest(
         WEBHOOK_LEASE_SECONDS: "30",
         // One attempt at a time, 400 ms each: 20 take 8 s, longer than the worker lives.
         WEBHOOK_CONCURRENCY: "1",
-        WEBHOOK_ENDPOINT_CONCURRENCY: "1",
       },
     });
     // The worker booted before it said it was ready: its life ends no later than this.

@@ -9,8 +9,10 @@
 // Configuration is environment only; see README "Dispatcher configuration".
 import { ConfigError, type DispatcherConfig, parseConfig } from "../_shared/dispatch/config.ts";
 import { DispatchEngine } from "../_shared/dispatch/engine.ts";
+import { DispatcherMetrics } from "../_shared/dispatch/metrics.ts";
 import { connectDatabase, createPgStore } from "../_shared/dispatch/pg_store.ts";
 import { abortOnUnload, createHttpHandler } from "./http_handler.ts";
+import { serveMetrics } from "./metrics_server.ts";
 import { startWorker } from "./worker.ts";
 
 const mode = Deno.args.includes("--worker") ? "worker" : "http";
@@ -47,30 +49,31 @@ function refuseEveryRequest() {
   );
 }
 
-/** The database pool and the engine over it. */
+/** The database pool and the engine over it; the metrics see every attempt. */
 function connect(config: DispatcherConfig) {
-  const sql = connectDatabase(config.dbUrl!, Math.max(2, Math.ceil(config.concurrency / 25) + 1), {
-    caCert: config.dbCaCert,
-  });
+  // The claim loop and the result writer each hold a connection; worker mode's LISTEN
+  // and /metrics another.
+  const sql = connectDatabase(config.dbUrl!, 4, { caCert: config.dbCaCert });
+  const metrics = new DispatcherMetrics();
   const engine = new DispatchEngine({
     store: createPgStore(sql, { workerId: config.workerId, disableAfterHours: config.disableAfterHours }),
     config,
+    observer: metrics,
   });
-  return { sql, engine };
+  return { sql, engine, metrics };
 }
 
 function runWorker(config: DispatcherConfig) {
-  const { sql, engine } = connect(config);
-  const worker = startWorker({
-    engine,
-    sql,
-    budgetMs: config.workerBudgetMs,
-    log: (m) => console.log(`[${config.workerId}] ${m}`),
-  });
+  const { sql, engine, metrics } = connect(config);
+  const log = (m: string) => console.log(`[${config.workerId}] ${m}`);
+  const worker = startWorker({ engine, sql, log });
+  const metricsServer = config.metrics && serveMetrics({ engine, metrics, sql, ...config.metrics, log });
+  if (config.metrics) log(`metrics on http://${config.metrics.hostname}:${config.metrics.port}/metrics`);
   console.log(`[${config.workerId}] webhook dispatcher worker started`);
   const shutdown = async () => {
     console.log(`[${config.workerId}] stopping: finishing in-flight attempts`);
     await worker.stop();
+    await metricsServer?.shutdown();
     await sql.end({ timeout: 5 });
     console.log(`[${config.workerId}] stopped`);
     Deno.exit(0);

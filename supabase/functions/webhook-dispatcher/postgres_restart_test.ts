@@ -43,9 +43,10 @@ e2eTest(
 
     // Slow on purpose (2 requests at a time, 10 per batch: ~100 a second) so each outage
     // lands in the middle of the work, with a batch in flight.
+    await t.settings({ endpoint_concurrency: 2 });
     const worker = await t.dispatcher({
       allowedTargets: [receiver.target],
-      env: { WEBHOOK_ENDPOINT_CONCURRENCY: "2", WEBHOOK_BATCH_SIZE: "10" },
+      env: { WEBHOOK_BATCH_SIZE: "10" },
     });
     let workerExited = false;
     worker.exited.then(() => (workerExited = true));

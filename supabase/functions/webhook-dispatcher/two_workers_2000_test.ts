@@ -33,9 +33,12 @@ e2eTest("two workers, 2,000 deliveries to 5 endpoints: each webhook-id arrives o
   for (let i = 0; i < ENDPOINTS; i++) {
     hooks.push(await t.webhook(company, `${receiver.origin}/line-${i}`, "PROCESS_CREATED"));
   }
+  // 20 requests at once per worker, 5 x 10 for the endpoints: neither worker alone can use
+  // every endpoint's cap, so both stay busy (the first to fill its slots hands off).
+  const env = { WEBHOOK_CONCURRENCY: "20" };
   const workers = await Promise.all([
-    t.dispatcher({ allowedTargets: [receiver.target] }),
-    t.dispatcher({ allowedTargets: [receiver.target] }),
+    t.dispatcher({ allowedTargets: [receiver.target], env }),
+    t.dispatcher({ allowedTargets: [receiver.target], env }),
   ]);
 
   // One transaction: 400 PROCESS_CREATED events, 2,000 deliveries, one NOTIFY for both workers.

@@ -1,74 +1,49 @@
-// Worker mode, for local and self-hosted use: a long-running process that LISTENs for
-// new deliveries, drains as soon as something commits, sleeps until the next retry is
-// due (or a lease expires), and on SIGTERM/SIGINT finishes in-flight attempts and hands
-// unstarted ones back before exiting.
+// Worker mode, for local and self-hosted use: a long-running process around the
+// engine's claim loop. It LISTENs for new deliveries (a committing transaction NOTIFYs
+// when no dispatcher is awake), the loop sleeps until the next retry is due, and on
+// SIGTERM/SIGINT attempts in flight finish and are recorded before it exits. A database
+// outage stops the loop; the worker starts it again a second later.
 import type postgres from "postgres";
-import type { DispatchEngine, DrainCounts } from "../_shared/dispatch/engine.ts";
+import { type DispatchEngine, type DrainCounts, emptyCounts } from "../_shared/dispatch/engine.ts";
 
 export interface WorkerDeps {
-  engine: Pick<DispatchEngine, "drain">;
+  engine: Pick<DispatchEngine, "run" | "poke" | "totals">;
   sql: postgres.Sql;
-  /** Budget of one drain round (DispatcherConfig.workerBudgetMs): covers one attempt. */
-  budgetMs: number;
   log?: (message: string) => void;
+  /** How often the worker logs what it delivered since the last line (when anything). */
+  reportEveryMs?: number;
 }
 
 export interface Worker {
   /** Resolves when the worker has stopped. */
   done: Promise<void>;
-  /** Graceful stop: in-flight attempts finish, unstarted ones are released. */
+  /** Graceful stop: attempts in flight finish and are recorded. */
   stop(): Promise<void>;
-  /** Totals since start. */
-  counts: DrainCounts;
 }
 
-/** Longest sleep between checks when nothing is announced: a safety net for lost NOTIFYs. */
-const MAX_IDLE_MS = 5_000;
-
-export function startWorker({ engine, sql, budgetMs, log = console.log }: WorkerDeps): Worker {
+export function startWorker({ engine, sql, log = console.log, reportEveryMs = 5_000 }: WorkerDeps): Worker {
   const stopping = new AbortController();
-  const counts: DrainCounts = { claimed: 0, succeeded: 0, failed: 0, retried: 0, blocked: 0, released: 0 };
-  let wake: () => void = () => {};
-  let woken = false;
-  const poke = () => {
-    woken = true;
-    wake();
-  };
-  stopping.signal.addEventListener("abort", poke);
 
-  async function msUntilNextDue(): Promise<number> {
-    const [row] = await sql<{ ms: number | null }[]>`
-      select extract(epoch from (min(next_attempt_at) - now())) * 1000 as ms
-        from public.webhook_deliveries
-       where state = 'pending'
-    `;
-    return row?.ms === null || row?.ms === undefined ? MAX_IDLE_MS : Math.max(0, Math.min(Number(row.ms), MAX_IDLE_MS));
-  }
+  let reported: DrainCounts = emptyCounts();
+  const report = () => {
+    const now = engine.totals;
+    if (now.claimed === reported.claimed) return;
+    const d = (k: keyof DrainCounts) => now[k] - reported[k];
+    log(
+      `delivered: ${d("succeeded")} ok, ${d("retried")} to retry, ${d("failed")} failed, ${d("blocked")} blocked, ${
+        d("released")
+      } handed back`,
+    );
+    reported = { ...now };
+  };
 
   async function loop() {
-    const listener = await sql.listen("webhook_deliveries", poke);
+    const listener = await sql.listen("webhook_deliveries", () => engine.poke());
+    const reporting = setInterval(report, reportEveryMs);
     try {
       while (!stopping.signal.aborted) {
-        woken = false;
         try {
-          const batch = await engine.drain({ budgetMs, signal: stopping.signal });
-          for (const key of Object.keys(counts) as (keyof DrainCounts)[]) counts[key] += batch[key];
-          if (batch.claimed > 0) {
-            log(
-              `delivered: ${batch.succeeded} ok, ${batch.retried} to retry, ${batch.failed} failed, ${batch.blocked} blocked, ${batch.released} handed back`,
-            );
-            continue;
-          }
-          const idle = await msUntilNextDue();
-          if (idle > 0 && !woken && !stopping.signal.aborted) {
-            await new Promise<void>((resolve) => {
-              const timer = setTimeout(resolve, idle);
-              wake = () => {
-                clearTimeout(timer);
-                resolve();
-              };
-            });
-          }
+          await engine.run({ signal: stopping.signal });
         } catch (error) {
           // Postgres restarting or unreachable: keep the process, retry shortly. Nothing
           // is lost: leases expire and the outbox is durable.
@@ -77,6 +52,8 @@ export function startWorker({ engine, sql, budgetMs, log = console.log }: Worker
         }
       }
     } finally {
+      clearInterval(reporting);
+      report();
       await listener.unlisten().catch(() => {});
     }
   }
@@ -84,7 +61,6 @@ export function startWorker({ engine, sql, budgetMs, log = console.log }: Worker
   const done = loop();
   return {
     done,
-    counts,
     async stop() {
       stopping.abort();
       await done;

@@ -1,13 +1,15 @@
--- private.claim_due_deliveries: leases, batch limits, per-endpoint cap, lease expiry,
--- argument validation, and the signing secrets it hands to the dispatcher.
+-- private.claim_due_deliveries: leases, batch limits, the per-endpoint cap (the setting
+-- private.webhook_settings.endpoint_concurrency, counted over the leases in flight), the
+-- order (the endpoint that waited longest first, each endpoint's oldest first), lease
+-- expiry, argument validation, and the signing secrets it hands to the dispatcher.
 --
 -- Inside one transaction now() does not move and row locks taken by this transaction do
--- not block it, so SKIP LOCKED cannot be shown here (a two-connection test does that).
--- Exclusivity is shown through the lease instead: a claimed delivery is not due again
--- until its lease expires, whoever asks. Expiry is simulated by moving the lease into
--- the past as the superuser.
+-- not block it, so SKIP LOCKED cannot be shown here (tests/outbox/claim-skips-locked-rows
+-- does that on two connections). Exclusivity is shown through the lease instead: a claimed
+-- delivery is not due again until its lease expires, whoever asks. Time passing (a lease
+-- running out) is tests.time_passes, which moves every stored instant back at once.
 begin;
-select plan(46);
+select plan(47);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://one.example.com/hook') as hook_one \gset
@@ -33,8 +35,10 @@ select throws_ok($$select * from private.claim_due_deliveries('w', 10, 0)$$,
   '22023', 'lease_seconds must be between 1 and 3600, got 0', 'lease_seconds 0 is refused');
 select throws_ok($$select * from private.claim_due_deliveries('w', 10, 3601)$$,
   '22023', 'lease_seconds must be between 1 and 3600, got 3601', 'lease_seconds 3601 is refused');
-select throws_ok($$select * from private.claim_due_deliveries('w', 10, 60, 0)$$,
-  '22023', 'per_webhook_limit must be at least 1 (or null for no limit), got 0', 'per_webhook_limit 0 is refused');
+-- The cap per endpoint is the database's setting, the same for every dispatcher: no caller passes its own.
+select throws_ok($$select * from private.claim_due_deliveries('w', 10, 60, 1)$$,
+  '42883', 'function private.claim_due_deliveries(unknown, integer, integer, integer) does not exist',
+  'a claim takes no per-call cap (endpoint_concurrency is the cap)');
 -- The batch size and the lease are the dispatcher's settings: no default here could disagree.
 select throws_ok($$select * from private.claim_due_deliveries('w')$$,
   '42883', 'function private.claim_due_deliveries(unknown) does not exist', 'batch_size has no default');
@@ -76,7 +80,8 @@ insert into claims select 'again', * from private.claim_due_deliveries('worker-1
 select is((select count(*)::integer from claims where call = 'again'), 0,
   'nor does the same worker: a leased delivery is not due');
 
--- New work goes to whoever asks next, never twice.
+-- New work goes to whoever asks next, never twice (30 s later).
+select tests.time_passes('30 seconds');
 select private.enqueue_webhook_event(:'company_a', 'PROCESS_REVISED', '{"n": 2}') as event_2 \gset
 insert into claims select 'third', * from private.claim_due_deliveries('worker-2', 10, 60);
 select set_eq(
@@ -88,79 +93,86 @@ select is(
   'no delivery was handed out twice');
 
 -- Lease expiry ----------------------------------------------------------------------
-select delivery_id as expiring from claims where call = 'first' and webhook_id = :'hook_one' \gset
-update public.webhook_deliveries
-   set next_attempt_at = now() - interval '1 second', lease_expires_at = now() - interval '1 second'
- where id = :'expiring';
-
+-- 31 s later the first claim's leases (60 s) have run out, worker-2's (30 s younger) not.
+select tests.time_passes('31 seconds');
 insert into claims select 'after-expiry', * from private.claim_due_deliveries('worker-3', 10, 30);
-select set_eq($$select delivery_id from claims where call = 'after-expiry'$$,
-  format('values (%L::uuid)', :'expiring'),
-  'a delivery whose lease expired is claimable again, and only that one');
-select is((select attempt_number from claims where call = 'after-expiry'), 2,
-  'its attempt_number is now 2');
+select set_eq($$select event_id from claims where call = 'after-expiry'$$,
+  format('values (%L::uuid), (%L::uuid)', :'event_1', :'event_1'),
+  'deliveries whose lease expired are claimable again, and only those');
+select is((select array_agg(distinct attempt_number) from claims where call = 'after-expiry'), array[2],
+  'their attempt_number is now 2');
 select results_eq(
-  format($$select lease_owner, lease_expires_at, attempt_count from public.webhook_deliveries where id = %L$$, :'expiring'),
-  $$values ('worker-3'::text, now() + interval '30 seconds', 2)$$,
+  format($$select lease_owner, lease_expires_at, attempt_count from public.webhook_deliveries where event_id = %L$$, :'event_1'),
+  $$values ('worker-3'::text, now() + interval '30 seconds', 2), ('worker-3'::text, now() + interval '30 seconds', 2)$$,
   'the new worker holds the lease for its own lease_seconds');
 
--- Only pending work is claimed.
-update public.webhook_deliveries
-   set next_attempt_at = now() - interval '1 second', lease_expires_at = now() - interval '1 second'
- where event_id = :'event_1';
+-- Only pending work is claimed: the endpoints are looked at (their ready_at has come), but
+-- one delivery of each is closed and the other is due in a minute.
 update public.webhook_deliveries
    set state = 'succeeded', next_attempt_at = null, completed_at = now(), lease_owner = null, lease_expires_at = null
  where event_id = :'event_1';
-update public.webhook_deliveries set next_attempt_at = now() + interval '1 minute' where event_id = :'event_2';
+update public.webhook_deliveries set next_attempt_at = now() + interval '1 minute', lease_owner = null, lease_expires_at = null
+ where event_id = :'event_2';
+update private.webhook_endpoints set ready_at = now() - interval '1 second' where webhook_id in (:'hook_one', :'hook_two');
 select is((select count(*)::integer from private.claim_due_deliveries('worker-4', 50, 60)), 0,
   'closed deliveries and deliveries due in the future are not claimed');
 
--- Oldest due first, and batch_size ------------------------------------------------------
+-- Longest-waiting endpoint first, each endpoint's oldest first, and batch_size ------------
 delete from public.webhook_deliveries;
 delete from public.webhook_events;
 truncate claims;
 
 select count(private.enqueue_webhook_event(:'company_a', 'PROCESS_REVISED', jsonb_build_object('n', n))) as enqueued
   from generate_series(1, 3) n \gset
--- 6 deliveries; make them due at distinct times, oldest = n 3 then n 2 then n 1.
+-- 6 deliveries; make them due at distinct times, oldest = n 3 then n 2 then n 1; and
+-- hook_two has waited longer than hook_one (its new work was announced 10 minutes earlier).
 update public.webhook_deliveries d
    set next_attempt_at = now() - make_interval(mins => (e.payload -> 'data' ->> 'n')::integer)
   from public.webhook_events e
  where e.id = d.event_id;
+update private.webhook_endpoint_signals set created_at = now() - interval '10 minutes' where webhook_id = :'hook_two';
 
 insert into claims select 'batch-1', * from private.claim_due_deliveries('worker-1', 4, 60);
 select is((select count(*)::integer from claims where call = 'batch-1'), 4, 'batch_size caps a claim (4 of 6)');
-select set_eq($$select (payload -> 'data' ->> 'n')::integer from claims where call = 'batch-1'$$,
-  $$values (3), (2)$$,
-  'the oldest due deliveries are claimed first');
+select set_eq($$select webhook_id, (payload -> 'data' ->> 'n')::integer from claims where call = 'batch-1'$$,
+  format('values (%L::uuid, 3), (%L::uuid, 2), (%L::uuid, 1), (%L::uuid, 3)', :'hook_two', :'hook_two', :'hook_two', :'hook_one'),
+  'the endpoint that waited longest is served first, then the next one, each its oldest due deliveries first');
 insert into claims select 'batch-2', * from private.claim_due_deliveries('worker-1', 4, 60);
 select is((select count(*)::integer from claims where call = 'batch-2'), 2, 'the next claim gets the remaining 2');
-select set_eq($$select (payload -> 'data' ->> 'n')::integer from claims where call = 'batch-2'$$,
-  $$values (1)$$,
-  'which are the newest');
+select set_eq($$select webhook_id, (payload -> 'data' ->> 'n')::integer from claims where call = 'batch-2'$$,
+  format('values (%L::uuid, 2), (%L::uuid, 1)', :'hook_one', :'hook_one'),
+  'which are the newest of the endpoint that was cut short');
 select is((select count(*)::integer from private.claim_due_deliveries('worker-1', 4, 60)), 0,
   'then nothing is left');
 
--- per_webhook_limit -----------------------------------------------------------------
-update public.webhook_deliveries set next_attempt_at = now() - interval '1 second', lease_expires_at = null, lease_owner = null;
+-- endpoint_concurrency: the cap counts leases in flight, across claims ------------------
+select tests.time_passes('61 seconds');  -- every lease above has run out
 truncate claims;
+update private.webhook_settings set endpoint_concurrency = 2;
 
-insert into claims select 'capped', * from private.claim_due_deliveries('worker-1', 10, 60, 1);
-select is((select count(*)::integer from claims where call = 'capped'), 2,
-  'per_webhook_limit 1 with two endpoints: two deliveries');
-select is((select count(distinct webhook_id)::integer from claims where call = 'capped'), 2,
-  'one per endpoint');
-select is(
-  (select count(*)::integer from public.webhook_deliveries where lease_owner is null and next_attempt_at <= now()), 4,
-  'the rest are left unleased and due');
-insert into claims select 'capped-2', * from private.claim_due_deliveries('worker-2', 10, 60, 2);
+insert into claims select 'capped', * from private.claim_due_deliveries('worker-1', 10, 60);
 select results_eq(
-  $$select webhook_id, count(*)::integer from claims where call = 'capped-2' group by webhook_id order by webhook_id$$,
+  $$select webhook_id, count(*)::integer from claims where call = 'capped' group by webhook_id order by webhook_id$$,
   format('values (%L::uuid, 2), (%L::uuid, 2)', least(:'hook_one'::uuid, :'hook_two'::uuid), greatest(:'hook_one'::uuid, :'hook_two'::uuid)),
-  'per_webhook_limit 2: at most two per endpoint');
+  'endpoint_concurrency 2 with two endpoints of 3 due deliveries each: two per endpoint');
+select is(
+  (select count(*)::integer from public.webhook_deliveries where lease_expires_at < now() and next_attempt_at <= now()), 2,
+  'the rest are left due (under their expired leases)');
+select is((select count(*)::integer from private.claim_due_deliveries('worker-2', 10, 60)), 0,
+  'another claim gets nothing while both endpoints are at their cap');
+select is(
+  private.record_delivery_results('worker-1', (select jsonb_agg(jsonb_build_object(
+    'delivery_id', delivery_id, 'attempt_number', attempt_number, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 5))
+    from (select * from claims where call = 'capped' and webhook_id = :'hook_one' limit 1) c), interval '5 days'),
+  1, 'one of hook_one''s requests ends');
+insert into claims select 'capped-2', * from private.claim_due_deliveries('worker-2', 10, 60);
+select set_eq($$select webhook_id from claims where call = 'capped-2'$$,
+  format('values (%L::uuid)', :'hook_one'),
+  'the freed slot is filled: one more for hook_one, none for hook_two');
 select is(
   (select count(*)::integer from claims a join claims b on a.delivery_id = b.delivery_id and a.call < b.call), 0,
   'the capped claims never overlap');
+update private.webhook_settings set endpoint_concurrency = 10;
 
 -- Signing secrets -------------------------------------------------------------------
 delete from public.webhook_deliveries;
@@ -183,7 +195,7 @@ select tests.authenticate_as_service_role();
 select public.rotate_webhook_secret(:'hook_one') as hook_one_new_secret \gset
 select tests.clear_authentication();
 
-update public.webhook_deliveries set next_attempt_at = now() - interval '1 second', lease_expires_at = null, lease_owner = null;
+select tests.time_passes('61 seconds');
 insert into claims select 'secrets-2', * from private.claim_due_deliveries('worker-1', 50, 60);
 select is((select secrets from claims where call = 'secrets-2' and webhook_id = :'hook_one'),
   array[:'hook_one_new_secret', :'hook_one_secret'],
@@ -192,7 +204,7 @@ select is(array_length((select secrets from claims where call = 'secrets-2' and 
   'the other endpoint still has one');
 
 update private.webhook_secrets set previous_secret_expires_at = now() - interval '1 second' where webhook_id = :'hook_one';
-update public.webhook_deliveries set next_attempt_at = now() - interval '1 second', lease_expires_at = null, lease_owner = null;
+select tests.time_passes('61 seconds');
 insert into claims select 'secrets-3', * from private.claim_due_deliveries('worker-1', 50, 60);
 select is((select secrets from claims where call = 'secrets-3' and webhook_id = :'hook_one'),
   array[:'hook_one_new_secret'],
@@ -201,7 +213,7 @@ select is((select attempt_number from claims where call = 'secrets-3' and webhoo
   'every claim counted one more attempt');
 
 -- Who may claim -----------------------------------------------------------------------
-update public.webhook_deliveries set next_attempt_at = now() - interval '1 second', lease_expires_at = null, lease_owner = null;
+select tests.time_passes('61 seconds');
 
 select tests.authenticate_as_anon();
 select throws_ok($$select * from private.claim_due_deliveries('anon-worker', 50, 60)$$,
@@ -214,7 +226,7 @@ select is((select count(*)::integer from private.claim_due_deliveries('service-w
 select tests.clear_authentication();
 
 -- Deliveries of an endpoint disabled meanwhile are cancelled, so never claimed.
-update public.webhook_deliveries set next_attempt_at = now() - interval '1 second', lease_expires_at = null, lease_owner = null;
+select tests.time_passes('61 seconds');
 update public.webhooks set is_active = false where id = :'hook_two';
 select set_eq($$select webhook_id from private.claim_due_deliveries('worker-5', 50, 60)$$,
   format('values (%L::uuid)', :'hook_one'),

@@ -1,6 +1,6 @@
 -- private.record_delivery_results and the delivery life cycle: success, retry, exhaustion,
--- blocked targets, stale workers, the attempts log, endpoint health (410 Gone, continuous
--- failure), release_deliveries, and what disabling or deleting an endpoint does to its work
+-- blocked targets, stale workers, the attempts log, endpoint health (the failing streak in
+-- private.webhook_endpoints.failing_since, 410 Gone, continuous failure), release_deliveries, and what disabling or deleting an endpoint does to its work
 -- (cancelled, never dropped), or deleting its whole company (everything goes with it, also
 -- deliveries created earlier in the same transaction).
 begin;
@@ -48,7 +48,7 @@ select results_eq(
              from public.webhook_delivery_attempts where delivery_id = %L$$, :'delivery_ok'),
   format($$values (%L::uuid, 1, 'succeeded'::public.webhook_attempt_outcome, 200, 120, 'thanks'::text, null::text, 'worker-1'::text)$$, :'company_a'),
   'the attempt is logged with status, duration, body and worker');
-select is((select failing_since from public.webhooks where id = :'hook_main'), null,
+select is((select failing_since from private.webhook_endpoints where webhook_id = :'hook_main'), null,
   'a healthy endpoint has no failing streak');
 
 -- Failure, retried, then exhausted --------------------------------------------------
@@ -74,12 +74,12 @@ select results_eq(
              from public.webhook_delivery_attempts where delivery_id = %L$$, :'delivery_retry'),
   $$values (4096, 2000, 'failed'::public.webhook_attempt_outcome, 500, 35)$$,
   'the logged response body is truncated to 4096 characters, the error to 2000');
-select is((select failing_since from public.webhooks where id = :'hook_main'), now(),
+select is((select failing_since from private.webhook_endpoints where webhook_id = :'hook_main'), now(),
   'the first failure starts the endpoint''s failing streak');
 select is((select count(*)::integer from private.claim_due_deliveries('worker-1', 10, 60)), 0,
   'a rescheduled delivery is not due before its next attempt');
 
-update public.webhook_deliveries set next_attempt_at = now() - interval '1 second' where id = :'delivery_retry';
+select tests.time_passes('5 minutes');
 insert into claims select 'retry-2', * from private.claim_due_deliveries('worker-1', 10, 60);
 select is((select attempt_number from claims where call = 'retry-2'), 2, 'the retry is attempt 2');
 select is(
@@ -95,7 +95,7 @@ select results_eq(
 select is((select array_agg(attempt_number order by attempt_number) from public.webhook_delivery_attempts
             where delivery_id = :'delivery_retry'), array[1, 2],
   'both attempts are logged');
-select is((select failing_since from public.webhooks where id = :'hook_main'), now(),
+select is((select failing_since from private.webhook_endpoints where webhook_id = :'hook_main'), now() - interval '5 minutes',
   'the failing streak keeps its start');
 
 -- Blocked by the SSRF guard -----------------------------------------------------------
@@ -122,11 +122,10 @@ select results_eq(
 select private.enqueue_webhook_event(:'company_a', 'PROCESS_REVISED', '{"case": "stale"}') as event_stale \gset
 insert into claims select 'stale-1', * from private.claim_due_deliveries('worker-1', 10, 60);
 select delivery_id as delivery_stale from claims where call = 'stale-1' \gset
--- worker-1 stalls; its lease runs out and worker-2 takes the delivery over.
-update public.webhook_deliveries
-   set next_attempt_at = now() - interval '1 second', lease_expires_at = now() - interval '1 second'
- where id = :'delivery_stale';
+-- worker-1 stalls; its lease runs out and worker-2 takes the delivery over. (The blocked
+-- delivery is kept out of the way: its next attempt is an hour away.)
 update public.webhook_deliveries set next_attempt_at = now() + interval '1 hour' where id = :'delivery_blocked';
+select tests.time_passes('61 seconds');
 insert into claims select 'stale-2', * from private.claim_due_deliveries('worker-2', 10, 60);
 select is((select attempt_number from claims where call = 'stale-2' and delivery_id = :'delivery_stale'), 2,
   'worker-2 took the delivery over as attempt 2');
@@ -157,7 +156,7 @@ select results_eq(
             where delivery_id = %L order by id$$, :'delivery_stale'),
   $$values ('worker-1'::text, 1, 'succeeded'::public.webhook_attempt_outcome, 200), ('worker-2', 1, 'failed', 500), ('worker-2', 2, 'succeeded', 204)$$,
   'every attempt is logged, stale ones included: they happened');
-select is((select failing_since from public.webhooks where id = :'hook_main'), null,
+select is((select failing_since from private.webhook_endpoints where webhook_id = :'hook_main'), null,
   'a success ends the failing streak');
 
 select is(
@@ -172,19 +171,20 @@ select is((select count(*)::integer from public.webhook_delivery_attempts where 
 select private.enqueue_webhook_event(:'company_a', 'PROCESS_REVISED', '{"case": "streak"}') as event_streak \gset
 insert into claims select 'streak-1', * from private.claim_due_deliveries('worker-1', 10, 60);
 select delivery_id as delivery_streak from claims where call = 'streak-1' \gset
-update public.webhooks set failing_since = now() - interval '4 days' where id = :'hook_main';
+update private.webhook_endpoints set failing_since = now() - interval '4 days' where webhook_id = :'hook_main';
 select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
     'delivery_id', :'delivery_streak', 'attempt_number', 1, 'outcome', 'failed', 'status', 502, 'duration_ms', 3,
     'next_attempt_at', now() - interval '1 second')), interval '5 days'),
   1, 'a failure four days into a streak is applied');
 select results_eq(
-  format($$select is_active, failing_since from public.webhooks where id = %L$$, :'hook_main'),
+  format($$select w.is_active, e.failing_since from public.webhooks w join private.webhook_endpoints e on e.webhook_id = w.id
+             where w.id = %L$$, :'hook_main'),
   $$values (true, now() - interval '4 days')$$,
   'four days of failures (disable_after 5 days): still active, streak unchanged');
 
 insert into claims select 'streak-2', * from private.claim_due_deliveries('worker-1', 10, 60);
-update public.webhooks set failing_since = now() - interval '6 days' where id = :'hook_main';
+update private.webhook_endpoints set failing_since = now() - interval '6 days' where webhook_id = :'hook_main';
 select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
     'delivery_id', :'delivery_streak', 'attempt_number', 2, 'outcome', 'failed', 'status', 502, 'duration_ms', 3,
@@ -208,12 +208,12 @@ select results_eq(
 
 -- A custom disable_after.
 update public.webhooks set is_active = true where id = :'hook_main';
-select is((select failing_since from public.webhooks where id = :'hook_main'), null,
+select is((select failing_since from private.webhook_endpoints where webhook_id = :'hook_main'), null,
   're-enabling an endpoint clears its streak');
 select private.enqueue_webhook_event(:'company_a', 'PROCESS_REVISED', '{"case": "custom"}') as event_custom \gset
 insert into claims select 'custom', * from private.claim_due_deliveries('worker-1', 10, 60);
 select delivery_id as delivery_custom from claims where call = 'custom' \gset
-update public.webhooks set failing_since = now() - interval '2 hours' where id = :'hook_main';
+update private.webhook_endpoints set failing_since = now() - interval '2 hours' where webhook_id = :'hook_main';
 select is(
   private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(
     'delivery_id', :'delivery_custom', 'attempt_number', 1, 'outcome', 'failed', 'status', 500, 'duration_ms', 3,

@@ -218,3 +218,32 @@ end;
 $$;
 
 grant execute on function tests.error_constraint(text) to anon, authenticated, service_role;
+
+-- Time passes, as seen by the outbox: every stored instant that schedules or ages work
+-- (due times, leases, endpoint readiness, health, circuit and probe times, signals) moves
+-- back by `by`. Inside a test transaction now() stands still, so this is how a test lets a
+-- lease run out, a retry come due or a probe interval elapse without touching one column
+-- of one row by hand (which would leave the rest of the state inconsistent). Parked ordered
+-- deliveries ('infinity') stay parked.
+create or replace function tests.time_passes(by interval)
+returns void
+language sql
+set search_path = ''
+as $$
+  update public.webhook_deliveries d
+     set next_attempt_at  = case when d.next_attempt_at = 'infinity' then d.next_attempt_at else d.next_attempt_at - by end,
+         lease_expires_at = d.lease_expires_at - by,
+         last_attempt_at  = d.last_attempt_at - by,
+         created_at       = d.created_at - by,
+         completed_at     = d.completed_at - by;
+  update private.webhook_endpoints e
+     set ready_at         = e.ready_at - by,
+         failing_since    = e.failing_since - by,
+         circuit_opened_at = e.circuit_opened_at - by,
+         next_probe_at    = e.next_probe_at - by,
+         last_attempt_at  = e.last_attempt_at - by,
+         last_success_at  = e.last_success_at - by;
+  update private.webhook_endpoint_signals s set created_at = s.created_at - by;
+$$;
+
+grant execute on function tests.time_passes(interval) to anon, authenticated, service_role;

@@ -2,7 +2,7 @@
 -- attempts) are read-only to the active ADMINs of their company and invisible to everyone
 -- else; only the machinery writes them.
 begin;
-select plan(41);
+select plan(42);
 
 -- The cast (tests.create_cast, helpers/setup.sql); the descriptions call its company A
 -- "Acme" and its company B "Globex".
@@ -148,8 +148,10 @@ select throws_ok('delete from public.webhook_deliveries',
   '42501', 'permission denied for table webhook_deliveries', 'an ADMIN cannot delete deliveries');
 select throws_ok('delete from public.webhook_delivery_attempts',
   '42501', 'permission denied for table webhook_delivery_attempts', 'an ADMIN cannot delete attempts');
-select throws_ok($$update public.webhooks set failing_since = null, disabled_reason = null$$,
-  '42501', 'permission denied for table webhooks', 'an ADMIN cannot rewrite the endpoint health bookkeeping');
+select throws_ok($$update public.webhooks set disabled_at = null, disabled_reason = null$$,
+  '42501', 'permission denied for table webhooks', 'an ADMIN cannot rewrite the disable bookkeeping');
+select throws_ok($$update private.webhook_endpoints set failing_since = null, consecutive_failures = 0, circuit_opened_at = null$$,
+  '42501', 'permission denied for table webhook_endpoints', 'nor the endpoint health the dispatcher keeps');
 select tests.clear_authentication();
 
 select tests.authenticate_as_anon();

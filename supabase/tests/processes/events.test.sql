@@ -147,11 +147,11 @@ delete from public.processes where id = :'quiet_process';
 select is((select count(*)::integer from public.webhook_events where company_id = :'company_q'), 0,
   'no events for a company with no endpoints');
 
--- One subscriber lookup per process write: the trigger asks lock_subscribed_webhooks once
+-- One subscriber lookup per process write: the trigger asks subscribed_webhooks once
 -- and hands what it found to the insert, whether anyone subscribes or not.
 set local track_functions = 'all';
 create function pg_temp.subscriber_lookups() returns bigint language sql as $$
-  select coalesce(pg_stat_get_xact_function_calls('private.lock_subscribed_webhooks(uuid, text)'::regprocedure), 0)
+  select coalesce(pg_stat_get_xact_function_calls('private.subscribed_webhooks(uuid, text)'::regprocedure), 0)
 $$;
 select pg_temp.subscriber_lookups() as lookups_before \gset
 insert into public.processes (company_id, name) values (:'company_a', 'Counted process');

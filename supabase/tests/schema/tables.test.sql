@@ -35,15 +35,13 @@ select fk_ok('public', 'webhooks', 'company_id', 'public', 'companies', 'id',
 select fk_ok('public', 'webhooks', 'trigger_type', 'public', 'webhook_trigger_types', 'name',
              'webhooks.trigger_type references webhook_trigger_types.name');
 select is(
-  (select array_agg(a.attname::text order by k.ord)
-     from pg_constraint c
-     cross join lateral unnest(c.conkey) with ordinality as k(attnum, ord)
-     join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.attnum
-    where c.conrelid = 'public.webhooks'::regclass
-      and c.conname = 'webhooks_company_trigger_url_key'
-      and c.contype = 'u'),
-  array['company_id', 'trigger_type', 'url'],
-  'webhooks_company_trigger_url_key is unique (company_id, trigger_type, url)'
+  (select pg_get_indexdef(i.indexrelid)
+     from pg_index i
+    where i.indrelid = 'public.webhooks'::regclass
+      and i.indexrelid = 'public.webhooks_company_trigger_url_key'::regclass
+      and i.indisunique),
+  $$CREATE UNIQUE INDEX webhooks_company_trigger_url_key ON public.webhooks USING btree (company_id, trigger_type, ((url || ''::text)))$$,
+  'webhooks_company_trigger_url_key is unique over (company_id, trigger_type, url), as an expression so url is no key column'
 );
 
 -- companies ----------------------------------------------------------------------------

@@ -2,16 +2,17 @@
 -- updated_at moves on every update and created_at never; disabling records when
 -- (disabled_at) and why (disabled_reason, 'disabled by an admin' unless a reason is
 -- given); editing a disabled webhook keeps both; re-enabling clears them and the failing
--- streak (failing_since).
+-- streak (private.webhook_endpoints.failing_since, where the endpoint's health lives).
 begin;
 select plan(6);
 
 select tests.create_company('Company A') as company_a \gset
 select tests.create_user('admin@a.test', :'company_a', 'ADMIN') as admin_a \gset
 
-insert into public.webhooks (company_id, trigger_type, url, created_at, updated_at, failing_since)
-values (:'company_a', 'PROCESS_DELETED', 'https://hooks.example/bookkeeping', '2000-01-01', '2000-01-01', '2000-01-03')
+insert into public.webhooks (company_id, trigger_type, url, created_at, updated_at)
+values (:'company_a', 'PROCESS_DELETED', 'https://hooks.example/bookkeeping', '2000-01-01', '2000-01-01')
 returning id as bookkeeping \gset
+update private.webhook_endpoints set failing_since = '2000-01-03' where webhook_id = :'bookkeeping';
 
 select tests.authenticate_as(:'admin_a');
 update public.webhooks set description = 'renamed' where id = :'bookkeeping';
@@ -40,7 +41,8 @@ select results_eq(
 
 update public.webhooks set is_active = true where id = :'bookkeeping';
 select results_eq(
-  format($$select is_active, disabled_at, disabled_reason, failing_since from public.webhooks where id = %L$$, :'bookkeeping'),
+  format($$select w.is_active, w.disabled_at, w.disabled_reason, e.failing_since
+             from public.webhooks w join private.webhook_endpoints e on e.webhook_id = w.id where w.id = %L$$, :'bookkeeping'),
   $$values (true, null::timestamptz, null::text, null::timestamptz)$$,
   're-enabling clears disabled_at, disabled_reason and failing_since'
 );

@@ -23,9 +23,8 @@ export const LEASE_SAFETY_MARGIN_MS = 5_000;
  * claimed again, in a loop. */
 export const START_WINDOW_MS = 1_000;
 
-/** Worker mode drains in rounds this long (it logs its counts between rounds), or of
- * one attempt plus the start window when the timeout is longer. */
-export const WORKER_ROUND_MS = 60_000;
+/** Requests in flight per dispatcher by default (WEBHOOK_CONCURRENCY). */
+export const DEFAULT_CONCURRENCY = 500;
 
 /** HTTP mode keeps this much of the worker's wall clock (WEBHOOK_WALL_CLOCK_MS) unused:
  * it covers recording the last results and the runtime's boot before our code runs. */
@@ -42,10 +41,10 @@ export interface DispatcherConfig {
   readonly timeoutMs: number;
   /** Within CLAIM_LIMITS.batchSize. */
   readonly batchSize: number;
-  /** Global cap on in-flight requests of this dispatcher. */
+  /** Requests in flight in this dispatcher, all endpoints together. Mostly sockets that
+   * wait on slow receivers, hence hundreds; each endpoint's own cap is the database's
+   * (private.webhook_settings.endpoint_concurrency), which holds across dispatchers. */
   readonly concurrency: number;
-  /** Cap on in-flight requests per endpoint, so one slow receiver cannot take every slot. */
-  readonly endpointConcurrency: number;
   /** Within CLAIM_LIMITS.leaseSeconds, and covers the timeout, the safety margin and the start window. */
   readonly leaseSeconds: number;
   /** Element i is the delay in seconds after attempt i+1 fails; attempts = length + 1 (see retry.ts). */
@@ -54,12 +53,11 @@ export interface DispatcherConfig {
   readonly disableAfterHours: number;
   /** Identifies this dispatcher in leases; WEBHOOK_WORKER_ID or a random one. */
   readonly workerId: string;
+  /** Worker mode: where to serve Prometheus metrics (GET /metrics); off when undefined. */
+  readonly metrics: { hostname: string; port: number } | undefined;
   /** HTTP mode: how long one request may keep claiming (Supabase allows 150 s wall clock).
    * Covers the timeout and the start window (checked unless the mode is `worker`). */
   readonly httpBudgetMs: number;
-  /** Worker mode: the budget of one drain round; covers the timeout and the start window. */
-  readonly workerBudgetMs: number;
-
   // Hosted Supabase: who may wake HTTP mode, how long its worker lives, how it connects.
   /** The bearer tokens HTTP mode accepts: WEBHOOK_DISPATCHER_TOKEN, every value of
    * SUPABASE_SECRET_KEYS, SUPABASE_SERVICE_ROLE_KEY. Required in HTTP mode. */
@@ -126,8 +124,13 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
 
   const timeoutMs = int("WEBHOOK_TIMEOUT_MS", 15_000, 100, 600_000);
   const batchSize = int("WEBHOOK_BATCH_SIZE", 50, CLAIM_LIMITS.batchSize.min, CLAIM_LIMITS.batchSize.max);
-  const concurrency = int("WEBHOOK_CONCURRENCY", 50, 1, 1_000);
-  const endpointConcurrency = int("WEBHOOK_ENDPOINT_CONCURRENCY", 10, 1, 1_000);
+  const concurrency = int("WEBHOOK_CONCURRENCY", DEFAULT_CONCURRENCY, 1, 5_000);
+  if (get("WEBHOOK_ENDPOINT_CONCURRENCY") !== undefined) {
+    problems.push(
+      "WEBHOOK_ENDPOINT_CONCURRENCY is gone: each endpoint's cap is private.webhook_settings.endpoint_concurrency, " +
+        "which holds across all dispatchers (update it in SQL and unset the variable)",
+    );
+  }
   const leaseSeconds = int("WEBHOOK_LEASE_SECONDS", 120, CLAIM_LIMITS.leaseSeconds.min, CLAIM_LIMITS.leaseSeconds.max);
   const httpBudgetMs = int("WEBHOOK_HTTP_BUDGET_MS", 100_000, 1_000, 3_600_000);
 
@@ -154,6 +157,11 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
         `plus ${START_WINDOW_MS / 1000} s to start sending: at least ${oneAttemptMs}`,
     );
   }
+
+  const metricsPort = get("WEBHOOK_METRICS_PORT") === undefined ? undefined : int("WEBHOOK_METRICS_PORT", 0, 1, 65_535);
+  const metrics = metricsPort === undefined || invalid.has("WEBHOOK_METRICS_PORT")
+    ? undefined
+    : { hostname: get("WEBHOOK_METRICS_HOSTNAME") ?? "127.0.0.1", port: metricsPort };
 
   // Hosted Supabase: wake-up keys, the worker's wall clock, the work per wake-up, TLS.
   const keyProblems = problems.length;
@@ -188,13 +196,12 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
     timeoutMs,
     batchSize,
     concurrency,
-    endpointConcurrency,
     leaseSeconds,
     retrySchedule: parseRetrySchedule(get("WEBHOOK_RETRY_SCHEDULE"), problems),
     disableAfterHours: parseDisableAfterHours(get("WEBHOOK_DISABLE_AFTER_HOURS"), problems),
     workerId: get("WEBHOOK_WORKER_ID") ?? `dispatcher-${crypto.randomUUID().slice(0, 8)}`,
     httpBudgetMs,
-    workerBudgetMs: Math.max(WORKER_ROUND_MS, oneAttemptMs),
+    metrics,
     wakeUpKeys,
     wallClockMs,
     httpMaxDeliveries,

@@ -28,8 +28,7 @@ Deno.test("config: an empty environment gives the documented defaults", () => {
   assert.equal(config.dbUrl, undefined);
   assert.equal(config.timeoutMs, 15_000);
   assert.equal(config.batchSize, 50);
-  assert.equal(config.concurrency, 50);
-  assert.equal(config.endpointConcurrency, 10);
+  assert.equal(config.concurrency, 500);
   assert.equal(config.leaseSeconds, 120);
   assert.deepEqual(config.retrySchedule, DEFAULT_RETRY_SCHEDULE_SECONDS);
   assert.deepEqual(config.retrySchedule, [5, 300, 1800, 7200, 18000, 36000, 36000]);
@@ -37,7 +36,6 @@ Deno.test("config: an empty environment gives the documented defaults", () => {
   assert.equal(config.allowedTargets.size, 0);
   assert.match(config.workerId, /^dispatcher-[0-9a-f]{8}$/);
   assert.equal(config.httpBudgetMs, 100_000);
-  assert.equal(config.workerBudgetMs, 60_000);
 });
 
 Deno.test("config: the HTTP-mode budget is checked like the other knobs", () => {
@@ -56,7 +54,6 @@ Deno.test("config: every knob is read", () => {
     WEBHOOK_TIMEOUT_MS: "2000",
     WEBHOOK_BATCH_SIZE: "7",
     WEBHOOK_CONCURRENCY: "8",
-    WEBHOOK_ENDPOINT_CONCURRENCY: "3",
     WEBHOOK_LEASE_SECONDS: "30",
     WEBHOOK_RETRY_SCHEDULE: " 0.5, 0 ,2",
     WEBHOOK_DISABLE_AFTER_HOURS: "1.5",
@@ -68,7 +65,6 @@ Deno.test("config: every knob is read", () => {
   assert.equal(config.timeoutMs, 2000);
   assert.equal(config.batchSize, 7);
   assert.equal(config.concurrency, 8);
-  assert.equal(config.endpointConcurrency, 3);
   assert.equal(config.leaseSeconds, 30);
   assert.deepEqual(config.retrySchedule, [0.5, 0, 2]);
   assert.equal(config.disableAfterHours, 1.5);
@@ -93,10 +89,7 @@ Deno.test("config: a bad retry schedule is named with the offending value", () =
 
 Deno.test("config: integers are checked for form and range", () => {
   assert.deepEqual(problemsOf({ WEBHOOK_BATCH_SIZE: "0" }), [outOfRange("WEBHOOK_BATCH_SIZE", 1, 1000, "0")]);
-  assert.deepEqual(problemsOf({ WEBHOOK_CONCURRENCY: "1.5" }), [outOfRange("WEBHOOK_CONCURRENCY", 1, 1000, "1.5")]);
-  assert.deepEqual(problemsOf({ WEBHOOK_ENDPOINT_CONCURRENCY: "ten" }), [
-    outOfRange("WEBHOOK_ENDPOINT_CONCURRENCY", 1, 1000, "ten"),
-  ]);
+  assert.deepEqual(problemsOf({ WEBHOOK_CONCURRENCY: "1.5" }), [outOfRange("WEBHOOK_CONCURRENCY", 1, 5000, "1.5")]);
   assert.deepEqual(problemsOf({ WEBHOOK_DISABLE_AFTER_HOURS: "0" }), [
     "WEBHOOK_DISABLE_AFTER_HOURS must be a positive number of hours, got '0'",
   ]);
@@ -181,16 +174,14 @@ Deno.test("config: the HTTP-mode budget covers one attempt and the start window;
   ]);
 });
 
-Deno.test("config: the worker's drain round is a minute, or one attempt and the start window when longer", () => {
-  const worker = (timeoutMs: number) =>
-    parseConfig(
-      { SUPABASE_DB_URL: "postgres://x/db", WEBHOOK_TIMEOUT_MS: String(timeoutMs), WEBHOOK_LEASE_SECONDS: "3600" },
-      { mode: "worker" },
-    ).workerBudgetMs;
-  assert.equal(worker(15_000), 60_000);
-  assert.equal(worker(59_000), 60_000);
-  assert.equal(worker(59_001), 60_001);
-  assert.equal(worker(600_000), 601_000);
+Deno.test("config: the per-endpoint cap is the database's; the old knob is refused with the fix", () => {
+  assert.deepEqual(problemsOf({ WEBHOOK_ENDPOINT_CONCURRENCY: "10" }), [
+    "WEBHOOK_ENDPOINT_CONCURRENCY is gone: each endpoint's cap is private.webhook_settings.endpoint_concurrency, " +
+    "which holds across all dispatchers (update it in SQL and unset the variable)",
+  ]);
+  assert.equal(parseConfig({ WEBHOOK_ENDPOINT_CONCURRENCY: "" }).concurrency, 500, "set but empty counts as unset");
+  assert.equal(parseConfig({ WEBHOOK_CONCURRENCY: "5000" }).concurrency, 5_000);
+  assert.deepEqual(problemsOf({ WEBHOOK_CONCURRENCY: "5001" }), [outOfRange("WEBHOOK_CONCURRENCY", 1, 5000, "5001")]);
 });
 
 Deno.test("config: a value that fails its own check is reported once, not judged again by the rules using it", () => {
@@ -241,6 +232,16 @@ Deno.test("config: allowed targets must be exactly host:port", () => {
       `WEBHOOK_ALLOWED_TARGETS entries must be host:port (e.g. 127.0.0.1:8080 or [::1]:8080), got '${bad}'`,
     ]);
   }
+});
+
+Deno.test("config: worker metrics are off unless a port is given; the port and hostname are checked", () => {
+  assert.equal(parseConfig({}).metrics, undefined);
+  assert.deepEqual(parseConfig({ WEBHOOK_METRICS_PORT: "9464" }).metrics, { hostname: "127.0.0.1", port: 9464 });
+  assert.deepEqual(
+    parseConfig({ WEBHOOK_METRICS_PORT: "9464", WEBHOOK_METRICS_HOSTNAME: "0.0.0.0" }).metrics,
+    { hostname: "0.0.0.0", port: 9464 },
+  );
+  assert.deepEqual(problemsOf({ WEBHOOK_METRICS_PORT: "0" }), [outOfRange("WEBHOOK_METRICS_PORT", 1, 65535, "0")]);
 });
 
 // ---------------------------------------------------------------------------------------

@@ -1,42 +1,48 @@
-// Dispatch core: claim due deliveries, send them concurrently under the
-// limiter, and record every attempt. It knows the database only through the
-// DeliveryStore interface (pg_store.ts in production, an in-memory double in
-// tests), and takes clock and randomness as parameters so tests control them.
+// Dispatch core: claim due deliveries, send them, record every attempt. It knows the
+// database only through the DeliveryStore interface (pg_store.ts), and takes clock and
+// randomness as parameters so tests control them.
 //
-// drain() is pipelined: while one claimed batch is still sending, the next is
-// claimed, and results are recorded as batches finish, by one writer that
-// coalesces whatever finished while its previous call was in flight. Waiting
-// for a whole batch (its slowest send, then the record call) before claiming
-// again left the HTTP slots idle most of the time.
+// One loop per process, one database call at a time. The loop never waits on its slowest
+// request: each step records whatever attempts have finished since the last one and, in
+// the same call, claims as much as it has free slots for (up to `concurrency` requests in
+// flight, all endpoints together), and starts every claimed delivery at once. Recording
+// is what frees an endpoint's slot in the database, so recording and claiming in one round
+// trip keeps a busy endpoint's slots filled. Per-endpoint caps, the circuit breaker and
+// ordered keys are the database's: a claim never returns more than an endpoint may take,
+// so nothing claimed waits in this process and no lease runs out in a queue.
 //
-// At-least-once: results are recorded after the sends. If the dispatcher dies
-// before that, the leases expire and another dispatcher sends again;
-// receivers deduplicate on webhook-id.
+// Going to sleep follows the outbox's wake-up protocol (see the scheduling migration):
+// when a claim finds nothing, the loop clears the heartbeat (goingIdle), waits until the
+// transactions that were in progress have ended, and claims once more; only then does
+// it sleep. A transaction that saw the heartbeat skipped its NOTIFY/pg_net wake-up, and
+// that last claim is what picks its deliveries up.
+//
+// At-least-once: results are recorded after the sends. If the dispatcher dies before
+// that, the leases expire and another dispatcher sends again; receivers deduplicate on
+// webhook-id.
 
-import { type DispatcherConfig, LEASE_SAFETY_MARGIN_MS } from "./config.ts";
-import { Limiter } from "./limiter.ts";
+import { type DispatcherConfig, LEASE_SAFETY_MARGIN_MS, START_WINDOW_MS } from "./config.ts";
 import { nextRetryDelaySeconds } from "../delivery/retry.ts";
 import { type AttemptResult, sendWebhook } from "../delivery/send.ts";
 import { signWebhook } from "../delivery/sign.ts";
-import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./store.ts";
-import { ResultWriter } from "./writer.ts";
+import type { ClaimedDelivery, DeliveryResult, DeliveryStore, IdleMark } from "./store.ts";
 
 export type EngineConfig = Pick<
   DispatcherConfig,
-  | "allowedTargets"
-  | "timeoutMs"
-  | "batchSize"
-  | "concurrency"
-  | "endpointConcurrency"
-  | "leaseSeconds"
-  | "retrySchedule"
+  "allowedTargets" | "timeoutMs" | "batchSize" | "concurrency" | "leaseSeconds" | "retrySchedule"
 >;
+
+/** Told about every attempt, e.g. for metrics. Must not throw. */
+export interface EngineObserver {
+  attempted(result: DeliveryResult): void;
+}
 
 export interface EngineDeps {
   store: DeliveryStore;
   config: EngineConfig;
   clock?: () => Date;
   random?: () => number;
+  observer?: EngineObserver;
 }
 
 /**
@@ -55,15 +61,41 @@ export interface DrainCounts {
 }
 
 export interface DrainOptions {
-  /** Stop claiming, and start no attempt, that could end later than this from now. */
+  /** Claim nothing, and start no attempt, that could end later than this from now. */
   budgetMs: number;
-  /** Graceful shutdown: unstarted attempts are released instead of sent. */
+  /** Stops claiming; attempts in flight finish and are recorded. */
   signal?: AbortSignal;
-  maxDeliveries?: number; // claims at most this many deliveries in this drain (HTTP mode: bounds one wake-up's CPU)
+  /** Claims at most this many deliveries in this drain (HTTP mode: bounds one wake-up's CPU). */
+  maxDeliveries?: number;
+}
+
+export interface RunOptions {
+  /** Stops the loop: attempts in flight finish and are recorded. */
+  signal: AbortSignal;
+  /** Longest sleep when nothing is announced (a safety net; NOTIFY and timers do the work). */
+  maxIdleMs?: number;
 }
 
 export function emptyCounts(): DrainCounts {
   return { claimed: 0, succeeded: 0, failed: 0, retried: 0, blocked: 0, released: 0 };
+}
+
+/** After a claim finds nothing while attempts are in flight, how long to keep looking
+ * (their records free slots) before going through the idle protocol. */
+const BUSY_GRACE_MS = 250;
+/** How often to look again meanwhile, and while waiting for in-progress transactions. */
+const POLL_MS = 20;
+
+interface Loop {
+  deadline: number;
+  /** Deliveries this loop may still claim. */
+  maxDeliveries: number;
+  signal: AbortSignal | undefined;
+  /** Stop once idle (HTTP mode) rather than sleep (worker mode). */
+  untilIdle: boolean;
+  maxIdleMs: number;
+  counts: DrainCounts;
+  done: Promise<DrainCounts>;
 }
 
 export class DispatchEngine {
@@ -71,8 +103,19 @@ export class DispatchEngine {
   readonly #config: EngineConfig;
   readonly #clock: () => Date;
   readonly #random: () => number;
-  // One limiter per engine, so overlapping drains (HTTP mode wake-ups) share the caps.
-  readonly #limiter: Limiter;
+  readonly #observer: EngineObserver | undefined;
+  #inFlight = 0;
+  readonly #totals = emptyCounts();
+  #loop: Loop | null = null;
+  // Results of finished attempts, and claimed rows given back unstarted, not yet written.
+  #results: DeliveryResult[] = [];
+  #released: string[] = [];
+  // Something changed: an attempt ended, or new work was announced.
+  #changed = false;
+  // Whether a claim could find something: new work was announced, a claim came back full,
+  // or a timer ran out. An attempt ending is not a reason: its record claims anyway.
+  #mayHaveWork = true;
+  #wake: () => void = () => {};
 
   /** `deps.config` comes from parseConfig, whose rules (lease, budgets, claim bounds) it satisfies. */
   constructor(deps: EngineDeps) {
@@ -80,105 +123,222 @@ export class DispatchEngine {
     this.#config = deps.config;
     this.#clock = deps.clock ?? (() => new Date());
     this.#random = deps.random ?? Math.random;
-    this.#limiter = new Limiter({ global: deps.config.concurrency, perKey: deps.config.endpointConcurrency });
+    this.#observer = deps.observer;
   }
 
-  /** Processes batches until nothing is due, the budget runs out, or the signal fires. */
-  async drain({ budgetMs, signal }: DrainOptions): Promise<DrainCounts> {
-    // A NaN budget (a garbled env knob upstream) would silently do nothing.
-    if (!(budgetMs >= 0)) throw new RangeError(`budgetMs must be a non-negative number, got ${budgetMs}`);
-    const { batchSize, timeoutMs } = this.#config;
-    const deadline = this.#now() + budgetMs;
-    const total = emptyCounts();
-    const writer = new ResultWriter(this.#store);
-    const batches = new Set<Promise<void>>();
-    // Claimed rows not yet attempted (or given up); a settled row wakes the loop.
-    let unsettled = 0;
-    let wake = () => {};
-    const rows = {
-      claimed: (n: number) => void (unsettled += n),
-      settled: () => {
-        unsettled--;
-        wake();
-      },
-    };
-    let backlog = true;
-    // Claim only while at least one attempt could still finish in budget:
-    // claiming rows we would immediately release just churns leases.
-    while (!signal?.aborted && !writer.failed && this.#now() + timeoutMs <= deadline) {
-      // After a full batch more is probably due: claim the next one as soon as
-      // fewer than a batch of rows is left unsettled, so at most about two
-      // batches are leased at once. After a short batch nothing more was due:
-      // let everything settle first, then look again.
-      if (unsettled >= (backlog ? batchSize : 1)) {
-        await new Promise<void>((resolve) => (wake = resolve));
-        continue;
-      }
-      const { size, done } = await this.#claimBatch(deadline, signal, writer, rows);
-      if (size === 0) break;
-      backlog = size >= batchSize;
-      const counted = done.then((counts) => {
-        for (const k of Object.keys(total) as (keyof DrainCounts)[]) total[k] += counts[k];
-        batches.delete(counted);
-      });
-      batches.add(counted);
-    }
-    await Promise.all(batches);
-    await writer.settled();
-    return total;
+  /** Requests in flight right now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Every delivery this engine claimed, and how each ended, since it was made. */
+  get totals(): Readonly<DrainCounts> {
+    return this.#totals;
+  }
+
+  /** New work may be due (a NOTIFY, an HTTP wake-up): look now. */
+  poke(): void {
+    this.#mayHaveWork = true;
+    this.#changed = true;
+    this.#wake();
   }
 
   /**
-   * Claims one batch and starts its attempts under the limiter. `done` settles
-   * once every row has been attempted or given up and its results are handed
-   * to the writer; it never rejects.
+   * HTTP mode: delivers until nothing is due and nothing is in flight, or the budget
+   * ends. A drain that starts while another runs joins it (one loop per process) and
+   * extends its budget.
    */
-  async #claimBatch(
-    deadline: number,
-    signal: AbortSignal | undefined,
-    writer: ResultWriter,
-    rows: { claimed(n: number): void; settled(): void },
-  ): Promise<{ size: number; done: Promise<DrainCounts> }> {
-    const { batchSize, leaseSeconds, timeoutMs } = this.#config;
+  drain({ budgetMs, signal, maxDeliveries = Number.POSITIVE_INFINITY }: DrainOptions): Promise<DrainCounts> {
+    // A NaN budget (a garbled env knob upstream) would silently do nothing.
+    if (!(budgetMs >= 0)) throw new RangeError(`budgetMs must be a non-negative number, got ${budgetMs}`);
+    if (!(maxDeliveries >= 0)) throw new RangeError(`maxDeliveries must be a non-negative number, got ${maxDeliveries}`);
+    const deadline = this.#now() + budgetMs;
+    if (this.#loop !== null) {
+      this.#loop.deadline = Math.max(this.#loop.deadline, deadline);
+      this.poke();
+      return this.#loop.done;
+    }
+    return this.#start({ deadline, maxDeliveries, signal, untilIdle: true, maxIdleMs: 0 });
+  }
+
+  /** Worker mode: delivers until the signal fires, sleeping while nothing is due. */
+  run({ signal, maxIdleMs = 30_000 }: RunOptions): Promise<DrainCounts> {
+    if (this.#loop !== null) throw new Error("the dispatch loop is already running");
+    return this.#start({
+      deadline: Number.POSITIVE_INFINITY,
+      maxDeliveries: Number.POSITIVE_INFINITY,
+      signal,
+      untilIdle: false,
+      maxIdleMs,
+    });
+  }
+
+  #start(options: Omit<Loop, "counts" | "done">): Promise<DrainCounts> {
+    const loop = { ...options, counts: emptyCounts() } as Loop;
+    loop.done = this.#run(loop).finally(() => (this.#loop = null));
+    this.#loop = loop;
+    return loop.done;
+  }
+
+  async #run(loop: Loop): Promise<DrainCounts> {
+    const { batchSize, concurrency, timeoutMs } = this.#config;
+    const attempts = new Set<Promise<void>>();
+    const abort = () => this.poke();
+    loop.signal?.addEventListener("abort", abort);
+    let quietSince: number | null = null;
+    let lastClaimFound = true;
+    let handedOff = false;
+    // Transactions that were in progress when the heartbeat was cleared; null while awake.
+    let idle: { mark: IdleMark; settled: boolean } | null = null;
+    try {
+      while (!loop.signal?.aborted) {
+        this.#changed = false;
+        const left = loop.maxDeliveries - loop.counts.claimed;
+        const canStart = this.#now() + START_WINDOW_MS + timeoutMs <= loop.deadline && left > 0;
+        const free = concurrency - this.#inFlight;
+        const writing = this.#results.length > 0 || this.#released.length > 0;
+        // A claim of its own only when it could find something; while going idle the
+        // protocol's looks always claim.
+        const looking = writing || this.#mayHaveWork || idle !== null;
+        const wanted = canStart && free > 0 && looking ? Math.min(batchSize, free, left) : 0;
+        if (wanted > 0 || writing) {
+          const rows = await this.#step(wanted, loop, attempts);
+          if (wanted > 0) {
+            lastClaimFound = rows > 0;
+            // Came back short: nothing more is due now (until something announces it).
+            if (rows < wanted) this.#mayHaveWork = false;
+          }
+          if (rows > 0) {
+            quietSince = null;
+            idle = null; // a claim that finds work sets the heartbeat again
+            // Every slot (or this drain's share) taken and more is probably due: let
+            // another dispatcher, or another invocation of the function, have it.
+            if (rows === wanted && (rows === free || rows === left) && !handedOff) {
+              handedOff = true;
+              await this.#store.handOff();
+            }
+            continue;
+          }
+          if (wanted === 0) continue; // only wrote: look at what changed meanwhile
+        }
+        // Attempts that ended meanwhile are recorded (and their slots refilled) first.
+        if (this.#results.length > 0 || this.#released.length > 0) continue;
+        if (free > 0) handedOff = false;
+        if (!canStart && this.#inFlight === 0) break; // budget (time or deliveries) spent
+
+        // Nothing to claim now. Attempts in flight free slots when they are recorded:
+        // keep looking a little while, awake, before going idle.
+        quietSince ??= this.#now();
+        if (this.#inFlight > 0 && idle === null && this.#now() - quietSince < BUSY_GRACE_MS) {
+          await this.#waitForChange(POLL_MS);
+          continue;
+        }
+        if (idle === null) idle = { mark: await this.#store.goingIdle(), settled: false };
+        if (!idle.settled) {
+          // Look again until every transaction that may have seen us awake has ended.
+          idle.settled = await this.#store.transactionsEnded(idle.mark);
+          if (!idle.settled) await this.#waitForChange(POLL_MS);
+          continue;
+        }
+        // Idle, and nothing was missed: any later delivery wakes us (NOTIFY, HTTP), and
+        // scheduled work by its time. Then look again.
+        if (loop.untilIdle && this.#inFlight === 0) break;
+        await this.#waitForChange(await this.#sleepMs(loop, lastClaimFound));
+        // Woken by an attempt ending or new work: a fresh idle protocol before sleeping again.
+        if (this.#changed) idle = null;
+        else this.#mayHaveWork = true; // the timer: something may be due now
+      }
+      // Stopping: what is in flight finishes, and everything is written.
+      await Promise.all(attempts);
+      while (this.#results.length > 0 || this.#released.length > 0) await this.#step(0, loop, attempts);
+    } finally {
+      loop.signal?.removeEventListener("abort", abort);
+      // Whatever stopped the loop, what was sent gets recorded (or its lease expires).
+      await Promise.allSettled(attempts);
+      // A failed write stops the loop; unwritten results are lost with it: their leases
+      // expire and another dispatcher sends again.
+      this.#results = [];
+      this.#released = [];
+    }
+    return loop.counts;
+  }
+
+  /**
+   * One database round trip: records the results and releases gathered so far, then
+   * claims up to `limit` deliveries (in the same call) and starts them all. Returns how
+   * many it claimed.
+   */
+  async #step(limit: number, loop: Loop, attempts: Set<Promise<void>>): Promise<number> {
+    const { leaseSeconds, timeoutMs } = this.#config;
+    const results = this.#results;
+    const released = this.#released;
+    this.#results = [];
+    this.#released = [];
+    if (released.length > 0) await this.#store.release(released);
+    if (loop.signal?.aborted) limit = 0; // stopping meanwhile: write, claim nothing
     // Read the clock before claiming: the lease starts no earlier than this.
     const leaseEnd = this.#now() + leaseSeconds * 1000 - LEASE_SAFETY_MARGIN_MS;
-    const claimed = await this.#store.claim(batchSize, leaseSeconds);
-    rows.claimed(claimed.length);
-
-    // The latest moment an attempt may start and still end (after its full
-    // timeout) inside both the lease and the drain budget. Rows whose limiter
-    // slot comes later are released: sending them after the lease ran out
-    // would race another dispatcher that already re-claimed them.
-    const startBy = Math.min(leaseEnd, deadline) - timeoutMs;
-    const done = Promise.all(
-      claimed.map((row) =>
-        // The per-endpoint cap groups by webhook: one slow receiver holds only its own slots.
-        this.#limiter.run(row.webhook_id, async () => {
-          if (signal?.aborted || this.#now() > startBy) return null;
-          return await this.#attempt(row);
-        }).finally(rows.settled)
-      ),
-    ).then((outcomes) => {
-      const counts = emptyCounts();
-      counts.claimed = claimed.length;
-      const results: DeliveryResult[] = [];
-      const released: string[] = [];
-      outcomes.forEach((result, i) => {
-        if (result === null) released.push(claimed[i].delivery_id);
-        else results.push(result);
-      });
-      writer.write(results, released);
-
-      counts.released = released.length;
-      for (const r of results) {
-        if (r.outcome === "succeeded") counts.succeeded++;
-        else if (r.outcome === "blocked") counts.blocked++;
-        else if (r.next_attempt_at !== null) counts.retried++;
-        else counts.failed++;
+    const rows = results.length > 0
+      ? await this.#store.record(results, limit > 0 ? { batchSize: limit, leaseSeconds } : undefined)
+      : limit > 0
+      ? await this.#store.claim(limit, leaseSeconds)
+      : [];
+    loop.counts.claimed += rows.length;
+    this.#totals.claimed += rows.length;
+    // The latest moment an attempt may start and still end (after its full timeout)
+    // inside both the lease and the budget.
+    const startBy = Math.min(leaseEnd, loop.deadline) - timeoutMs;
+    for (const row of rows) {
+      if (loop.signal?.aborted || this.#now() > startBy) {
+        loop.counts.released++;
+        this.#totals.released++;
+        this.#released.push(row.delivery_id);
+        continue;
       }
-      return counts;
+      this.#inFlight++;
+      const attempt = this.#attempt(row).then((result) => {
+        this.#inFlight--;
+        this.#count(loop.counts, result);
+        this.#count(this.#totals, result);
+        this.#observer?.attempted(result);
+        this.#results.push(result);
+        attempts.delete(attempt);
+        this.#changed = true; // to be recorded, and its slot claimed again, by the next step
+        this.#wake();
+      });
+      attempts.add(attempt);
+    }
+    return rows.length;
+  }
+
+  /** Until what could be due next; attempts ending and new work wake the loop earlier. */
+  async #sleepMs(loop: Loop, lastClaimFound: boolean): Promise<number> {
+    if (loop.untilIdle) return this.#config.timeoutMs; // attempts in flight: one ends by then
+    const next = await this.#store.nextDueAt();
+    if (next === null) return loop.maxIdleMs;
+    // Something due that the last claim could not take (another dispatcher holds that
+    // endpoint): look again shortly rather than at once.
+    const floor = lastClaimFound ? 0 : POLL_MS;
+    return Math.max(floor, Math.min(next.getTime() - this.#now(), loop.maxIdleMs));
+  }
+
+  #waitForChange(ms: number): Promise<void> {
+    if (this.#changed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
     });
-    return { size: claimed.length, done };
+  }
+
+  #count(counts: DrainCounts, r: DeliveryResult): void {
+    if (r.outcome === "succeeded") counts.succeeded++;
+    else if (r.outcome === "blocked") counts.blocked++;
+    else if (r.next_attempt_at !== null) counts.retried++;
+    else counts.failed++;
   }
 
   /** One attempt for one claimed row; never throws. */
@@ -186,8 +346,7 @@ export class DispatchEngine {
     let attempt: AttemptResult;
     try {
       const body = typeof row.payload === "string" ? row.payload : JSON.stringify(row.payload);
-      // Signed at send time, after any wait for a limiter slot, so the
-      // timestamp is fresh for the receiver's replay window.
+      // Signed at send time, so the timestamp is fresh for the receiver's replay window.
       const headers = signWebhook({ msgId: row.delivery_id, timestamp: this.#clock(), body, secrets: row.secrets });
       attempt = await sendWebhook(
         { url: row.url, body, headers: { ...headers } },

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Webhook } from "standardwebhooks";
 import { DispatchEngine, type DrainCounts, emptyCounts, type EngineConfig } from "./engine.ts";
-import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./store.ts";
+import type { ClaimedDelivery, DeliveryResult, DeliveryStore, IdleMark } from "./store.ts";
 import { gate, newSecret, startReceiver } from "../../_test/receiver.ts";
 
 // ---------------------------------------------------------------------------
@@ -21,8 +21,18 @@ class MemoryStore implements DeliveryStore {
   readonly deliveries = new Map<string, StoredDelivery>();
   readonly recordCalls: DeliveryResult[][] = [];
   readonly releaseCalls: string[][] = [];
+  /** Every store call in order, for the idle protocol's tests. */
+  readonly log: string[] = [];
   claimCalls = 0;
   failRecord = false;
+  /** The database's per-endpoint cap (private.webhook_settings.endpoint_concurrency). */
+  endpointCap = Number.POSITIVE_INFINITY;
+  /** What transactions_ended answers; a test flips it to say "they committed". */
+  transactionsInProgress = false;
+  /** Every record call waits for this first (a slow database, in the coalescing test). */
+  recordGate: Promise<void> = Promise.resolve();
+  /** Runs inside transactionsEnded, before it answers: what a committing transaction does then. */
+  onTransactionsEnded: () => void = () => {};
 
   constructor(private readonly clock: () => Date) {}
 
@@ -51,18 +61,31 @@ class MemoryStore implements DeliveryStore {
     return this.deliveries.get(id)!;
   }
 
+  #leased(now: number, webhookId: string): number {
+    return [...this.deliveries.values()].filter((d) =>
+      d.row.webhook_id === webhookId && d.state === "pending" && (d.leasedUntil ?? 0) > now
+    ).length;
+  }
+
   claim(batchSize: number, leaseSeconds: number): Promise<ClaimedDelivery[]> {
     this.claimCalls++;
+    this.log.push("claim");
     const now = this.clock().getTime();
-    const due = [...this.deliveries.values()]
-      .filter((d) => d.state === "pending" && d.nextAttemptAt <= now && (d.leasedUntil ?? 0) <= now)
-      .slice(0, batchSize);
-    for (const d of due) d.leasedUntil = now + leaseSeconds * 1000;
+    const due: StoredDelivery[] = [];
+    for (const d of this.deliveries.values()) {
+      if (due.length === batchSize) break;
+      if (d.state !== "pending" || d.nextAttemptAt > now || (d.leasedUntil ?? 0) > now) continue;
+      if (this.#leased(now, d.row.webhook_id) >= this.endpointCap) continue;
+      d.leasedUntil = now + leaseSeconds * 1000;
+      due.push(d);
+    }
     return Promise.resolve(due.map((d) => ({ ...d.row, attempt_number: d.attempts.length + 1 })));
   }
 
-  record(results: DeliveryResult[]): Promise<void> {
-    if (this.failRecord) return Promise.reject(new Error("connection reset"));
+  async record(results: DeliveryResult[], then?: { batchSize: number; leaseSeconds: number }): Promise<ClaimedDelivery[]> {
+    this.log.push("record");
+    await this.recordGate;
+    if (this.failRecord) throw new Error("connection reset");
     this.recordCalls.push(results);
     for (const r of results) {
       const d = this.get(r.delivery_id);
@@ -72,13 +95,36 @@ class MemoryStore implements DeliveryStore {
       else if (r.next_attempt_at === null) d.state = "failed";
       else d.nextAttemptAt = Date.parse(r.next_attempt_at);
     }
-    return Promise.resolve();
+    return then ? await this.claim(then.batchSize, then.leaseSeconds) : [];
   }
 
   release(deliveryIds: string[]): Promise<void> {
+    this.log.push("release");
     this.releaseCalls.push(deliveryIds);
     for (const id of deliveryIds) this.get(id).leasedUntil = null;
     return Promise.resolve();
+  }
+
+  goingIdle(): Promise<IdleMark> {
+    this.log.push("goingIdle");
+    return Promise.resolve({ transactions: this.transactionsInProgress ? ["742"] : [] });
+  }
+
+  transactionsEnded(mark: IdleMark): Promise<boolean> {
+    this.log.push("transactionsEnded");
+    this.onTransactionsEnded();
+    return Promise.resolve(mark.transactions.length === 0 || !this.transactionsInProgress);
+  }
+
+  handOff(): Promise<void> {
+    this.log.push("handOff");
+    return Promise.resolve();
+  }
+
+  nextDueAt(): Promise<Date | null> {
+    const pending = [...this.deliveries.values()].filter((d) => d.state === "pending");
+    if (pending.length === 0) return Promise.resolve(null);
+    return Promise.resolve(new Date(Math.min(...pending.map((d) => Math.max(d.nextAttemptAt, d.leasedUntil ?? 0)))));
   }
 }
 
@@ -103,11 +149,12 @@ function taking(clock: ReturnType<typeof frozenClock>, ms: number) {
   };
 }
 
-/** An engine on the test clock whose one endpoint takes one request at a time. */
+/** An engine on the test clock; the store lets its one endpoint have one request at a time. */
 function oneAtATime(store: MemoryStore, clock: ReturnType<typeof frozenClock>, target: string, overrides = {}) {
+  store.endpointCap = 1;
   return new DispatchEngine({
     store,
-    config: config([target], { endpointConcurrency: 1, timeoutMs: 2_000, ...overrides }),
+    config: config([target], { timeoutMs: 2_000, ...overrides }),
     clock: clock.now,
   });
 }
@@ -118,7 +165,6 @@ function config(allowedTargets: string[], overrides: Partial<EngineConfig> = {})
     timeoutMs: 2_000,
     batchSize: 10,
     concurrency: 10,
-    endpointConcurrency: 10,
     leaseSeconds: 60,
     retrySchedule: [5, 300],
     ...overrides,
@@ -133,7 +179,16 @@ const tally = (some: Partial<DrainCounts>): DrainCounts => ({ ...emptyCounts(), 
 /** Long enough never to be what stops a drain in these tests; they stop when nothing is due. */
 const BUDGET = { budgetMs: 3_600_000 };
 
-Deno.test("engine: drain sends a batch concurrently, signed, and records it in one call", async () => {
+/** Resolves `fallbackMs` later unless `condition` came true first; says which. */
+async function within(fallbackMs: number, condition: Promise<void>): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), fallbackMs)));
+  const result = await Promise.race([condition.then(() => true), late]);
+  clearTimeout(timer);
+  return result;
+}
+
+Deno.test("engine: drain sends deliveries concurrently, signed, and records every attempt", async () => {
   const previous = newSecret();
   const allArrived = gate();
   let arrived = 0;
@@ -162,9 +217,8 @@ Deno.test("engine: drain sends a batch concurrently, signed, and records it in o
   const counts = await engine.drain(BUDGET);
 
   assert.deepEqual(counts, tally({ claimed: 3, succeeded: 3 }));
-  assert.equal(store.recordCalls.length, 1, "one record call per batch");
-  assert.equal(store.claimCalls, 2, "the batch, then an empty claim: nothing more was due");
-  assert.equal(store.recordCalls[0].length, 3);
+  assert.deepEqual(engine.totals, counts);
+  assert.equal(store.recordCalls.flat().length, 3, "every attempt recorded once");
   for (const [i, id] of ids.entries()) {
     const d = store.get(id);
     assert.equal(d.state, "succeeded");
@@ -246,7 +300,7 @@ Deno.test("engine: a blocked target is recorded without a request and not retrie
   assert.equal(receiver.requests.length, 0);
 });
 
-Deno.test("engine: drain loops over batches until nothing is due", async () => {
+Deno.test("engine: drain claims batch after batch until nothing is due", async () => {
   await using receiver = startReceiver();
   const store = new MemoryStore(() => new Date());
   for (let i = 0; i < 7; i++) store.add({ url: receiver.origin, webhook_id: `webhook-${i % 2}` });
@@ -255,123 +309,101 @@ Deno.test("engine: drain loops over batches until nothing is due", async () => {
   const counts = await engine.drain({ budgetMs: 30_000 });
 
   assert.deepEqual(counts, tally({ claimed: 7, succeeded: 7 }));
-  assert.deepEqual(store.recordCalls.map((batch) => batch.length), [3, 3, 1]);
-  assert.equal(store.claimCalls, 4, "three batches and one empty claim");
+  assert.equal(store.recordCalls.flat().length, 7);
   assert.equal(receiver.requests.length, 7);
 });
 
-Deno.test("engine: drain claims the next batch while the previous one is still sending", async () => {
-  // The second request of the first batch is held until a second claim has
-  // happened: a drain that waited for its whole batch before claiming again
-  // would never get there (the fallback then fails the test instead of hanging).
-  const secondClaim = gate();
-  await using receiver = startReceiver(async () => {
-    if (receiver.requests.length === 2) await secondClaim.opened;
-    return new Response("ok");
+Deno.test("engine: the loop never waits on its slowest request: new work is claimed while it hangs", async () => {
+  // One request hangs (a receiver that takes its time). Work that becomes due meanwhile,
+  // for another endpoint, must go out at once, not when the slow one ends.
+  const releaseSlow = gate();
+  await using slow = startReceiver(async () => {
+    await releaseSlow.opened;
+    return new Response("slow");
+  });
+  const fastArrived = gate();
+  await using fast = startReceiver(() => {
+    if (fast.requests.length === 20) fastArrived.open();
+    return new Response("fast");
   });
   const store = new MemoryStore(() => new Date());
-  const claim = store.claim.bind(store);
-  store.claim = (batchSize, leaseSeconds) => {
-    if (store.claimCalls === 1) secondClaim.open();
-    return claim(batchSize, leaseSeconds);
-  };
-  for (let i = 0; i < 4; i++) store.add({ url: receiver.origin });
+  store.add({ url: slow.origin, webhook_id: "slow" });
   const engine = new DispatchEngine({
     store,
-    config: config([receiver.target], { batchSize: 2, endpointConcurrency: 1 }),
+    config: config([slow.target, fast.target], { timeoutMs: 20_000, leaseSeconds: 60 }),
   });
+  const drained = engine.drain(BUDGET);
+  await within(5_000, new Promise((resolve) => {
+    const check = setInterval(() => slow.requests.length === 1 && (clearInterval(check), resolve()), 5);
+  }));
+  // The slow request is in flight; now 20 deliveries for another endpoint commit.
+  for (let i = 0; i < 20; i++) store.add({ url: fast.origin, webhook_id: "fast" });
+  engine.poke(); // what a NOTIFY or an HTTP wake-up does
 
-  let pipelined = true;
-  const fallback = setTimeout(() => {
-    pipelined = false;
-    secondClaim.open();
-  }, 5_000);
-  const counts = await engine.drain({ budgetMs: 30_000 });
-  clearTimeout(fallback);
-  assert.equal(pipelined, true, "the second batch was claimed only after the first one finished");
-  assert.deepEqual(counts, tally({ claimed: 4, succeeded: 4 }));
-  assert.equal(receiver.requests.length, 4);
-  assert.deepEqual(store.recordCalls.flat().map((r) => r.outcome), Array(4).fill("succeeded"));
+  const inTime = await within(5_000, fastArrived.opened);
+  releaseSlow.open();
+  assert.equal(inTime, true, "the 20 deliveries waited for the slow request");
+  assert.deepEqual(await drained, tally({ claimed: 21, succeeded: 21 }));
 });
 
-Deno.test("engine: a failed record call stops drain from claiming more, and surfaces", async () => {
+Deno.test("engine: results that finish while a record call is in flight go out together in the next", async () => {
+  const slowRecord = gate();
   await using receiver = startReceiver();
   const store = new MemoryStore(() => new Date());
-  for (let i = 0; i < 6; i++) store.add({ url: receiver.origin });
-  store.failRecord = true;
-  const engine = new DispatchEngine({ store, config: config([receiver.target], { batchSize: 1 }) });
-  await assert.rejects(engine.drain({ budgetMs: 30_000 }), /connection reset/);
-  assert.ok(store.claimCalls < 6, `claimed ${store.claimCalls} batches after the store failed`);
-});
-
-Deno.test("engine: attempts that could outlive their lease are released, not sent", async () => {
-  const clock = frozenClock();
-  // The first request takes 54 s on the test clock. The rows still waiting for the
-  // endpoint's only slot would then end (2 s timeout) past the usable lease (60 s less
-  // the 5 s margin), though well inside the drain's budget: they must not be sent.
-  await using receiver = startReceiver(taking(clock, 54_000));
-  const store = new MemoryStore(clock.now);
-  const ids = [1, 2, 3, 4].map(() => store.add({ url: receiver.origin }));
-  // Stop once they are handed back, rather than claim them again under a new lease.
-  const stop = new AbortController();
-  const release = store.release.bind(store);
-  store.release = (deliveryIds) => {
-    stop.abort();
-    return release(deliveryIds);
+  store.endpointCap = 1; // one at a time: each result is written as its attempt ends
+  for (let i = 0; i < 5; i++) store.add({ url: receiver.origin, webhook_id: `webhook-${i}` });
+  store.endpointCap = Number.POSITIVE_INFINITY;
+  // The first record call hangs until all five have been answered.
+  let firstCall = true;
+  const record = store.record.bind(store);
+  store.record = async (results, then) => {
+    if (firstCall) {
+      firstCall = false;
+      await slowRecord.opened;
+    }
+    return await record(results, then);
   };
-  const engine = oneAtATime(store, clock, receiver.target, { leaseSeconds: 60 });
-
-  assert.deepEqual(
-    await engine.drain({ ...BUDGET, signal: stop.signal }),
-    tally({ claimed: 4, succeeded: 1, released: 3 }),
-  );
-  assert.equal(receiver.requests.length, 1);
-  assert.deepEqual(store.releaseCalls, [ids.slice(1)], "released in one call");
-  for (const id of ids.slice(1)) {
-    assert.deepEqual([store.get(id).state, store.get(id).leasedUntil, store.get(id).attempts.length], [
-      "pending",
-      null,
-      0,
-    ]);
-  }
+  const engine = new DispatchEngine({ store, config: config([receiver.target], { batchSize: 1 }) });
+  const drained = engine.drain(BUDGET);
+  await within(5_000, new Promise((resolve) => {
+    const check = setInterval(() => receiver.requests.length === 5 && (clearInterval(check), resolve()), 5);
+  }));
+  slowRecord.open();
+  assert.deepEqual(await drained, tally({ claimed: 5, succeeded: 5 }));
+  assert.ok(store.recordCalls.length < 5, `${store.recordCalls.length} record calls for 5 results: none coalesced`);
+  assert.equal(store.recordCalls.flat().length, 5, "each result recorded once");
 });
 
-Deno.test("engine: drain keeps to its budget, releasing what it cannot start", async () => {
-  const clock = frozenClock();
-  await using receiver = startReceiver(taking(clock, 9_000));
-  const store = new MemoryStore(clock.now);
-  for (let i = 0; i < 3; i++) store.add({ url: receiver.origin });
-  const engine = oneAtATime(store, clock, receiver.target);
-
-  // 9 s used by the first request + a 2 s timeout would end past the 10 s budget.
-  const counts = await engine.drain({ budgetMs: 10_000 });
-  assert.deepEqual(counts, tally({ claimed: 3, succeeded: 1, released: 2 }));
-  assert.equal(store.claimCalls, 1, "no new claim once the budget cannot fit an attempt");
-
-  assert.deepEqual(await engine.drain({ budgetMs: 1_000 }), tally({}));
-  assert.equal(store.claimCalls, 1, "a budget shorter than the timeout claims nothing");
+Deno.test("engine: one round trip records what finished and claims what is due", async () => {
+  await using receiver = startReceiver();
+  const store = new MemoryStore(() => new Date());
+  store.endpointCap = 2; // the database frees a slot only when an attempt is recorded
+  for (let i = 0; i < 6; i++) store.add({ url: receiver.origin });
+  const engine = new DispatchEngine({ store, config: config([receiver.target]) });
+  assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 6, succeeded: 6 }));
+  const firstRecord = store.log.indexOf("record");
+  // After the first claim, the slots were refilled by the record calls themselves.
+  const claimsBetweenRecords = store.log.slice(firstRecord).filter((c, i, log) => c === "claim" && log[i - 1] === "record");
+  assert.ok(claimsBetweenRecords.length >= 2, `record then claim in one call: ${store.log.join(" ")}`);
 });
 
-Deno.test("engine: an aborted drain starts nothing new and releases unstarted attempts", async () => {
-  const stop = new AbortController();
-  await using receiver = startReceiver(() => {
-    stop.abort();
+Deno.test("engine: never more requests in flight than the global cap", async () => {
+  let inFlight = 0;
+  let most = 0;
+  await using receiver = startReceiver(async () => {
+    most = Math.max(most, ++inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    inFlight--;
     return new Response("ok");
   });
   const store = new MemoryStore(() => new Date());
-  for (let i = 0; i < 3; i++) store.add({ url: receiver.origin });
-  const engine = new DispatchEngine({ store, config: config([receiver.target], { endpointConcurrency: 1 }) });
-
-  const counts = await engine.drain({ budgetMs: 30_000, signal: stop.signal });
-  assert.deepEqual(counts, tally({ claimed: 3, succeeded: 1, released: 2 }));
-  assert.equal(store.claimCalls, 1);
-
-  const before = store.claimCalls;
-  await engine.drain({ budgetMs: 30_000, signal: AbortSignal.abort() });
-  assert.equal(store.claimCalls, before, "an already aborted drain does not claim");
+  for (let i = 0; i < 30; i++) store.add({ url: receiver.origin, webhook_id: `webhook-${i}` });
+  const engine = new DispatchEngine({ store, config: config([receiver.target], { concurrency: 4, batchSize: 10 }) });
+  assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 30, succeeded: 30 }));
+  assert.equal(most, 4, "4 requests at most at once, and the cap was used");
 });
 
-Deno.test("engine: one slow endpoint does not hold up another in the same batch", async () => {
+Deno.test("engine: an endpoint at the store's cap does not hold up another", async () => {
   const releaseSlow = gate();
   await using slow = startReceiver(async () => {
     await releaseSlow.opened;
@@ -383,31 +415,183 @@ Deno.test("engine: one slow endpoint does not hold up another in the same batch"
     return new Response(req.path);
   });
   const store = new MemoryStore(() => new Date());
+  store.endpointCap = 2;
   for (let i = 0; i < 6; i++) store.add({ url: slow.origin, webhook_id: "slow" });
   for (let i = 0; i < 2; i++) store.add({ url: fast.origin, webhook_id: "fast" });
   const engine = new DispatchEngine({
     store,
-    config: config([slow.target, fast.target], { concurrency: 4, endpointConcurrency: 2, timeoutMs: 10_000 }),
+    config: config([slow.target, fast.target], { concurrency: 4, timeoutMs: 10_000 }),
   });
 
   const drained = engine.drain(BUDGET);
   // Both fast deliveries must arrive while the slow endpoint still holds its
-  // slots. Should they be starved, this fallback unblocks the test so it
+  // slots. Should they be starved, the fallback unblocks the test so it
   // fails instead of hanging.
-  let starved = false;
-  const fallback = setTimeout(() => {
-    starved = true;
-    releaseSlow.open();
-  }, 5_000);
-  await fastDone.opened;
-  clearTimeout(fallback);
-  assert.equal(starved, false, "the fast endpoint waited for the slow one");
+  const inTime = await within(5_000, fastDone.opened);
   assert.ok(slow.requests.length <= 2, "the slow endpoint never had more than its 2 slots");
   releaseSlow.open();
+  assert.equal(inTime, true, "the fast endpoint waited for the slow one");
   assert.equal((await drained).succeeded, 8);
 });
 
-Deno.test("engine: a row that cannot be signed fails alone, the batch goes on", async () => {
+Deno.test("engine: before it stops, it looks again once the transactions that saw it awake have ended", async () => {
+  // A business transaction that read the heartbeat as awake skipped its wake-up. The loop
+  // must not stop while such a transaction is in progress, and must claim again after it
+  // ended: that claim is the only thing that picks up what it committed. Here it commits
+  // right between the loop's claims and its question, the worst moment.
+  await using receiver = startReceiver();
+  const store = new MemoryStore(() => new Date());
+  store.transactionsInProgress = true;
+  let id = "";
+  let asked = 0;
+  store.onTransactionsEnded = () => {
+    if (++asked === 3) {
+      id = store.add({ url: receiver.origin }); // what that transaction committed...
+      store.transactionsInProgress = false; // ...as it ended
+    }
+  };
+  const engine = new DispatchEngine({ store, config: config([receiver.target]) });
+
+  assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 1, succeeded: 1 }));
+  assert.equal(store.get(id).state, "succeeded");
+  assert.ok(store.log.indexOf("goingIdle") > 0, "the heartbeat was cleared before stopping");
+  assert.deepEqual(store.log.slice(-2), ["transactionsEnded", "claim"], "the last word is a claim, after they ended");
+});
+
+Deno.test("engine: the worker loop sleeps until poked, then delivers", async () => {
+  await using receiver = startReceiver();
+  const store = new MemoryStore(() => new Date());
+  const engine = new DispatchEngine({ store, config: config([receiver.target]) });
+  const stop = new AbortController();
+  const running = engine.run({ signal: stop.signal, maxIdleMs: 60_000 });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const claimsAsleep = store.claimCalls;
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(store.claimCalls, claimsAsleep, "asleep: no claims while nothing is due");
+
+  const id = store.add({ url: receiver.origin });
+  engine.poke();
+  const delivered = await within(2_000, new Promise((resolve) => {
+    const check = setInterval(() => store.get(id).state === "succeeded" && (clearInterval(check), resolve()), 5);
+  }));
+  stop.abort();
+  assert.deepEqual(await running, tally({ claimed: 1, succeeded: 1 }));
+  assert.equal(delivered, true, "delivered after the poke");
+});
+
+Deno.test("engine: a drain that starts while another runs joins it", async () => {
+  const release = gate();
+  await using receiver = startReceiver(async () => {
+    await release.opened;
+    return new Response("ok");
+  });
+  const store = new MemoryStore(() => new Date());
+  store.add({ url: receiver.origin });
+  const engine = new DispatchEngine({ store, config: config([receiver.target]) });
+  const first = engine.drain(BUDGET);
+  const second = engine.drain(BUDGET);
+  release.open();
+  const [a, b] = await Promise.all([first, second]);
+  assert.deepEqual(a, tally({ claimed: 1, succeeded: 1 }));
+  assert.strictEqual(a, b, "one loop, one set of counts");
+  assert.equal(receiver.requests.length, 1);
+});
+
+Deno.test("engine: a failed record call stops drain from claiming more, and surfaces", async () => {
+  await using receiver = startReceiver();
+  const store = new MemoryStore(() => new Date());
+  for (let i = 0; i < 6; i++) store.add({ url: receiver.origin });
+  store.failRecord = true;
+  store.endpointCap = 1;
+  const engine = new DispatchEngine({ store, config: config([receiver.target], { batchSize: 1 }) });
+  await assert.rejects(engine.drain({ budgetMs: 30_000 }), /connection reset/);
+  assert.ok(store.claimCalls < 6, `claimed ${store.claimCalls} batches after the store failed`);
+});
+
+Deno.test("engine: attempts that could outlive their lease are released, not sent", async () => {
+  const clock = frozenClock();
+  await using receiver = startReceiver();
+  const store = new MemoryStore(clock.now);
+  const ids = [1, 2, 3].map(() => store.add({ url: receiver.origin }));
+  // The claim itself takes 54 s on the test clock (a database under duress): attempts
+  // with a 2 s timeout would then end past the usable lease (60 s less the 5 s margin).
+  const claim = store.claim.bind(store);
+  let first = true;
+  store.claim = async (batchSize, leaseSeconds) => {
+    const rows = await claim(batchSize, leaseSeconds);
+    if (first) clock.advance(54_000);
+    first = false;
+    return rows;
+  };
+  const stop = new AbortController();
+  const release = store.release.bind(store);
+  store.release = (deliveryIds) => {
+    stop.abort(); // stop once they are handed back, rather than claim them again
+    return release(deliveryIds);
+  };
+  const engine = new DispatchEngine({ store, config: config([receiver.target], { leaseSeconds: 60 }), clock: clock.now });
+
+  assert.deepEqual(await engine.drain({ ...BUDGET, signal: stop.signal }), tally({ claimed: 3, released: 3 }));
+  assert.equal(receiver.requests.length, 0);
+  assert.deepEqual(store.releaseCalls, [ids], "released in one call");
+  for (const id of ids) {
+    assert.deepEqual([store.get(id).state, store.get(id).leasedUntil, store.get(id).attempts.length], [
+      "pending",
+      null,
+      0,
+    ]);
+  }
+});
+
+Deno.test("engine: drain keeps to its budget", async () => {
+  const clock = frozenClock();
+  await using receiver = startReceiver(taking(clock, 9_000));
+  const store = new MemoryStore(clock.now);
+  for (let i = 0; i < 3; i++) store.add({ url: receiver.origin });
+  const engine = oneAtATime(store, clock, receiver.target);
+
+  // Claims made once the test clock is past the first request's 9 s.
+  const start = clock.now().getTime();
+  let lateClaims = 0;
+  const claim = store.claim.bind(store);
+  store.claim = (batchSize, leaseSeconds) => {
+    if (clock.now().getTime() - start >= 9_000) lateClaims++;
+    return claim(batchSize, leaseSeconds);
+  };
+  // 9 s used by the first request + a 2 s timeout would end past the 10 s budget.
+  const counts = await engine.drain({ budgetMs: 10_000 });
+  assert.deepEqual(counts, tally({ claimed: 1, succeeded: 1 }));
+  assert.equal(lateClaims, 0, "no new claim once the budget cannot fit an attempt");
+
+  const before = store.claimCalls;
+  assert.deepEqual(await engine.drain({ budgetMs: 1_000 }), tally({}));
+  assert.equal(store.claimCalls, before, "a budget shorter than the timeout claims nothing");
+});
+
+Deno.test("engine: an aborted drain starts nothing new; what is in flight finishes and is recorded", async () => {
+  const stop = new AbortController();
+  let claimsAtAbort = 0;
+  await using receiver = startReceiver(() => {
+    stop.abort();
+    claimsAtAbort = store.claimCalls;
+    return new Response("ok");
+  });
+  const store = new MemoryStore(() => new Date());
+  for (let i = 0; i < 3; i++) store.add({ url: receiver.origin });
+  store.endpointCap = 1;
+  const engine = new DispatchEngine({ store, config: config([receiver.target]) });
+
+  const counts = await engine.drain({ budgetMs: 30_000, signal: stop.signal });
+  assert.deepEqual(counts, tally({ claimed: 1, succeeded: 1 }));
+  assert.equal(store.claimCalls, claimsAtAbort, "no claim after the signal");
+  assert.equal(store.recordCalls.flat().length, 1, "the attempt in flight was recorded");
+
+  const before = store.claimCalls;
+  await engine.drain({ budgetMs: 30_000, signal: AbortSignal.abort() });
+  assert.equal(store.claimCalls, before, "an already aborted drain does not claim");
+});
+
+Deno.test("engine: a row that cannot be signed fails alone, the others go on", async () => {
   await using receiver = startReceiver();
   const clock = frozenClock();
   const store = new MemoryStore(clock.now);
@@ -442,10 +626,10 @@ Deno.test("engine: a failed record call surfaces; the leases are left to expire"
   assert.deepEqual(store.releaseCalls, []);
 });
 
-Deno.test("engine: a bad budget is refused up front", async () => {
+Deno.test("engine: a bad budget is refused up front", () => {
   // (A lease too short for one attempt never reaches the engine: parseConfig refuses it, config_test.ts.)
   const store = new MemoryStore(() => new Date());
   const engine = new DispatchEngine({ store, config: config([]) });
-  await assert.rejects(engine.drain({ budgetMs: Number("soon") }), /budgetMs must be a non-negative number, got NaN/);
+  assert.throws(() => engine.drain({ budgetMs: Number("soon") }), /budgetMs must be a non-negative number, got NaN/);
   assert.equal(store.claimCalls, 0);
 });

@@ -3,7 +3,7 @@
 
 import postgres from "postgres";
 import { databaseTls, verifiedTlsSocket } from "./pg_tls.ts";
-import type { ClaimedDelivery, DeliveryResult, DeliveryStore } from "./store.ts";
+import type { ClaimedDelivery, DeliveryResult, DeliveryStore, IdleMark } from "./store.ts";
 
 export interface PgStoreOptions {
   /** Leases are taken and released in this name; see DispatcherConfig.workerId. */
@@ -81,27 +81,41 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
     `;
   };
 
-  return {
+  // The columns of private.claimed_delivery, arrays as JSON (fetch_types is off).
+  const claimed = sql`delivery_id, event_id, webhook_id, company_id, url, payload,
+                      attempt_number, to_jsonb(secrets) as secrets, event_created_at`;
+
+  const store: DeliveryStore = {
     async claim(batchSize, leaseSeconds) {
-      // per_webhook_limit is null (no cap in the claim): the engine's limiter caps each
-      // endpoint's requests in flight.
       const rows = await sql<ClaimedDelivery[]>`
-        select delivery_id, event_id, webhook_id, company_id, url, payload,
-               attempt_number, to_jsonb(secrets) as secrets, event_created_at
-        from private.claim_due_deliveries(${workerId}, ${batchSize}::int, ${leaseSeconds}::int, null::int)
+        select ${claimed} from private.claim_due_deliveries(${workerId}, ${batchSize}::int, ${leaseSeconds}::int)
       `;
       return [...rows];
     },
 
-    async record(results: DeliveryResult[]) {
-      if (results.length === 0) return;
+    async record(results, then) {
+      if (results.length === 0) return then ? await store.claim(then.batchSize, then.leaseSeconds) : [];
       const clean = results.map(storable);
       try {
-        await recordBatch(clean);
+        if (!then) {
+          await recordBatch(clean);
+          return [];
+        }
+        const rows = await sql<ClaimedDelivery[]>`
+          select ${claimed}
+            from private.record_and_claim(
+              ${workerId},
+              ${JSON.stringify(clean)}::text::jsonb,
+              make_interval(secs => ${disableAfterHours * 3600}::float8),
+              ${then.batchSize}::int,
+              ${then.leaseSeconds}::int
+            )
+        `;
+        return [...rows];
       } catch (batchError) {
         // One bad row must not sink a whole batch (its leases would expire and every
         // delivery in it would be sent again): record them one by one, and a row that
-        // still fails without its response body.
+        // still fails without its response body. Nothing is claimed this time.
         console.error(`recording ${clean.length} results failed (${errorText(batchError)}); recording one by one`);
         for (const result of clean) {
           try {
@@ -114,6 +128,7 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
             }]);
           }
         }
+        return [];
       }
     },
 
@@ -126,5 +141,32 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
         )
       `;
     },
+
+    async goingIdle(): Promise<IdleMark> {
+      const [row] = await sql<{ transactions: string[] }[]>`
+        select to_jsonb(array(select x::text from unnest(private.dispatcher_going_idle()) x)) as transactions
+      `;
+      return { transactions: row.transactions };
+    },
+
+    async transactionsEnded(mark: IdleMark): Promise<boolean> {
+      if (mark.transactions.length === 0) return true;
+      const [row] = await sql<{ ended: boolean }[]>`
+        select private.transactions_ended(
+          array(select jsonb_array_elements_text(${JSON.stringify(mark.transactions)}::text::jsonb)::xid8)
+        ) as ended
+      `;
+      return row.ended;
+    },
+
+    async handOff() {
+      await sql`select private.hand_off_work()`;
+    },
+
+    async nextDueAt(): Promise<Date | null> {
+      const [row] = await sql<{ at: Date | null }[]>`select private.next_dispatch_at() as at`;
+      return row.at === null ? null : new Date(row.at);
+    },
   };
+  return store;
 }

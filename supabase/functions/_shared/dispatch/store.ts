@@ -45,11 +45,32 @@ export const CLAIM_LIMITS = {
   leaseSeconds: { min: 1, max: 3_600 },
 } as const;
 
+/** The transactions in progress when a dispatcher cleared its heartbeat (xid8 as text). */
+export interface IdleMark {
+  readonly transactions: readonly string[];
+}
+
 export interface DeliveryStore {
-  /** Leases up to `batchSize` due deliveries for `leaseSeconds` (both within CLAIM_LIMITS). */
+  /**
+   * Leases up to `batchSize` due deliveries for `leaseSeconds` (both within CLAIM_LIMITS),
+   * never past an endpoint's cap or open circuit. A claim that finds work marks this
+   * dispatcher awake (the heartbeat): committing transactions then skip their wake-up.
+   */
   claim(batchSize: number, leaseSeconds: number): Promise<ClaimedDelivery[]>;
-  /** Records the attempts of one batch and ends their leases. */
-  record(results: DeliveryResult[]): Promise<void>;
+  /**
+   * Records the attempts of one batch and ends their leases; with `then`, claims in the
+   * same round trip (as `claim` would) and returns what it claimed.
+   */
+  record(results: DeliveryResult[], then?: { batchSize: number; leaseSeconds: number }): Promise<ClaimedDelivery[]>;
   /** Gives leases back unattempted (shutdown, or too little lease or budget left). */
   release(deliveryIds: string[]): Promise<void>;
+  /** Going to sleep, step 1: clears the heartbeat; returns the transactions in progress. */
+  goingIdle(): Promise<IdleMark>;
+  /** Step 2: whether all of them have ended (then one more claim, then sleep). */
+  transactionsEnded(mark: IdleMark): Promise<boolean>;
+  /** Tells the other dispatchers there is more due than this one takes now: a NOTIFY for
+   * workers, and a pg_net wake-up of the edge function where one is configured. */
+  handOff(): Promise<void>;
+  /** When a claim could next find work: now if new deliveries wait, null if nothing is scheduled. */
+  nextDueAt(): Promise<Date | null>;
 }

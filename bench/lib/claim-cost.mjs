@@ -1,0 +1,171 @@
+// Claim cost (issue 9): ms per claim of 50, by SQL against the real
+// private.claim_due_deliveries, in outbox states built with set-based SQL:
+// - 10,000 and 1,000,000 due deliveries on one endpoint (nothing else pending);
+// - 100 due deliveries on one endpoint while 10 / 1,000 / 10,000 / 100,000 other endpoints
+//   each hold one delivery whose retry is due in an hour.
+// Target: the largest case's median within 1.5x of the smallest's.
+//
+// Each claim runs in its own transaction, rolled back: the next claim meets the same state
+// (the same 50 rows are due again), and a claim does all of its work before the rollback,
+// which is not timed. endpoint_concurrency is raised to 1000 so one endpoint can give 50.
+import { createCompany, log, mdTable, median, now, percentile, round } from './harness.mjs';
+
+const num = (name, fallback) => Number(process.env[name] ?? fallback);
+export const CLAIM = {
+  batch: 50,
+  claimsPerRound: num('BENCH_CLAIMS', 100),
+  /** A round stops early after this long (a slow claim should not stall the bench). */
+  roundMaxMs: 15_000,
+  warmup: 5,
+  pendingCases: [10_000, num('BENCH_CLAIM_BIG_BACKLOG', 1_000_000)],
+  // 10, 1,000, 10,000 and BENCH_CLAIM_MAX_ENDPOINTS (100,000) waiting endpoints, ascending.
+  endpointCases: [...new Set([10, 1_000, 10_000, num('BENCH_CLAIM_MAX_ENDPOINTS', 100_000)])]
+    .filter((n) => n <= num('BENCH_CLAIM_MAX_ENDPOINTS', 100_000)).sort((a, b) => a - b),
+  dueOnMeasured: 100,
+};
+export const CLAIM_TARGETS = { ratio: 1.5 };
+
+async function measure(db, runs, label, check) {
+  const rounds = [];
+  for (let r = 0; r < runs; r++) {
+    await db.query('vacuum analyze public.webhook_deliveries, private.webhook_endpoints, private.webhook_endpoint_signals');
+    const times = [];
+    const started = now();
+    for (let i = 0; i < CLAIM.warmup + CLAIM.claimsPerRound && now() - started < CLAIM.roundMaxMs; i++) {
+      await db.query('begin');
+      const t0 = now();
+      const { rows: [{ n }] } = await db.query(
+        `select count(*)::int as n from private.claim_due_deliveries('bench-claim', $1, 60)`, [CLAIM.batch],
+      );
+      const ms = now() - t0;
+      await db.query('rollback');
+      if (n !== CLAIM.batch) throw new Error(`claim cost (${label}): a claim returned ${n} deliveries, not ${CLAIM.batch}`);
+      if (i >= CLAIM.warmup) times.push(ms);
+    }
+    rounds.push({ median: round(median(times), 2), p90: round(percentile(times, 90), 2), claims: times.length });
+  }
+  await check?.();
+  const result = { label, rounds, median: round(median(rounds.map((x) => x.median)), 2) };
+  log(`  claim of ${CLAIM.batch}, ${label}: ${result.median} ms (rounds ${rounds.map((x) => x.median).join(' / ')})`);
+  return result;
+}
+
+export async function claimCostScenario({ db, receiver, runs }) {
+  const { rows: [{ endpoint_concurrency: savedCap }] } = await db.query('select endpoint_concurrency from private.webhook_settings');
+  await db.query('update private.webhook_settings set endpoint_concurrency = 1000');
+  const company = await createCompany(db, receiver.port, 'claim', { endpoints: 1 });
+  const measured = company.webhooks[0].id;
+  const cases = [];
+  try {
+    await db.query(`truncate public.webhook_delivery_attempts, public.webhook_deliveries, public.webhook_events,
+                             private.webhook_endpoint_signals;
+                    update private.webhook_endpoints set ready_at = null where ready_at is not null`);
+    const { rows: [{ id: eventId }] } = await db.query(
+      `insert into public.webhook_events (company_id, trigger_type, payload)
+       values ($1, 'PROCESS_REVISED', jsonb_build_object('type', 'PROCESS_REVISED', 'data', jsonb_build_object('bench', 'claim cost')))
+       returning id`,
+      [company.id],
+    );
+    // `rows` due deliveries on the measured endpoint, oldest first a day ago, 1 ms apart.
+    const fillMeasured = async (rows) => {
+      await db.query('delete from public.webhook_deliveries where webhook_id = $1', [measured]);
+      await db.query(
+        `insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at)
+         select $1, $2, $3, now() - interval '1 day' + g * interval '1 millisecond'
+           from generate_series(1, $4::int) g`,
+        [company.id, eventId, measured, rows],
+      );
+      await db.query(
+        `update private.webhook_endpoints e
+            set ready_at = (select min(d.next_attempt_at) from public.webhook_deliveries d
+                             where d.webhook_id = e.webhook_id and d.state = 'pending')
+          where e.webhook_id = $1`,
+        [measured],
+      );
+      await db.query('truncate private.webhook_endpoint_signals');
+    };
+
+    for (const rows of CLAIM.pendingCases) {
+      const t0 = now();
+      await fillMeasured(rows);
+      log(`  built ${rows} due deliveries on one endpoint in ${round((now() - t0) / 1000, 1)} s`);
+      cases.push({ kind: 'pending', size: rows, ...(await measure(db, runs, `${rows} due deliveries on one endpoint`)) });
+    }
+
+    await fillMeasured(CLAIM.dueOnMeasured);
+    let waiting = 0;
+    for (const target of CLAIM.endpointCases) {
+      const t0 = now();
+      const add = target - waiting;
+      // New endpoints (their secrets and endpoint rows come from the webhooks triggers),
+      // each with one delivery that failed once and is retried in an hour.
+      await db.query(
+        `insert into public.webhooks (company_id, trigger_type, url)
+         select $1, 'PROCESS_REVISED', 'http://127.0.0.1:' || $2::int || '/hook/waiting-' || g
+           from generate_series($3::int + 1, $3::int + $4::int) g`,
+        [company.id, receiver.port, waiting, add],
+      );
+      await db.query(
+        `insert into public.webhook_deliveries (company_id, event_id, webhook_id, attempt_count, next_attempt_at, last_status, last_error)
+         select $1, $2, w.id, 1, now() + interval '1 hour', 503, 'bench: retry in an hour'
+           from public.webhooks w
+          where w.company_id = $1 and w.id <> $3
+            and not exists (select 1 from public.webhook_deliveries d where d.webhook_id = w.id)`,
+        [company.id, eventId, measured],
+      );
+      await db.query(
+        `update private.webhook_endpoints e
+            set ready_at = now() + interval '1 hour', consecutive_failures = 1, failing_since = now(),
+                last_status = 503, last_attempt_at = now()
+          where e.company_id = $1 and e.webhook_id <> $2 and e.ready_at is null`,
+        [company.id, measured],
+      );
+      await db.query('truncate private.webhook_endpoint_signals');
+      waiting = target;
+      log(`  built ${target} endpoints waiting on a retry in ${round((now() - t0) / 1000, 1)} s`);
+      cases.push({
+        kind: 'endpoints', size: target,
+        ...(await measure(db, runs, `${CLAIM.dueOnMeasured} due on one endpoint, ${target} endpoints with a retry in an hour`)),
+      });
+    }
+  } finally {
+    await db.query('update private.webhook_settings set endpoint_concurrency = $1', [savedCap]);
+    await db.query(`truncate public.webhook_delivery_attempts, public.webhook_deliveries, public.webhook_events,
+                             private.webhook_endpoint_signals`);
+    await db.query('delete from public.companies where id = $1', [company.id]);
+  }
+  const medians = cases.map((c) => c.median);
+  return { cases, ratio: round(Math.max(...medians) / Math.min(...medians), 2) };
+}
+
+export function claimCostReport(result, runs) {
+  const ok = (b) => (b ? 'met' : '**missed**');
+  const smallest = Math.min(...result.cases.map((c) => c.median));
+  const rows = [
+    ...result.cases.map((c) => [`claim of ${CLAIM.batch}: ${c.label}`, `${c.median} ms`, '', '']),
+    ['claim cost, largest / smallest case', `${result.ratio}x`, `<= ${CLAIM_TARGETS.ratio}x`, ok(result.ratio <= CLAIM_TARGETS.ratio)],
+  ];
+  const section = `## Claim cost (issue 9)
+
+Method. \`select count(*) from private.claim_due_deliveries('bench-claim', ${CLAIM.batch}, 60)\`, timed by the
+client (one round trip on 127.0.0.1 included), each claim in its own transaction that is then
+**rolled back** (not timed): every claim meets the same state and does all of its work (the
+leases, the endpoint's ready_at, the signing secrets, the payloads) before the rollback.
+\`private.webhook_settings.endpoint_concurrency\` is 1000 during the scenario so that one endpoint can
+give ${CLAIM.batch}; every claim is checked to return ${CLAIM.batch}. States are built with set-based SQL: deliveries
+inserted directly (one shared event), \`private.webhook_endpoints.ready_at\` set as the outbox would
+(the measured endpoint: its oldest due delivery; the waiting ones: their retry in an hour), and the
+signals the inserts left deleted. Per case: ${runs} rounds of ${CLAIM.claimsPerRound} claims after ${CLAIM.warmup} warm-up
+claims (a round stops after ${CLAIM.roundMaxMs / 1000} s), a VACUUM ANALYZE before each round; the case's figure is
+the median of its rounds' medians. The waiting endpoints are added to one another (10, then
+1,000 in all, ...). **Ratio** = the largest case's figure / the smallest's.
+
+${mdTable([
+    ['case', ...Array.from({ length: runs }, (_, i) => `round ${i + 1}: median / p90 ms (claims)`), 'median ms', 'x smallest'],
+    ...result.cases.map((c) => [
+      c.label, ...c.rounds.map((r) => `${r.median} / ${r.p90} (${r.claims})`), c.median, round(c.median / smallest, 2),
+    ]),
+  ])}
+`;
+  return { rows, section };
+}

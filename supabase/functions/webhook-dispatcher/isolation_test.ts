@@ -1,0 +1,237 @@
+// End to end: one tenant's broken endpoints never slow another tenant. Real dispatcher
+// processes, real receivers, the real database; every scenario holds its broken receivers
+// open until the healthy tenant's deliveries have arrived, so "arrived while the neighbour
+// was still hanging" is what is asserted, not a wall-clock figure (those are in npm run bench).
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { createProcess, deliveriesOf, e2eTest, reviseProcess, sleep, waitFor } from "../_test/e2e.ts";
+import { gate } from "../_test/receiver.ts";
+
+/** Resolves true when `condition` opens within `ms`, false otherwise (never hangs a test). */
+async function within(ms: number, condition: Promise<void>): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const result = await Promise.race([condition.then(() => true), late]);
+  clearTimeout(timer);
+  return result;
+}
+
+/** A receiver that holds every request until `released` opens (or the test ends). */
+function hanging(t: Parameters<Parameters<typeof e2eTest>[1]>[0], released: Promise<void>) {
+  return t.receiver(async () => {
+    await Promise.race([released, sleep(120_000, t.ending)]);
+    return new Response("late");
+  });
+}
+
+e2eTest("a request hanging at one tenant does not delay another tenant's deliveries", async (t) => {
+  const release = gate();
+  const stuck = hanging(t, release.opened);
+  const healthyDone = gate();
+  const healthy = t.receiver(() => {
+    if (healthy.requests.length === 20) healthyDone.open();
+    return new Response("ok");
+  });
+  const slowCompany = await t.company();
+  await t.webhook(slowCompany, `${stuck.origin}/erp`);
+  const company = await t.company();
+  await t.webhook(company, `${healthy.origin}/mes`);
+  await t.dispatcher({
+    allowedTargets: [stuck.target, healthy.target],
+    env: { WEBHOOK_TIMEOUT_MS: "30000", WEBHOOK_LEASE_SECONDS: "60" },
+  });
+
+  const slowProcess = await createProcess(t.sql, slowCompany, "Anodizing");
+  await reviseProcess(t.sql, slowProcess, "Anodizing v2");
+  await waitFor("the slow tenant's request to be in flight", () => stuck.requests.length === 1);
+
+  // Twenty revisions, each its own transaction, while that request hangs.
+  const process = await createProcess(t.sql, company, "Final assembly");
+  for (let i = 2; i <= 21; i++) await reviseProcess(t.sql, process, `Final assembly v${i}`);
+
+  // The hanging request cannot end before `release` (its timeout is 30 s): whatever
+  // arrives before that arrived while it hung.
+  const arrived = await within(10_000, healthyDone.opened);
+  release.open();
+  assert.equal(arrived, true, `only ${healthy.requests.length} of 20 arrived while the other tenant's request hung`);
+});
+
+e2eTest("twenty dead endpoints and a slow one at one tenant: another tenant's 100 deliveries all arrive", async (t) => {
+  const release = gate();
+  const dead = hanging(t, release.opened);
+  const slow = t.receiver(async () => {
+    await sleep(3_000, t.ending);
+    return new Response("slow");
+  });
+  const healthyDone = gate();
+  const healthy = t.receiver(() => {
+    if (healthy.requests.length === 100) healthyDone.open();
+    return new Response("ok");
+  });
+  const neighbour = await t.company();
+  for (let i = 0; i < 20; i++) await t.webhook(neighbour, `${dead.origin}/dead-${i}`);
+  await t.webhook(neighbour, `${slow.origin}/slow`);
+  const company = await t.company();
+  await t.webhook(company, `${healthy.origin}/mes`);
+  await t.dispatcher({
+    allowedTargets: [dead.target, slow.target, healthy.target],
+    env: { WEBHOOK_TIMEOUT_MS: "30000", WEBHOOK_LEASE_SECONDS: "60" },
+  });
+
+  // 20 revisions to every neighbour endpoint: 420 deliveries, 200 of them to hang at once
+  // (20 endpoints x their cap of 10) and the rest queued behind their caps.
+  const neighbourProcess = await createProcess(t.sql, neighbour, "Plating");
+  for (let i = 2; i <= 21; i++) await reviseProcess(t.sql, neighbourProcess, `Plating v${i}`);
+  await waitFor("the dead endpoints to hold 200 requests", () => dead.requests.length >= 200, { timeoutMs: 15_000 });
+
+  const process = await createProcess(t.sql, company, "Inspection");
+  for (let i = 2; i <= 101; i++) await reviseProcess(t.sql, process, `Inspection v${i}`);
+
+  const arrived = await within(15_000, healthyDone.opened);
+  const deadStillHanging = dead.requests.length;
+  release.open();
+  assert.equal(arrived, true, `only ${healthy.requests.length} of 100 arrived beside the dead endpoints`);
+  assert.equal(deadStillHanging, 200, "the dead endpoints never got more than their caps, and still hung meanwhile");
+});
+
+e2eTest("two dispatchers together never exceed an endpoint's cap", async (t) => {
+  let inFlight = 0;
+  let most = 0;
+  const receiver = t.receiver(async () => {
+    most = Math.max(most, ++inFlight);
+    await sleep(30, t.ending);
+    inFlight--;
+    return new Response("ok");
+  });
+  const company = await t.company();
+  const hook = await t.webhook(company, `${receiver.origin}/hook`);
+  await t.settings({ endpoint_concurrency: 3 });
+  // Each worker alone could send 10 at once: the cap is the database's, across both.
+  const env = { WEBHOOK_CONCURRENCY: "10" };
+  await Promise.all([
+    t.dispatcher({ allowedTargets: [receiver.target], env }),
+    t.dispatcher({ allowedTargets: [receiver.target], env }),
+  ]);
+  const process = await createProcess(t.sql, company, "Welding");
+  await t.sql.begin(async (tx) => {
+    for (let i = 2; i <= 61; i++) await tx`update public.processes set name = ${`Welding v${i}`} where id = ${process}`;
+  });
+  await waitFor("60 deliveries to succeed", async () => {
+    const rows = await deliveriesOf(t.sql, hook);
+    return rows.length === 60 && rows.every((d) => d.state === "succeeded");
+  }, { timeoutMs: 30_000 });
+  assert.equal(most, 3, "3 requests at most at once, and the cap was reached");
+  assert.equal(receiver.requests.length, 60);
+});
+
+e2eTest("circuit breaker: opens after the threshold, probes one at a time, closes, and the backlog is delivered in full", async (t) => {
+  // Down (503) until `up` opens; counts concurrent requests once the circuit is open.
+  let down = true;
+  let inFlight = 0;
+  let mostWhileOpen = 0;
+  let circuitOpen = false;
+  const receiver = t.receiver(async () => {
+    inFlight++;
+    if (circuitOpen) mostWhileOpen = Math.max(mostWhileOpen, inFlight);
+    await sleep(20, t.ending);
+    inFlight--;
+    return down ? new Response("down", { status: 503 }) : new Response("up");
+  });
+  const company = await t.company();
+  const hook = await t.webhook(company, `${receiver.origin}/erp`);
+  await t.settings({
+    endpoint_concurrency: 5,
+    circuit_failure_threshold: 3,
+    circuit_probe_min_seconds: 1,
+    circuit_probe_max_seconds: 2,
+  });
+  await t.dispatcher({
+    allowedTargets: [receiver.target],
+    // Many quick retries: without the circuit each delivery would spend them in seconds.
+    env: { WEBHOOK_RETRY_SCHEDULE: Array(20).fill("0.05").join(",") },
+  });
+  const process = await createProcess(t.sql, company, "Curing");
+  await t.sql.begin(async (tx) => {
+    for (let i = 2; i <= 21; i++) await tx`update public.processes set name = ${`Curing v${i}`} where id = ${process}`;
+  });
+
+  const health = () => t.sql`select * from public.webhook_endpoint_health where webhook_id = ${hook}`.then((r) => r[0]);
+  const opened = await waitFor("the circuit to open", async () => {
+    const h = await health();
+    return h.state === "circuit_open" ? h : null;
+  }, { timeoutMs: 10_000 });
+  circuitOpen = true;
+  assert.ok(opened.consecutive_failures >= 3, `opened after ${opened.consecutive_failures} consecutive failures`);
+  assert.ok(opened.failing_since !== null && opened.next_probe_at !== null);
+  const requestsAtOpen = receiver.requests.length;
+
+  // Open for ~3.5 s: probes at 1 s, then 2 s (the maximum) apart; nothing else goes.
+  await sleep(3_500, t.ending);
+  const probes = receiver.requests.length - requestsAtOpen;
+  assert.ok(probes >= 1 && probes <= 3, `${probes} requests while open: only probes, growing apart`);
+  const attempted = await t.sql<{ n: number }[]>`
+    select count(*)::int as n from public.webhook_deliveries where webhook_id = ${hook} and attempt_count > 0`;
+  assert.ok(attempted[0].n <= requestsAtOpen + probes, "held deliveries spent no attempts");
+
+  // The window measured is while it was open and down; now it comes back.
+  circuitOpen = false;
+  down = false;
+  await waitFor("all 20 to succeed", async () => {
+    const rows = await deliveriesOf(t.sql, hook);
+    return rows.length === 20 && rows.every((d) => d.state === "succeeded");
+  }, { timeoutMs: 15_000 });
+  const closed = await health();
+  assert.equal(closed.state, "healthy");
+  assert.equal(closed.consecutive_failures, 0);
+  assert.equal(closed.failing_since, null);
+  assert.equal(mostWhileOpen, 1, "one probe at a time while the circuit was open");
+  const [{ attempts }] = await t.sql`
+    select count(*)::int as attempts from public.webhook_delivery_attempts a
+      join public.webhook_deliveries d on d.id = a.delivery_id where d.webhook_id = ${hook}`;
+  assert.equal(attempts, receiver.requests.length, "every request is in the attempt log");
+});
+
+e2eTest("an ADMIN disables an endpoint without waiting for 20 writers loading its company", async (t) => {
+  const receiver = t.receiver();
+  const company = await t.company();
+  const hook = await t.webhook(company, `${receiver.origin}/hook`);
+  await t.webhook(company, `${receiver.origin}/other`);
+  const admin = (await t.sql`select tests.create_user(${`admin-${crypto.randomUUID()}@e2e.test`}, ${company}, 'ADMIN') as id`)[0].id;
+  await t.dispatcher({ allowedTargets: [receiver.target] });
+  const processes: string[] = [];
+  for (let i = 0; i < 20; i++) processes.push(await createProcess(t.sql, company, `Line ${i}`));
+
+  // 20 writers, each its own connection, revising as fast as they can until told to stop.
+  const stop = new AbortController();
+  const writers = processes.map(async (id, i) => {
+    const db = postgres(Deno.env.get("DB_URL")!, { max: 1, onnotice: () => {} });
+    let n = 0;
+    try {
+      while (!stop.signal.aborted) await db`update public.processes set name = ${`Line ${i} v${++n}`} where id = ${id}`;
+    } finally {
+      await db.end();
+    }
+    return n;
+  });
+  await waitFor("the writers to be creating deliveries", async () => (await deliveriesOf(t.sql, hook)).length > 100);
+
+  // The ADMIN's disable, through the same path PostgREST takes, refusing to wait more
+  // than a second for any lock (it fails with 55P03 if it has to).
+  await t.sql.begin(async (tx) => {
+    await tx`set local lock_timeout = '1s'`;
+    await tx`select tests.authenticate_as(${admin})`;
+    await tx`update public.webhooks set is_active = false where id = ${hook}`;
+  });
+  await sleep(300);
+  stop.abort();
+  const revisions = (await Promise.all(writers)).reduce((a, b) => a + b, 0);
+
+  // Everything the writers created for it ends cancelled (at the disable, or at the next
+  // claim for what committed after it), and nothing stays pending.
+  const rows = await waitFor("no pending delivery left for the disabled endpoint", async () => {
+    const all = await deliveriesOf(t.sql, hook);
+    return all.every((d) => d.state !== "pending") ? all : null;
+  }, { timeoutMs: 15_000 });
+  assert.ok(rows.some((d) => d.state === "cancelled"), "deliveries created around the disable were cancelled");
+  assert.ok(revisions > 100, `the writers kept writing (${revisions} revisions)`);
+});

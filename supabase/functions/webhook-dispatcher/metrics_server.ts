@@ -1,0 +1,39 @@
+// Worker mode's /metrics: Prometheus text for the operator's scraper. What this worker did
+// comes from the engine; what the outbox looks like, across every dispatcher, from
+// private.webhook_health() (a few milliseconds per scrape; README "Operating it").
+import type postgres from "postgres";
+import type { DispatchEngine } from "../_shared/dispatch/engine.ts";
+import type { DispatcherMetrics, OutboxHealth } from "../_shared/dispatch/metrics.ts";
+
+export interface MetricsServerDeps {
+  engine: Pick<DispatchEngine, "totals" | "inFlight">;
+  metrics: DispatcherMetrics;
+  sql: postgres.Sql;
+  hostname: string;
+  port: number;
+  log?: (message: string) => void;
+}
+
+export function createMetricsHandler({ engine, metrics, sql, log = console.error }: Omit<MetricsServerDeps, "hostname" | "port">) {
+  return async (request: Request): Promise<Response> => {
+    const { pathname } = new URL(request.url);
+    if (pathname !== "/metrics") return new Response("not found: GET /metrics\n", { status: 404 });
+    if (request.method !== "GET") return new Response("use GET\n", { status: 405 });
+    let health: OutboxHealth | null = null;
+    try {
+      [health] = await sql<OutboxHealth[]>`
+        select lag_seconds, due_deliveries, in_flight_deliveries, scheduled_deliveries_estimate, signals,
+               endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, wakeup_failures
+          from private.webhook_health()`;
+    } catch (error) {
+      // The scrape still answers: webhook_outbox_up 0 says the database did not.
+      log(`metrics: outbox health unavailable: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const body = metrics.render({ totals: engine.totals, inFlight: engine.inFlight, health });
+    return new Response(body, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
+  };
+}
+
+export function serveMetrics(deps: MetricsServerDeps): Deno.HttpServer {
+  return Deno.serve({ hostname: deps.hostname, port: deps.port, onListen() {} }, createMetricsHandler(deps));
+}

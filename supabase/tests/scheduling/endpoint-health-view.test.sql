@@ -1,0 +1,92 @@
+-- public.webhook_endpoint_health: each endpoint's health as its ADMINs see it (state
+-- healthy, failing, circuit_open or disabled; the failing streak, the circuit, the last
+-- attempt). A security-invoker view: an active ADMIN sees their own company's endpoints
+-- and nothing else; a MEMBER, an inactive ADMIN, an ADMIN of an inactive company and a
+-- user without a profile see nothing; anon may not read it at all. Nobody writes it; the
+-- scheduling columns behind it (ready_at) are not readable by users.
+begin;
+select plan(16);
+
+select * from tests.create_cast(with_webhooks => true) \gset
+select tests.create_webhook(:'company_a', 'PROCESS_DELETED', 'https://a.example/deleted') as webhook_a3 \gset
+select tests.create_webhook(:'company_a', 'WEBHOOK_TEST', 'https://a.example/test') as webhook_a4 \gset
+
+-- a1 healthy; a2 failing for an hour; a3 circuit open; a4 disabled (with a failing streak).
+update private.webhook_endpoints
+   set consecutive_failures = 2, failing_since = now() - interval '1 hour', last_status = 500, last_error = 'HTTP 500',
+       last_attempt_at = now()
+ where webhook_id = :'webhook_a2';
+update private.webhook_endpoints
+   set consecutive_failures = 12, failing_since = now() - interval '2 hours', circuit_opened_at = now() - interval '5 minutes',
+       probe_interval_seconds = 40, next_probe_at = now() + interval '40 seconds', last_error = 'timed out after 15000 ms'
+ where webhook_id = :'webhook_a3';
+update public.webhooks set is_active = false where id = :'webhook_a4';
+update private.webhook_endpoints set consecutive_failures = 3, failing_since = now() - interval '3 hours'
+ where webhook_id = :'webhook_a4';
+
+select tests.authenticate_as(:'admin_a');
+select results_eq(
+  $$select webhook_id, company_id, state, consecutive_failures, failing_since, circuit_opened_at, next_probe_at, last_status, last_error
+      from public.webhook_endpoint_health order by state$$,
+  format($$values (%L::uuid, %L::uuid, 'circuit_open'::text, 12, now() - interval '2 hours', now() - interval '5 minutes', now() + interval '40 seconds', null::integer, 'timed out after 15000 ms'::text),
+                  (%L::uuid, %L::uuid, 'disabled', 3, now() - interval '3 hours', null, null, null, null),
+                  (%L::uuid, %L::uuid, 'failing', 2, now() - interval '1 hour', null, null, 500, 'HTTP 500'),
+                  (%L::uuid, %L::uuid, 'healthy', 0, null, null, null, null, null)$$,
+         :'webhook_a3', :'company_a', :'webhook_a4', :'company_a', :'webhook_a2', :'company_a', :'webhook_a1', :'company_a'),
+  'an ADMIN sees each endpoint of their company with its state: circuit_open, disabled, failing, healthy');
+select is((select count(*)::integer from public.webhook_endpoint_health where company_id <> :'company_a'), 0,
+  'and no endpoint of another company');
+select throws_ok($$update public.webhook_endpoint_health set consecutive_failures = 0$$,
+  '55000', 'cannot update view "webhook_endpoint_health"', 'an ADMIN cannot write the health view');
+select throws_ok($$delete from public.webhook_endpoint_health$$,
+  '55000', 'cannot delete from view "webhook_endpoint_health"', 'nor delete from it');
+select throws_ok($$update private.webhook_endpoints set consecutive_failures = 0$$,
+  '42501', 'permission denied for table webhook_endpoints', 'nor write the table behind it');
+select throws_ok($$select ready_at from private.webhook_endpoints$$,
+  '42501', 'permission denied for table webhook_endpoints', 'nor read the scheduling state (ready_at)');
+select tests.clear_authentication();
+
+select tests.authenticate_as(:'admin_b');
+select results_eq($$select webhook_id, state from public.webhook_endpoint_health$$,
+  format($$values (%L::uuid, 'healthy'::text)$$, :'webhook_b'),
+  'the ADMIN of company B sees B''s endpoint only');
+select is((select count(*)::integer from public.webhook_endpoint_health where webhook_id = :'webhook_a3'), 0,
+  'and not A''s, even by id');
+select tests.clear_authentication();
+
+select tests.authenticate_as(:'member_a');
+select is((select count(*)::integer from public.webhook_endpoint_health), 0, 'a MEMBER of A sees nothing');
+select tests.clear_authentication();
+select tests.authenticate_as(:'operator_a');
+select is((select count(*)::integer from public.webhook_endpoint_health), 0, 'an OPERATOR of A sees nothing');
+select tests.clear_authentication();
+select tests.authenticate_as(:'inactive_admin_a');
+select is((select count(*)::integer from public.webhook_endpoint_health), 0, 'an inactive ADMIN of A sees nothing');
+select tests.clear_authentication();
+select tests.authenticate_as(:'admin_c');
+select is((select count(*)::integer from public.webhook_endpoint_health), 0, 'an ADMIN of an inactive company sees nothing');
+select tests.clear_authentication();
+select tests.authenticate_as(:'no_profile');
+select is((select count(*)::integer from public.webhook_endpoint_health), 0, 'a user without a profile sees nothing');
+select tests.clear_authentication();
+
+select tests.authenticate_as_anon();
+select throws_ok($$select * from public.webhook_endpoint_health$$,
+  '42501', 'permission denied for view webhook_endpoint_health', 'anon may not read it');
+select tests.clear_authentication();
+
+-- Re-enabling an endpoint shows it healthy again (its health starts afresh).
+update public.webhooks set is_active = true where id = :'webhook_a4';
+select tests.authenticate_as(:'admin_a');
+select results_eq(format($$select state, consecutive_failures, failing_since from public.webhook_endpoint_health where webhook_id = %L$$, :'webhook_a4'),
+  $$values ('healthy'::text, 0, null::timestamptz)$$,
+  'an endpoint re-enabled is healthy again');
+select tests.clear_authentication();
+
+-- Deleting a webhook removes its health row with it.
+delete from public.webhooks where id = :'webhook_a3';
+select is((select count(*)::integer from public.webhook_endpoint_health where webhook_id = :'webhook_a3'), 0,
+  'a deleted endpoint has no health row');
+
+select * from finish();
+rollback;

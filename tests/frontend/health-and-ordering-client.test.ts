@@ -1,0 +1,141 @@
+// The client module's view of endpoint health and ordered delivery, through supabase-js,
+// the real gateway and PostgREST: an ADMIN reads their endpoints' health (and nobody
+// else's), sets delivery_order, sees which delivery an ordered one waits for, and cancels
+// a pending delivery (an ended one is refused, kind "already_ended"). Also whether the
+// health view embeds into webhooks (select=*,webhook_endpoint_health(*)).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type pg from "pg";
+import { createWebhooksClient, type WebhooksClient } from "../../src/index.ts";
+import { createWorld, superuser } from "../support/world.ts";
+
+let db: pg.Client;
+let world: Awaited<ReturnType<typeof createWorld>>;
+let admin: WebhooksClient;
+let adminB: WebhooksClient;
+let member: WebhooksClient;
+
+beforeAll(async () => {
+  db = await superuser();
+  world = await createWorld(db);
+  admin = createWebhooksClient(world.adminA.client);
+  adminB = createWebhooksClient(world.adminB.client);
+  member = createWebhooksClient(world.memberA.client);
+});
+afterAll(async () => db?.end());
+
+/** The dispatcher's side, as the real engine calls it: claim what is due, record one result each. */
+async function dispatch(webhookId: string, outcome: { status: number | null; nextAttemptAt?: Date | null }) {
+  const claimed = (await db.query("select delivery_id, attempt_number from private.claim_due_deliveries('client-test', 1000, 60) where webhook_id = $1", [webhookId])).rows;
+  const results = claimed.map((c) => ({
+    delivery_id: c.delivery_id,
+    attempt_number: c.attempt_number,
+    outcome: outcome.status !== null && outcome.status < 300 ? "succeeded" : "failed",
+    status: outcome.status,
+    duration_ms: 3,
+    error: outcome.status === null ? "timed out after 15000 ms" : null,
+    next_attempt_at: outcome.nextAttemptAt === undefined ? new Date(Date.now() + 60_000).toISOString() : outcome.nextAttemptAt?.toISOString() ?? null,
+  }));
+  await db.query("select private.record_delivery_results('client-test', $1, interval '5 days')", [JSON.stringify(results)]);
+  return claimed.map((c) => c.delivery_id as string);
+}
+
+describe("endpoint health through the client", () => {
+  it("an ADMIN reads the health of their endpoints: healthy, then failing since the first failure", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "WEBHOOK_TEST", url: "https://hooks.acme.test/health" });
+    expect(await admin.getEndpointHealth(hook.id)).toMatchObject({
+      webhook_id: hook.id, company_id: world.companyA, state: "healthy", consecutive_failures: 0, failing_since: null, circuit_opened_at: null,
+    });
+
+    await admin.sendTest(hook.id);
+    await dispatch(hook.id, { status: 503 });
+    const failing = await admin.getEndpointHealth(hook.id);
+    expect(failing).toMatchObject({ state: "failing", consecutive_failures: 1, last_status: 503 });
+    expect(Date.parse(failing.failing_since!)).toBeGreaterThan(Date.now() - 60_000);
+
+    expect((await admin.listEndpointHealth({ state: "failing" })).map((h) => h.webhook_id)).toContain(hook.id);
+    expect((await admin.listEndpointHealth({ state: "healthy" })).map((h) => h.webhook_id)).not.toContain(hook.id);
+
+    await admin.disableWebhook(hook.id);
+    expect((await admin.getEndpointHealth(hook.id)).state).toBe("disabled");
+    await admin.enableWebhook(hook.id);
+    expect(await admin.getEndpointHealth(hook.id)).toMatchObject({ state: "healthy", consecutive_failures: 0, failing_since: null });
+  });
+
+  it("an open circuit shows since when and the next probe", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "PROCESS_DELETED", url: "https://hooks.acme.test/circuit" });
+    await db.query(
+      "update private.webhook_endpoints set consecutive_failures = 10, failing_since = now() - interval '1 hour', circuit_opened_at = now(), probe_interval_seconds = 10, next_probe_at = now() + interval '10 seconds' where webhook_id = $1",
+      [hook.id],
+    );
+    const health = await admin.getEndpointHealth(hook.id);
+    expect(health.state).toBe("circuit_open");
+    expect(Date.parse(health.next_probe_at!) - Date.parse(health.circuit_opened_at!)).toBe(10_000);
+  });
+
+  it("nobody else sees it", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "PROCESS_CREATED", url: "https://hooks.acme.test/private-health" });
+    await expect(adminB.getEndpointHealth(hook.id)).rejects.toMatchObject({ kind: "not_found" });
+    expect((await adminB.listEndpointHealth()).map((h) => h.company_id).filter((c) => c !== world.companyB)).toEqual([]);
+    expect(await member.listEndpointHealth()).toEqual([]);
+    const { error } = await world.anon.client.from("webhook_endpoint_health").select("*");
+    expect(error?.code).toBe("42501");
+  });
+
+  it("PostgREST embeds the health in webhooks: select=*,webhook_endpoint_health(*)", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "PROCESS_REVISED", url: "https://hooks.acme.test/embedded" });
+    const { data, error } = await world.adminA.client.from("webhooks").select("*, webhook_endpoint_health(*)").eq("id", hook.id).single();
+    expect(error).toBeNull();
+    expect(data!.webhook_endpoint_health).toMatchObject({ webhook_id: hook.id, state: "healthy" });
+  });
+});
+
+describe("endpoints listed with their health", () => {
+  it("listWebhooksWithHealth gives each of your endpoints with its own health, and nobody else's", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "WEBHOOK_TEST", url: "https://hooks.acme.test/listed-with-health" });
+    await admin.sendTest(hook.id);
+    await dispatch(hook.id, { status: 503 });
+    const listed = await admin.listWebhooksWithHealth();
+    expect(listed.find((w) => w.id === hook.id)).toMatchObject({
+      url: "https://hooks.acme.test/listed-with-health",
+      health: { webhook_id: hook.id, state: "failing", consecutive_failures: 1, last_status: 503 },
+    });
+    expect(listed.every((w) => w.company_id === world.companyA && w.health?.webhook_id === w.id)).toBe(true);
+    expect((await adminB.listWebhooksWithHealth()).filter((w) => w.company_id !== world.companyB)).toEqual([]);
+    expect(await member.listWebhooksWithHealth()).toEqual([]);
+  });
+});
+
+describe("ordered delivery through the client", () => {
+  it("an ADMIN creates an ordered webhook and switches it back to parallel", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "PROCESS_REVISED", url: "https://hooks.acme.test/ordered", deliveryOrder: "ordered" });
+    expect(hook.delivery_order).toBe("ordered");
+    expect((await admin.updateWebhook(hook.id, { deliveryOrder: "parallel" })).delivery_order).toBe("parallel");
+    await expect(admin.updateWebhook(hook.id, { deliveryOrder: "fifo" as never })).rejects.toMatchObject({ kind: "invalid_input", code: "23514" });
+    expect((await admin.createWebhook({ companyId: world.companyA, triggerType: "PROCESS_REVISED", url: "https://hooks.acme.test/default" })).delivery_order).toBe("parallel");
+  });
+
+  it("lists which delivery each one waits for, and cancels the head to unblock its key", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "PROCESS_CREATED", url: "https://hooks.acme.test/ordered-tests", deliveryOrder: "ordered" });
+    // Three test events: no process, so they share the endpoint's own key and go one at a time.
+    const first = await admin.sendTest(hook.id);
+    const second = await admin.sendTest(hook.id);
+    const third = await admin.sendTest(hook.id);
+
+    const page = await admin.listDeliveries({ webhookId: hook.id });
+    const waits = Object.fromEntries(page.items.map((d) => [d.id, d.waiting_for]));
+    expect(waits).toEqual({ [first]: null, [second]: first, [third]: first });
+    expect((await admin.getDelivery(third)).waiting_for).toBe(first);
+
+    // The head keeps failing: the ADMIN cancels it, the next one goes.
+    await dispatch(hook.id, { status: 500 });
+    expect(await admin.cancelDelivery(first)).toBe(first);
+    expect(await admin.getDelivery(first)).toMatchObject({ state: "cancelled", last_error: "cancelled by an admin" });
+    expect((await admin.getDelivery(third)).waiting_for).toBe(second);
+    expect(await dispatch(hook.id, { status: 200 })).toEqual([second]);
+
+    await expect(admin.cancelDelivery(first)).rejects.toMatchObject({ kind: "already_ended", code: "55000" });
+    await expect(admin.cancelDelivery(second)).rejects.toMatchObject({ kind: "already_ended" });
+    await expect(adminB.cancelDelivery(third)).rejects.toMatchObject({ kind: "permission_denied", code: "42501" });
+    expect((await admin.getDelivery(third)).state).toBe("pending");
+  });
+});
