@@ -115,6 +115,7 @@ declare
   heads uuid[];
   claimed uuid[] := '{}'::uuid[];
   served boolean;
+  orphaned boolean;
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that claims the work' using errcode = '22023';
@@ -125,13 +126,6 @@ begin
   if lease_seconds is null or lease_seconds not between 1 and 3600 then
     raise exception 'lease_seconds must be between 1 and 3600, got %', lease_seconds using errcode = '22023';
   end if;
-
-  -- Pending deliveries whose endpoint was deleted while the transaction creating them
-  -- was still open (the delete's cancel could not see them). Normally none: one probe.
-  update public.webhook_deliveries d
-     set state = 'cancelled', next_attempt_at = null, completed_at = now(),
-         lease_owner = null, lease_expires_at = null, last_error = 'endpoint deleted'
-   where d.state = 'pending' and d.webhook_id is null;
 
   -- Endpoints to look at, longest waiting first: those whose ready_at has come, and those
   -- with new deliveries (signals). Only these are visited: endpoints waiting on a later
@@ -162,15 +156,27 @@ begin
            where e.webhook_id = any (candidates)
              for update skip locked) e;
 
-  -- Signals of endpoints that no longer exist would otherwise stay forever.
-  delete from private.webhook_endpoint_signals s
-   where s.webhook_id = any (candidates)
-     and not exists (select 1 from private.webhook_endpoints e where e.webhook_id = s.webhook_id);
+  -- Everything the picked endpoints' signals announced is read from the deliveries below.
+  -- A signal of an endpoint that no longer exists announced deliveries that a transaction
+  -- committed while the endpoint was being deleted (the delete's cancel could not see
+  -- them, and the foreign key then cleared their webhook_id): they end cancelled here.
+  with gone as (
+    delete from private.webhook_endpoint_signals s
+     where s.webhook_id = any (candidates)
+       and (s.webhook_id = any (coalesce(picked, '{}'))
+            or not exists (select 1 from private.webhook_endpoints e where e.webhook_id = s.webhook_id))
+    returning s.webhook_id
+  )
+  select bool_or(not g.webhook_id = any (coalesce(picked, '{}'))) into orphaned from gone g;
+  if orphaned then
+    update public.webhook_deliveries d
+       set state = 'cancelled', next_attempt_at = null, completed_at = now(),
+           lease_owner = null, lease_expires_at = null, last_error = 'endpoint deleted'
+     where d.state = 'pending' and d.webhook_id is null;
+  end if;
   if picked is null then
     return;
   end if;
-  -- Everything these signals announced is read from the deliveries below.
-  delete from private.webhook_endpoint_signals s where s.webhook_id = any (picked);
 
   foreach endpoint.webhook_id in array picked loop
     select * into endpoint from private.webhook_endpoints e where e.webhook_id = endpoint.webhook_id;
@@ -338,11 +344,13 @@ ALTER FUNCTION private.dispatcher_going_idle() OWNER TO postgres;
 COMMENT ON FUNCTION private.dispatcher_going_idle() IS 'Step 1 of going to sleep: clears the heartbeat and returns the transactions in progress. Wait for them (transactions_ended), look for work once more, then sleep.';
 
 CREATE FUNCTION private.dispatcher_is_awake() RETURNS boolean
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  select h.last_value > (extract(epoch from clock_timestamp()) * 1000)::bigint - 2000
-    from private.webhook_dispatcher_heartbeat h
+begin
+  return (select h.last_value > (extract(epoch from clock_timestamp()) * 1000)::bigint - 2000
+            from private.webhook_dispatcher_heartbeat h);
+end;
 $$;
 
 ALTER FUNCTION private.dispatcher_is_awake() OWNER TO postgres;
@@ -459,10 +467,12 @@ ALTER FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text,
 COMMENT ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) IS 'Outbox API: records an event and one pending delivery per active subscribed endpoint of the company, atomically with the caller. Returns the event id, or null when no endpoint is subscribed.';
 
 CREATE FUNCTION private.event_ordering_key(data jsonb) RETURNS text
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select data ->> 'process_id'
+begin
+  return data ->> 'process_id';
+end;
 $$;
 
 ALTER FUNCTION private.event_ordering_key(data jsonb) OWNER TO postgres;
@@ -480,9 +490,11 @@ $$;
 ALTER FUNCTION private.hand_off_work() OWNER TO postgres;
 
 CREATE FUNCTION private.insert_deliveries(company_id uuid, event_id uuid, event_key text, webhook_ids uuid[], redelivery_of uuid DEFAULT NULL::uuid) RETURNS SETOF uuid
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
+begin
+  return query
   insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, redelivery_of,
                                          ordering_key, ordering_seq)
   select insert_deliveries.company_id, insert_deliveries.event_id, w.id, now(), insert_deliveries.redelivery_of,
@@ -490,7 +502,8 @@ CREATE FUNCTION private.insert_deliveries(company_id uuid, event_id uuid, event_
          case when w.delivery_order = 'ordered' then nextval('private.webhook_delivery_ordering_seq') end
     from unnest(insert_deliveries.webhook_ids) as target(id)
     join public.webhooks w on w.id = target.id
-  returning id
+  returning id;
+end;
 $$;
 
 ALTER FUNCTION private.insert_deliveries(company_id uuid, event_id uuid, event_key text, webhook_ids uuid[], redelivery_of uuid) OWNER TO postgres;
@@ -639,13 +652,15 @@ $$;
 ALTER FUNCTION private.next_dispatch_at() OWNER TO postgres;
 
 CREATE FUNCTION private.note_dispatcher_awake() RETURNS void
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+begin
   -- At most one write every 250 ms: the heartbeat only has to be younger than 2 s.
-  select pg_catalog.setval('private.webhook_dispatcher_heartbeat', (extract(epoch from clock_timestamp()) * 1000)::bigint)
-    from private.webhook_dispatcher_heartbeat h
-   where h.last_value < (extract(epoch from clock_timestamp()) * 1000)::bigint - 250
+  perform pg_catalog.setval('private.webhook_dispatcher_heartbeat', (extract(epoch from clock_timestamp()) * 1000)::bigint)
+     from private.webhook_dispatcher_heartbeat h
+    where h.last_value < (extract(epoch from clock_timestamp()) * 1000)::bigint - 250;
+end;
 $$;
 
 ALTER FUNCTION private.note_dispatcher_awake() OWNER TO postgres;
@@ -682,33 +697,39 @@ COMMENT ON TABLE public.processes IS 'Manufacturing process definitions. Editing
 COMMENT ON COLUMN public.processes.carbon_copy IS 'Snapshot of the previous revision (jsonb of the whole row minus its own carbon_copy), set by update_process_revision.';
 
 CREATE FUNCTION private.process_changed_fields(old_row public.processes, new_row public.processes) RETURNS text[]
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select coalesce(array_agg(n.key order by n.key), '{}')
-    from jsonb_each(to_jsonb(new_row)) n
-    join jsonb_each(to_jsonb(old_row)) o using (key)
-   where n.value is distinct from o.value
-     and n.key <> all (private.process_non_definition_columns())
+begin
+  return (select coalesce(array_agg(n.key order by n.key), '{}')
+            from jsonb_each(to_jsonb(new_row)) n
+            join jsonb_each(to_jsonb(old_row)) o using (key)
+           where n.value is distinct from o.value
+             and n.key <> all (private.process_non_definition_columns()));
+end;
 $$;
 
 ALTER FUNCTION private.process_changed_fields(old_row public.processes, new_row public.processes) OWNER TO postgres;
 
 CREATE FUNCTION private.process_event_data(process public.processes) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select to_jsonb(process) - 'carbon_copy'
+begin
+  return to_jsonb(process) - 'carbon_copy';
+end;
 $$;
 
 ALTER FUNCTION private.process_event_data(process public.processes) OWNER TO postgres;
 
 CREATE FUNCTION private.process_non_definition_columns() RETURNS text[]
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select array['id', 'company_id', 'created_at', 'created_by_user_id', 'updated_at',
-               'revision', 'carbon_copy', 'approved', 'approved_by_user_id', 'approved_at']
+begin
+  return array['id', 'company_id', 'created_at', 'created_by_user_id', 'updated_at',
+               'revision', 'carbon_copy', 'approved', 'approved_by_user_id', 'approved_at'];
+end;
 $$;
 
 ALTER FUNCTION private.process_non_definition_columns() OWNER TO postgres;
@@ -1375,10 +1396,12 @@ ALTER FUNCTION private.update_process_revision() OWNER TO postgres;
 COMMENT ON FUNCTION private.update_process_revision() IS 'BEFORE UPDATE on processes: bumps revision, snapshots the previous version into carbon_copy and resets approval when a definition column changes.';
 
 CREATE FUNCTION private.user_exists(user_id uuid) RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  select exists (select 1 from public.users u where u.supabase_uid = user_exists.user_id)
+begin
+  return exists (select 1 from public.users u where u.supabase_uid = user_exists.user_id);
+end;
 $$;
 
 ALTER FUNCTION private.user_exists(user_id uuid) OWNER TO postgres;
@@ -1603,22 +1626,28 @@ ALTER FUNCTION private.webhook_health() OWNER TO postgres;
 COMMENT ON FUNCTION private.webhook_health() IS 'Operator health across every tenant: delivery lag, due/in-flight/scheduled deliveries, endpoints by state, signals, dispatcher heartbeat, last and failed pg_net wake-ups. Service role only; read it through public.webhook_health.';
 
 CREATE FUNCTION private.webhook_payload_limit_bytes() RETURNS integer
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
-    AS $$ select 262144 $$;
+    AS $$
+begin
+  return 262144;
+end;
+$$;
 
 ALTER FUNCTION private.webhook_payload_limit_bytes() OWNER TO postgres;
 
 CREATE FUNCTION private.webhook_signing_secrets(webhook_id uuid) RETURNS text[]
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select array_remove(array[
-           s.secret,
-           case when s.previous_secret_expires_at > now() then s.previous_secret end
-         ], null)
-    from private.webhook_secrets s
-   where s.webhook_id = webhook_signing_secrets.webhook_id
+begin
+  return (select array_remove(array[
+                   s.secret,
+                   case when s.previous_secret_expires_at > now() then s.previous_secret end
+                 ], null)
+            from private.webhook_secrets s
+           where s.webhook_id = webhook_signing_secrets.webhook_id);
+end;
 $$;
 
 ALTER FUNCTION private.webhook_signing_secrets(webhook_id uuid) OWNER TO postgres;

@@ -318,26 +318,30 @@ comment on sequence private.webhook_dispatcher_heartbeat is
 
 create function private.dispatcher_is_awake()
 returns boolean
-language sql
+language plpgsql
 volatile
 security definer
 set search_path = ''
 as $$
-  select h.last_value > (extract(epoch from clock_timestamp()) * 1000)::bigint - 2000
-    from private.webhook_dispatcher_heartbeat h
+begin
+  return (select h.last_value > (extract(epoch from clock_timestamp()) * 1000)::bigint - 2000
+            from private.webhook_dispatcher_heartbeat h);
+end;
 $$;
 
 create function private.note_dispatcher_awake()
 returns void
-language sql
+language plpgsql
 volatile
 security definer
 set search_path = ''
 as $$
+begin
   -- At most one write every 250 ms: the heartbeat only has to be younger than 2 s.
-  select pg_catalog.setval('private.webhook_dispatcher_heartbeat', (extract(epoch from clock_timestamp()) * 1000)::bigint)
-    from private.webhook_dispatcher_heartbeat h
-   where h.last_value < (extract(epoch from clock_timestamp()) * 1000)::bigint - 250
+  perform pg_catalog.setval('private.webhook_dispatcher_heartbeat', (extract(epoch from clock_timestamp()) * 1000)::bigint)
+     from private.webhook_dispatcher_heartbeat h
+    where h.last_value < (extract(epoch from clock_timestamp()) * 1000)::bigint - 250;
+end;
 $$;
 
 create function private.dispatcher_going_idle()
@@ -626,6 +630,7 @@ declare
   heads uuid[];
   claimed uuid[] := '{}'::uuid[];
   served boolean;
+  orphaned boolean;
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that claims the work' using errcode = '22023';
@@ -636,13 +641,6 @@ begin
   if lease_seconds is null or lease_seconds not between 1 and 3600 then
     raise exception 'lease_seconds must be between 1 and 3600, got %', lease_seconds using errcode = '22023';
   end if;
-
-  -- Pending deliveries whose endpoint was deleted while the transaction creating them
-  -- was still open (the delete's cancel could not see them). Normally none: one probe.
-  update public.webhook_deliveries d
-     set state = 'cancelled', next_attempt_at = null, completed_at = now(),
-         lease_owner = null, lease_expires_at = null, last_error = 'endpoint deleted'
-   where d.state = 'pending' and d.webhook_id is null;
 
   -- Endpoints to look at, longest waiting first: those whose ready_at has come, and those
   -- with new deliveries (signals). Only these are visited: endpoints waiting on a later
@@ -673,15 +671,27 @@ begin
            where e.webhook_id = any (candidates)
              for update skip locked) e;
 
-  -- Signals of endpoints that no longer exist would otherwise stay forever.
-  delete from private.webhook_endpoint_signals s
-   where s.webhook_id = any (candidates)
-     and not exists (select 1 from private.webhook_endpoints e where e.webhook_id = s.webhook_id);
+  -- Everything the picked endpoints' signals announced is read from the deliveries below.
+  -- A signal of an endpoint that no longer exists announced deliveries that a transaction
+  -- committed while the endpoint was being deleted (the delete's cancel could not see
+  -- them, and the foreign key then cleared their webhook_id): they end cancelled here.
+  with gone as (
+    delete from private.webhook_endpoint_signals s
+     where s.webhook_id = any (candidates)
+       and (s.webhook_id = any (coalesce(picked, '{}'))
+            or not exists (select 1 from private.webhook_endpoints e where e.webhook_id = s.webhook_id))
+    returning s.webhook_id
+  )
+  select bool_or(not g.webhook_id = any (coalesce(picked, '{}'))) into orphaned from gone g;
+  if orphaned then
+    update public.webhook_deliveries d
+       set state = 'cancelled', next_attempt_at = null, completed_at = now(),
+           lease_owner = null, lease_expires_at = null, last_error = 'endpoint deleted'
+     where d.state = 'pending' and d.webhook_id is null;
+  end if;
   if picked is null then
     return;
   end if;
-  -- Everything these signals announced is read from the deliveries below.
-  delete from private.webhook_endpoint_signals s where s.webhook_id = any (picked);
 
   foreach endpoint.webhook_id in array picked loop
     select * into endpoint from private.webhook_endpoints e where e.webhook_id = endpoint.webhook_id;

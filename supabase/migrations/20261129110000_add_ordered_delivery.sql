@@ -43,18 +43,21 @@ comment on sequence private.webhook_delivery_ordering_seq is
 -- endpoint) for events without a process.
 create function private.event_ordering_key(data jsonb)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select data ->> 'process_id'
+begin
+  return data ->> 'process_id';
+end;
 $$;
 revoke execute on function private.event_ordering_key(jsonb) from public;
 
 -- Every statement that creates deliveries goes through here: one event, its endpoints.
 -- An ordered endpoint's delivery gets the event's key ('' for one order per endpoint) and
 -- the next number of the sequence; a parallel one's gets neither. Set-based, one call per
--- event, so the business path pays per event, not per delivery.
+-- event, so the business path pays per event, not per delivery (plpgsql: its plan is kept
+-- for the session, see the plan-once migration).
 create function private.insert_deliveries(
   company_id uuid,
   event_id uuid,
@@ -63,10 +66,12 @@ create function private.insert_deliveries(
   redelivery_of uuid default null
 )
 returns setof uuid
-language sql
+language plpgsql
 volatile
 set search_path = ''
 as $$
+begin
+  return query
   insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, redelivery_of,
                                          ordering_key, ordering_seq)
   select insert_deliveries.company_id, insert_deliveries.event_id, w.id, now(), insert_deliveries.redelivery_of,
@@ -74,7 +79,8 @@ as $$
          case when w.delivery_order = 'ordered' then nextval('private.webhook_delivery_ordering_seq') end
     from unnest(insert_deliveries.webhook_ids) as target(id)
     join public.webhooks w on w.id = target.id
-  returning id
+  returning id;
+end;
 $$;
 revoke execute on function private.insert_deliveries(uuid, uuid, text, uuid[], uuid) from public;
 

@@ -8,12 +8,14 @@
 -- caller's RLS shows (an approver who moved to another company is still a user).
 create function private.user_exists(user_id uuid)
 returns boolean
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-  select exists (select 1 from public.users u where u.supabase_uid = user_exists.user_id)
+begin
+  return exists (select 1 from public.users u where u.supabase_uid = user_exists.user_id);
+end;
 $$;
 revoke execute on function private.user_exists(uuid) from public, anon;
 -- update_process_revision runs as the user (or service) editing the process.
