@@ -363,10 +363,7 @@ begin
   -- Too large for the 256 KB limit (with room for the envelope): drop the bulky
   -- snapshots. Checked up front rather than by catching the insert's error, which would
   -- cost a subtransaction on every process write.
-  -- (jsonb's own size first: its text is at most 6 times larger, and serializing every
-  -- payload to measure it was the costly part of the check.)
-  if pg_column_size(data) * 6 > private.webhook_payload_limit_bytes() - 1024
-     and octet_length(data::text) > private.webhook_payload_limit_bytes() - 1024 then
+  if octet_length(data::text) > private.webhook_payload_limit_bytes() - 1024 then
     data := (data - 'process' - 'previous') || jsonb_build_object('truncated', true);
   end if;
   perform private.insert_webhook_event(company_id, trigger_type, data, webhook_ids);
@@ -524,11 +521,10 @@ begin
     'company_id', company_id,
     'data', coalesce(data, '{}'::jsonb)
   );
-  -- jsonb's own size is cheap to read, and its text is at most 6 times larger (an escape
-  -- like \u0001 is 6 bytes for 1): only a body that could be too large is serialized.
-  if pg_column_size(body) * 6 > private.webhook_payload_limit_bytes()
-     and octet_length(body::text) > private.webhook_payload_limit_bytes() then
-    body_bytes := octet_length(body::text);
+  -- Measured on the text receivers get (jsonb's own size says nothing about it: the
+  -- number 1e100000 is a few bytes of jsonb and 100,001 characters of text).
+  body_bytes := octet_length(body::text);
+  if body_bytes > private.webhook_payload_limit_bytes() then
     raise exception 'webhook payload is % bytes; the limit is % bytes (256 KB)',
       body_bytes, private.webhook_payload_limit_bytes()
       using errcode = '54000', hint = 'Send identifiers and let the receiver fetch large data.';
@@ -988,21 +984,28 @@ ALTER FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) OWNE
 COMMENT ON FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) IS 'Gives leased deliveries back (due now) when a dispatcher stops before attempting them.';
 
 CREATE FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) RETURNS SETOF uuid
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
+begin
+  if since is null or since > now() then
+    raise exception 'since must be a time in the past, got %', coalesce(since::text, 'null')
+      using errcode = '22023';
+  end if;
   -- Every event since then that this endpoint never received and is not still trying to.
+  return query
   select d.event_id
     from public.webhook_deliveries d
    where d.webhook_id = replayable_webhook_events.webhook_id
      and d.created_at >= replayable_webhook_events.since
    group by d.event_id
-  having bool_and(d.state in ('failed', 'cancelled'))
+  having bool_and(d.state in ('failed', 'cancelled'));
+end;
 $$;
 
 ALTER FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) OWNER TO postgres;
 
-COMMENT ON FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) IS 'Events since then whose deliveries to that endpoint all failed or were cancelled: what a replay resends.';
+COMMENT ON FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) IS 'Events since then whose deliveries to that endpoint all failed or were cancelled: what a replay resends. since must be in the past.';
 
 CREATE FUNCTION private.require_active(webhook public.webhooks) RETURNS void
     LANGUAGE plpgsql
@@ -1238,24 +1241,13 @@ $$;
 ALTER FUNCTION private.tg_webhooks__create_secret() OWNER TO postgres;
 
 CREATE FUNCTION private.tg_webhooks__guard_row() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
   if tg_op = 'UPDATE' and new.company_id is distinct from old.company_id then
     raise exception 'a webhook cannot move to another company'
       using errcode = '42501', hint = 'Delete it and create it in the other company.';
-  end if;
-
-  -- Checked when a url is set, so switching the setting off later never makes existing
-  -- rows impossible to edit or disable.
-  if (tg_op = 'INSERT' or new.url is distinct from old.url)
-     and new.url ~* '^http://'
-     and not (select s.allow_plain_http from private.webhook_settings s) then
-    -- The constraint name is in the message too: PostgREST does not pass it on.
-    raise exception 'webhook url must use https (webhooks_url_https_required): %', new.url
-      using errcode = '23514', constraint = 'webhooks_url_https_required',
-            hint = 'Use an https:// URL (plain http is allowed only where private.webhook_settings.allow_plain_http is true).';
   end if;
 
   -- Re-enabling an endpoint clears the reason it was disabled for.
@@ -1718,10 +1710,6 @@ CREATE FUNCTION public.count_replayable_webhook_deliveries(webhook_id uuid, sinc
 declare
   target public.webhooks := private.managed_webhook(webhook_id);
 begin
-  if since is null or since > now() then
-    raise exception 'since must be a time in the past, got %', coalesce(since::text, 'null')
-      using errcode = '22023';
-  end if;
   return (select count(*) from private.replayable_webhook_events(target.id, since));
 end;
 $$;
@@ -1782,27 +1770,15 @@ CREATE FUNCTION public.replay_webhook_deliveries(webhook_id uuid, since timestam
     AS $$
 declare
   target public.webhooks := private.managed_webhook(webhook_id);
+  lost_ids uuid[] := array(select private.replayable_webhook_events(target.id, since));
   lost record;
-  replayed integer;
+  replayed integer := 0;
 begin
-  if since is null or since > now() then
-    raise exception 'since must be a time in the past, got %', coalesce(since::text, 'null')
-      using errcode = '22023';
-  end if;
   perform private.require_active(target);
-
-  -- Every event since then that this endpoint never received and is not still trying to,
-  -- in the order they were created.
-  replayed := 0;
   for lost in
     select ev.id, ev.ordering_key
       from public.webhook_events ev
-     where ev.id in (select d.event_id
-                       from public.webhook_deliveries d
-                      where d.webhook_id = target.id
-                        and d.created_at >= since
-                      group by d.event_id
-                     having bool_and(d.state in ('failed', 'cancelled')))
+     where ev.id = any (lost_ids)
      order by ev.created_at, ev.id
   loop
     perform private.insert_deliveries(target.company_id, lost.id, lost.ordering_key, array[target.id]);
@@ -1928,8 +1904,8 @@ begin
            date_bin(interval '1 hour', d.created_at, timestamptz '2000-01-01 00:00:00+00'),
            count(*) filter (where d.state = 'succeeded'),
            count(*) filter (where d.state = 'failed'),
-           count(*) filter (where d.state = 'pending' and d.attempt_count > 0),
-           count(*) filter (where d.state = 'pending' and d.attempt_count = 0),
+           count(*) filter (where d.state = 'pending' and (d.attempt_count > 1 or (d.attempt_count = 1 and d.lease_owner is null))),
+           count(*) filter (where d.state = 'pending' and not (d.attempt_count > 1 or (d.attempt_count = 1 and d.lease_owner is null))),
            count(*) filter (where d.state = 'cancelled')
       from public.webhook_deliveries d
      where d.created_at >= webhook_deliveries_per_hour.since
@@ -2081,7 +2057,7 @@ COMMENT ON COLUMN private.webhook_settings.circuit_probe_min_seconds IS 'First w
 
 COMMENT ON COLUMN private.webhook_settings.circuit_probe_max_seconds IS 'Longest wait between probes of an open circuit.';
 
-COMMENT ON COLUMN private.webhook_settings.wakeup_interval_ms IS 'At most one pg_net wake-up of the edge function per this many milliseconds (0: one per transaction).';
+COMMENT ON COLUMN private.webhook_settings.wakeup_interval_ms IS 'About one pg_net wake-up of the edge function per this many milliseconds (0: one per transaction).';
 
 COMMENT ON COLUMN private.webhook_settings.hosted IS 'True when the dispatcher runs on hosted Supabase, whose Edge Functions cannot connect to ports 25 and 587: webhook urls on those ports are refused (webhooks_url_port_blocked).';
 

@@ -557,28 +557,16 @@ end;
 $$;
 
 -- The guard no longer clears health on re-enable (the trigger above does, in the
--- endpoint's own row).
+-- endpoint's own row); otherwise it is the guard of 20261126100400.
 create or replace function private.tg_webhooks__guard_row()
 returns trigger
 language plpgsql
-security definer
 set search_path = ''
 as $$
 begin
   if tg_op = 'UPDATE' and new.company_id is distinct from old.company_id then
     raise exception 'a webhook cannot move to another company'
       using errcode = '42501', hint = 'Delete it and create it in the other company.';
-  end if;
-
-  -- Checked when a url is set, so switching the setting off later never makes existing
-  -- rows impossible to edit or disable.
-  if (tg_op = 'INSERT' or new.url is distinct from old.url)
-     and new.url ~* '^http://'
-     and not (select s.allow_plain_http from private.webhook_settings s) then
-    -- The constraint name is in the message too: PostgREST does not pass it on.
-    raise exception 'webhook url must use https (webhooks_url_https_required): %', new.url
-      using errcode = '23514', constraint = 'webhooks_url_https_required',
-            hint = 'Use an https:// URL (plain http is allowed only where private.webhook_settings.allow_plain_http is true).';
   end if;
 
   -- Re-enabling an endpoint clears the reason it was disabled for.

@@ -4,8 +4,10 @@
 -- is awake (the heartbeat, see the per-endpoint scheduling migration). Until the woken
 -- function's first claim sets the heartbeat, though, every committing transaction would
 -- still send its own pg_net request: a burst of 1,000 commits woke 1,000 isolates, each
--- opening database connections. Now at most one request goes out per
--- wakeup_interval_ms (one second by default) for the whole database.
+-- opening database connections. Now about one request goes out per wakeup_interval_ms
+-- (one second by default) for the whole database: "about", because the slot is read and
+-- then set without a lock (so that no committing transaction ever waits for another), and
+-- transactions that read it in the same instant each send one: a few, not a thousand.
 --
 -- The stamp is a sequence, not a row: reading and setting it takes no lock, and it is
 -- not transactional. The cost of that: a transaction that takes the slot and then rolls
@@ -17,7 +19,7 @@ alter table private.webhook_settings
   add column wakeup_interval_ms integer not null default 1000
     constraint webhook_settings_wakeup_interval_range check (wakeup_interval_ms between 0 and 60000);
 comment on column private.webhook_settings.wakeup_interval_ms is
-  'At most one pg_net wake-up of the edge function per this many milliseconds (0: one per transaction).';
+  'About one pg_net wake-up of the edge function per this many milliseconds (0: one per transaction).';
 
 create sequence private.webhook_wakeup_requested minvalue 0 start with 0;
 comment on sequence private.webhook_wakeup_requested is

@@ -12,10 +12,7 @@ begin
   -- Too large for the 256 KB limit (with room for the envelope): drop the bulky
   -- snapshots. Checked up front rather than by catching the insert's error, which would
   -- cost a subtransaction on every process write.
-  -- (jsonb's own size first: its text is at most 6 times larger, and serializing every
-  -- payload to measure it was the costly part of the check.)
-  if pg_column_size(data) * 6 > private.webhook_payload_limit_bytes() - 1024
-     and octet_length(data::text) > private.webhook_payload_limit_bytes() - 1024 then
+  if octet_length(data::text) > private.webhook_payload_limit_bytes() - 1024 then
     data := (data - 'process' - 'previous') || jsonb_build_object('truncated', true);
   end if;
   perform private.insert_webhook_event(company_id, trigger_type, data, webhook_ids);

@@ -5,10 +5,12 @@
 --
 -- Outcome of a delivery, defined once, here:
 --   succeeded  state succeeded
---   failed     state failed (retries exhausted, or blocked by the SSRF guard)
---   retrying   still pending after at least one failed attempt
---   pending    not attempted yet
---   cancelled  the endpoint was disabled or deleted while it was pending
+--   failed     state failed (retries exhausted, blocked by the SSRF guard, or 410 Gone)
+--   retrying   still pending after at least one failed attempt: more than one attempt
+--              counted, or one that is not in flight any more (claiming counts the
+--              attempt about to be made, so a first attempt in flight is still pending)
+--   pending    no attempt has ended yet
+--   cancelled  ended unsent: the endpoint was disabled or deleted, or an ADMIN cancelled it
 -- A delivery counts in the hour it was created.
 
 create function public.webhook_deliveries_per_hour(
@@ -38,8 +40,8 @@ begin
            date_bin(interval '1 hour', d.created_at, timestamptz '2000-01-01 00:00:00+00'),
            count(*) filter (where d.state = 'succeeded'),
            count(*) filter (where d.state = 'failed'),
-           count(*) filter (where d.state = 'pending' and d.attempt_count > 0),
-           count(*) filter (where d.state = 'pending' and d.attempt_count = 0),
+           count(*) filter (where d.state = 'pending' and (d.attempt_count > 1 or (d.attempt_count = 1 and d.lease_owner is null))),
+           count(*) filter (where d.state = 'pending' and not (d.attempt_count > 1 or (d.attempt_count = 1 and d.lease_owner is null))),
            count(*) filter (where d.state = 'cancelled')
       from public.webhook_deliveries d
      where d.created_at >= webhook_deliveries_per_hour.since

@@ -1,8 +1,8 @@
 -- The event catalogue shows each trigger type with an example of the body its endpoints
 -- receive. The example lives on the type's row, next to its description, so adding a type
--- is still one insert (plus the code that emits it); a pgTAP test
--- (30-portal-trigger-type-examples) fails when an example stops having the shape of what
--- the emitting code really sends.
+-- is still one insert (plus the code that emits it);
+-- supabase/tests/portal/trigger-type-examples.test.sql fails when an example stops having
+-- the shape of what the emitting code really sends.
 alter table public.webhook_trigger_types add column example_payload jsonb;
 comment on column public.webhook_trigger_types.example_payload is
   'An example of the JSON body POSTed for this type (illustrative values, real shape).';

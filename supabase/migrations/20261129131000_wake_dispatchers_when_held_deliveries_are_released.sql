@@ -11,8 +11,8 @@
 --
 -- How: an AFTER UPDATE trigger on the release itself (infinity -> a time), whoever releases:
 -- cancel_webhook_delivery, the switch to parallel, and the dispatcher's own promotion when a
--- head ends (that one runs while its dispatcher is awake, so it costs a heartbeat read and
--- sends nothing). The WHEN clause keeps every other update of a delivery (claims, records)
+-- head ends (that one usually runs while its dispatcher is awake, so it costs a heartbeat
+-- read and sends nothing; after an attempt longer than the heartbeat's 2 s it may send one). The WHEN clause keeps every other update of a delivery (claims, records)
 -- free of it. It follows the wake-up protocol of the scheduling migration: wake only when no
 -- dispatcher is awake; one that is awake, or going idle, sees the released row in its next
 -- or its last look, since the releasing transaction has its xid before it reads the heartbeat.

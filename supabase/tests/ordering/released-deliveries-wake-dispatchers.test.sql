@@ -69,7 +69,8 @@ select is(public.cancel_webhook_delivery((:'d'::uuid[])[2]), (:'d'::uuid[])[2], 
 select tests.clear_authentication();
 select is(pg_temp.calls(), 0::bigint, 'a dispatcher is awake: released, no wake-up');
 
--- The dispatcher's own release when a head succeeds happens while it is awake: nothing sent.
+-- The dispatcher's own release when a head succeeds, while it is awake (the usual case: it
+-- claimed within the heartbeat's 2 s): nothing sent.
 select count(*) from private.claim_due_deliveries('worker-1', 10, 60) \gset
 select pg_temp.fresh_case(awake => true);
 select private.record_delivery_results('worker-1', jsonb_build_array(jsonb_build_object(

@@ -7,7 +7,7 @@
 -- a subtransaction that fails after enqueueing; "committed" is what a statement leaves
 -- behind once it has returned.
 begin;
-select plan(25);
+select plan(27);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://one.example.com/hook') as hook_one \gset
@@ -102,10 +102,20 @@ select throws_ok(
          :'company_a', 262144 - :body_overhead + 1),
   '54000', 'webhook payload is 262145 bytes; the limit is 262144 bytes (256 KB)',
   'one byte more is refused with 54000 and a message giving the size and the limit');
+-- Numbers count as their text: 1e131071 is a few bytes of jsonb and 131,072 digits sent.
+select throws_ok(
+  format($$select private.enqueue_webhook_event(%L, 'PROCESS_REVISED', '{"a": 1e131071, "b": 1e131071}')$$, :'company_a'),
+  '54000', null,
+  'a body whose large numbers print as more than 256 KB is refused, however small its jsonb');
+select throws_ok(
+  format($$select private.enqueue_webhook_event(%L, 'PROCESS_REVISED',
+                    (select jsonb_build_object('tiny', jsonb_agg(1e-16383)) from generate_series(1, 17)))$$, :'company_a'),
+  '54000', null,
+  'so is one whose tiny numbers (0.000...1, 16,385 characters each) do');
 select is((select count(*)::integer from public.webhook_events), 2,
-  'the refused payload left no event');
+  'the refused payloads left no event');
 select is((select count(*)::integer from public.webhook_deliveries), 4,
-  'the refused payload left no delivery');
+  'the refused payloads left no delivery');
 
 -- Who may call it: the machinery (service role), not API users.
 select tests.authenticate_as_anon();

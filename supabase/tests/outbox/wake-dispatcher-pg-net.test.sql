@@ -35,8 +35,8 @@ select is((select count(*) from net.calls), 0::bigint, 'no dispatcher URL config
 update private.webhook_settings
    set dispatcher_url = 'https://project.supabase.co/functions/v1/webhook-dispatcher',
        dispatcher_key = 'service-key';
--- A new transaction id for the once-per-transaction guard: a savepoint keeps this file one transaction,
--- so reset the guard the way a new transaction would.
+-- This file is one transaction: reset the once-per-transaction guard the way a new
+-- transaction would.
 select set_config('webhooks.woken_in_xact', '', true);
 
 insert into public.processes (company_id, name) values (:'company_a', 'First'), (:'company_a', 'Second');

@@ -13,7 +13,7 @@ create temporary table fixture (n int, state text, attempts int, status int, min
 insert into fixture values
   (1, 'succeeded', 1, 200, 150), (2, 'succeeded', 3, 204, 150), (3, 'failed', 8, 503, 150),
   (4, 'pending', 2, 502, 30), (5, 'pending', 0, null, 31), (6, 'cancelled', 1, 500, 32),
-  (7, 'succeeded', 1, 200, 30 * 60);
+  (7, 'succeeded', 1, 200, 30 * 60), (8, 'pending', 1, null, 33), (9, 'pending', 1, 503, 34);
 select private.insert_webhook_event(:'company_a', 'PROCESS_CREATED', jsonb_build_object('n', f.n), array[:'webhook_a1'::uuid])
   from fixture f order by f.n;
 update public.webhook_deliveries d
@@ -24,6 +24,12 @@ update public.webhook_deliveries d
        created_at = date_trunc('hour', now()) - make_interval(mins => f.minutes_ago)
   from public.webhook_events e, fixture f
  where e.id = d.event_id and (e.payload -> 'data' ->> 'n')::int = f.n;
+-- 8 is a first attempt in flight (claimed: attempt_count already counts it), 9 a first
+-- attempt that failed and waits for its retry.
+update public.webhook_deliveries d
+   set lease_owner = 'worker-1', lease_expires_at = now() + interval '1 minute'
+  from public.webhook_events e
+ where e.id = d.event_id and e.payload -> 'data' ->> 'n' = '8';
 select private.insert_webhook_event(:'company_b', 'PROCESS_CREATED', '{}', array[:'webhook_b'::uuid]);
 update public.webhook_deliveries set state = 'succeeded', attempt_count = 1, last_status = 200, last_attempt_at = now(),
        next_attempt_at = null, completed_at = now()
@@ -34,8 +40,8 @@ select tests.authenticate_as(:'admin_a');
 select results_eq(
   $$select webhook_id, succeeded, failed, retrying, pending, cancelled from public.webhook_deliveries_per_hour() order by hour$$,
   format($$values (%L::uuid, 2::bigint, 1::bigint, 0::bigint, 0::bigint, 0::bigint),
-                  (%L::uuid, 0::bigint, 0::bigint, 1::bigint, 1::bigint, 1::bigint)$$, :'webhook_a1', :'webhook_a1'),
-  'per hour: two hours of the last 24, each delivery under its outcome (retrying = pending after a failed attempt)'
+                  (%L::uuid, 0::bigint, 0::bigint, 2::bigint, 2::bigint, 1::bigint)$$, :'webhook_a1', :'webhook_a1'),
+  'per hour: two hours of the last 24, each delivery under its outcome (retrying = pending after a failed attempt; a first attempt in flight is pending)'
 );
 select ok(
   (select bool_and(hour = date_trunc('hour', hour) and extract(minute from hour at time zone 'UTC') = 0)
@@ -44,7 +50,7 @@ select ok(
 );
 select is(
   (select sum(succeeded + failed + retrying + pending + cancelled)::int from public.webhook_deliveries_per_hour(now() - interval '2 days')),
-  7, 'a wider window reaches the older delivery'
+  9, 'a wider window reaches the older delivery'
 );
 select is(
   (select count(*)::int from public.webhook_deliveries_per_hour(now() - interval '1 day', :'webhook_a2')),
@@ -61,7 +67,7 @@ select throws_ok('select * from public.webhook_deliveries_per_hour(null)',
 select set_eq(
   $$select webhook_id, deliveries, succeeded, failed, retrying, pending, cancelled, success_rate, last_status
       from public.webhook_endpoint_stats()$$,
-  format($$values (%L::uuid, 6::bigint, 2::bigint, 1::bigint, 1::bigint, 1::bigint, 1::bigint, 0.5000::numeric, 502),
+  format($$values (%L::uuid, 8::bigint, 2::bigint, 1::bigint, 2::bigint, 2::bigint, 1::bigint, 0.4000::numeric, 502),
                   (%L::uuid, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, null::numeric, null::integer)$$,
          :'webhook_a1', :'webhook_a2'),
   'per endpoint: every endpoint of the company, counts of the last 24 h, success rate of the attempted, last status'
@@ -73,7 +79,7 @@ select is(
 );
 select is(
   (select success_rate from public.webhook_endpoint_stats(now() - interval '2 days') where webhook_id = :'webhook_a1'),
-  0.6000::numeric, 'the window moves the rate (3 of 5 attempted succeeded since 2 days)'
+  0.5000::numeric, 'the window moves the rate (3 of 6 attempted succeeded since 2 days)'
 );
 
 -- Who sees what ----------------------------------------------------------------------------

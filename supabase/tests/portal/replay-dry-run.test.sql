@@ -8,7 +8,7 @@ select * from tests.create_cast(with_webhooks => true) \gset
 select format('webhook %s does not exist or you are not an active ADMIN of its company', :'webhook_a1') as denied,
        format('webhook %s does not exist or you are not an active ADMIN of its company', '00000000-0000-4000-8000-000000000000') as denied_unknown \gset
 
--- Events of every kind for A's first endpoint (as in 15-admin-rpcs): failed, cancelled,
+-- Events of every kind for A's first endpoint (as in admin/rpcs.test.sql): failed, cancelled,
 -- succeeded, pending, failed 3 days ago, failed then redelivered successfully.
 select count(private.enqueue_webhook_event(:'company_a', 'PROCESS_CREATED', jsonb_build_object('case', c)))
   from unnest(array['failed', 'cancelled', 'succeeded', 'pending', 'old failed', 'failed then redelivered']) c \gset

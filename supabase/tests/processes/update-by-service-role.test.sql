@@ -21,7 +21,7 @@ select results_eq(
 select is(
   array(select p.oid::regprocedure::text from pg_proc p
          where p.pronamespace = 'private'::regnamespace
-           and p.proname in ('process_changed_fields', 'process_non_definition_columns')
+           and p.proname in ('process_changed_fields', 'process_non_definition_columns', 'user_exists')
            and not has_function_privilege('service_role', p.oid, 'EXECUTE')),
   '{}'::text[],
   'service_role can execute what update_process_revision calls'

@@ -63,18 +63,18 @@ select is(private.record_delivery_results('worker-1', jsonb_build_array(
 select results_eq(format('select * from pg_temp.health(%L)', :'hook'),
   $$values ('failing'::text, 2, now(), null::timestamptz, null::timestamptz, null::integer)$$,
   'two consecutive failures: failing since now, the circuit still closed (threshold 3)');
+select is(private.record_delivery_results('worker-1', jsonb_build_array(
+    jsonb_build_object('delivery_id', (:'d'::uuid[])[4], 'attempt_number', 1, 'outcome', 'blocked', 'duration_ms', 1,
+                       'error', 'blocked: resolves to a private address', 'next_attempt_at', now() + interval '5 seconds')), interval '5 days'),
+  1, 'an attempt blocked by the SSRF guard');
+select is((select consecutive_failures from private.webhook_endpoints where webhook_id = :'hook'), 2,
+  'a blocked attempt (never sent) neither counts towards the run nor resets it');
 select tests.time_passes('1 second');
 select is(private.record_delivery_results('worker-1', jsonb_build_array(pg_temp.failure((:'d'::uuid[])[3], 1, 404)), interval '5 days'),
   1, 'a 404');
 select results_eq(format('select * from pg_temp.health(%L)', :'hook'),
   $$values ('failing'::text, 0, now() - interval '1 second', null::timestamptz, null::timestamptz, 404)$$,
   'an answer that is not a 5xx resets the run; the endpoint is still failing, since the first failure');
-select is(private.record_delivery_results('worker-1', jsonb_build_array(
-    jsonb_build_object('delivery_id', (:'d'::uuid[])[4], 'attempt_number', 1, 'outcome', 'blocked', 'duration_ms', 1,
-                       'error', 'blocked: resolves to a private address', 'next_attempt_at', now() + interval '5 seconds')), interval '5 days'),
-  1, 'an attempt blocked by the SSRF guard');
-select is((select consecutive_failures from private.webhook_endpoints where webhook_id = :'hook'), 0,
-  'a blocked attempt (never sent) neither counts towards the run nor resets it');
 
 -- Opening ------------------------------------------------------------------------------------
 select tests.time_passes('1 second');

@@ -6,7 +6,7 @@
 -- letter case, on insert and on update; https is never affected, whatever plan the trigger
 -- gets.
 begin;
-select plan(11);
+select plan(12);
 
 select tests.create_company('Company A') as company_a \gset
 select tests.create_user('admin@a.test', :'company_a', 'ADMIN') as admin_a \gset
@@ -63,8 +63,19 @@ select tests.authenticate_as(:'admin_a');
 set local plan_cache_mode = force_generic_plan;
 select lives_ok(
   format($$insert into public.webhooks (company_id, trigger_type, url) values (%L, 'PROCESS_CREATED', 'https://hooks.example/generic-plan')$$, :'company_a'),
-  'an ADMIN registers an https webhook whatever plan the guard trigger gets');
+  'an ADMIN registers an https webhook whatever plan the https trigger gets');
 
 select tests.clear_authentication();
+
+-- One home: the rule is the webhooks_url_https_required trigger's, which
+-- src/database.rules.ts reads its wording from. No other function restates it.
+select is(
+  (select array_agg(p.proname::text order by p.proname)
+     from pg_proc p
+    where p.pronamespace in ('private'::regnamespace, 'public'::regnamespace)
+      and p.prosrc like '%allow_plain_http%'),
+  array['tg_webhooks__require_https_url'],
+  'only the webhooks_url_https_required trigger function checks allow_plain_http');
+
 select * from finish();
 rollback;
