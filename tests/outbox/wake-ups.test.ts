@@ -46,6 +46,11 @@ async function notificationsDuring(action: () => Promise<unknown>, ms = 500): Pr
 
 const write = (name: string) => business.query("insert into public.processes (company_id, name) values ($1, $2)", [companyId, name]);
 const drain = async () => (await claim(dispatcher, "wake-test")).filter((c) => c.webhook_id === hook);
+/** A dispatcher is awake: its claim just found work (a claim that finds nothing says nothing). */
+const awake = async () => {
+  await write("Work for the claim");
+  expect((await drain()).length).toBe(1);
+};
 
 describe("waking the dispatchers", () => {
   it("a business commit while no dispatcher is awake NOTIFYs", async () => {
@@ -55,7 +60,7 @@ describe("waking the dispatchers", () => {
   });
 
   it("a business commit while a dispatcher is awake (a claim just ran) does not", async () => {
-    await drain(); // the claim is the heartbeat
+    await awake();
     expect(await notificationsDuring(() => write("Someone awake"))).toBe(0);
     expect((await drain()).length).toBe(1); // the awake dispatcher's next claim finds it
   });
@@ -68,7 +73,7 @@ describe("waking the dispatchers", () => {
   });
 
   it("going idle: the business transaction in progress is waited for, then its deliveries are seen", async () => {
-    await drain(); // awake
+    await awake();
     await business.query("begin");
     await write("Racing the dispatcher going idle"); // reads "awake": this transaction will not NOTIFY
     const xid = (await business.query<{ xid: string }>("select pg_current_xact_id()::text as xid")).rows[0]!.xid;

@@ -1,6 +1,6 @@
 // A throwaway PostgreSQL cluster of a test's own, for tests that must do to a server what
 // they cannot do to DB_URL's: restart it (postgres_restart_test.ts), serve TLS
-// (pg_store_tls_test.ts). In a temp dir on a free port, deleted afterwards.
+// (pg_tls_test.ts). In a temp dir on a free port, deleted afterwards.
 // Server binaries: $PG_BINDIR or /usr/lib/postgresql/15/bin; as root they run as the
 // `postgres` OS user (initdb and postgres refuse root).
 import type { E2EDatabase } from "./e2e.ts";

@@ -47,8 +47,8 @@ e2eTest("per-endpoint cap: a slow endpoint's backlog does not delay a fast endpo
   let slowInFlight = 0;
   let slowMaxInFlight = 0;
   // The slow endpoint holds every request until the fast one has all of its 30, then takes
-  // 6 s more. Should the limiter make the fast deliveries wait for slow slots, nothing
-  // moves until the slow attempts time out (20 s), and the first wait below fails.
+  // 6 s more. Should a claim make the fast deliveries wait for slow slots, nothing moves
+  // until the slow attempts time out (20 s), and the first wait below fails.
   const fastDone = gate();
   const slow = t.receiver(async () => {
     slowMaxInFlight = Math.max(slowMaxInFlight, ++slowInFlight);

@@ -8,7 +8,7 @@
 // drain's budget is what is left of the worker's life, a drain claims at most
 // WEBHOOK_HTTP_MAX_DELIVERIES, one drain runs at a time, and the shutdown signal stops
 // claiming while what finished is recorded.
-import { type DispatcherConfig, START_WINDOW_MS, WALL_CLOCK_MARGIN_MS } from "../_shared/dispatch/config.ts";
+import { type DispatcherConfig, oneAttemptMs, workerLifeMs } from "../_shared/dispatch/config.ts";
 import type { DispatchEngine, DrainCounts } from "../_shared/dispatch/engine.ts";
 
 export interface HttpHandlerDeps {
@@ -62,8 +62,8 @@ type Refusal = { refused: string };
 export function createHttpHandler(
   { engine, config, age, shutdown, waitUntil, log = console.log }: HttpHandlerDeps,
 ) {
-  const minBudgetMs = config.timeoutMs + START_WINDOW_MS;
-  const lifeMs = config.wallClockMs - WALL_CLOCK_MARGIN_MS;
+  const minBudgetMs = oneAttemptMs(config);
+  const lifeMs = workerLifeMs(config);
 
   /** The budget a drain starting now may use, or why it may not start. */
   const budget = (): number | Refusal => {

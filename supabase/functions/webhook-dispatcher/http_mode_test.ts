@@ -172,3 +172,41 @@ e2eTest(
     assert.equal(delivery.state, "succeeded");
   },
 );
+
+e2eTest(
+  "HTTP mode in a plain Deno process: SIGTERM lets the running drain finish and record its attempt, then exit 0",
+  async (t) => {
+    const sigtermTaken = gate();
+    const receiver = t.receiver(async () => {
+      await Promise.race([sigtermTaken.opened, sleep(60_000, t.ending)]);
+      return new Response("ok");
+    });
+    const company = await t.company();
+    const hook = await t.webhook(company, `${receiver.origin}/hook`);
+    const processId = await createProcess(t.sql, company, "Potting");
+    await reviseProcess(t.sql, processId, "Potting v2");
+
+    const token = `e2e-dispatcher-token-${crypto.randomUUID()}`;
+    const fn = await t.dispatcher({
+      mode: "http",
+      allowedTargets: [receiver.target],
+      env: { WEBHOOK_DISPATCHER_TOKEN: token },
+    });
+    const wakeUp = fetch(fn.origin, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+    await waitFor("the attempt to reach the receiver", () => receiver.requests.length === 1);
+
+    fn.kill("SIGTERM");
+    await waitFor("the function to take the SIGTERM", () => /stopping: finishing in-flight attempts/.test(fn.output()));
+    sigtermTaken.open();
+    const answer = await wakeUp;
+    assert.equal(answer.status, 200, "the wake-up in progress is answered");
+    assert.equal((await answer.json()).succeeded, 1);
+    const status = await fn.exited;
+    assert.equal(status.code, 0, `exit status ${JSON.stringify(status)}\n${fn.output()}`);
+    assert.match(fn.output(), /stopped/);
+
+    const [delivery] = await deliveriesOf(t.sql, hook);
+    assert.equal(delivery.state, "succeeded", "the attempt in flight was recorded before the exit");
+    assert.equal(delivery.lease_owner, null);
+  },
+);

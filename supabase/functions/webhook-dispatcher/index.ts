@@ -41,19 +41,20 @@ function loadConfig(): DispatcherConfig | ConfigError {
 /** The Edge Runtime keeps a function whose configuration is invalid: it refuses every
  * request (503; the problems were logged once, above) instead of running half-configured. */
 function refuseEveryRequest() {
+  // The configuration is not to be trusted, PORT included: a port only if it is one.
+  const port = /^\d{1,5}$/.test(Deno.env.get("PORT") ?? "") ? Number(Deno.env.get("PORT")) : undefined;
   serve(() =>
     new Response(JSON.stringify({ error: "the dispatcher's configuration is invalid; its log says why" }), {
       status: 503,
       headers: { "content-type": "application/json" },
-    })
-  );
+    }), port);
 }
 
 /** The database pool and the engine over it; the metrics see every attempt. */
 function connect(config: DispatcherConfig) {
-  // The claim loop and the result writer each hold a connection; worker mode's LISTEN
-  // and /metrics another.
-  const sql = connectDatabase(config.dbUrl!, 4, { caCert: config.dbCaCert });
+  // The claim loop makes one call at a time; /metrics may read while it does. (LISTEN
+  // has a connection of its own, outside the pool.)
+  const sql = connectDatabase(config.dbUrl!, 2, { caCert: config.dbCaCert });
   const metrics = new DispatcherMetrics();
   const engine = new DispatchEngine({
     store: createPgStore(sql, { workerId: config.workerId, disableAfterHours: config.disableAfterHours }),
@@ -66,9 +67,14 @@ function connect(config: DispatcherConfig) {
 function runWorker(config: DispatcherConfig) {
   const { sql, engine, metrics } = connect(config);
   const log = (m: string) => console.log(`[${config.workerId}] ${m}`);
-  const worker = startWorker({ engine, sql, log });
+  // Metrics first: an address it cannot listen on stops the process before it claims.
   const metricsServer = config.metrics && serveMetrics({ engine, metrics, sql, ...config.metrics, log });
   if (config.metrics) log(`metrics on http://${config.metrics.hostname}:${config.metrics.port}/metrics`);
+  const worker = startWorker({ engine, sql, log });
+  worker.done.catch((error) => {
+    console.error(`[${config.workerId}] the worker stopped: ${error instanceof Error ? error.message : error}`);
+    Deno.exit(1);
+  });
   console.log(`[${config.workerId}] webhook dispatcher worker started`);
   const shutdown = async () => {
     console.log(`[${config.workerId}] stopping: finishing in-flight attempts`);
@@ -83,7 +89,7 @@ function runWorker(config: DispatcherConfig) {
 }
 
 function serveHttp(config: DispatcherConfig) {
-  const { engine } = connect(config);
+  const { sql, engine } = connect(config);
   // deno-lint-ignore no-explicit-any
   const edgeRuntime = (globalThis as any).EdgeRuntime as { waitUntil(p: Promise<unknown>): void } | undefined;
   const waitUntil = edgeRuntime ? (work: Promise<unknown>) => edgeRuntime.waitUntil(work) : undefined;
@@ -92,12 +98,25 @@ function serveHttp(config: DispatcherConfig) {
   // The runtime announces the worker's end (wall clock, CPU, memory): stop claiming.
   const shutdown = new AbortController();
   abortOnUnload(shutdown, (m) => console.log(`[${config.workerId}] ${m}`));
-  serve(createHttpHandler({ engine, config, age, shutdown: shutdown.signal, waitUntil }));
+  const server = serve(createHttpHandler({ engine, config, age, shutdown: shutdown.signal, waitUntil }), config.port);
+  if (edgeRuntime) return;
+  // A plain Deno process (the local stack): SIGTERM/SIGINT stop claiming, let the drain
+  // finish what is in flight and record it, then exit.
+  const stop = async () => {
+    console.log(`[${config.workerId}] stopping: finishing in-flight attempts`);
+    shutdown.abort();
+    await server.shutdown();
+    await engine.idle();
+    await sql.end({ timeout: 5 });
+    console.log(`[${config.workerId}] stopped`);
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
 }
 
-function serve(handler: (request: Request) => Response | Promise<Response>) {
+function serve(handler: (request: Request) => Response | Promise<Response>, port?: number) {
   // Supabase picks the port itself; locally and in tests PORT chooses it.
-  const port = Deno.env.get("PORT");
-  if (port) Deno.serve({ port: Number(port), hostname: "127.0.0.1" }, handler);
-  else Deno.serve(handler);
+  if (port !== undefined) return Deno.serve({ port, hostname: "127.0.0.1" }, handler);
+  return Deno.serve(handler);
 }

@@ -124,79 +124,87 @@ e2eTest("two dispatchers together never exceed an endpoint's cap", async (t) => 
   assert.equal(receiver.requests.length, 60);
 });
 
-e2eTest("circuit breaker: opens after the threshold, probes one at a time, closes, and the backlog is delivered in full", async (t) => {
-  // Down (503) until `up` opens; counts concurrent requests once the circuit is open.
-  let down = true;
-  let inFlight = 0;
-  let mostWhileOpen = 0;
-  let circuitOpen = false;
-  const receiver = t.receiver(async () => {
-    inFlight++;
-    if (circuitOpen) mostWhileOpen = Math.max(mostWhileOpen, inFlight);
-    await sleep(20, t.ending);
-    inFlight--;
-    return down ? new Response("down", { status: 503 }) : new Response("up");
-  });
-  const company = await t.company();
-  const hook = await t.webhook(company, `${receiver.origin}/erp`);
-  await t.settings({
-    endpoint_concurrency: 5,
-    circuit_failure_threshold: 3,
-    circuit_probe_min_seconds: 1,
-    circuit_probe_max_seconds: 2,
-  });
-  await t.dispatcher({
-    allowedTargets: [receiver.target],
-    // Many quick retries: without the circuit each delivery would spend them in seconds.
-    env: { WEBHOOK_RETRY_SCHEDULE: Array(20).fill("0.05").join(",") },
-  });
-  const process = await createProcess(t.sql, company, "Curing");
-  await t.sql.begin(async (tx) => {
-    for (let i = 2; i <= 21; i++) await tx`update public.processes set name = ${`Curing v${i}`} where id = ${process}`;
-  });
+e2eTest(
+  "circuit breaker: opens after the threshold, probes one at a time, closes, and the backlog is delivered in full",
+  async (t) => {
+    // Down (503) until `up` opens; counts concurrent requests once the circuit is open.
+    let down = true;
+    let inFlight = 0;
+    let mostWhileOpen = 0;
+    let circuitOpen = false;
+    const receiver = t.receiver(async () => {
+      inFlight++;
+      if (circuitOpen) mostWhileOpen = Math.max(mostWhileOpen, inFlight);
+      await sleep(20, t.ending);
+      inFlight--;
+      return down ? new Response("down", { status: 503 }) : new Response("up");
+    });
+    const company = await t.company();
+    const hook = await t.webhook(company, `${receiver.origin}/erp`);
+    await t.settings({
+      endpoint_concurrency: 5,
+      circuit_failure_threshold: 3,
+      circuit_probe_min_seconds: 1,
+      circuit_probe_max_seconds: 2,
+    });
+    await t.dispatcher({
+      allowedTargets: [receiver.target],
+      // Many quick retries: without the circuit each delivery would spend them in seconds.
+      env: { WEBHOOK_RETRY_SCHEDULE: Array(20).fill("0.05").join(",") },
+    });
+    const process = await createProcess(t.sql, company, "Curing");
+    await t.sql.begin(async (tx) => {
+      for (let i = 2; i <= 21; i++) {
+        await tx`update public.processes set name = ${`Curing v${i}`} where id = ${process}`;
+      }
+    });
 
-  const health = () => t.sql`select * from public.webhook_endpoint_health where webhook_id = ${hook}`.then((r) => r[0]);
-  const opened = await waitFor("the circuit to open", async () => {
-    const h = await health();
-    return h.state === "circuit_open" ? h : null;
-  }, { timeoutMs: 10_000 });
-  circuitOpen = true;
-  assert.ok(opened.consecutive_failures >= 3, `opened after ${opened.consecutive_failures} consecutive failures`);
-  assert.ok(opened.failing_since !== null && opened.next_probe_at !== null);
-  const requestsAtOpen = receiver.requests.length;
+    const health = () =>
+      t.sql`select * from public.webhook_endpoint_health where webhook_id = ${hook}`.then((r) => r[0]);
+    const opened = await waitFor("the circuit to open", async () => {
+      const h = await health();
+      return h.state === "circuit_open" ? h : null;
+    }, { timeoutMs: 10_000 });
+    circuitOpen = true;
+    assert.ok(opened.consecutive_failures >= 3, `opened after ${opened.consecutive_failures} consecutive failures`);
+    assert.ok(opened.failing_since !== null && opened.next_probe_at !== null);
+    const requestsAtOpen = receiver.requests.length;
 
-  // Open for ~3.5 s: probes at 1 s, then 2 s (the maximum) apart; nothing else goes.
-  await sleep(3_500, t.ending);
-  const probes = receiver.requests.length - requestsAtOpen;
-  assert.ok(probes >= 1 && probes <= 3, `${probes} requests while open: only probes, growing apart`);
-  const attempted = await t.sql<{ n: number }[]>`
+    // Open for ~3.5 s: probes at 1 s, then 2 s (the maximum) apart; nothing else goes.
+    await sleep(3_500, t.ending);
+    const probes = receiver.requests.length - requestsAtOpen;
+    assert.ok(probes >= 1 && probes <= 3, `${probes} requests while open: only probes, growing apart`);
+    const attempted = await t.sql<{ n: number }[]>`
     select count(*)::int as n from public.webhook_deliveries where webhook_id = ${hook} and attempt_count > 0`;
-  assert.ok(attempted[0].n <= requestsAtOpen + probes, "held deliveries spent no attempts");
+    assert.ok(attempted[0].n <= requestsAtOpen + probes, "held deliveries spent no attempts");
 
-  // The window measured is while it was open and down; now it comes back.
-  circuitOpen = false;
-  down = false;
-  await waitFor("all 20 to succeed", async () => {
-    const rows = await deliveriesOf(t.sql, hook);
-    return rows.length === 20 && rows.every((d) => d.state === "succeeded");
-  }, { timeoutMs: 15_000 });
-  const closed = await health();
-  assert.equal(closed.state, "healthy");
-  assert.equal(closed.consecutive_failures, 0);
-  assert.equal(closed.failing_since, null);
-  assert.equal(mostWhileOpen, 1, "one probe at a time while the circuit was open");
-  const [{ attempts }] = await t.sql`
+    // The window measured is while it was open and down; now it comes back.
+    circuitOpen = false;
+    down = false;
+    await waitFor("all 20 to succeed", async () => {
+      const rows = await deliveriesOf(t.sql, hook);
+      return rows.length === 20 && rows.every((d) => d.state === "succeeded");
+    }, { timeoutMs: 15_000 });
+    const closed = await health();
+    assert.equal(closed.state, "healthy");
+    assert.equal(closed.consecutive_failures, 0);
+    assert.equal(closed.failing_since, null);
+    assert.equal(mostWhileOpen, 1, "one probe at a time while the circuit was open");
+    const [{ attempts }] = await t.sql`
     select count(*)::int as attempts from public.webhook_delivery_attempts a
       join public.webhook_deliveries d on d.id = a.delivery_id where d.webhook_id = ${hook}`;
-  assert.equal(attempts, receiver.requests.length, "every request is in the attempt log");
-});
+    assert.equal(attempts, receiver.requests.length, "every request is in the attempt log");
+  },
+);
 
 e2eTest("an ADMIN disables an endpoint without waiting for 20 writers loading its company", async (t) => {
   const receiver = t.receiver();
   const company = await t.company();
   const hook = await t.webhook(company, `${receiver.origin}/hook`);
   await t.webhook(company, `${receiver.origin}/other`);
-  const admin = (await t.sql`select tests.create_user(${`admin-${crypto.randomUUID()}@e2e.test`}, ${company}, 'ADMIN') as id`)[0].id;
+  const admin =
+    (await t.sql`select tests.create_user(${`admin-${crypto.randomUUID()}@e2e.test`}, ${company}, 'ADMIN') as id`)[0]
+      .id;
   await t.dispatcher({ allowedTargets: [receiver.target] });
   const processes: string[] = [];
   for (let i = 0; i < 20; i++) processes.push(await createProcess(t.sql, company, `Line ${i}`));

@@ -14,7 +14,9 @@ export interface MetricsServerDeps {
   log?: (message: string) => void;
 }
 
-export function createMetricsHandler({ engine, metrics, sql, log = console.error }: Omit<MetricsServerDeps, "hostname" | "port">) {
+function createMetricsHandler(
+  { engine, metrics, sql, log = console.error }: Omit<MetricsServerDeps, "hostname" | "port">,
+) {
   return async (request: Request): Promise<Response> => {
     const { pathname } = new URL(request.url);
     if (pathname !== "/metrics") return new Response("not found: GET /metrics\n", { status: 404 });

@@ -83,8 +83,11 @@ e2eTest(
     const first = await t.dispatcher({ allowedTargets: [receiver.target] });
     await waitFor("the first attempt to reach the receiver", () => receiver.requests.length === 1);
     const leasedBefore = await deliveriesOf(t.sql, hook);
-    assert.deepEqual(leasedBefore.map((d) => d.lease_owner).sort(), [first.workerId, null, null].sort(),
-      "the endpoint's cap of 1: one leased, two waiting in the database");
+    assert.deepEqual(
+      leasedBefore.map((d) => d.lease_owner).sort(),
+      [first.workerId, null, null].sort(),
+      "the endpoint's cap of 1: one leased, two waiting in the database",
+    );
 
     first.kill("SIGTERM");
     // It says so before it stops claiming and starting attempts (index.ts, shutdown).

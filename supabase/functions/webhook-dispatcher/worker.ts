@@ -2,7 +2,8 @@
 // engine's claim loop. It LISTENs for new deliveries (a committing transaction NOTIFYs
 // when no dispatcher is awake), the loop sleeps until the next retry is due, and on
 // SIGTERM/SIGINT attempts in flight finish and are recorded before it exits. A database
-// outage stops the loop; the worker starts it again a second later.
+// outage (at start too) stops the loop; the worker starts it again a second later, and
+// the engine first writes what the outage left unwritten.
 import type postgres from "postgres";
 import { type DispatchEngine, type DrainCounts, emptyCounts } from "../_shared/dispatch/engine.ts";
 
@@ -10,9 +11,10 @@ export interface WorkerDeps {
   engine: Pick<DispatchEngine, "run" | "poke" | "totals">;
   sql: postgres.Sql;
   log?: (message: string) => void;
-  /** How often the worker logs what it delivered since the last line (when anything). */
-  reportEveryMs?: number;
 }
+
+/** How often the worker logs what it delivered since the last line (when anything). */
+const REPORT_EVERY_MS = 5_000;
 
 export interface Worker {
   /** Resolves when the worker has stopped. */
@@ -21,7 +23,7 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
-export function startWorker({ engine, sql, log = console.log, reportEveryMs = 5_000 }: WorkerDeps): Worker {
+export function startWorker({ engine, sql, log = console.log }: WorkerDeps): Worker {
   const stopping = new AbortController();
 
   let reported: DrainCounts = emptyCounts();
@@ -38,15 +40,18 @@ export function startWorker({ engine, sql, log = console.log, reportEveryMs = 5_
   };
 
   async function loop() {
-    const listener = await sql.listen("webhook_deliveries", () => engine.poke());
-    const reporting = setInterval(report, reportEveryMs);
+    let listener: postgres.ListenMeta | null = null;
+    const reporting = setInterval(report, REPORT_EVERY_MS);
     try {
       while (!stopping.signal.aborted) {
         try {
+          // postgres.js re-listens by itself after a reconnect; only the first LISTEN is ours.
+          listener ??= await sql.listen("webhook_deliveries", () => engine.poke());
           await engine.run({ signal: stopping.signal });
         } catch (error) {
-          // Postgres restarting or unreachable: keep the process, retry shortly. Nothing
-          // is lost: leases expire and the outbox is durable.
+          // Postgres restarting or unreachable (at start too): keep the process, retry
+          // shortly. Nothing is lost: the outbox is durable, and the engine writes first
+          // what it could not write (what it never wrote is sent again after its lease).
           log(`dispatcher error (retrying in 1 s): ${error instanceof Error ? error.message : String(error)}`);
           await new Promise((resolve) => setTimeout(resolve, 1_000));
         }
@@ -54,7 +59,7 @@ export function startWorker({ engine, sql, log = console.log, reportEveryMs = 5_
     } finally {
       clearInterval(reporting);
       report();
-      await listener.unlisten().catch(() => {});
+      await listener?.unlisten().catch(() => {});
     }
   }
 

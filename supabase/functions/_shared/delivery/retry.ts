@@ -18,7 +18,7 @@ export const DEFAULT_RETRY_SCHEDULE_SECONDS: readonly number[] = Object.freeze([
 ]);
 
 /** Each scheduled delay is spread uniformly over ±20 %. */
-export const JITTER_FRACTION = 0.2;
+const JITTER_FRACTION = 0.2;
 
 /**
  * Upper bound on how long a receiver's Retry-After can push the next attempt.

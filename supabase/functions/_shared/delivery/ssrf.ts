@@ -66,7 +66,7 @@ function blockedName(host: string): string | null {
 }
 
 /** Default resolver: A and AAAA through Deno.resolveDns. */
-export const resolveWithDns: Resolver = async (hostname, signal) => {
+const resolveWithDns: Resolver = async (hostname, signal) => {
   const lookup = async (type: "A" | "AAAA"): Promise<string[]> => {
     try {
       return await Deno.resolveDns(hostname, type, { signal });

@@ -7,6 +7,7 @@
 
 import { DEFAULT_RETRY_SCHEDULE_SECONDS } from "../delivery/retry.ts";
 import { targetKey } from "../delivery/ssrf.ts";
+import { databaseTlsProblem } from "./pg_tls.ts";
 import { CLAIM_LIMITS } from "./store.ts";
 
 // The settings' rules live here and only here: parseConfig enforces them, and the
@@ -24,7 +25,7 @@ export const LEASE_SAFETY_MARGIN_MS = 5_000;
 export const START_WINDOW_MS = 1_000;
 
 /** Requests in flight per dispatcher by default (WEBHOOK_CONCURRENCY). */
-export const DEFAULT_CONCURRENCY = 500;
+const DEFAULT_CONCURRENCY = 500;
 
 /** HTTP mode keeps this much of the worker's wall clock (WEBHOOK_WALL_CLOCK_MS) unused:
  * it covers recording the last results and the runtime's boot before our code runs. */
@@ -32,6 +33,21 @@ export const WALL_CLOCK_MARGIN_MS = 5_000;
 
 /** A WEBHOOK_DISPATCHER_TOKEN shorter than this is refused: it guards the wake-ups. */
 export const MIN_TOKEN_LENGTH = 32;
+
+/** The longest WEBHOOK_DISABLE_AFTER_HOURS (ten years: "never", in practice) and retry
+ * delay (30 days) accepted: past them, the times computed from them stop being dates. */
+const MAX_DISABLE_AFTER_HOURS = 87_600;
+const MAX_RETRY_DELAY_SECONDS = 30 * 86_400;
+
+/** What one attempt needs of a lease or a budget: its full timeout, and time to start. */
+export function oneAttemptMs(config: Pick<DispatcherConfig, "timeoutMs">): number {
+  return config.timeoutMs + START_WINDOW_MS;
+}
+
+/** HTTP mode in the Edge Runtime: how long after its boot the worker may still be working. */
+export function workerLifeMs(config: Pick<DispatcherConfig, "wallClockMs">): number {
+  return config.wallClockMs - WALL_CLOCK_MARGIN_MS;
+}
 
 export interface DispatcherConfig {
   /** WEBHOOK_DB_URL, else SUPABASE_DB_URL; only the Postgres-backed store needs it. */
@@ -55,8 +71,12 @@ export interface DispatcherConfig {
   readonly workerId: string;
   /** Worker mode: where to serve Prometheus metrics (GET /metrics); off when undefined. */
   readonly metrics: { hostname: string; port: number } | undefined;
-  /** HTTP mode: how long one request may keep claiming (Supabase allows 150 s wall clock).
-   * Covers the timeout and the start window (checked unless the mode is `worker`). */
+  /** HTTP mode outside the Edge Runtime (local stack, tests): PORT, the port to listen on
+   * (127.0.0.1); undefined: the runtime's default. Supabase picks the port itself. */
+  readonly port: number | undefined;
+  /** HTTP mode: how long one drain may keep claiming, at most (the worker's wall clock,
+   * WEBHOOK_WALL_CLOCK_MS, may leave less). Covers one attempt (checked unless the mode
+   * is `worker`). */
   readonly httpBudgetMs: number;
   // Hosted Supabase: who may wake HTTP mode, how long its worker lives, how it connects.
   /** The bearer tokens HTTP mode accepts: WEBHOOK_DISPATCHER_TOKEN, every value of
@@ -120,6 +140,9 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
     problems.push("SUPABASE_DB_URL is required (a postgres:// connection string; WEBHOOK_DB_URL overrides it)");
   } else if (dbUrl !== undefined && !/^postgres(ql)?:\/\//.test(dbUrl)) {
     problems.push(`${dbUrlName} must start with postgres:// or postgresql://`);
+  } else if (dbUrl !== undefined) {
+    const tlsProblem = databaseTlsProblem(dbUrlName, dbUrl);
+    if (tlsProblem !== null) problems.push(tlsProblem);
   }
 
   const timeoutMs = int("WEBHOOK_TIMEOUT_MS", 15_000, 100, 600_000);
@@ -136,25 +159,25 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
 
   // One attempt must fit in the lease with the margin to spare and time to start it:
   // the engine refuses to start a send that might outlive its lease.
-  const oneAttemptMs = timeoutMs + START_WINDOW_MS;
+  const attemptMs = oneAttemptMs({ timeoutMs });
   if (
     allValid("WEBHOOK_TIMEOUT_MS", "WEBHOOK_LEASE_SECONDS") &&
-    leaseSeconds * 1000 < oneAttemptMs + LEASE_SAFETY_MARGIN_MS
+    leaseSeconds * 1000 < attemptMs + LEASE_SAFETY_MARGIN_MS
   ) {
     problems.push(
       `WEBHOOK_LEASE_SECONDS (${leaseSeconds}) must cover WEBHOOK_TIMEOUT_MS (${timeoutMs} ms) ` +
         `plus a ${LEASE_SAFETY_MARGIN_MS / 1000} s safety margin and ${START_WINDOW_MS / 1000} s to start sending: ` +
-        `at least ${Math.ceil((oneAttemptMs + LEASE_SAFETY_MARGIN_MS) / 1000)}`,
+        `at least ${Math.ceil((attemptMs + LEASE_SAFETY_MARGIN_MS) / 1000)}`,
     );
   }
   // A budget shorter than one attempt claims nothing, and the dispatcher would spin.
   if (
     options.mode !== "worker" && allValid("WEBHOOK_TIMEOUT_MS", "WEBHOOK_HTTP_BUDGET_MS") &&
-    httpBudgetMs < oneAttemptMs
+    httpBudgetMs < attemptMs
   ) {
     problems.push(
       `WEBHOOK_HTTP_BUDGET_MS (${httpBudgetMs} ms) must cover WEBHOOK_TIMEOUT_MS (${timeoutMs} ms) ` +
-        `plus ${START_WINDOW_MS / 1000} s to start sending: at least ${oneAttemptMs}`,
+        `plus ${START_WINDOW_MS / 1000} s to start sending: at least ${attemptMs}`,
     );
   }
 
@@ -162,6 +185,7 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
   const metrics = metricsPort === undefined || invalid.has("WEBHOOK_METRICS_PORT")
     ? undefined
     : { hostname: get("WEBHOOK_METRICS_HOSTNAME") ?? "127.0.0.1", port: metricsPort };
+  const port = get("PORT") === undefined ? undefined : int("PORT", 0, 0, 65_535); // 0: any free port
 
   // Hosted Supabase: wake-up keys, the worker's wall clock, the work per wake-up, TLS.
   const keyProblems = problems.length;
@@ -176,12 +200,12 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
   const wallClockMs = int("WEBHOOK_WALL_CLOCK_MS", 150_000, 1_000, 3_600_000);
   if (
     options.mode !== "worker" && allValid("WEBHOOK_TIMEOUT_MS", "WEBHOOK_WALL_CLOCK_MS") &&
-    wallClockMs < WALL_CLOCK_MARGIN_MS + oneAttemptMs
+    workerLifeMs({ wallClockMs }) < attemptMs
   ) {
     problems.push(
       `WEBHOOK_WALL_CLOCK_MS (${wallClockMs} ms) must cover a ${WALL_CLOCK_MARGIN_MS / 1000} s margin, ` +
         `WEBHOOK_TIMEOUT_MS (${timeoutMs} ms) and ${START_WINDOW_MS / 1000} s to start sending: ` +
-        `at least ${WALL_CLOCK_MARGIN_MS + oneAttemptMs}`,
+        `at least ${WALL_CLOCK_MARGIN_MS + attemptMs}`,
     );
   }
   const httpMaxDeliveries = int("WEBHOOK_HTTP_MAX_DELIVERIES", 1_000, 1, 100_000);
@@ -202,6 +226,7 @@ export function parseConfig(env: Env, options: ParseConfigOptions = {}): Dispatc
     workerId: get("WEBHOOK_WORKER_ID") ?? `dispatcher-${crypto.randomUUID().slice(0, 8)}`,
     httpBudgetMs,
     metrics,
+    port,
     wakeUpKeys,
     wallClockMs,
     httpMaxDeliveries,
@@ -256,12 +281,12 @@ function parseWakeUpKeys(
 function parseRetrySchedule(raw: string | undefined, problems: string[]): readonly number[] {
   if (raw === undefined) return DEFAULT_RETRY_SCHEDULE_SECONDS;
   const parts = raw.split(",").map((s) => s.trim());
-  // Decimals are allowed so integration tests can retry in fractions of a second.
-  const ok = parts.every((p) => /^\d+(\.\d+)?$/.test(p));
+  // Fractions of a second are allowed (a receiver's own tests retry fast).
+  const ok = parts.every((p) => /^\d+(\.\d+)?$/.test(p) && Number(p) <= MAX_RETRY_DELAY_SECONDS);
   if (!ok) {
     problems.push(
-      `WEBHOOK_RETRY_SCHEDULE must be a comma-separated list of non-negative seconds (the delays after ` +
-        `each failed attempt), got '${raw}'`,
+      `WEBHOOK_RETRY_SCHEDULE must be a comma-separated list of seconds between 0 and ${MAX_RETRY_DELAY_SECONDS} ` +
+        `(30 days; the delays after each failed attempt), got '${raw}'`,
     );
     return DEFAULT_RETRY_SCHEDULE_SECONDS;
   }
@@ -270,8 +295,10 @@ function parseRetrySchedule(raw: string | undefined, problems: string[]): readon
 
 function parseDisableAfterHours(raw: string | undefined, problems: string[]): number {
   if (raw === undefined) return 120;
-  if (!/^\d+(\.\d+)?$/.test(raw) || Number(raw) <= 0) {
-    problems.push(`WEBHOOK_DISABLE_AFTER_HOURS must be a positive number of hours, got '${raw}'`);
+  if (!/^\d+(\.\d+)?$/.test(raw) || Number(raw) <= 0 || Number(raw) > MAX_DISABLE_AFTER_HOURS) {
+    problems.push(
+      `WEBHOOK_DISABLE_AFTER_HOURS must be a positive number of hours, at most ${MAX_DISABLE_AFTER_HOURS} (ten years), got '${raw}'`,
+    );
     return 120;
   }
   return Number(raw);
@@ -283,10 +310,7 @@ function parseDisableAfterHours(raw: string | undefined, problems: string[]): nu
  * upper case, trailing dot). The port is mandatory: the allowlist exempts one
  * exact service, never a whole machine.
  */
-export function parseAllowedTargets(
-  raw: string | undefined,
-  problems: string[] = [],
-): ReadonlySet<string> {
+function parseAllowedTargets(raw: string | undefined, problems: string[]): ReadonlySet<string> {
   const targets = new Set<string>();
   if (raw === undefined) return targets;
   for (const entry of raw.split(",").map((s) => s.trim()).filter((s) => s !== "")) {

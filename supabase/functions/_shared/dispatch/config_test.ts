@@ -79,20 +79,33 @@ Deno.test("config: empty strings count as unset", () => {
 });
 
 Deno.test("config: a bad retry schedule is named with the offending value", () => {
-  for (const bad of ["x", "0,5,-1", "0,,5", "1e3", "5s"]) {
+  // Past 30 days a delay stops being a date the engine can compute (9999999999999999 s).
+  for (const bad of ["x", "0,5,-1", "0,,5", "1e3", "5s", "5,2592001", "9999999999999999"]) {
     assert.deepEqual(problemsOf({ WEBHOOK_RETRY_SCHEDULE: bad }), [
-      `WEBHOOK_RETRY_SCHEDULE must be a comma-separated list of non-negative seconds (the delays after each ` +
-      `failed attempt), got '${bad}'`,
+      `WEBHOOK_RETRY_SCHEDULE must be a comma-separated list of seconds between 0 and 2592000 (30 days; ` +
+      `the delays after each failed attempt), got '${bad}'`,
     ]);
   }
+  assert.deepEqual(parseConfig({ WEBHOOK_RETRY_SCHEDULE: "2592000" }).retrySchedule, [2592000]);
 });
 
 Deno.test("config: integers are checked for form and range", () => {
   assert.deepEqual(problemsOf({ WEBHOOK_BATCH_SIZE: "0" }), [outOfRange("WEBHOOK_BATCH_SIZE", 1, 1000, "0")]);
   assert.deepEqual(problemsOf({ WEBHOOK_CONCURRENCY: "1.5" }), [outOfRange("WEBHOOK_CONCURRENCY", 1, 5000, "1.5")]);
-  assert.deepEqual(problemsOf({ WEBHOOK_DISABLE_AFTER_HOURS: "0" }), [
-    "WEBHOOK_DISABLE_AFTER_HOURS must be a positive number of hours, got '0'",
-  ]);
+  // "Never" written as a huge number would overflow the database's interval at every record.
+  for (const bad of ["0", "87601", "9999999999"]) {
+    assert.deepEqual(problemsOf({ WEBHOOK_DISABLE_AFTER_HOURS: bad }), [
+      `WEBHOOK_DISABLE_AFTER_HOURS must be a positive number of hours, at most 87600 (ten years), got '${bad}'`,
+    ]);
+  }
+  assert.equal(parseConfig({ WEBHOOK_DISABLE_AFTER_HOURS: "87600" }).disableAfterHours, 87600);
+});
+
+Deno.test("config: PORT (HTTP mode outside Supabase) is checked like the other ports", () => {
+  assert.equal(parseConfig({}).port, undefined);
+  assert.equal(parseConfig({ PORT: "54324" }).port, 54324);
+  assert.equal(parseConfig({ PORT: "0" }).port, 0, "any free port (the end-to-end tests)");
+  assert.deepEqual(problemsOf({ PORT: "abc" }), [outOfRange("PORT", 0, 65535, "abc")]);
 });
 
 Deno.test("config: every problem is reported at once", () => {

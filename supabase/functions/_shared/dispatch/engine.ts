@@ -19,13 +19,21 @@
 //
 // At-least-once: results are recorded after the sends. If the dispatcher dies before
 // that, the leases expire and another dispatcher sends again; receivers deduplicate on
-// webhook-id.
+// webhook-id. If only a database call fails (an outage), the loop stops and what it had
+// not written yet stays with the engine: the next run or drain writes it first (the
+// database ignores a result whose lease was lost meanwhile, and logs its attempt).
 
-import { type DispatcherConfig, LEASE_SAFETY_MARGIN_MS, START_WINDOW_MS } from "./config.ts";
+import { type DispatcherConfig, LEASE_SAFETY_MARGIN_MS, oneAttemptMs } from "./config.ts";
 import { nextRetryDelaySeconds } from "../delivery/retry.ts";
 import { type AttemptResult, sendWebhook } from "../delivery/send.ts";
 import { signWebhook } from "../delivery/sign.ts";
-import type { ClaimedDelivery, DeliveryResult, DeliveryStore, IdleMark } from "./store.ts";
+import {
+  type ClaimedDelivery,
+  type DeliveryResult,
+  type DeliveryStore,
+  type IdleMark,
+  PartlyRecorded,
+} from "./store.ts";
 
 export type EngineConfig = Pick<
   DispatcherConfig,
@@ -136,6 +144,11 @@ export class DispatchEngine {
     return this.#totals;
   }
 
+  /** Resolves when no loop runs (at once if none does), however the running one ends. */
+  idle(): Promise<void> {
+    return this.#loop === null ? Promise.resolve() : this.#loop.done.then(() => {}, () => {});
+  }
+
   /** New work may be due (a NOTIFY, an HTTP wake-up): look now. */
   poke(): void {
     this.#mayHaveWork = true;
@@ -145,20 +158,17 @@ export class DispatchEngine {
 
   /**
    * HTTP mode: delivers until nothing is due and nothing is in flight, or the budget
-   * ends. A drain that starts while another runs joins it (one loop per process) and
-   * extends its budget.
+   * ends. One loop per process: the HTTP handler starts a drain only when the last one
+   * has ended.
    */
   drain({ budgetMs, signal, maxDeliveries = Number.POSITIVE_INFINITY }: DrainOptions): Promise<DrainCounts> {
     // A NaN budget (a garbled env knob upstream) would silently do nothing.
     if (!(budgetMs >= 0)) throw new RangeError(`budgetMs must be a non-negative number, got ${budgetMs}`);
-    if (!(maxDeliveries >= 0)) throw new RangeError(`maxDeliveries must be a non-negative number, got ${maxDeliveries}`);
-    const deadline = this.#now() + budgetMs;
-    if (this.#loop !== null) {
-      this.#loop.deadline = Math.max(this.#loop.deadline, deadline);
-      this.poke();
-      return this.#loop.done;
+    if (!(maxDeliveries >= 0)) {
+      throw new RangeError(`maxDeliveries must be a non-negative number, got ${maxDeliveries}`);
     }
-    return this.#start({ deadline, maxDeliveries, signal, untilIdle: true, maxIdleMs: 0 });
+    if (this.#loop !== null) throw new Error("the dispatch loop is already running");
+    return this.#start({ deadline: this.#now() + budgetMs, maxDeliveries, signal, untilIdle: true, maxIdleMs: 0 });
   }
 
   /** Worker mode: delivers until the signal fires, sleeping while nothing is due. */
@@ -181,7 +191,7 @@ export class DispatchEngine {
   }
 
   async #run(loop: Loop): Promise<DrainCounts> {
-    const { batchSize, concurrency, timeoutMs } = this.#config;
+    const { batchSize, concurrency } = this.#config;
     const attempts = new Set<Promise<void>>();
     const abort = () => this.poke();
     loop.signal?.addEventListener("abort", abort);
@@ -194,7 +204,7 @@ export class DispatchEngine {
       while (!loop.signal?.aborted) {
         this.#changed = false;
         const left = loop.maxDeliveries - loop.counts.claimed;
-        const canStart = this.#now() + START_WINDOW_MS + timeoutMs <= loop.deadline && left > 0;
+        const canStart = this.#now() + oneAttemptMs(this.#config) <= loop.deadline && left > 0;
         const free = concurrency - this.#inFlight;
         const writing = this.#results.length > 0 || this.#released.length > 0;
         // A claim of its own only when it could find something; while going idle the
@@ -253,12 +263,9 @@ export class DispatchEngine {
       while (this.#results.length > 0 || this.#released.length > 0) await this.#step(0, loop, attempts);
     } finally {
       loop.signal?.removeEventListener("abort", abort);
-      // Whatever stopped the loop, what was sent gets recorded (or its lease expires).
+      // Whatever stopped the loop, what was sent is kept for recording. A failed write
+      // stops the loop; what it did not write stays in #results/#released for the next.
       await Promise.allSettled(attempts);
-      // A failed write stops the loop; unwritten results are lost with it: their leases
-      // expire and another dispatcher sends again.
-      this.#results = [];
-      this.#released = [];
     }
     return loop.counts;
   }
@@ -270,19 +277,33 @@ export class DispatchEngine {
    */
   async #step(limit: number, loop: Loop, attempts: Set<Promise<void>>): Promise<number> {
     const { leaseSeconds, timeoutMs } = this.#config;
-    const results = this.#results;
-    const released = this.#released;
+    let results = this.#results;
+    let released = this.#released;
     this.#results = [];
     this.#released = [];
-    if (released.length > 0) await this.#store.release(released);
-    if (loop.signal?.aborted) limit = 0; // stopping meanwhile: write, claim nothing
-    // Read the clock before claiming: the lease starts no earlier than this.
-    const leaseEnd = this.#now() + leaseSeconds * 1000 - LEASE_SAFETY_MARGIN_MS;
-    const rows = results.length > 0
-      ? await this.#store.record(results, limit > 0 ? { batchSize: limit, leaseSeconds } : undefined)
-      : limit > 0
-      ? await this.#store.claim(limit, leaseSeconds)
-      : [];
+    let rows: ClaimedDelivery[];
+    let leaseEnd: number;
+    try {
+      if (released.length > 0) await this.#store.release(released);
+      released = [];
+      if (loop.signal?.aborted) limit = 0; // stopping meanwhile: write, claim nothing
+      // Read the clock before claiming: the lease starts no earlier than this.
+      leaseEnd = this.#now() + leaseSeconds * 1000 - LEASE_SAFETY_MARGIN_MS;
+      rows = results.length > 0
+        ? await this.#store.record(results, limit > 0 ? { batchSize: limit, leaseSeconds } : undefined)
+        : limit > 0
+        ? await this.#store.claim(limit, leaseSeconds)
+        : [];
+      results = [];
+    } catch (error) {
+      if (error instanceof PartlyRecorded) results = error.unrecorded;
+      throw error;
+    } finally {
+      // What a failed call did not write (all it carried, or what PartlyRecorded names)
+      // stays, ahead of what finished meanwhile. A release that went through is not repeated.
+      this.#results = results.concat(this.#results);
+      this.#released = released.concat(this.#released);
+    }
     loop.counts.claimed += rows.length;
     this.#totals.claimed += rows.length;
     // The latest moment an attempt may start and still end (after its full timeout)

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { Webhook } from "standardwebhooks";
 import { DispatchEngine, type DrainCounts, emptyCounts, type EngineConfig } from "./engine.ts";
-import type { ClaimedDelivery, DeliveryResult, DeliveryStore, IdleMark } from "./store.ts";
+import {
+  type ClaimedDelivery,
+  type DeliveryResult,
+  type DeliveryStore,
+  type IdleMark,
+  PartlyRecorded,
+} from "./store.ts";
 import { gate, newSecret, startReceiver } from "../../_test/receiver.ts";
 
 // ---------------------------------------------------------------------------
@@ -25,6 +31,8 @@ class MemoryStore implements DeliveryStore {
   readonly log: string[] = [];
   claimCalls = 0;
   failRecord = false;
+  /** Writes the first result of a record call, then fails as the database would mid-way. */
+  partlyRecord = false;
   /** The database's per-endpoint cap (private.webhook_settings.endpoint_concurrency). */
   endpointCap = Number.POSITIVE_INFINITY;
   /** What transactions_ended answers; a test flips it to say "they committed". */
@@ -82,11 +90,24 @@ class MemoryStore implements DeliveryStore {
     return Promise.resolve(due.map((d) => ({ ...d.row, attempt_number: d.attempts.length + 1 })));
   }
 
-  async record(results: DeliveryResult[], then?: { batchSize: number; leaseSeconds: number }): Promise<ClaimedDelivery[]> {
+  async record(
+    results: DeliveryResult[],
+    then?: { batchSize: number; leaseSeconds: number },
+  ): Promise<ClaimedDelivery[]> {
     this.log.push("record");
     await this.recordGate;
     if (this.failRecord) throw new Error("connection reset");
     this.recordCalls.push(results);
+    const written = this.partlyRecord ? results.slice(0, 1) : results;
+    if (this.partlyRecord && results.length > 1) {
+      this.#write(written);
+      throw new PartlyRecorded("connection reset mid-way", results.slice(1));
+    }
+    this.#write(written);
+    return then ? await this.claim(then.batchSize, then.leaseSeconds) : [];
+  }
+
+  #write(results: DeliveryResult[]): void {
     for (const r of results) {
       const d = this.get(r.delivery_id);
       d.attempts.push(r);
@@ -95,7 +116,6 @@ class MemoryStore implements DeliveryStore {
       else if (r.next_attempt_at === null) d.state = "failed";
       else d.nextAttemptAt = Date.parse(r.next_attempt_at);
     }
-    return then ? await this.claim(then.batchSize, then.leaseSeconds) : [];
   }
 
   release(deliveryIds: string[]): Promise<void> {
@@ -333,9 +353,12 @@ Deno.test("engine: the loop never waits on its slowest request: new work is clai
     config: config([slow.target, fast.target], { timeoutMs: 20_000, leaseSeconds: 60 }),
   });
   const drained = engine.drain(BUDGET);
-  await within(5_000, new Promise((resolve) => {
-    const check = setInterval(() => slow.requests.length === 1 && (clearInterval(check), resolve()), 5);
-  }));
+  await within(
+    5_000,
+    new Promise((resolve) => {
+      const check = setInterval(() => slow.requests.length === 1 && (clearInterval(check), resolve()), 5);
+    }),
+  );
   // The slow request is in flight; now 20 deliveries for another endpoint commit.
   for (let i = 0; i < 20; i++) store.add({ url: fast.origin, webhook_id: "fast" });
   engine.poke(); // what a NOTIFY or an HTTP wake-up does
@@ -365,9 +388,12 @@ Deno.test("engine: results that finish while a record call is in flight go out t
   };
   const engine = new DispatchEngine({ store, config: config([receiver.target], { batchSize: 1 }) });
   const drained = engine.drain(BUDGET);
-  await within(5_000, new Promise((resolve) => {
-    const check = setInterval(() => receiver.requests.length === 5 && (clearInterval(check), resolve()), 5);
-  }));
+  await within(
+    5_000,
+    new Promise((resolve) => {
+      const check = setInterval(() => receiver.requests.length === 5 && (clearInterval(check), resolve()), 5);
+    }),
+  );
   slowRecord.open();
   assert.deepEqual(await drained, tally({ claimed: 5, succeeded: 5 }));
   assert.ok(store.recordCalls.length < 5, `${store.recordCalls.length} record calls for 5 results: none coalesced`);
@@ -383,7 +409,9 @@ Deno.test("engine: one round trip records what finished and claims what is due",
   assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 6, succeeded: 6 }));
   const firstRecord = store.log.indexOf("record");
   // After the first claim, the slots were refilled by the record calls themselves.
-  const claimsBetweenRecords = store.log.slice(firstRecord).filter((c, i, log) => c === "claim" && log[i - 1] === "record");
+  const claimsBetweenRecords = store.log.slice(firstRecord).filter((c, i, log) =>
+    c === "claim" && log[i - 1] === "record"
+  );
   assert.ok(claimsBetweenRecords.length >= 2, `record then claim in one call: ${store.log.join(" ")}`);
 });
 
@@ -471,15 +499,18 @@ Deno.test("engine: the worker loop sleeps until poked, then delivers", async () 
 
   const id = store.add({ url: receiver.origin });
   engine.poke();
-  const delivered = await within(2_000, new Promise((resolve) => {
-    const check = setInterval(() => store.get(id).state === "succeeded" && (clearInterval(check), resolve()), 5);
-  }));
+  const delivered = await within(
+    2_000,
+    new Promise((resolve) => {
+      const check = setInterval(() => store.get(id).state === "succeeded" && (clearInterval(check), resolve()), 5);
+    }),
+  );
   stop.abort();
   assert.deepEqual(await running, tally({ claimed: 1, succeeded: 1 }));
   assert.equal(delivered, true, "delivered after the poke");
 });
 
-Deno.test("engine: a drain that starts while another runs joins it", async () => {
+Deno.test("engine: one loop at a time: a drain while another runs is refused", async () => {
   const release = gate();
   await using receiver = startReceiver(async () => {
     await release.opened;
@@ -489,11 +520,9 @@ Deno.test("engine: a drain that starts while another runs joins it", async () =>
   store.add({ url: receiver.origin });
   const engine = new DispatchEngine({ store, config: config([receiver.target]) });
   const first = engine.drain(BUDGET);
-  const second = engine.drain(BUDGET);
+  assert.throws(() => engine.drain(BUDGET), /the dispatch loop is already running/);
   release.open();
-  const [a, b] = await Promise.all([first, second]);
-  assert.deepEqual(a, tally({ claimed: 1, succeeded: 1 }));
-  assert.strictEqual(a, b, "one loop, one set of counts");
+  assert.deepEqual(await first, tally({ claimed: 1, succeeded: 1 }));
   assert.equal(receiver.requests.length, 1);
 });
 
@@ -529,7 +558,11 @@ Deno.test("engine: attempts that could outlive their lease are released, not sen
     stop.abort(); // stop once they are handed back, rather than claim them again
     return release(deliveryIds);
   };
-  const engine = new DispatchEngine({ store, config: config([receiver.target], { leaseSeconds: 60 }), clock: clock.now });
+  const engine = new DispatchEngine({
+    store,
+    config: config([receiver.target], { leaseSeconds: 60 }),
+    clock: clock.now,
+  });
 
   assert.deepEqual(await engine.drain({ ...BUDGET, signal: stop.signal }), tally({ claimed: 3, released: 3 }));
   assert.equal(receiver.requests.length, 0);
@@ -615,14 +648,32 @@ Deno.test("engine: a string payload is sent verbatim", async () => {
   new Webhook(SECRET).verify(raw, Object.fromEntries(receiver.requests[0].headers));
 });
 
-Deno.test("engine: a failed record call surfaces; the leases are left to expire", async () => {
+Deno.test("engine: results a failed record call carried are written by the next drain, each once", async () => {
   await using receiver = startReceiver();
   const store = new MemoryStore(() => new Date());
-  const id = store.add({ url: receiver.origin });
+  const ids = [0, 1, 2].map(() => store.add({ url: receiver.origin }));
   store.failRecord = true;
   const engine = new DispatchEngine({ store, config: config([receiver.target]) });
   await assert.rejects(engine.drain(BUDGET), /connection reset/);
-  assert.notEqual(store.get(id).leasedUntil, null, "still leased: another dispatcher retries after expiry");
+  assert.equal(receiver.requests.length, 3, "all three were sent");
+  assert.ok(ids.every((id) => store.get(id).leasedUntil !== null), "nothing recorded yet: still leased");
+
+  // The database comes back, but the next call fails after writing one result.
+  store.failRecord = false;
+  store.partlyRecord = true;
+  await assert.rejects(engine.drain(BUDGET), PartlyRecorded);
+  assert.deepEqual(
+    store.recordCalls.map((c) => c.length),
+    [3],
+    "the next drain wrote the three results first, in one call",
+  );
+  store.partlyRecord = false;
+  await engine.drain(BUDGET);
+  for (const id of ids) {
+    assert.equal(store.get(id).state, "succeeded");
+    assert.equal(store.get(id).attempts.length, 1, "each attempt recorded once");
+  }
+  assert.equal(receiver.requests.length, 3, "and none sent again");
   assert.deepEqual(store.releaseCalls, []);
 });
 

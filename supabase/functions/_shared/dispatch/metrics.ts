@@ -10,7 +10,8 @@ export const DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 
 /** The columns of private.webhook_health() (service role) that /metrics exports. */
 export interface OutboxHealth {
-  lag_seconds: number | null;
+  /** 0 when nothing is due. */
+  lag_seconds: number;
   due_deliveries: number;
   in_flight_deliveries: number;
   scheduled_deliveries_estimate: number;
@@ -57,7 +58,10 @@ export class DispatcherMetrics implements EngineObserver {
       cumulative += this.#buckets[i];
       return [`_bucket{le="${le}"}`, cumulative];
     });
-    buckets.push(['_bucket{le="+Inf"}', this.#attempts], ["_sum", round(this.#durationSum)], ["_count", this.#attempts]);
+    buckets.push(['_bucket{le="+Inf"}', this.#attempts], ["_sum", round(this.#durationSum)], [
+      "_count",
+      this.#attempts,
+    ]);
     metric("webhook_attempt_duration_seconds", "histogram", "Duration of each attempt, request to response.", buckets);
     metric("webhook_requests_in_flight", "gauge", "Requests this dispatcher has in flight.", [["", state.inFlight]]);
 
@@ -70,7 +74,7 @@ export class DispatcherMetrics implements EngineObserver {
         "webhook_delivery_lag_seconds",
         "gauge",
         "Age of the oldest delivery that is due and not in flight (0 when none).",
-        [["", round(h.lag_seconds ?? 0)]],
+        [["", round(h.lag_seconds)]],
       );
       metric(
         "webhook_deliveries_pending",
@@ -82,9 +86,14 @@ export class DispatcherMetrics implements EngineObserver {
           ['{state="scheduled"}', Number(h.scheduled_deliveries_estimate)],
         ],
       );
-      metric("webhook_signals_pending", "gauge", "Endpoints announced by commits, not yet seen by a claim.", [
-        ["", Number(h.signals)],
-      ]);
+      metric(
+        "webhook_signals_pending",
+        "gauge",
+        "Signals of new deliveries no claim has taken yet (one per endpoint per inserting statement).",
+        [
+          ["", Number(h.signals)],
+        ],
+      );
       metric("webhook_endpoints", "gauge", "Endpoints by state.", [
         ['{state="healthy"}', Number(h.endpoints_healthy)],
         ['{state="failing"}', Number(h.endpoints_failing)],
@@ -92,9 +101,14 @@ export class DispatcherMetrics implements EngineObserver {
         ['{state="disabled"}', Number(h.endpoints_disabled)],
       ]);
       if (h.wakeup_failures !== null) {
-        metric("webhook_wakeup_failures", "gauge", "pg_net wake-ups of the last hour that were not answered 2xx.", [
-          ["", Number(h.wakeup_failures)],
-        ]);
+        metric(
+          "webhook_wakeup_failures",
+          "gauge",
+          "pg_net requests of the last hour not answered 2xx (other pg_net calls of the database count too).",
+          [
+            ["", Number(h.wakeup_failures)],
+          ],
+        );
       }
     }
     return lines.join("\n") + "\n";

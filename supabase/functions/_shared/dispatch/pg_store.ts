@@ -1,9 +1,15 @@
 // DeliveryStore over Postgres, calling the private.* outbox functions.
-// pg_store_test.ts runs it against a real database when DB_URL is set.
+// pg_store_test.ts runs it against the real database of DB_URL (which npm test sets).
 
 import postgres from "postgres";
 import { databaseTls, verifiedTlsSocket } from "./pg_tls.ts";
-import type { ClaimedDelivery, DeliveryResult, DeliveryStore, IdleMark } from "./store.ts";
+import {
+  type ClaimedDelivery,
+  type DeliveryResult,
+  type DeliveryStore,
+  type IdleMark,
+  PartlyRecorded,
+} from "./store.ts";
 
 export interface PgStoreOptions {
   /** Leases are taken and released in this name; see DispatcherConfig.workerId. */
@@ -53,7 +59,7 @@ export function connectDatabase(dbUrl: string, max = 4, { caCert }: { caCert?: s
  * cut at 4096 UTF-16 units can end in half an emoji. A receiver could otherwise make its
  * own results, and every result batched with them, unrecordable.
  */
-export function storableText(text: string | null): string | null {
+function storableText(text: string | null): string | null {
   return text === null ? null : text.replaceAll("\u0000", "").toWellFormed();
 }
 
@@ -117,15 +123,28 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
         // delivery in it would be sent again): record them one by one, and a row that
         // still fails without its response body. Nothing is claimed this time.
         console.error(`recording ${clean.length} results failed (${errorText(batchError)}); recording one by one`);
-        for (const result of clean) {
+        for (const [i, result] of clean.entries()) {
           try {
             await recordBatch([result]);
           } catch (rowError) {
-            await recordBatch([{
-              ...result,
-              response_body: null,
-              error: `result not recordable: ${errorText(rowError)}`.slice(0, 2000),
-            }]);
+            try {
+              await recordBatch([{
+                ...result,
+                response_body: null,
+                error: `result not recordable: ${errorText(rowError)}`.slice(0, 2000),
+              }]);
+            } catch (error) {
+              // Not this row: the database. What is recorded stays recorded (its attempt
+              // must not be logged twice); the rest goes back to the engine.
+              if (i === 0) throw error;
+              throw new PartlyRecorded(
+                `recorded ${i} of ${clean.length} results: ${errorText(error)}`,
+                clean.slice(i),
+                {
+                  cause: error,
+                },
+              );
+            }
           }
         }
         return [];

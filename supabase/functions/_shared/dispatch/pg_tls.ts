@@ -19,12 +19,45 @@ import { Duplex } from "node:stream";
  * - `verified`: any other host, through verifiedTlsSocket.
  */
 export function databaseTls(dbUrl: string): "url" | "plain" | "verified" {
+  const { hosts, query } = splitUrl(dbUrl);
+  // Spelled as postgres.js reads them (lower case): anything else it would ignore.
+  if (/(^|&)(sslmode|ssl|sslrootcert)=/.test(query)) return "url";
+  return hosts.every(isLocalHost) ? "plain" : "verified";
+}
+
+/**
+ * What in a connection string's TLS settings postgres.js would not honour, said with the
+ * fix; null when nothing. It fails closed: a setting that would let a remote connection
+ * go unencrypted, or that it would drop, is refused rather than guessed at.
+ */
+export function databaseTlsProblem(name: string, dbUrl: string): string | null {
+  const { hosts, query } = splitUrl(dbUrl);
+  const params = new URLSearchParams(query);
+  const rootCert = params.get("sslrootcert");
+  if (rootCert !== null && rootCert !== "system") {
+    return `${name}: sslrootcert=${rootCert} is not supported (only sslrootcert=system); ` +
+      `put the CA certificate's PEM in WEBHOOK_DB_CA_CERT and drop sslrootcert from the URL`;
+  }
+  const mode = params.get("sslmode");
+  if ((mode === "prefer" || mode === "allow") && !hosts.every(isLocalHost)) {
+    return `${name}: sslmode=${mode} may connect to a remote host without TLS; ` +
+      `use sslmode=verify-full (or leave sslmode out: the dispatcher then verifies TLS itself)`;
+  }
+  if (/(^|&)(sslmode|ssl|sslrootcert)=/i.test(query) && !/(^|&)(sslmode|ssl|sslrootcert)=/.test(query)) {
+    return `${name}: write sslmode, ssl and sslrootcert in lower case (postgres.js ignores other spellings)`;
+  }
+  return null;
+}
+
+function splitUrl(dbUrl: string): { hosts: string[]; query: string } {
   const [, hostPart = "", query = ""] =
     /^postgres(?:ql)?:\/\/(?:[^@/?#]*@)?([^/?#]*)[^?#]*(?:\?([^#]*))?/.exec(dbUrl) ?? [];
-  if (/(^|&)(sslmode|ssl|sslrootcert)=/i.test(query)) return "url";
   const hosts = hostPart.split(",").map((h) => h.replace(/:\d*$/, "").replace(/^\[(.*)\]$/, "$1").toLowerCase());
-  const local = (h: string) => h === "" || h === "localhost" || /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::1";
-  return hosts.every(local) ? "plain" : "verified";
+  return { hosts, query };
+}
+
+function isLocalHost(h: string): boolean {
+  return h === "" || h === "localhost" || /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::1";
 }
 
 /** Postgres' SSLRequest: length 8, code 80877103. */

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { connectDatabase } from "./pg_store.ts";
-import { databaseTls } from "./pg_tls.ts";
+import { databaseTls, databaseTlsProblem } from "./pg_tls.ts";
 import { createCluster, run } from "../../_test/cluster.ts";
 import { LOCALHOST_CERT } from "../../_test/tls.ts";
 
@@ -109,8 +109,35 @@ Deno.test("databaseTls: the URL's sslmode wins; local hosts are plain; any other
     ["postgres://u@127.0.0.1/db?sslmode=verify-full", "url"],
     ["postgres://u@127.0.0.1/db?ssl=true", "url"],
     ["postgres://u@db.example.com/db?sslrootcert=system", "url"],
+    // postgres.js reads only lower case: another spelling is not the URL deciding.
+    ["postgres://u@db.example.com/db?SSLMODE=disable", "verified"],
   ];
   for (const [url, expected] of cases) assert.equal(databaseTls(url), expected, url);
+});
+
+Deno.test("databaseTlsProblem: what postgres.js would drop, or would let go unencrypted, is refused with the fix", () => {
+  const remote = "postgresql://postgres:pw@db.abcdefgh.supabase.co:5432/postgres";
+  assert.match(
+    databaseTlsProblem("SUPABASE_DB_URL", `${remote}?sslmode=verify-full&sslrootcert=prod-ca.crt`)!,
+    /^SUPABASE_DB_URL: sslrootcert=prod-ca.crt is not supported .*WEBHOOK_DB_CA_CERT/,
+  );
+  assert.match(
+    databaseTlsProblem("WEBHOOK_DB_URL", `${remote}?sslmode=prefer`)!,
+    /^WEBHOOK_DB_URL: sslmode=prefer may connect to a remote host without TLS; use sslmode=verify-full/,
+  );
+  assert.match(databaseTlsProblem("SUPABASE_DB_URL", `${remote}?sslmode=allow`)!, /sslmode=allow may connect/);
+  assert.match(databaseTlsProblem("SUPABASE_DB_URL", `${remote}?SSLMODE=require`)!, /in lower case/);
+  for (
+    const fine of [
+      remote,
+      `${remote}?sslmode=verify-full`,
+      `${remote}?sslrootcert=system`,
+      `${remote}?sslmode=disable`,
+      "postgres://u@127.0.0.1:5432/db?sslmode=prefer",
+    ]
+  ) {
+    assert.equal(databaseTlsProblem("SUPABASE_DB_URL", fine), null, fine);
+  }
 });
 
 Deno.test({

@@ -50,6 +50,15 @@ export interface IdleMark {
   readonly transactions: readonly string[];
 }
 
+/** A `record` that failed after writing some of its results: `unrecorded` are the rest,
+ * which a later call must still write. Any other error from `record` wrote nothing. */
+export class PartlyRecorded extends Error {
+  constructor(message: string, readonly unrecorded: DeliveryResult[], options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PartlyRecorded";
+  }
+}
+
 export interface DeliveryStore {
   /**
    * Leases up to `batchSize` due deliveries for `leaseSeconds` (both within CLAIM_LIMITS),
@@ -59,7 +68,8 @@ export interface DeliveryStore {
   claim(batchSize: number, leaseSeconds: number): Promise<ClaimedDelivery[]>;
   /**
    * Records the attempts of one batch and ends their leases; with `then`, claims in the
-   * same round trip (as `claim` would) and returns what it claimed.
+   * same round trip (as `claim` would) and returns what it claimed. Fails whole, or with
+   * PartlyRecorded.
    */
   record(results: DeliveryResult[], then?: { batchSize: number; leaseSeconds: number }): Promise<ClaimedDelivery[]>;
   /** Gives leases back unattempted (shutdown, or too little lease or budget left). */
