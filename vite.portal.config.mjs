@@ -21,7 +21,9 @@ export default defineConfig({
       { find: /^@serial\/webhooks\/portal$/, replacement: path.join(root, 'dist', 'portal', 'index.js') },
     ],
   },
-  esbuild: { jsx: 'automatic' },
+  // jsxDev off too: Vite turns it on whenever NODE_ENV is not "production" (vitest's "test"),
+  // and React's production bundle has no jsxDEV (the page then throws at start).
+  esbuild: { jsx: 'automatic', jsxDev: false },
   build: {
     outDir: path.join(root, 'dist', 'portal-app'),
     emptyOutDir: true,

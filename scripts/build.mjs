@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { BIN, ROOT } from './lib/env.mjs';
+import { BIN, isMain, ROOT } from './lib/env.mjs';
 import { run, say, UserError } from './lib/run.mjs';
 
 export const DIST = path.join(ROOT, 'dist');
@@ -77,7 +77,7 @@ export async function ensureBuilt() {
   return true;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMain(import.meta.url)) {
   build().catch((err) => {
     console.error(err instanceof UserError ? err.message : err);
     process.exit(1);

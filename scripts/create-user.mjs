@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { LOCAL_DIR } from './lib/env.mjs';
+import { isMain, LOCAL_DIR } from './lib/env.mjs';
 import { userToken } from './lib/keys.mjs';
 
 const USAGE = 'usage: npm run user -- --email <email> --company <id or name> [--role ADMIN|MEMBER|OPERATOR] [--inactive] [--hours 1] [--json]';
@@ -25,6 +25,8 @@ function stackEnv() {
 
 /** Creates the user; returns { userId, companyId, token }. Also used by the demo. */
 export async function createLocalUser({ dbUrl, jwtSecret, email, company, role = 'MEMBER', active = true, hours = 1 }) {
+  // Checked before anything is written: the token is made after the commit.
+  if (!(Number.isFinite(hours) && hours > 0)) throw new Error(`--hours must be a positive number of hours, got ${hours}`);
   const client = new pg.Client({ connectionString: dbUrl });
   await client.connect();
   try {
@@ -56,7 +58,7 @@ export async function createLocalUser({ dbUrl, jwtSecret, email, company, role =
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMain(import.meta.url)) {
   const { values } = parseArgs({
     options: {
       email: { type: 'string' },

@@ -315,7 +315,9 @@ async function stepVitest(ctx) {
 // ---------------------------------------------------------------------------------------
 
 async function setupDatabase(ctx) {
-  const pg = await ensureTools(['server', 'pgtap', 'plpgsql_check', 'pg_prove', ...(ctx.pgCron ? ['pg_cron'] : [])]);
+  // The browser and ps only for vitest (the portal's tests, the local stack's tests).
+  const forVitest = ctx.selected.some((s) => s.id === 'vitest') ? ['chromium', 'ps'] : [];
+  const pg = await ensureTools(['server', 'pgtap', 'plpgsql_check', 'pg_prove', ...(ctx.pgCron ? ['pg_cron'] : []), ...forVitest]);
   say(`PostgreSQL ${pg.version} (${pg.bindir})`);
   const dir = envDir('TEST_DB_DATA_DIR', '.local/test-db');
   onShutdown(() => stopCluster(pg, dir)); // before starting: a Ctrl-C mid-start stops it too
@@ -344,7 +346,7 @@ async function main() {
   handleSignals();
   const opts = parseArgs(process.argv.slice(2));
   const selected = STEPS.filter((s) => (!opts.only || opts.only.has(s.id)) && !opts.skip.has(s.id));
-  const ctx = { opts, env: {}, pgCron: envBool('TEST_DB_PG_CRON') };
+  const ctx = { opts, selected, env: {}, pgCron: envBool('TEST_DB_PG_CRON') };
   const results = [];
 
   const timed = async (id, title, fn) => {
@@ -407,6 +409,6 @@ async function main() {
 
 main().catch((err) => {
   report(err);
-  console.log('0 passed, 1 failed');
+  console.log('tests: 0 passed, 1 failed');
   shutdown(1);
 });

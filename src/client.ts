@@ -60,7 +60,7 @@ export interface DeliveryFilter {
   since?: Date | string;
   /** Created before (exclusive). */
   until?: Date | string;
-  /** Page size, 1 to 1000 (default 50). */
+  /** Page size, 1 to 500 (default 50). */
   limit?: number;
   /** Rows to skip (default 0). Deep offsets get slow on a long history: prefer `after`. */
   offset?: number;
@@ -113,8 +113,13 @@ function unwrap<T>(result: Result<T>, what: string): T {
   return result.data;
 }
 
-function iso(value: Date | string): string {
-  return value instanceof Date ? value.toISOString() : value;
+/** Deliveries per page of listDeliveries, at most. */
+const MAX_PAGE = 500;
+
+function iso(value: Date | string, what: string): string {
+  if (!(value instanceof Date)) return value;
+  if (Number.isNaN(value.getTime())) throw new WebhooksError("invalid_input", `${what} must be a valid date, got an Invalid Date`);
+  return value.toISOString();
 }
 
 /**
@@ -216,8 +221,10 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
     async listDeliveries(filter: DeliveryFilter = {}): Promise<Page<DeliveryListItem>> {
       const limit = filter.limit ?? 50;
       const offset = filter.offset ?? 0;
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-        throw new WebhooksError("invalid_input", `list deliveries: limit must be an integer from 1 to 1000, got ${limit}`);
+      // A page is read with one row more (is there a next page?), and PostgREST answers at
+      // most max_rows = 1000 rows: a page of 1000 would never see its next one.
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+        throw new WebhooksError("invalid_input", `list deliveries: limit must be an integer from 1 to ${MAX_PAGE}, got ${limit}`);
       }
       if (!Number.isInteger(offset) || offset < 0) {
         throw new WebhooksError("invalid_input", `list deliveries: offset must be a non-negative integer, got ${offset}`);
@@ -238,8 +245,8 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
       if (filter.webhookId) query = query.eq("webhook_id", filter.webhookId);
       if (filter.state) query = query.eq("state", filter.state);
       if (filter.triggerType) query = query.eq("event.trigger_type", filter.triggerType);
-      if (filter.since) query = query.gte("created_at", iso(filter.since));
-      if (filter.until) query = query.lt("created_at", iso(filter.until));
+      if (filter.since) query = query.gte("created_at", iso(filter.since, "list deliveries: since"));
+      if (filter.until) query = query.lt("created_at", iso(filter.until, "list deliveries: until"));
       if (cursor) {
         const after = afterCursorFilters(cursor);
         query = query.lte(...after.lte).or(after.or);
@@ -292,7 +299,7 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
 
     async replay(webhookId: string, since: Date | string): Promise<number> {
       return unwrap(
-        await supabase.rpc("replay_webhook_deliveries", { webhook_id: webhookId, since: iso(since) }),
+        await supabase.rpc("replay_webhook_deliveries", { webhook_id: webhookId, since: iso(since, "replay: since") }),
         `replay webhook ${webhookId}`,
       );
     },
@@ -330,7 +337,7 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
     /** Per endpoint you can see: deliveries since then (default 24 h) by outcome, success rate, last status. */
     async endpointStats(since?: Date | string): Promise<EndpointStats[]> {
       return unwrap(
-        await supabase.rpc("webhook_endpoint_stats", since === undefined ? {} : { since: iso(since) }),
+        await supabase.rpc("webhook_endpoint_stats", since === undefined ? {} : { since: iso(since, "endpoint stats: since") }),
         "endpoint stats",
       );
     },
@@ -338,7 +345,7 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
     /** Deliveries per endpoint and UTC hour by outcome, since then (default 24 h), optionally for one endpoint. */
     async deliveriesPerHour(options: { since?: Date | string; webhookId?: string } = {}): Promise<HourlyOutcomes[]> {
       const args: { since?: string; for_webhook_id?: string } = {};
-      if (options.since !== undefined) args.since = iso(options.since);
+      if (options.since !== undefined) args.since = iso(options.since, "deliveries per hour: since");
       if (options.webhookId !== undefined) args.for_webhook_id = options.webhookId;
       return unwrap(await supabase.rpc("webhook_deliveries_per_hour", args), "deliveries per hour");
     },
@@ -346,7 +353,7 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
     /** How many events `replay(webhookId, since)` would send again now (a dry run). */
     async countReplayable(webhookId: string, since: Date | string): Promise<number> {
       return unwrap(
-        await supabase.rpc("count_replayable_webhook_deliveries", { webhook_id: webhookId, since: iso(since) }),
+        await supabase.rpc("count_replayable_webhook_deliveries", { webhook_id: webhookId, since: iso(since, "count replayable: since") }),
         `count replayable of ${webhookId}`,
       );
     },

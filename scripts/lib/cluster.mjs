@@ -72,8 +72,18 @@ const TOOLS = {
   plpgsql_check: { what: 'plpgsql_check extension (supabase db lint)', ext: 'plpgsql_check', pkg: (v) => `postgresql-${v}-plpgsql-check` },
   pg_cron: { what: 'pg_cron extension', ext: 'pg_cron', pkg: (v) => `postgresql-${v}-cron` },
   pg_prove: { what: 'pg_prove (runs pgTAP files)', cmd: 'pg_prove', pkg: () => 'libtap-parser-sourcehandler-pgtap-perl' },
+  // Not PostgreSQL's, but what npm test needs beside it: the portal's browser tests, and
+  // `ps` for the local stack's tests (a minimal Debian image has neither).
+  chromium: { what: 'Chromium (the portal tests, headless)', cmd: 'chromium', pkg: () => 'chromium' },
+  ps: { what: 'ps (procps)', cmd: 'ps', pkg: () => 'procps' },
 };
 export const ALL_TOOLS = Object.keys(TOOLS);
+const POSTGRES_TOOLS = ['server', 'pgtap', 'plpgsql_check', 'pg_cron', 'pg_prove'];
+
+/** The Debian packages of the named tools (all by default): what .ci/run installs. */
+export function debianPackages(names = ALL_TOOLS, major = PREFERRED_MAJOR) {
+  return [...new Set(names.map((t) => TOOLS[t].pkg(major)))];
+}
 
 async function missingTools(pg, need) {
   if (!pg) return ['server', ...need.filter((t) => t !== 'server')];
@@ -96,8 +106,9 @@ export async function ensureTools(need = ['server']) {
   if (missing.length === 0) return pg;
 
   const major = pg?.major ?? PREFERRED_MAJOR;
-  // Install the whole set at once: a second apt run later is slower than one now.
-  const pkgs = ALL_TOOLS.map((t) => TOOLS[t].pkg(major));
+  // Install the whole PostgreSQL set at once (a second apt run later is slower than one
+  // now), and whatever else is asked for.
+  const pkgs = debianPackages([...new Set([...POSTGRES_TOOLS, ...need])], major);
   const cmd = `apt-get update && apt-get install -y ${pkgs.join(' ')}`;
   const canApt = fs.existsSync('/usr/bin/apt-get');
   if (process.getuid?.() === 0 && canApt && !envBool('NO_APT_INSTALL')) {
@@ -115,7 +126,7 @@ export async function ensureTools(need = ['server']) {
     `Missing tools:\n${lines}\n` +
       (canApt
         ? `Install them with:\n  sudo sh -c '${cmd}'`
-        : `Install PostgreSQL >= ${MIN_MAJOR} with pgTAP, plpgsql_check, pg_cron and pg_prove (TAP::Parser::SourceHandler::pgTAP), or set PG_BINDIR.`),
+        : `Install them (Debian's packages: ${debianPackages(missing, major).join(' ')}); for PostgreSQL >= ${MIN_MAJOR} elsewhere, PG_BINDIR says where it is.`),
   );
 }
 

@@ -4,13 +4,24 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import dotenv from 'dotenv';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const LOCAL_DIR = path.join(ROOT, '.local');
 export const SUPABASE_DIR = path.join(ROOT, 'supabase');
 export const BIN = path.join(ROOT, 'node_modules', '.bin');
+
+/** Whether the module at `moduleUrl` (its import.meta.url) is the script node was started
+ * with: also through a symlink, and in a path with spaces or other escaped characters. */
+export function isMain(moduleUrl) {
+  if (!process.argv[1]) return false;
+  try {
+    return pathToFileURL(fs.realpathSync(process.argv[1])).href === moduleUrl;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * The Deno executable of an npm package: `deno` (the current Deno, for the stack, the

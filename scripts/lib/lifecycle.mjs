@@ -44,7 +44,7 @@ export function report(err) {
   console.error(`${color.red('✗')} ${msg}`);
 }
 
-/** Install the signal and crash handlers; `exitCodes` maps signal names to exit codes. */
+/** Install the signal and crash handlers: a signal exits with 128 + its number, after shutdown. */
 export function handleSignals() {
   const codes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
   for (const sig of Object.keys(codes)) {

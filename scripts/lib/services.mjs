@@ -92,11 +92,10 @@ export async function startDispatcher(ctx) {
 }
 
 /**
- * How the dispatcher runs as a worker, for `npm start` and for tests that need deliveries
- * to really go out (the portal's browser test). `env` must hold SUPABASE_DB_URL and
- * WEBHOOK_ALLOWED_TARGETS. Returns { cmd, args, cwd, env } for a spawn.
+ * The `worker` task of supabase/functions/deno.json as a command to spawn, for `npm start`
+ * and for tests that need deliveries to really go out (the portal's browser tests). `env`
+ * must hold SUPABASE_DB_URL and WEBHOOK_ALLOWED_TARGETS. Returns { cmd, args, cwd, env }.
  */
-/** The `worker` task of supabase/functions/deno.json as a command to spawn (npm start, the browser tests). */
 export function dispatcherWorkerCommand({ env, workerId }) {
   const worker = readTask('worker');
   return {

@@ -7,7 +7,7 @@
 import { createClient } from "@supabase/supabase-js";
 import { StrictMode, useEffect, useMemo, useState } from "react";
 import { createRoot } from "react-dom/client";
-// The built package, as an app would import it (vite.portal.config.ts points these at dist/).
+// The built package, as an app would import it (vite.portal.config.mjs points these at dist/).
 import { pathToRoute, routeToPath, WebhooksPortal, type Route } from "@serial/webhooks/portal";
 import "@serial/webhooks/portal/styles.css";
 

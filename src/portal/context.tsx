@@ -82,7 +82,8 @@ export function useLoad<T>(load: () => Promise<T>, key: string, pollMs = 0): Loa
         (error: unknown) => {
           if (ticket !== latest.current) return;
           report(error);
-          setState((s) => ({ ...s, error, loading: false, key }));
+          // Rows of another key (the previous filter) must not show under this one.
+          setState((s) => ({ data: s.key === key ? s.data : undefined, error, loading: false, key }));
         },
       );
     },

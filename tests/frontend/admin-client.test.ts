@@ -110,5 +110,16 @@ describe("ADMIN of company A", () => {
     const past = await admin.listDeliveries({ webhookId: hook.id, until: new Date(Date.now() + 3600_000), state: "pending" });
     expect(past.total).toBe(5);
     await expect(admin.listDeliveries({ limit: 0 })).rejects.toBeInstanceOf(WebhooksError);
+    // A page of 1000 plus the look-ahead row would pass PostgREST's max_rows: never a silent last page.
+    await expect(admin.listDeliveries({ limit: 501 })).rejects.toMatchObject({
+      kind: "invalid_input",
+      message: "list deliveries: limit must be an integer from 1 to 500, got 501",
+    });
+    expect((await admin.listDeliveries({ webhookId: hook.id, limit: 500 })).items.length).toBe(5);
+    // Every failure is a WebhooksError, a bad date too.
+    await expect(admin.listDeliveries({ since: new Date("not a date") })).rejects.toMatchObject({
+      kind: "invalid_input",
+      message: "list deliveries: since must be a valid date, got an Invalid Date",
+    });
   });
 });

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ensureBuilt, portalJsSizes } from "../../scripts/build.mjs";
+import { ensureBuilt, PORTAL_APP_DIR, portalJsSizes } from "../../scripts/build.mjs";
 import { createWorld, env, signToken, superuser, userClaims } from "../support/world.ts";
 
 const run = promisify(execFile);
@@ -27,6 +27,14 @@ describe("the built package", () => {
       for (const file of files) expect(fs.existsSync(path.join(root, file)), `${entry} -> ${file}`).toBe(true);
     }
     expect(pkg.peerDependencies).toMatchObject({ react: expect.any(String), "react-dom": expect.any(String) });
+  });
+
+  it("ships the migrations and the function, and no test or test helper (the TLS fixture's private key)", async () => {
+    const { stdout } = await promisify(execFile)("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: root });
+    const files: string[] = JSON.parse(stdout)[0].files.map((f: { path: string }) => f.path);
+    expect(files).toContain("supabase/functions/webhook-dispatcher/index.ts");
+    expect(files.filter((f) => f.startsWith("supabase/migrations/")).length).toBeGreaterThan(0);
+    expect(files.filter((f) => /(^|\/)_test\/|_test\.ts$|\.test\.|PRIVATE KEY/.test(f))).toEqual([]);
   });
 
   it("imports in plain Node by package name, and the client works through the gateway", async () => {
@@ -106,5 +114,14 @@ describe("the built package", () => {
     const sizes = portalJsSizes();
     expect(sizes.files.length).toBeGreaterThan(0);
     expect(sizes.gzipBytes).toBeLessThanOrEqual(150 * 1024);
+  });
+
+  it("builds the page with React's production JSX, whatever NODE_ENV the build ran under (vitest's is \"test\")", () => {
+    // jsxDEV exists only in React's development bundle: in the production one the page
+    // throws "jsxDEV is not a function" before it shows anything.
+    expect(process.env.NODE_ENV).toBe("test");
+    for (const { file } of portalJsSizes().files) {
+      expect(fs.readFileSync(path.join(PORTAL_APP_DIR, "assets", file), "utf8"), file).not.toContain("jsxDEV");
+    }
   });
 });

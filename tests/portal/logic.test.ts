@@ -1,5 +1,7 @@
 // The portal's logic that is not rendering: routes, keyset paging, chart buckets, the
 // mapping of database errors to form fields, and the headers shown as sent.
+import fs from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { toWebhooksError, URL_RULES, WebhooksError } from "../../src/errors.ts";
 import { describeBucket, hourlyBuckets, niceMax, stack, windowStart } from "../../src/portal/logic/chart.ts";
@@ -32,6 +34,7 @@ describe("routes", () => {
     expect(pathToRoute("/endpoints/not-a-uuid")).toEqual({ page: "not-found" });
     expect(pathToRoute("/deliveries/1 or 1=1")).toEqual({ page: "not-found" });
     expect(pathToRoute("/somewhere")).toEqual({ page: "not-found" });
+    expect(pathToRoute("/endpoints/%E0")).toEqual({ page: "not-found" }); // a malformed escape, not a crash
     expect(pathToRoute("/endpoints/x/y/z")).toEqual({ page: "not-found" });
     expect(pathToRoute("/deliveries", "state=exploded&endpoint=x&type=lower_case&since=yesterday")).toEqual({ page: "deliveries", filter: {} });
     expect(pathToRoute("/endpoints/" + ID.toUpperCase())).toEqual({ page: "endpoint", id: ID });
@@ -162,6 +165,13 @@ describe("headers as sent", () => {
       "webhook-signature": "v1,<redacted>",
     });
     expect(headersAsSent({ id: ID }, null).find((h) => h.name === "webhook-timestamp")!.value).toMatch(/not|set when/);
+  });
+
+  it("shows the user-agent the dispatcher really sends (its constant, in the function's source)", () => {
+    const send = fs.readFileSync(path.join(import.meta.dirname, "../../supabase/functions/_shared/delivery/send.ts"), "utf8");
+    const sent = /export const USER_AGENT = "([^"]+)";/.exec(send)?.[1];
+    expect(sent).toBeDefined();
+    expect(headersAsSent({ id: ID }, null).find((h) => h.name === "user-agent")!.value).toBe(sent);
   });
 });
 

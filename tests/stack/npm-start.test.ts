@@ -104,7 +104,7 @@ describe("npm start", () => {
 
   it("stops every child on SIGINT", async () => {
     const children = descendants(stack.pid!);
-    expect(children.length).toBeGreaterThanOrEqual(3); // postgres (via pg_ctl), postgrest, two deno processes
+    expect(children.length).toBeGreaterThanOrEqual(3); // postgrest and two deno processes (postgres is pg_ctl's daemon: checked below)
     stack.kill("SIGINT");
     const code = await exited;
     expect(code).toBe(130);

@@ -1,6 +1,6 @@
 // The headers a delivery attempt was sent with. The dispatcher does not store them, so they
 // are derived from what it stores: webhook-id is the delivery id, content-type and
-// user-agent are constant (supabase/functions/_shared/send.ts), and webhook-timestamp is
+// user-agent are constant (supabase/functions/_shared/delivery/send.ts; tests/portal/logic.test.ts holds the two to the same value), and webhook-timestamp is
 // the second the attempt was signed, which is just before it was sent: the attempt's
 // recorded time minus its duration, give or take a second. The signature is never shown.
 import type { WebhookDelivery, WebhookDeliveryAttempt } from "../../client.ts";

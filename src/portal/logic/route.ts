@@ -1,6 +1,7 @@
 // Where the portal is: a small route type, and its text form (a path plus a query) for
 // hosts that keep it in the address bar, like the standalone page does under /portal.
 import type { DeliveryState } from "../../client.ts";
+import { Constants } from "../../database.types.ts";
 
 export interface LogFilter {
   webhookId?: string;
@@ -20,7 +21,7 @@ export type Route =
   | { page: "event-types" }
   | { page: "not-found" };
 
-export const STATES: readonly DeliveryState[] = ["pending", "succeeded", "failed", "cancelled"];
+export const STATES: readonly DeliveryState[] = Constants.public.Enums.webhook_delivery_state;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TRIGGER_TYPE = /^[A-Z][A-Z0-9_]*$/;
 
@@ -64,7 +65,12 @@ export function routeToPath(route: Route): string {
  * that is not a uuid, is "not-found"; filter values that are not valid are dropped.
  */
 export function pathToRoute(pathname: string, search = ""): Route {
-  const parts = pathname.split("/").filter(Boolean).map((p) => decodeURIComponent(p));
+  let parts: string[];
+  try {
+    parts = pathname.split("/").filter(Boolean).map((p) => decodeURIComponent(p));
+  } catch {
+    return { page: "not-found" }; // a malformed escape (%E0): no page of ours
+  }
   const query = new URLSearchParams(search);
   const [first, second, ...rest] = parts;
   if (rest.length > 0) return { page: "not-found" };

@@ -5,7 +5,7 @@
 // failing, so that the ones behind it go).
 import { useState } from "react";
 import type { DeliveryWithAttempts, WebhookDeliveryAttempt } from "../../client.ts";
-import { CodeBlock, ConfirmDialog, DeliveryStateBadge, ErrorMessage, Loading } from "../components.tsx";
+import { CodeBlock, ConfirmDialog, DeliveryStateBadge, ErrorMessage, Loading, Notice } from "../components.tsx";
 import { isNotVisible, PortalLink, useLoad, usePortal } from "../context.tsx";
 import { cancelDeliveryError } from "../logic/form-errors.ts";
 import { formatDuration, formatTime } from "../logic/format.ts";
@@ -155,9 +155,9 @@ function DeliveryDetails({ delivery, onChange }: { delivery: DeliveryWithAttempt
         ) : null}
       </div>
       {cancelled ? (
-        <p className="swp-notice" role="status">
+        <Notice>
           Cancelled: it is not sent again.
-        </p>
+        </Notice>
       ) : null}
       {cancelError ? (
         <p className="swp-error" role="alert">
@@ -181,9 +181,9 @@ function DeliveryDetails({ delivery, onChange }: { delivery: DeliveryWithAttempt
         </p>
       </ConfirmDialog>
       {redelivered ? (
-        <p className="swp-notice" role="status">
+        <Notice>
           Sent again as a new delivery: <PortalLink to={{ page: "delivery", id: redelivered }}>{redelivered}</PortalLink>
-        </p>
+        </Notice>
       ) : null}
       <ErrorMessage error={error} what="Could not redeliver" />
 

@@ -4,7 +4,7 @@
 // the secret, replay since a time, delete; and its latest deliveries.
 import { useState } from "react";
 import type { Webhook } from "../../client.ts";
-import { ConfirmDialog, CopyButton, ErrorMessage, LastOutcome, Loading, StateBadge } from "../components.tsx";
+import { ConfirmDialog, CopyButton, ErrorMessage, LastOutcome, Loading, Notice, StateBadge } from "../components.tsx";
 import { isNotVisible, PortalLink, useLoad, usePortal } from "../context.tsx";
 import { windowStart } from "../logic/chart.ts";
 import { DELIVERY_ORDERS, formatRate, formatTime, fromLocalInput, toLocalInput } from "../logic/format.ts";
@@ -156,7 +156,7 @@ function EndpointDetails({
         </div>
       )}
       {notice ? (
-        <p className="swp-notice" role="status">
+        <Notice>
           {notice}
           {sentTest ? (
             <>
@@ -164,7 +164,7 @@ function EndpointDetails({
               <PortalLink to={{ page: "delivery", id: sentTest }}>Open the test delivery</PortalLink>
             </>
           ) : null}
-        </p>
+        </Notice>
       ) : null}
       <ErrorMessage error={error} />
 
@@ -288,9 +288,9 @@ function SecretPanel({ webhookId }: { webhookId: string }) {
         </button>
       </div>
       {rotated ? (
-        <p className="swp-notice" role="status">
+        <Notice>
           Rotated. Deliveries are now signed with the new secret shown above and, for the next 24 hours, with the old one too.
-        </p>
+        </Notice>
       ) : null}
       <ErrorMessage error={error} what="Secret" />
       <ConfirmDialog
@@ -396,9 +396,9 @@ function ReplayPanel({ webhook }: { webhook: Webhook }) {
         </div>
       ) : null}
       {done !== null ? (
-        <p className="swp-notice" role="status">
+        <Notice>
           Replayed {done} {done === 1 ? "event" : "events"}: they appear in the deliveries below.
-        </p>
+        </Notice>
       ) : null}
       <ErrorMessage error={error} what="Replay" />
     </section>

@@ -1,7 +1,7 @@
 // The company's endpoints: state (public.webhook_endpoint_health: healthy, failing, circuit
 // open, disabled), the last attempt's status, and the last 24 hours at a glance.
 import type { EndpointStats, WebhookWithHealth } from "../../client.ts";
-import { ErrorMessage, LastOutcome, Loading, StateBadge } from "../components.tsx";
+import { ErrorMessage, LastOutcome, Loading, Notice, StateBadge } from "../components.tsx";
 import { PortalLink, useLoad, usePortal } from "../context.tsx";
 import { DELIVERY_ORDERS, formatRate } from "../logic/format.ts";
 import { EndpointForm } from "./EndpointForm.tsx";
@@ -31,9 +31,9 @@ export function EndpointsView({ notice }: { notice?: string | null }) {
         </PortalLink>
       </div>
       {notice ? (
-        <p className="swp-notice" role="status">
+        <Notice>
           {notice}
-        </p>
+        </Notice>
       ) : null}
       {loaded.loading && !loaded.data ? <Loading what="endpoints" /> : null}
       <ErrorMessage error={loaded.error} what="Could not load the endpoints" />
