@@ -112,6 +112,29 @@ export function useLoad<T>(load: () => Promise<T>, key: string, pollMs = 0): Loa
   };
 }
 
+/**
+ * A panel's actions: `busy` while one runs (the panel disables its buttons), its error
+ * reported to the host page as it came and kept to show (`describe` may reword it).
+ */
+export function useAction() {
+  const { report } = usePortal();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const run = async (action: () => Promise<void>, describe: (error: unknown) => unknown = (error) => error) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await action();
+    } catch (err) {
+      report(err);
+      setError(describe(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run };
+}
+
 /** Whether an error means the row is not there for this user (absent, or another company's). */
 export function isNotVisible(error: unknown): boolean {
   return error instanceof WebhooksError && (error.kind === "not_found" || error.kind === "permission_denied");

@@ -5,7 +5,7 @@
 import { useState } from "react";
 import type { Webhook } from "../../client.ts";
 import { ConfirmDialog, CopyButton, ErrorMessage, LastOutcome, Loading, Notice, StateBadge } from "../components.tsx";
-import { isNotVisible, PortalLink, useLoad, usePortal } from "../context.tsx";
+import { isNotVisible, PortalLink, useAction, useLoad, usePortal } from "../context.tsx";
 import { windowStart } from "../logic/chart.ts";
 import { DELIVERY_ORDERS, formatRate, formatTime, fromLocalInput, toLocalInput } from "../logic/format.ts";
 import { DeliveryLog } from "./DeliveriesView.tsx";
@@ -39,11 +39,10 @@ function EndpointDetails({
   onDeleted: (url: string) => void;
   pollIntervalMs: number;
 }) {
-  const { api, report } = usePortal();
+  const { api } = usePortal();
   const [editing, setEditing] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
   const [notice, setNotice] = useState<string | null>(null);
   const [sentTest, setSentTest] = useState<string | null>(null);
   const types = useLoad(() => api.listTriggerTypes(), "trigger-types");
@@ -51,20 +50,16 @@ function EndpointDetails({
   // and at once after anything done here.
   const health = useLoad(() => api.getEndpointHealth(webhook.id), `health-${webhook.id}-${webhook.updated_at}`, pollIntervalMs);
 
-  const act = async (what: string, action: () => Promise<unknown>, done?: string) => {
-    setBusy(true);
-    setError(null);
+  const act = (what: string, action: () => Promise<unknown>, done?: string) => {
     setNotice(null);
-    try {
-      await action();
-      if (done) setNotice(done);
-      onChange();
-    } catch (err) {
-      report(err);
-      setError(new Error(`${what}: ${err instanceof Error ? err.message : String(err)}`));
-    } finally {
-      setBusy(false);
-    }
+    return run(
+      async () => {
+        await action();
+        if (done) setNotice(done);
+        onChange();
+      },
+      (err) => new Error(`${what}: ${err instanceof Error ? err.message : String(err)}`),
+    );
   };
 
   return (
@@ -237,25 +232,11 @@ function Last24Hours({ webhookId, pollIntervalMs }: { webhookId: string; pollInt
 }
 
 function SecretPanel({ webhookId }: { webhookId: string }) {
-  const { api, report } = usePortal();
+  const { api } = usePortal();
   const [secret, setSecret] = useState<string | null>(null);
   const [rotated, setRotated] = useState(false);
   const [confirmRotate, setConfirmRotate] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-
-  const run = async (action: () => Promise<void>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await action();
-    } catch (err) {
-      report(err);
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, run } = useAction();
 
   return (
     <section aria-labelledby="swp-secret-title" className="swp-panel">
@@ -317,26 +298,12 @@ function SecretPanel({ webhookId }: { webhookId: string }) {
 }
 
 function ReplayPanel({ webhook }: { webhook: Webhook }) {
-  const { api, report } = usePortal();
+  const { api } = usePortal();
   const [since, setSince] = useState(() => toLocalInput(new Date(Date.now() - 24 * 3600_000)));
   const [count, setCount] = useState<{ since: string; n: number } | null>(null);
   const [done, setDone] = useState<number | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
   const instant = fromLocalInput(since);
-
-  const run = async (action: () => Promise<void>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await action();
-    } catch (err) {
-      report(err);
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
 
   return (
     <section aria-labelledby="swp-replay-title" className="swp-panel">
