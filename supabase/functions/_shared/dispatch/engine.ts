@@ -11,6 +11,14 @@
 // ordered keys are the database's: a claim never returns more than an endpoint may take,
 // so nothing claimed waits in this process and no lease runs out in a queue.
 //
+// Results that are ready while attempts the last step started are still in flight wait
+// for them a little (at most as long as the last round trip took) and go out together. A
+// round trip costs about the same for one result as for ten, and the slots are busy until
+// it ends: written at once, the results of attempts that end just after it would each wait
+// for a round trip of their own, and an endpoint's slots would split into halves taking
+// turns. Only that last wave is waited for: older attempts still out are slow ones (a
+// hanging endpoint), which nothing should wait on.
+//
 // Going to sleep follows the outbox's wake-up protocol (see the scheduling migration):
 // when a claim finds nothing, the loop clears the heartbeat (goingIdle), waits until the
 // transactions that were in progress have ended, and claims once more; only then does
@@ -93,6 +101,8 @@ export function emptyCounts(): DrainCounts {
 const BUSY_GRACE_MS = 250;
 /** How often to look again meanwhile, and while waiting for in-progress transactions. */
 const POLL_MS = 20;
+/** The longest that ready results wait for the last wave of attempts to join them (see above). */
+const GATHER_MAX_MS = 20;
 
 interface Loop {
   deadline: number;
@@ -113,6 +123,9 @@ export class DispatchEngine {
   readonly #random: () => number;
   readonly #observer: EngineObserver | undefined;
   #inFlight = 0;
+  // The attempts the latest step started (a wave), and how many of them are in flight.
+  #wave = 0;
+  #waveInFlight = 0;
   readonly #totals = emptyCounts();
   #loop: Loop | null = null;
   // Results of finished attempts, and claimed rows given back unstarted, not yet written.
@@ -198,6 +211,10 @@ export class DispatchEngine {
     let quietSince: number | null = null;
     let lastClaimFound = true;
     let handedOff = false;
+    // How long the last step took, and until when ready results wait for the last wave of
+    // attempts. Real time, not the engine's clock: it measures the database, it schedules nothing.
+    let lastStepMs = 0;
+    let gatherUntil: number | null = null;
     // Transactions that were in progress when the heartbeat was cleared; null while awake.
     let idle: { mark: IdleMark; settled: boolean } | null = null;
     try {
@@ -211,8 +228,18 @@ export class DispatchEngine {
         // protocol's looks always claim.
         const looking = writing || this.#mayHaveWork || idle !== null;
         const wanted = canStart && free > 0 && looking ? Math.min(batchSize, free, left) : 0;
+        if (writing && this.#waveInFlight > 0) {
+          gatherUntil ??= performance.now() + Math.min(lastStepMs, GATHER_MAX_MS);
+          if (performance.now() < gatherUntil) {
+            await this.#waitForChange(gatherUntil - performance.now());
+            continue;
+          }
+        }
+        gatherUntil = null;
         if (wanted > 0 || writing) {
+          const stepStart = performance.now();
           const rows = await this.#step(wanted, loop, attempts);
+          lastStepMs = performance.now() - stepStart;
           if (wanted > 0) {
             lastClaimFound = rows > 0;
             // Came back short: nothing more is due now (until something announces it).
@@ -309,6 +336,12 @@ export class DispatchEngine {
     // The latest moment an attempt may start and still end (after its full timeout)
     // inside both the lease and the budget.
     const startBy = Math.min(leaseEnd, loop.deadline) - timeoutMs;
+    // What this step starts is the new wave; the last one's stragglers are no longer waited for.
+    if (rows.length > 0) {
+      this.#wave++;
+      this.#waveInFlight = 0;
+    }
+    const wave = this.#wave;
     for (const row of rows) {
       if (loop.signal?.aborted || this.#now() > startBy) {
         loop.counts.released++;
@@ -317,8 +350,10 @@ export class DispatchEngine {
         continue;
       }
       this.#inFlight++;
+      this.#waveInFlight++;
       const attempt = this.#attempt(row).then((result) => {
         this.#inFlight--;
+        if (wave === this.#wave) this.#waveInFlight--;
         this.#count(loop.counts, result);
         this.#count(this.#totals, result);
         this.#observer?.attempted(result);

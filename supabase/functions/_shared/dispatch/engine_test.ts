@@ -400,6 +400,63 @@ Deno.test("engine: results that finish while a record call is in flight go out t
   assert.equal(store.recordCalls.flat().length, 5, "each result recorded once");
 });
 
+/** Makes every claim (and so every step) of `store` take `ms` longer: a round trip that costs something. */
+function slowClaims(store: MemoryStore, ms: number): void {
+  const claim = store.claim.bind(store);
+  store.claim = async (batchSize, leaseSeconds) => {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return await claim(batchSize, leaseSeconds);
+  };
+}
+
+Deno.test("engine: a result waits briefly for the rest of its wave and goes out with it", async () => {
+  // Two attempts started by one step end a few ms apart. Written at once, the first would
+  // take a round trip of its own and the second wait for it; gathered, one call writes both.
+  let answered = 0;
+  await using receiver = startReceiver(async () => {
+    if (answered++ > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    return new Response("ok");
+  });
+  const store = new MemoryStore(() => new Date());
+  slowClaims(store, 30);
+  for (let i = 0; i < 2; i++) store.add({ url: receiver.origin });
+  const engine = new DispatchEngine({ store, config: config([receiver.target]) });
+  assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 2, succeeded: 2 }));
+  assert.deepEqual(store.recordCalls.map((c) => c.length), [2], "both results in one call");
+});
+
+Deno.test("engine: results do not wait for a hanging attempt", async () => {
+  // The slow request is in the same wave as three fast ones: their results wait at most
+  // about one round trip for it, then are written while it still hangs.
+  const releaseSlow = gate();
+  await using slow = startReceiver(async () => {
+    await releaseSlow.opened;
+    return new Response("slow");
+  });
+  await using fast = startReceiver();
+  const store = new MemoryStore(() => new Date());
+  slowClaims(store, 30);
+  store.add({ url: slow.origin, webhook_id: "slow" });
+  const fastIds = [0, 1, 2].map(() => store.add({ url: fast.origin, webhook_id: "fast" }));
+  const engine = new DispatchEngine({
+    store,
+    config: config([slow.target, fast.target], { timeoutMs: 20_000, leaseSeconds: 60 }),
+  });
+  const drained = engine.drain(BUDGET);
+  const recorded = await within(
+    2_000,
+    new Promise((resolve) => {
+      const check = setInterval(
+        () => fastIds.every((id) => store.get(id).state === "succeeded") && (clearInterval(check), resolve()),
+        5,
+      );
+    }),
+  );
+  releaseSlow.open();
+  assert.equal(recorded, true, "the fast results waited for the hanging request");
+  assert.deepEqual(await drained, tally({ claimed: 4, succeeded: 4 }));
+});
+
 Deno.test("engine: one round trip records what finished and claims what is due", async () => {
   await using receiver = startReceiver();
   const store = new MemoryStore(() => new Date());
