@@ -39,6 +39,24 @@ begin
   ms := extract(epoch from clock_timestamp() - t0) * 1000;
 end $$`;
 
+/**
+ * Shared buffers one claim touches (hit + read, its nested statements included): the work
+ * it does, which no other load on the machine changes. Rolled back like the timed ones.
+ */
+async function claimBuffers(db) {
+  await db.query('begin');
+  try {
+    const { rows: [row] } = await db.query(
+      `explain (analyze, buffers, format json) select count(*) from private.claim_due_deliveries('bench-claim', $1, 60)`,
+      [CLAIM.batch],
+    );
+    const plan = row['QUERY PLAN'][0].Plan;
+    return plan['Shared Hit Blocks'] + plan['Shared Read Blocks'];
+  } finally {
+    await db.query('rollback');
+  }
+}
+
 async function measure(db, runs, label, check) {
   const rounds = [];
   await db.query(TIMED_CLAIM);
@@ -74,8 +92,9 @@ async function measure(db, runs, label, check) {
     rounds,
     median: round(median(rounds.map((x) => x.median)), 2),
     clientMedian: round(median(rounds.map((x) => x.clientMedian)), 2),
+    buffers: await claimBuffers(db),
   };
-  log(`  claim of ${CLAIM.batch}, ${label}: ${result.median} ms in the database, ${result.clientMedian} ms at the client (rounds ${rounds.map((x) => x.median).join(' / ')})`);
+  log(`  claim of ${CLAIM.batch}, ${label}: ${result.median} ms in the database, ${result.clientMedian} ms at the client, ${result.buffers} buffers (rounds ${rounds.map((x) => x.median).join(' / ')})`);
   return result;
 }
 
@@ -171,7 +190,7 @@ export function claimCostReport(result, runs) {
   const ok = (b) => (b ? 'met' : '**missed**');
   const smallest = Math.min(...result.cases.map((c) => c.median));
   const rows = [
-    ...result.cases.map((c) => [`claim of ${CLAIM.batch}: ${c.label}`, `${c.median} ms (client ${c.clientMedian} ms)`, '', '']),
+    ...result.cases.map((c) => [`claim of ${CLAIM.batch}: ${c.label}`, `${c.median} ms (client ${c.clientMedian} ms; ${c.buffers} buffers)`, '', '']),
     ['claim cost, largest / smallest case', `${result.ratio}x`, `<= ${CLAIM_TARGETS.ratio}x`, ok(result.ratio <= CLAIM_TARGETS.ratio)],
   ];
   const section = `## Claim cost (issue 9)
@@ -190,12 +209,14 @@ claims (a round stops after ${CLAIM.roundMaxMs / 1000} s), a VACUUM ANALYZE of e
 the median of its rounds' medians. The waiting endpoints are added to one another (10, then
 1,000 in all, ...). **Ratio** = the largest case's figure / the smallest's, on the database's clock:
 the client's adds a round trip whose noise on two shared cores (up to ~1.5 ms between runs of
-the same case) is larger than the differences between cases.
+the same case) is larger than the differences between cases. **Buffers per claim** (shared
+hit + read, from one more claim under \`EXPLAIN (ANALYZE, BUFFERS)\`, nested statements
+included) is the work itself, which other load on the machine does not change.
 
 ${mdTable([
-    ['case', ...Array.from({ length: runs }, (_, i) => `round ${i + 1}: median / p90 ms (claims)`), 'median ms', 'x smallest', 'client median ms'],
+    ['case', ...Array.from({ length: runs }, (_, i) => `round ${i + 1}: median / p90 ms (claims)`), 'median ms', 'x smallest', 'client median ms', 'buffers per claim'],
     ...result.cases.map((c) => [
-      c.label, ...c.rounds.map((r) => `${r.median} / ${r.p90} (${r.claims})`), c.median, round(c.median / smallest, 2), c.clientMedian,
+      c.label, ...c.rounds.map((r) => `${r.median} / ${r.p90} (${r.claims})`), c.median, round(c.median / smallest, 2), c.clientMedian, c.buffers,
     ]),
   ])}
 `;
