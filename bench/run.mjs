@@ -334,7 +334,9 @@ ${machineMd(m)}
 
 - **Dispatcher**: the real worker, a fresh process per measurement, started (cwd
   supabase/functions) as \`${describeTuning()}\`, knobs: ${knobLabel(KNOBS)}.
-  Per-endpoint cap in the database (private.webhook_settings.endpoint_concurrency): ${settings.endpoint_concurrency ?? 'n/a'}.
+  Per endpoint, in the database (private.webhook_settings): each starts at
+  endpoint_concurrency_start ${settings.endpoint_concurrency_start ?? 'n/a'} requests in flight and earns one more per success up to
+  endpoint_concurrency ${settings.endpoint_concurrency ?? 'n/a'} (the README's "Each endpoint earns its concurrency").
   The V8 flag and the malloc setting are process settings, not code (bench/lib/harness.mjs
   WORKER_TUNING says why); ${SWEEP ? 'the sweep below has a run without them' : '`npm run bench -- --sweep` adds a run without them'}.
 - **Receiver**: a Node http server (bench/lib/receiver.mjs) in its own process, 200 at once

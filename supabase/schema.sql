@@ -104,7 +104,6 @@ CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer, le
     AS $$
 #variable_conflict use_column
 declare
-  cap integer := (select s.endpoint_concurrency from private.webhook_settings s);
   candidates uuid[];
   picked uuid[];
   endpoint private.webhook_endpoints;
@@ -129,7 +128,7 @@ begin
 
   -- Endpoints to look at, longest waiting first: those whose ready_at has come, and those
   -- with new deliveries (signals). Only these are visited: endpoints waiting on a later
-  -- retry, at their cap or with an open circuit cost nothing here.
+  -- retry, at their concurrency or with an open circuit cost nothing here.
   select array_agg(c.webhook_id order by c.since, c.webhook_id) into candidates
     from (select u.webhook_id, min(u.since) as since
             from ((select e.webhook_id, e.ready_at as since
@@ -197,7 +196,7 @@ begin
          and d.lease_owner is not null
          and d.lease_expires_at > now();
       take := case
-                when endpoint.circuit_opened_at is null then cap - in_flight
+                when endpoint.circuit_opened_at is null then private.endpoint_concurrency(endpoint.concurrency_limit) - in_flight
                 when endpoint.next_probe_at <= now() and in_flight = 0 then 1  -- the probe
                 else 0
               end;
@@ -372,6 +371,21 @@ $$;
 
 ALTER FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) OWNER TO postgres;
 
+CREATE FUNCTION private.endpoint_concurrency(earned integer) RETURNS integer
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  settings private.webhook_settings;
+begin
+  select * into settings from private.webhook_settings;
+  return least(settings.endpoint_concurrency,
+               greatest(settings.endpoint_concurrency_start, coalesce(earned, settings.endpoint_concurrency_start)));
+end;
+$$;
+
+ALTER FUNCTION private.endpoint_concurrency(earned integer) OWNER TO postgres;
+
 CREATE TABLE private.webhook_endpoints (
     webhook_id uuid NOT NULL,
     company_id uuid NOT NULL,
@@ -385,7 +399,9 @@ CREATE TABLE private.webhook_endpoints (
     last_error text,
     last_attempt_at timestamp with time zone,
     last_success_at timestamp with time zone,
+    concurrency_limit integer,
     CONSTRAINT webhook_endpoints_circuit_complete CHECK ((((circuit_opened_at IS NULL) = (next_probe_at IS NULL)) AND ((circuit_opened_at IS NULL) = (probe_interval_seconds IS NULL)))),
+    CONSTRAINT webhook_endpoints_concurrency_limit_range CHECK (((concurrency_limit >= 1) AND (concurrency_limit <= 1000))),
     CONSTRAINT webhook_endpoints_failures_nonnegative CHECK ((consecutive_failures >= 0))
 );
 
@@ -393,12 +409,14 @@ ALTER TABLE private.webhook_endpoints OWNER TO postgres;
 
 COMMENT ON TABLE private.webhook_endpoints IS 'Per-endpoint scheduling state (ready_at) and health (failures, circuit breaker), kept by the outbox functions. ADMINs read it through public.webhook_endpoint_health.';
 
+COMMENT ON COLUMN private.webhook_endpoints.concurrency_limit IS 'Requests in flight the endpoint has earned: one more per success, halved at a sign of trouble, always within private.endpoint_concurrency''s bounds. Null: nothing recorded yet (the start).';
+
 CREATE FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
 declare
-  cap integer := (select s.endpoint_concurrency from private.webhook_settings s);
+  cap integer := private.endpoint_concurrency(endpoint.concurrency_limit);
   in_flight integer;
   first_expiry timestamptz;
   earliest timestamptz;
@@ -867,7 +885,8 @@ begin
   -- Endpoint health. A success closes everything; so does any answer that is not a 5xx
   -- (the endpoint is up, it just refused). No answer, a timeout or a 5xx extends the run
   -- of consecutive failures; at the threshold the circuit opens, and each failed probe
-  -- doubles the wait before the next one (up to the maximum).
+  -- doubles the wait before the next one (up to the maximum). The endpoint's concurrency
+  -- grows by one per success and halves at a sign of trouble (see the top of this file).
   with per_endpoint as (
     select (m ->> 'webhook_id')::uuid as webhook_id,
            bool_or(m ->> 'outcome' = 'succeeded') as succeeded,
@@ -875,6 +894,10 @@ begin
                               and coalesce((m ->> 'status')::integer, 599) >= 500)::integer as breaking,
            bool_or(m ->> 'outcome' = 'failed' and (m ->> 'status')::integer < 500) as answered,
            bool_or(m ->> 'outcome' <> 'succeeded') as any_failure,
+           count(*) filter (where m ->> 'outcome' = 'succeeded')::integer as successes,
+           -- No answer, a timeout, a 5xx, or 429 Too Many Requests: fewer at once.
+           bool_or(m ->> 'outcome' = 'failed'
+                   and (coalesce((m ->> 'status')::integer, 599) >= 500 or (m ->> 'status')::integer = 429)) as slow_down,
            (array_agg(m ->> 'status' order by (m ->> 'position')::bigint desc))[1]::integer as last_status,
            (array_agg(m ->> 'error' order by (m ->> 'position')::bigint desc))[1] as last_error,
            max((m ->> 'claimed_at')::timestamptz) filter (where m ->> 'outcome' = 'failed'
@@ -914,7 +937,10 @@ begin
          last_status            = c.last_status,
          last_error             = case when c.succeeded then null else c.last_error end,
          last_attempt_at        = now(),
-         last_success_at        = case when c.succeeded then now() else e.last_success_at end
+         last_success_at        = case when c.succeeded then now() else e.last_success_at end,
+         concurrency_limit      = private.endpoint_concurrency(
+                                    case when c.slow_down then private.endpoint_concurrency(e.concurrency_limit) / 2
+                                         else private.endpoint_concurrency(e.concurrency_limit) + c.successes end)
     from counted c
    where e.webhook_id = c.webhook_id;
 
@@ -2030,17 +2056,19 @@ CREATE TABLE private.webhook_settings (
     allow_plain_http boolean DEFAULT false NOT NULL,
     dispatcher_url text,
     dispatcher_key text,
-    endpoint_concurrency integer DEFAULT 10 NOT NULL,
+    endpoint_concurrency integer DEFAULT 50 NOT NULL,
     circuit_failure_threshold integer DEFAULT 10 NOT NULL,
     circuit_probe_min_seconds integer DEFAULT 10 NOT NULL,
     circuit_probe_max_seconds integer DEFAULT 600 NOT NULL,
     wakeup_interval_ms integer DEFAULT 1000 NOT NULL,
     hosted boolean DEFAULT true NOT NULL,
+    endpoint_concurrency_start integer DEFAULT 10 NOT NULL,
     CONSTRAINT webhook_settings_circuit_failure_threshold_range CHECK (((circuit_failure_threshold >= 1) AND (circuit_failure_threshold <= 1000))),
     CONSTRAINT webhook_settings_circuit_probe_max_range CHECK (((circuit_probe_max_seconds >= 1) AND (circuit_probe_max_seconds <= 86400))),
     CONSTRAINT webhook_settings_circuit_probe_min_range CHECK (((circuit_probe_min_seconds >= 1) AND (circuit_probe_min_seconds <= 86400))),
     CONSTRAINT webhook_settings_circuit_probe_order CHECK ((circuit_probe_max_seconds >= circuit_probe_min_seconds)),
     CONSTRAINT webhook_settings_endpoint_concurrency_range CHECK (((endpoint_concurrency >= 1) AND (endpoint_concurrency <= 1000))),
+    CONSTRAINT webhook_settings_endpoint_concurrency_start_range CHECK (((endpoint_concurrency_start >= 1) AND (endpoint_concurrency_start <= 1000))),
     CONSTRAINT webhook_settings_single_row CHECK (id),
     CONSTRAINT webhook_settings_wakeup_interval_range CHECK (((wakeup_interval_ms >= 0) AND (wakeup_interval_ms <= 60000)))
 );
@@ -2049,7 +2077,7 @@ ALTER TABLE private.webhook_settings OWNER TO postgres;
 
 COMMENT ON TABLE private.webhook_settings IS 'Deployment knobs: allow_plain_http, and the dispatcher URL/key used by the pg_net wake-up when Vault is absent.';
 
-COMMENT ON COLUMN private.webhook_settings.endpoint_concurrency IS 'Requests in flight per endpoint, across all dispatchers (leased deliveries).';
+COMMENT ON COLUMN private.webhook_settings.endpoint_concurrency IS 'Most requests in flight per endpoint, across all dispatchers (leased deliveries): the cap an endpoint''s concurrency grows to (see endpoint_concurrency_start).';
 
 COMMENT ON COLUMN private.webhook_settings.circuit_failure_threshold IS 'Consecutive failures (no answer, timeout, 5xx) that open an endpoint''s circuit.';
 
@@ -2060,6 +2088,8 @@ COMMENT ON COLUMN private.webhook_settings.circuit_probe_max_seconds IS 'Longest
 COMMENT ON COLUMN private.webhook_settings.wakeup_interval_ms IS 'About one pg_net wake-up of the edge function per this many milliseconds (0: one per transaction).';
 
 COMMENT ON COLUMN private.webhook_settings.hosted IS 'True when the dispatcher runs on hosted Supabase, whose Edge Functions cannot connect to ports 25 and 587: webhook urls on those ports are refused (webhooks_url_port_blocked).';
+
+COMMENT ON COLUMN private.webhook_settings.endpoint_concurrency_start IS 'Requests in flight a new endpoint may have; it grows by one per success up to endpoint_concurrency, halves at a timeout, no answer, a 5xx or a 429, and never falls below this.';
 
 CREATE SEQUENCE private.webhook_wakeup_requested
     START WITH 0
@@ -2461,6 +2491,8 @@ GRANT ALL ON FUNCTION private.dispatcher_going_idle() TO service_role;
 REVOKE ALL ON FUNCTION private.dispatcher_is_awake() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.endpoint_concurrency(earned integer) FROM PUBLIC;
 
 GRANT SELECT(webhook_id) ON TABLE private.webhook_endpoints TO authenticated;
 

@@ -119,7 +119,7 @@ export async function createFixtures(client, receiverPort) {
 
 /**
  * Empties the outbox between runs (the fixtures stay): deliveries, events, attempts, the
- * endpoints' scheduling state and health, and the signals for the dispatchers.
+ * endpoints' scheduling state, health and earned concurrency, and the signals for the dispatchers.
  */
 export async function clearOutbox(client) {
   await client.query(`truncate public.webhook_delivery_attempts, public.webhook_deliveries, public.webhook_events,
@@ -127,9 +127,11 @@ export async function clearOutbox(client) {
                       update private.webhook_endpoints
                          set ready_at = null, consecutive_failures = 0, failing_since = null,
                              circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
-                             last_status = null, last_error = null, last_attempt_at = null, last_success_at = null
+                             last_status = null, last_error = null, last_attempt_at = null, last_success_at = null,
+                             concurrency_limit = null
                        where ready_at is not null or consecutive_failures > 0 or failing_since is not null
-                          or circuit_opened_at is not null or last_attempt_at is not null`);
+                          or circuit_opened_at is not null or last_attempt_at is not null
+                          or concurrency_limit is not null`);
 }
 
 /**

@@ -12,8 +12,8 @@ e2eTest("two workers, 200 deliveries to one receiver: each arrives exactly once,
   });
   const company = await t.company();
   const hook = await t.webhook(company, `${receiver.origin}/bulk`);
-  // Each worker takes 5 requests at once, the endpoint 10: one worker alone cannot use the
-  // endpoint's cap, so the first to fill its slots hands the rest off (a NOTIFY).
+  // Each worker takes 5 requests at once, the endpoint 10 or more: one worker alone cannot
+  // use the endpoint's concurrency, so the first to fill its slots hands the rest off (a NOTIFY).
   const env = { WEBHOOK_CONCURRENCY: "5" };
   const workers = await Promise.all([
     t.dispatcher({ allowedTargets: [receiver.target], env }),

@@ -79,7 +79,8 @@ e2eTest("twenty dead endpoints and a slow one at one tenant: another tenant's 10
   });
 
   // 20 revisions to every neighbour endpoint: 420 deliveries, 200 of them to hang at once
-  // (20 endpoints x their cap of 10) and the rest queued behind their caps.
+  // (20 endpoints x the 10 an endpoint starts with: one that never answers earns no more)
+  // and the rest queued behind them.
   const neighbourProcess = await createProcess(t.sql, neighbour, "Plating");
   for (let i = 2; i <= 21; i++) await reviseProcess(t.sql, neighbourProcess, `Plating v${i}`);
   await waitFor("the dead endpoints to hold 200 requests", () => dead.requests.length >= 200, { timeoutMs: 15_000 });
@@ -91,7 +92,7 @@ e2eTest("twenty dead endpoints and a slow one at one tenant: another tenant's 10
   const deadStillHanging = dead.requests.length;
   release.open();
   assert.equal(arrived, true, `only ${healthy.requests.length} of 100 arrived beside the dead endpoints`);
-  assert.equal(deadStillHanging, 200, "the dead endpoints never got more than their caps, and still hung meanwhile");
+  assert.equal(deadStillHanging, 200, "the dead endpoints never got more than the start, and still hung meanwhile");
 });
 
 e2eTest("two dispatchers together never exceed an endpoint's cap", async (t) => {
@@ -122,6 +123,48 @@ e2eTest("two dispatchers together never exceed an endpoint's cap", async (t) => 
   }, { timeoutMs: 30_000 });
   assert.equal(most, 3, "3 requests at most at once, and the cap was reached");
   assert.equal(receiver.requests.length, 60);
+});
+
+e2eTest("an endpoint earns its concurrency: from the start up to the cap, and back at a sign of trouble", async (t) => {
+  let inFlight = 0;
+  let most = 0;
+  let answered = 0;
+  let mostBeforeAnAnswer = 0;
+  let trouble = false;
+  const receiver = t.receiver(async () => {
+    most = Math.max(most, ++inFlight);
+    if (answered === 0) mostBeforeAnAnswer = Math.max(mostBeforeAnAnswer, inFlight);
+    await sleep(30, t.ending);
+    inFlight--;
+    answered++;
+    return trouble ? new Response("busy", { status: 503 }) : new Response("ok");
+  });
+  const company = await t.company();
+  const hook = await t.webhook(company, `${receiver.origin}/erp`);
+  await t.settings({ endpoint_concurrency: 8, endpoint_concurrency_start: 2, circuit_failure_threshold: 1000 });
+  await t.dispatcher({ allowedTargets: [receiver.target] });
+  const earned = async () =>
+    (await t.sql<{ n: number | null }[]>`
+      select concurrency_limit as n from private.webhook_endpoints where webhook_id = ${hook}`)[0].n;
+
+  const process = await createProcess(t.sql, company, "Milling");
+  await t.sql.begin(async (tx) => {
+    for (let i = 2; i <= 81; i++) await tx`update public.processes set name = ${`Milling v${i}`} where id = ${process}`;
+  });
+  await waitFor("80 deliveries to succeed", async () => {
+    const rows = await deliveriesOf(t.sql, hook);
+    return rows.length === 80 && rows.every((d) => d.state === "succeeded");
+  }, { timeoutMs: 30_000 });
+  assert.equal(mostBeforeAnAnswer, 2, "2 at once until the endpoint had answered: the start");
+  assert.equal(most, 8, "then up to the cap of 8, never more");
+  assert.equal(await earned(), 8);
+
+  // Now it answers 503: every recorded batch with one halves it, down to the start.
+  trouble = true;
+  await t.sql.begin(async (tx) => {
+    for (let i = 82; i <= 91; i++) await tx`update public.processes set name = ${`Milling v${i}`} where id = ${process}`;
+  });
+  await waitFor("its concurrency to fall back to the start", async () => (await earned()) === 2, { timeoutMs: 15_000 });
 });
 
 e2eTest(

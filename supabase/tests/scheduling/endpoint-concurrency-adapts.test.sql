@@ -1,0 +1,89 @@
+-- Each endpoint earns its concurrency (private.webhook_endpoints.concurrency_limit): it
+-- starts at private.webhook_settings.endpoint_concurrency_start, grows by one per success
+-- up to the cap (endpoint_concurrency), and halves when a recorded batch shows a sign of
+-- trouble for it (no answer, a timeout, a 5xx, or 429 Too Many Requests), never below the
+-- start. Other answers (a 4xx) leave it alone. Claims take an endpoint up to it, counted
+-- over its unexpired leases like the cap (endpoint-concurrency-cap.test.sql), and an
+-- endpoint at it is next looked at when its earliest lease runs out. The bounds are read
+-- at every claim: lowering the cap or raising the start applies at once.
+begin;
+select plan(23);
+
+select tests.create_company('Acme') as company_a \gset
+select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://erp.example.com/hook') as hook \gset
+
+-- Knobs ----------------------------------------------------------------------------------------
+select throws_ok($$update private.webhook_settings set endpoint_concurrency_start = 0$$,
+  '23514', 'new row for relation "webhook_settings" violates check constraint "webhook_settings_endpoint_concurrency_start_range"',
+  'a start below 1 is refused, naming the rule');
+select throws_ok($$update private.webhook_settings set endpoint_concurrency_start = 1001$$,
+  '23514', 'new row for relation "webhook_settings" violates check constraint "webhook_settings_endpoint_concurrency_start_range"',
+  'and above 1000');
+select results_eq($$select endpoint_concurrency, endpoint_concurrency_start from private.webhook_settings$$,
+  $$values (50, 10)$$, 'the defaults: endpoints start at 10 and may earn up to 50');
+update private.webhook_settings set endpoint_concurrency = 12, endpoint_concurrency_start = 3;
+
+create function pg_temp.earned() returns integer language sql as $$
+  select concurrency_limit from private.webhook_endpoints
+   where webhook_id = (select id from public.webhooks where url = 'https://erp.example.com/hook')
+$$;
+create function pg_temp.claim() returns setof private.claimed_delivery language sql as $$
+  select * from private.claim_due_deliveries('worker-1', 100, 60)
+$$;
+-- Claims everything the endpoint may take now, then records it: `outcome` and `status`
+-- for the first `bad` of them, success for the rest. Returns how many were claimed.
+create function pg_temp.round_trip(bad integer default 0, outcome text default 'failed', status integer default null)
+returns integer language plpgsql as $$
+declare
+  claimed jsonb := (select jsonb_agg(jsonb_build_object('id', c.delivery_id, 'attempt', c.attempt_number))
+                      from pg_temp.claim() c);
+begin
+  perform private.record_delivery_results('worker-1', (
+    select jsonb_agg(jsonb_build_object(
+             'delivery_id', c.value ->> 'id', 'attempt_number', (c.value ->> 'attempt')::integer,
+             'outcome', case when n <= bad then outcome else 'succeeded' end,
+             'status', case when n <= bad then status else 200 end,
+             'duration_ms', 1,
+             'next_attempt_at', case when n <= bad then now() end))
+      from jsonb_array_elements(claimed) with ordinality as c(value, n)), interval '5 days');
+  return jsonb_array_length(claimed);
+end;
+$$;
+
+select count(private.enqueue_webhook_event(:'company_a', 'PROCESS_CREATED', jsonb_build_object('n', n)))
+  from generate_series(1, 200) n \gset
+
+-- Growth -----------------------------------------------------------------------------------------
+select is(pg_temp.earned(), null, 'a new endpoint has earned nothing yet');
+select is(count(*)::integer, 3, 'its first claim takes the start, 3, of 200 due') from pg_temp.claim();
+select is((select ready_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '60 seconds',
+  'at its concurrency, the endpoint is next looked at when its earliest lease runs out');
+select tests.time_passes('61 seconds');  -- those leases run out; the rows are due again
+
+select is(pg_temp.round_trip(), 3, 'a round trip at the start sends 3');
+select is(pg_temp.earned(), 6, 'three successes earn three more');
+select is(pg_temp.round_trip(), 6, 'the next round sends 6');
+select is(pg_temp.earned(), 12, 'and doubles it again, to the cap');
+select is(pg_temp.round_trip(), 12, 'the next round sends 12');
+select is(pg_temp.earned(), 12, 'and successes at the cap earn nothing more');
+
+-- Trouble ----------------------------------------------------------------------------------------
+select is(pg_temp.round_trip(1, 'failed', null), 12, 'a round with one request that got no answer');
+select is(pg_temp.earned(), 6, 'halves it, whatever succeeded beside it');
+select is(pg_temp.round_trip(1, 'failed', 429), 6, 'a round with a 429 Too Many Requests');
+select is(pg_temp.earned(), 3, 'halves it too');
+select is(pg_temp.round_trip(2, 'failed', 503), 3, 'a round with two 503s');
+select is(pg_temp.earned(), 3, 'halves it, but never below the start');
+select is(pg_temp.round_trip(3, 'failed', 400), 3, 'a round of three 400s (the endpoint answered: it is up)');
+select is(pg_temp.earned(), 3, 'leaves it alone');
+
+-- Bounds read at every claim --------------------------------------------------------------------
+update private.webhook_settings set endpoint_concurrency_start = 5;
+select is(pg_temp.round_trip(), 5, 'raising the start lifts an endpoint below it at once');
+update private.webhook_endpoints set concurrency_limit = 12 where webhook_id = :'hook';
+update private.webhook_settings set endpoint_concurrency = 4, endpoint_concurrency_start = 2;
+select is(pg_temp.round_trip(), 4, 'lowering the cap below what an endpoint earned applies at once');
+select is(pg_temp.earned(), 4, 'and what it keeps is within the new cap');
+
+select * from finish();
+rollback;
