@@ -14,6 +14,7 @@
 // Knobs: BENCH_RUNS (3), BENCH_DB_PORT (54352), BENCH_EVENTS_1 (20000),
 // BENCH_EVENTS_5 (5000), BENCH_LATENCY_SECONDS (15), BENCH_PGBENCH_SECONDS (10),
 // BENCH_STALE_EVENTS (5000), BENCH_ISOLATION_EVENTS (5000), BENCH_CLAIMS (100 per round),
+// BENCH_CLAIM_ROUNDS (5 per case),
 // BENCH_CLAIM_BIG_BACKLOG (1000000), BENCH_CLAIM_MAX_ENDPOINTS (100000),
 // BENCH_ORDERED_EVENTS (5000), BENCH_ORDERED_LATENCY_SECONDS (10), and WEBHOOK_* for the
 // dispatcher (unset: the engine's own defaults).
@@ -312,7 +313,7 @@ async function writeReport({ started, sweep, settings, runs, stale, isolation, o
     sections.push(out.section);
   }
   if (claim) {
-    const out = claimCostReport(claim, RUNS);
+    const out = claimCostReport(claim);
     rows.push(...out.rows.map((row) => [...row, '']));
     sections.push(out.section);
   }
