@@ -1244,7 +1244,8 @@ begin
     -- Enabled again: a fresh start, as the ADMIN expects.
     update private.webhook_endpoints e
        set consecutive_failures = 0, failing_since = null,
-           circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null
+           circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
+           concurrency_limit = null
      where e.webhook_id = new.id;
   end if;
   return null;
@@ -1265,6 +1266,25 @@ end;
 $$;
 
 ALTER FUNCTION private.tg_webhooks__create_secret() OWNER TO postgres;
+
+CREATE FUNCTION private.tg_webhooks__fresh_start_on_new_url() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  update private.webhook_endpoints e
+     set consecutive_failures = 0, failing_since = null,
+         circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
+         concurrency_limit = null
+   where e.webhook_id = new.id;
+  update private.webhook_endpoints e
+     set ready_at = private.endpoint_ready_at(e, false)
+   where e.webhook_id = new.id;
+  return null;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhooks__fresh_start_on_new_url() OWNER TO postgres;
 
 CREATE FUNCTION private.tg_webhooks__guard_row() RETURNS trigger
     LANGUAGE plpgsql
@@ -2341,6 +2361,8 @@ CREATE TRIGGER create_secret AFTER INSERT ON public.webhooks FOR EACH ROW EXECUT
 
 CREATE TRIGGER emit_webhook_event AFTER INSERT OR DELETE OR UPDATE ON public.processes FOR EACH ROW EXECUTE FUNCTION private.tg_processes__emit_webhook_event();
 
+CREATE TRIGGER fresh_start_on_new_url AFTER UPDATE OF url ON public.webhooks FOR EACH ROW WHEN ((old.url IS DISTINCT FROM new.url)) EXECUTE FUNCTION private.tg_webhooks__fresh_start_on_new_url();
+
 CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__guard_row();
 
 CREATE TRIGGER set_updated_at BEFORE UPDATE ON public.webhook_deliveries FOR EACH ROW EXECUTE FUNCTION private.tg_set_updated_at();
@@ -2639,6 +2661,8 @@ REVOKE ALL ON FUNCTION private.tg_webhooks__apply_delivery_order() FROM PUBLIC;
 REVOKE ALL ON FUNCTION private.tg_webhooks__cancel_pending_deliveries() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__create_secret() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.tg_webhooks__fresh_start_on_new_url() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__guard_row() FROM PUBLIC;
 

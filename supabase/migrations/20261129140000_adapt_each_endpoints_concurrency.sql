@@ -17,7 +17,8 @@
 -- The circuit breaker is unchanged (it still counts failures, not concurrency).
 --
 -- private.endpoint_concurrency is the one place that bounds it; claims take an endpoint up
--- to it, and endpoint_ready_at treats it as the endpoint's cap.
+-- to it, and endpoint_ready_at treats it as the endpoint's cap. An endpoint enabled again,
+-- or given a new url, starts afresh (the end of this file).
 
 alter table private.webhook_settings
   add column endpoint_concurrency_start integer not null default 10
@@ -478,3 +479,65 @@ begin
   return applied;
 end;
 $$;
+-- What an endpoint earned belongs to the receiver that earned it. Enabling an endpoint again
+-- starts it afresh, now its concurrency too; otherwise the trigger function of the
+-- scheduling migration.
+create or replace function private.tg_webhooks__cancel_pending_deliveries()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'DELETE' then
+    -- When the whole company is being deleted its deliveries go with it (cascade);
+    -- updating them here would trip the company foreign key.
+    if exists (select 1 from public.companies c where c.id = old.company_id) then
+      perform 1 from private.webhook_endpoints e where e.webhook_id = old.id for update;
+      perform private.cancel_pending_deliveries(old.id, 'endpoint deleted');
+    end if;
+    return old;
+  end if;
+  if old.is_active and not new.is_active then
+    perform 1 from private.webhook_endpoints e where e.webhook_id = new.id for update;
+    perform private.cancel_pending_deliveries(new.id, 'endpoint disabled: ' || coalesce(new.disabled_reason, 'no reason given'));
+  elsif new.is_active and not old.is_active then
+    -- Enabled again: a fresh start, as the ADMIN expects.
+    update private.webhook_endpoints e
+       set consecutive_failures = 0, failing_since = null,
+           circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
+           concurrency_limit = null
+     where e.webhook_id = new.id;
+  end if;
+  return null;
+end;
+$$;
+
+-- A new url is a new receiver: the same fresh start (health, circuit, concurrency), and the
+-- endpoint's pending deliveries are due again by their own times, not held for a probe of
+-- the old receiver. Lock order as everywhere: the endpoint's row, then its deliveries.
+create function private.tg_webhooks__fresh_start_on_new_url()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  update private.webhook_endpoints e
+     set consecutive_failures = 0, failing_since = null,
+         circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
+         concurrency_limit = null
+   where e.webhook_id = new.id;
+  update private.webhook_endpoints e
+     set ready_at = private.endpoint_ready_at(e, false)
+   where e.webhook_id = new.id;
+  return null;
+end;
+$$;
+revoke execute on function private.tg_webhooks__fresh_start_on_new_url() from public;
+
+create trigger fresh_start_on_new_url
+  after update of url on public.webhooks
+  for each row
+  when (old.url is distinct from new.url)
+  execute function private.tg_webhooks__fresh_start_on_new_url();

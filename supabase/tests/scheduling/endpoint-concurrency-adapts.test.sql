@@ -5,9 +5,11 @@
 -- start. Other answers (a 4xx) leave it alone. Claims take an endpoint up to it, counted
 -- over its unexpired leases like the cap (endpoint-concurrency-cap.test.sql), and an
 -- endpoint at it is next looked at when its earliest lease runs out. The bounds are read
--- at every claim: lowering the cap or raising the start applies at once.
+-- at every claim: lowering the cap or raising the start applies at once. What an endpoint
+-- earned belongs to its receiver: enabled again, or given a new url, it starts afresh (a
+-- new url also closes its circuit and makes its held deliveries due again).
 begin;
-select plan(23);
+select plan(30);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://erp.example.com/hook') as hook \gset
@@ -24,8 +26,8 @@ select results_eq($$select endpoint_concurrency, endpoint_concurrency_start from
 update private.webhook_settings set endpoint_concurrency = 12, endpoint_concurrency_start = 3;
 
 create function pg_temp.earned() returns integer language sql as $$
-  select concurrency_limit from private.webhook_endpoints
-   where webhook_id = (select id from public.webhooks where url = 'https://erp.example.com/hook')
+  select e.concurrency_limit from private.webhook_endpoints e
+    join public.companies c on c.id = e.company_id and c.name = 'Acme'
 $$;
 create function pg_temp.claim() returns setof private.claimed_delivery language sql as $$
   select * from private.claim_due_deliveries('worker-1', 100, 60)
@@ -84,6 +86,29 @@ update private.webhook_endpoints set concurrency_limit = 12 where webhook_id = :
 update private.webhook_settings set endpoint_concurrency = 4, endpoint_concurrency_start = 2;
 select is(pg_temp.round_trip(), 4, 'lowering the cap below what an endpoint earned applies at once');
 select is(pg_temp.earned(), 4, 'and what it keeps is within the new cap');
+
+-- A fresh start -----------------------------------------------------------------------------------
+update public.webhooks set is_active = false where id = :'hook';
+update public.webhooks set is_active = true where id = :'hook';
+select is(pg_temp.earned(), null, 'an endpoint enabled again starts afresh');
+
+select count(private.enqueue_webhook_event(:'company_a', 'PROCESS_CREATED', jsonb_build_object('n', n)))
+  from generate_series(1, 20) n \gset
+update private.webhook_settings set circuit_failure_threshold = 1, circuit_probe_min_seconds = 600;
+select is(pg_temp.round_trip(), 2, 'after the re-enable it sends 2 (the start)');
+select is(pg_temp.round_trip(4, 'failed', 503), 4, 'earned 4, then four 503s');
+select results_eq($$select circuit_opened_at is not null, ready_at > now() + interval '5 minutes', concurrency_limit
+                     from private.webhook_endpoints where webhook_id = (select id from public.webhooks where url = 'https://erp.example.com/hook')$$,
+  $$values (true, true, 2)$$,
+  'opens its circuit (threshold 1): the rest waits ten minutes for a probe, at concurrency 2');
+update public.webhooks set url = 'https://new-erp.example.com/hook' where id = :'hook';
+select results_eq($$select circuit_opened_at, consecutive_failures, failing_since, concurrency_limit, ready_at <= now()
+                     from private.webhook_endpoints where webhook_id = (select id from public.webhooks where url = 'https://new-erp.example.com/hook')$$,
+  $$values (null::timestamptz, 0, null::timestamptz, null::integer, true)$$,
+  'a new url is a new receiver: circuit closed, no failing streak, nothing earned, the held deliveries due now');
+select is(pg_temp.round_trip(), 2, 'and the next claim sends to it at the start');
+update public.webhooks set description = 'the ERP, new host' where id = :'hook';
+select is(pg_temp.earned(), 4, 'an edit that keeps the url keeps what it earned');
 
 select * from finish();
 rollback;
