@@ -71,6 +71,18 @@ export async function businessRun(ctx) {
   const zero = await pgbench(ctx, 0, BUSINESS.enqueueWriters);
   const five = await pgbench(ctx, BUSINESS.enqueueSubscribers, BUSINESS.enqueueWriters);
   await settlePending(db);
+  // A diagnostic, no target: the same 20 writers and 3 subscribers with the dispatcher
+  // stopped, i.e. what the enqueue alone costs them, without deliveries competing for CPU.
+  // The heartbeat says a dispatcher is awake (as it is while one delivers), so that no
+  // write sends a wake-up: with nobody awake each one would NOTIFY, by design.
+  await db.query(`select setval('private.webhook_dispatcher_heartbeat', (extract(epoch from clock_timestamp()) * 1000)::bigint + 3600000)`);
+  let threeAlone;
+  try {
+    threeAlone = await pgbench(ctx, BUSINESS.subscribers, BUSINESS.writers);
+  } finally {
+    await db.query(`select setval('private.webhook_dispatcher_heartbeat', 0)`);
+  }
+  await settlePending(db);
 
   const result = {
     tpsNone: none.tps,
@@ -83,10 +95,13 @@ export async function businessRun(ctx) {
     tpsFive: five.tps,
     enqueueRatio: round(zero.tps / five.tps, 2),
     pendingAfterFive: five.pending,
+    tpsThreeAlone: threeAlone.tps,
+    aloneRatio: round(threeAlone.tps / none.tps, 2),
   };
   log(`  business: ${BUSINESS.writers} writers ${result.tpsNone} TPS with no subscriber, ${result.tpsThree} with ${BUSINESS.subscribers}` +
       ` and the dispatcher (${result.writersRatio}x; ${result.pendingAfterThree} undelivered at the end, ${drainMs} ms to deliver);` +
-      ` ${BUSINESS.enqueueWriters} writers ${result.tpsZero} vs ${result.tpsFive} TPS with ${BUSINESS.enqueueSubscribers} (${result.enqueueRatio}x)`);
+      ` ${BUSINESS.enqueueWriters} writers ${result.tpsZero} vs ${result.tpsFive} TPS with ${BUSINESS.enqueueSubscribers} (${result.enqueueRatio}x);` +
+      ` ${BUSINESS.writers} writers, ${BUSINESS.subscribers} subscribers, dispatcher stopped: ${result.tpsThreeAlone} TPS (${result.aloneRatio}x)`);
   return result;
 }
 
@@ -100,6 +115,8 @@ export function businessReport(runs) {
     [`business: ${BUSINESS.writers} writers, TPS with ${BUSINESS.subscribers} subscribers, dispatcher delivering`, `${med((r) => r.tpsThree)}`, '', ''],
     [`business: ${BUSINESS.subscribers} subscribers / none (${BUSINESS.writers} writers)`, `${writersRatio}x`,
       `>= ${BUSINESS_TARGETS.writersRatio}x`, ok(writersRatio >= BUSINESS_TARGETS.writersRatio)],
+    [`diagnostic: ${BUSINESS.writers} writers, ${BUSINESS.subscribers} subscribers, dispatcher stopped / no subscriber`,
+      `${med((r) => r.aloneRatio)}x (${med((r) => r.tpsThreeAlone)} TPS)`, '', ''],
     [`enqueue cost: ${BUSINESS.enqueueWriters} writers, TPS with no subscriber`, `${med((r) => r.tpsZero)}`, '', ''],
     [`enqueue cost: ${BUSINESS.enqueueWriters} writers, TPS with ${BUSINESS.enqueueSubscribers} subscribers`, `${med((r) => r.tpsFive)}`, '', ''],
     [`enqueue cost ratio (TPS none / TPS ${BUSINESS.enqueueSubscribers})`, `${enqueueRatio}x`,
@@ -116,12 +133,17 @@ delivered events; VACUUM ANALYZE before each pgbench run.
   the time until nothing is pending is noted). Ratio = TPS(${BUSINESS.subscribers}) / TPS(none).
 - **Enqueue cost**, ${BUSINESS.enqueueWriters} writers, dispatcher not running: a company with no subscriber, then one
   with ${BUSINESS.enqueueSubscribers}. Ratio = TPS(none) / TPS(${BUSINESS.enqueueSubscribers}).
-Between the two parts the pending deliveries are marked delivered (they join the history).
+- **Diagnostic** (no target): the ${BUSINESS.writers} writers and ${BUSINESS.subscribers} subscribers again with the dispatcher
+  stopped (its heartbeat set, so that no write sends a wake-up), over the same no-subscriber
+  TPS: the writers' own cost of enqueueing, without the deliveries (dispatcher, receiver,
+  claims and records) competing with them for the two cores.
+Between the parts the pending deliveries are marked delivered (they join the history).
 
 ${mdTable([
-    ['run', `${BUSINESS.writers} writers: TPS none`, `TPS ${BUSINESS.subscribers} subs`, 'ratio', 'undelivered at the end / ms to deliver them', `${BUSINESS.enqueueWriters} writers: TPS none`, `TPS ${BUSINESS.enqueueSubscribers} subs`, 'ratio'],
+    ['run', `${BUSINESS.writers} writers: TPS none`, `TPS ${BUSINESS.subscribers} subs`, 'ratio', 'undelivered at the end / ms to deliver them', `${BUSINESS.enqueueWriters} writers: TPS none`, `TPS ${BUSINESS.enqueueSubscribers} subs`, 'ratio', `${BUSINESS.writers} writers, ${BUSINESS.subscribers} subs, dispatcher stopped: TPS (/ none)`],
     ...runs.map((r, i) => [
       i + 1, r.tpsNone, r.tpsThree, r.writersRatio, `${r.pendingAfterThree} / ${r.drainAfterMs}`, r.tpsZero, r.tpsFive, r.enqueueRatio,
+      `${r.tpsThreeAlone} (${r.aloneRatio}x)`,
     ]),
   ])}
 `;
