@@ -372,7 +372,7 @@ $$;
 ALTER FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) OWNER TO postgres;
 
 CREATE FUNCTION private.endpoint_concurrency(earned integer) RETURNS integer
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
 declare
@@ -2206,13 +2206,16 @@ CREATE VIEW public.webhook_endpoint_health WITH (security_invoker='true') AS
     e.last_status,
     e.last_error,
     e.last_attempt_at,
-    e.last_success_at
+    e.last_success_at,
+    private.endpoint_concurrency(e.concurrency_limit) AS concurrency
    FROM (private.webhook_endpoints e
      JOIN public.webhooks w ON ((w.id = e.webhook_id)));
 
 ALTER TABLE public.webhook_endpoint_health OWNER TO postgres;
 
 COMMENT ON VIEW public.webhook_endpoint_health IS 'Health of each endpoint: healthy, failing (since when), circuit_open (since when, next probe) or disabled. Read-only; ADMINs see their company''s.';
+
+COMMENT ON COLUMN public.webhook_endpoint_health.concurrency IS 'Requests the endpoint may have in flight now: starts at the deployment''s start (10), one more per success up to its cap (50), halved at a timeout, no answer, a 5xx or a 429.';
 
 CREATE TABLE public.webhook_events (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -2515,6 +2518,7 @@ REVOKE ALL ON FUNCTION private.dispatcher_is_awake() FROM PUBLIC;
 REVOKE ALL ON FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.endpoint_concurrency(earned integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.endpoint_concurrency(earned integer) TO authenticated;
 
 GRANT SELECT(webhook_id) ON TABLE private.webhook_endpoints TO authenticated;
 
@@ -2537,6 +2541,8 @@ GRANT SELECT(last_error) ON TABLE private.webhook_endpoints TO authenticated;
 GRANT SELECT(last_attempt_at) ON TABLE private.webhook_endpoints TO authenticated;
 
 GRANT SELECT(last_success_at) ON TABLE private.webhook_endpoints TO authenticated;
+
+GRANT SELECT(concurrency_limit) ON TABLE private.webhook_endpoints TO authenticated;
 
 REVOKE ALL ON FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) FROM PUBLIC;
 

@@ -36,16 +36,19 @@ comment on column private.webhook_settings.endpoint_concurrency is
 alter table private.webhook_endpoints
   add column concurrency_limit integer
     constraint webhook_endpoints_concurrency_limit_range check (concurrency_limit between 1 and 1000);
+grant select (concurrency_limit) on private.webhook_endpoints to authenticated;
 comment on column private.webhook_endpoints.concurrency_limit is
   'Requests in flight the endpoint has earned: one more per success, halved at a sign of trouble, always within private.endpoint_concurrency''s bounds. Null: nothing recorded yet (the start).';
 
 -- The requests in flight an endpoint that earned `earned` may have now: never below the
 -- start, never above the cap (either may change at any time); null, nothing earned yet,
--- is the start.
+-- is the start. A definer, so that ADMINs' health view can show it without their reading
+-- the settings row; it returns nothing but that number.
 create function private.endpoint_concurrency(earned integer)
 returns integer
 language plpgsql
 stable
+security definer
 set search_path = ''
 as $$
 declare
@@ -57,6 +60,33 @@ begin
 end;
 $$;
 revoke execute on function private.endpoint_concurrency(integer) from public;
+grant execute on function private.endpoint_concurrency(integer) to authenticated;
+
+-- ADMINs see it beside their endpoints' health: the view of the scheduling migration, plus
+-- one column.
+create or replace view public.webhook_endpoint_health
+  with (security_invoker = true)
+as
+select e.webhook_id,
+       e.company_id,
+       case when not w.is_active then 'disabled'
+            when e.circuit_opened_at is not null then 'circuit_open'
+            when e.failing_since is not null then 'failing'
+            else 'healthy'
+       end as state,
+       e.consecutive_failures,
+       e.failing_since,
+       e.circuit_opened_at,
+       e.next_probe_at,
+       e.last_status,
+       e.last_error,
+       e.last_attempt_at,
+       e.last_success_at,
+       private.endpoint_concurrency(e.concurrency_limit) as concurrency
+  from private.webhook_endpoints e
+  join public.webhooks w on w.id = e.webhook_id;
+comment on column public.webhook_endpoint_health.concurrency is
+  'Requests the endpoint may have in flight now: starts at the deployment''s start (10), one more per success up to its cap (50), halved at a timeout, no answer, a 5xx or a 429.';
 
 -- When a claim should next look at an endpoint: as before, with the endpoint's
 -- concurrency as its cap.

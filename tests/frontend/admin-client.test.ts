@@ -61,7 +61,10 @@ describe("ADMIN of company A", () => {
 
     const deliveryId = await admin.sendTest(hook.id);
     // The real dispatcher API records a failed, exhausted attempt (no dispatcher runs here).
-    await db.query("select * from private.claim_due_deliveries('vitest', 100, 60)");
+    // A claim serves the longest-waiting endpoints first: deliveries earlier suites left due
+    // come before this new endpoint's, so the claim is as large as a claim may be.
+    const claimed = await db.query("select delivery_id from private.claim_due_deliveries('vitest', 1000, 60) where delivery_id = $1", [deliveryId]);
+    expect(claimed.rowCount).toBe(1);
     await db.query(
       `select private.record_delivery_results('vitest', jsonb_build_array(jsonb_build_object(
          'delivery_id', $1::uuid, 'attempt_number', 1, 'outcome', 'failed', 'status', 500,

@@ -95,6 +95,16 @@ export function lastOutcome(health: Pick<HealthFacts, "last_status" | "last_erro
   return { status, error };
 }
 
+/** How many requests an endpoint may have in flight now (public.webhook_endpoint_health.concurrency). */
+export function concurrencyText(health: Pick<EndpointHealth, "concurrency"> | null | undefined): string {
+  if (!health || health.concurrency === null) return "—";
+  return `up to ${plural(health.concurrency, "request", "requests")} at once`;
+}
+
+/** Why that number moves, in a sentence. */
+export const CONCURRENCY_RULE =
+  "One more after each success, up to the deployment's limit; halved when the endpoint times out, does not answer, or answers 5xx or 429.";
+
 /** How an endpoint receives its deliveries, in a sentence (public.webhooks.delivery_order). */
 export const DELIVERY_ORDERS: Record<DeliveryOrder, { label: string; promise: string }> = {
   parallel: {

@@ -7,7 +7,7 @@ import type { Webhook } from "../../client.ts";
 import { ConfirmDialog, CopyButton, ErrorMessage, LastOutcome, Loading, Notice, StateBadge } from "../components.tsx";
 import { isNotVisible, PortalLink, useAction, useLoad, usePortal } from "../context.tsx";
 import { windowStart } from "../logic/chart.ts";
-import { DELIVERY_ORDERS, formatRate, formatTime, fromLocalInput, toLocalInput } from "../logic/format.ts";
+import { CONCURRENCY_RULE, concurrencyText, DELIVERY_ORDERS, formatRate, formatTime, fromLocalInput, toLocalInput } from "../logic/format.ts";
 import { DeliveryLog } from "./DeliveriesView.tsx";
 import { EndpointForm } from "./EndpointForm.tsx";
 import { NotFound } from "./NotFound.tsx";
@@ -81,6 +81,11 @@ function EndpointDetails({
         <dt>Last attempt</dt>
         <dd>
           {health.data?.last_attempt_at ? <LastOutcome health={health.data} withTime /> : health.data ? "none yet" : "—"}
+        </dd>
+        <dt>Requests at once</dt>
+        <dd>
+          {concurrencyText(health.data)}
+          <div className="swp-muted">{CONCURRENCY_RULE}</div>
         </dd>
         <dt>Delivery order</dt>
         <dd>

@@ -1,11 +1,11 @@
 -- public.webhook_endpoint_health: each endpoint's health as its ADMINs see it (state
 -- healthy, failing, circuit_open or disabled; the failing streak, the circuit, the last
--- attempt). A security-invoker view: an active ADMIN sees their own company's endpoints
+-- attempt; the requests it may have in flight now, `concurrency`). A security-invoker view: an active ADMIN sees their own company's endpoints
 -- and nothing else; a MEMBER, an inactive ADMIN, an ADMIN of an inactive company and a
 -- user without a profile see nothing; anon may not read it at all. Nobody writes it; the
 -- scheduling columns behind it (ready_at) are not readable by users.
 begin;
-select plan(16);
+select plan(18);
 
 select * from tests.create_cast(with_webhooks => true) \gset
 select tests.create_webhook(:'company_a', 'PROCESS_DELETED', 'https://a.example/deleted') as webhook_a3 \gset
@@ -36,6 +36,15 @@ select results_eq(
   'an ADMIN sees each endpoint of their company with its state: circuit_open, disabled, failing, healthy');
 select is((select count(*)::integer from public.webhook_endpoint_health where company_id <> :'company_a'), 0,
   'and no endpoint of another company');
+select tests.clear_authentication();
+update private.webhook_endpoints set concurrency_limit = 37 where webhook_id = :'webhook_a1';
+update private.webhook_endpoints set concurrency_limit = 400 where webhook_id = :'webhook_a2';
+select tests.authenticate_as(:'admin_a');
+select results_eq($$select state, concurrency from public.webhook_endpoint_health order by state$$,
+  $$values ('circuit_open'::text, 10), ('disabled', 10), ('failing', 50), ('healthy', 37)$$,
+  'and how many requests each may have in flight now: the start (10) until it earned more, never past the cap (50)');
+select throws_ok($$select * from private.webhook_settings$$,
+  '42501', 'permission denied for table webhook_settings', 'without reading the settings behind that number');
 select throws_ok($$update public.webhook_endpoint_health set consecutive_failures = 0$$,
   '55000', 'cannot update view "webhook_endpoint_health"', 'an ADMIN cannot write the health view');
 select throws_ok($$delete from public.webhook_endpoint_health$$,

@@ -1,7 +1,8 @@
 -- The machinery in `private` is closed to API users. authenticated has USAGE on the schema
 -- (policies call the authorization helpers), so what keeps the rest closed is EXECUTE:
 -- PUBLIC, anon and authenticated may execute no private function but the helpers the
--- policies call and what invoker triggers call. The catalog checks run over every private
+-- policies call, what invoker triggers call, and the health view's endpoint_concurrency (a
+-- number bounded by two settings). The catalog checks run over every private
 -- function, so one added later and left open (Postgres opens every new function to PUBLIC;
 -- each migration revokes that) fails here; the calls show what an open one would expose.
 begin;
@@ -30,7 +31,9 @@ select is(
            and has_function_privilege('authenticated', p.oid, 'EXECUTE')
            and p.proname not in ('member_company_id', 'admin_company_id', 'is_company_admin', 'can_manage_company',
                                  -- called with the caller's rights by update_process_revision
-                                 'process_changed_fields', 'process_non_definition_columns', 'user_exists')
+                                 'process_changed_fields', 'process_non_definition_columns', 'user_exists',
+                                 -- computed by public.webhook_endpoint_health (security invoker)
+                                 'endpoint_concurrency')
          order by 1),
   '{}'::text[],
   'authenticated can execute only the authorization helpers (and what invoker triggers call) in private'
