@@ -1280,6 +1280,11 @@ begin
   update private.webhook_endpoints e
      set ready_at = private.endpoint_ready_at(e, false)
    where e.webhook_id = new.id;
+  if exists (select 1 from private.webhook_endpoints e where e.webhook_id = new.id and e.ready_at <= now())
+     and not private.dispatcher_is_awake() then
+    perform pg_notify('webhook_deliveries', '');
+    perform private.wake_dispatcher();
+  end if;
   return null;
 end;
 $$;

@@ -8,12 +8,14 @@
 -- endpoints would fill a dispatcher where 50 did before. Instead, like TCP's congestion
 -- window:
 --   * an endpoint starts at endpoint_concurrency_start (10, every endpoint's cap until
---     now), and never goes below it;
+--     now), and never goes below it (a cap set lower wins: that endpoint's concurrency is
+--     flat, as before);
 --   * each success adds one, up to endpoint_concurrency (now 50): a healthy endpoint
 --     about doubles per round of requests and reaches the cap after three;
 --   * a recorded batch with a sign of trouble for the endpoint (no answer, a timeout, a
 --     5xx, or 429 Too Many Requests) halves it.
--- An endpoint that never answers stays at the start: dead endpoints cost what they did.
+-- An endpoint that never answers stays at the start: dead endpoints cost what they did. One
+-- that earned more and then hangs holds what it earned for one timeout, then halves.
 -- The circuit breaker is unchanged (it still counts failures, not concurrency).
 --
 -- private.endpoint_concurrency is the one place that bounds it; claims take an endpoint up
@@ -545,7 +547,8 @@ $$;
 
 -- A new url is a new receiver: the same fresh start (health, circuit, concurrency), and the
 -- endpoint's pending deliveries are due again by their own times, not held for a probe of
--- the old receiver. Lock order as everywhere: the endpoint's row, then its deliveries.
+-- the old receiver; a dispatcher is woken for them if none is awake, as for deliveries an
+-- ordered key releases. Lock order as everywhere: the endpoint's row, then its deliveries.
 create function private.tg_webhooks__fresh_start_on_new_url()
 returns trigger
 language plpgsql
@@ -561,6 +564,11 @@ begin
   update private.webhook_endpoints e
      set ready_at = private.endpoint_ready_at(e, false)
    where e.webhook_id = new.id;
+  if exists (select 1 from private.webhook_endpoints e where e.webhook_id = new.id and e.ready_at <= now())
+     and not private.dispatcher_is_awake() then
+    perform pg_notify('webhook_deliveries', '');
+    perform private.wake_dispatcher();
+  end if;
   return null;
 end;
 $$;

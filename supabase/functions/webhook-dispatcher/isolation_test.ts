@@ -240,6 +240,37 @@ e2eTest(
   },
 );
 
+e2eTest("a new url is a new receiver: the circuit the old one opened closes, and what it held goes at once", async (t) => {
+  const old = t.receiver(() => new Response("down", { status: 503 }));
+  const fresh = t.receiver(() => new Response("ok"));
+  const company = await t.company();
+  const hook = await t.webhook(company, `${old.origin}/erp`);
+  // The next probe would be ten minutes away: only the url change can release the backlog.
+  await t.settings({ circuit_failure_threshold: 2, circuit_probe_min_seconds: 600, circuit_probe_max_seconds: 600 });
+  await t.dispatcher({
+    allowedTargets: [old.target, fresh.target],
+    env: { WEBHOOK_RETRY_SCHEDULE: Array(20).fill("0.05").join(",") },
+  });
+  const process = await createProcess(t.sql, company, "Etching");
+  await t.sql.begin(async (tx) => {
+    for (let i = 2; i <= 11; i++) await tx`update public.processes set name = ${`Etching v${i}`} where id = ${process}`;
+  });
+  await waitFor("the circuit to open", async () =>
+    (await t.sql`select state from public.webhook_endpoint_health where webhook_id = ${hook}`)[0].state === "circuit_open",
+    { timeoutMs: 10_000 });
+  await sleep(500, t.ending); // the dispatcher has nothing due for ten minutes: it sleeps
+
+  await t.sql`update public.webhooks set url = ${`${fresh.origin}/erp`} where id = ${hook}`;
+  // Well inside the sleeping dispatcher's 30 s safety timer: the url change woke it.
+  await waitFor("all 10 to reach the new receiver", async () => {
+    const rows = await deliveriesOf(t.sql, hook);
+    return rows.length === 10 && rows.every((d) => d.state === "succeeded");
+  }, { timeoutMs: 5_000 });
+  assert.equal(fresh.requests.length, 10);
+  const [health] = await t.sql`select state, consecutive_failures from public.webhook_endpoint_health where webhook_id = ${hook}`;
+  assert.deepEqual({ ...health }, { state: "healthy", consecutive_failures: 0 });
+});
+
 e2eTest("an ADMIN disables an endpoint without waiting for 20 writers loading its company", async (t) => {
   const receiver = t.receiver();
   const company = await t.company();

@@ -1,6 +1,6 @@
 -- Claims are fair across endpoints: a backlog on one endpoint, however old and however
 -- large, never hides another endpoint's due work. An endpoint has at most
--- endpoint_concurrency deliveries in flight, so the rest of a claim goes to the others;
+-- its concurrency (private.endpoint_concurrency) in flight, so the rest of a claim goes to the others;
 -- the endpoint that has waited longest is served first.
 begin;
 select plan(6);
@@ -20,7 +20,7 @@ create temp table first_claim as select webhook_id from private.claim_due_delive
 select is((select count(*) from first_claim where webhook_id = :'quiet'), 1::bigint,
   'the quiet endpoint''s one due delivery is in the first claim despite 600 older ones for another endpoint');
 select is((select count(*) from first_claim where webhook_id = :'busy'), 10::bigint,
-  'the busy endpoint gets its cap (endpoint_concurrency 10), not the whole claim of 50');
+  'the busy endpoint gets its concurrency (a new endpoint''s, endpoint_concurrency_start 10), not the whole claim of 50');
 select is((select count(*) from first_claim), 11::bigint,
   'and the claim comes back short rather than exceeding the cap (the quiet endpoint has nothing left)');
 

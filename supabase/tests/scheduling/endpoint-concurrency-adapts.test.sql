@@ -68,6 +68,8 @@ select is(pg_temp.round_trip(), 6, 'the next round sends 6');
 select is(pg_temp.earned(), 12, 'and doubles it again, to the cap');
 select is(pg_temp.round_trip(), 12, 'the next round sends 12');
 select is(pg_temp.earned(), 12, 'and successes at the cap earn nothing more');
+select is(pg_temp.round_trip(3, 'failed', 400), 12, 'a round with three 400s (the endpoint answered: it is up)');
+select is(pg_temp.earned(), 12, 'keeps it: a 4xx is no sign of trouble');
 
 -- Trouble ----------------------------------------------------------------------------------------
 select is(pg_temp.round_trip(1, 'failed', null), 12, 'a round with one request that got no answer');
@@ -76,8 +78,6 @@ select is(pg_temp.round_trip(1, 'failed', 429), 6, 'a round with a 429 Too Many 
 select is(pg_temp.earned(), 3, 'halves it too');
 select is(pg_temp.round_trip(2, 'failed', 503), 3, 'a round with two 503s');
 select is(pg_temp.earned(), 3, 'halves it, but never below the start');
-select is(pg_temp.round_trip(3, 'failed', 400), 3, 'a round of three 400s (the endpoint answered: it is up)');
-select is(pg_temp.earned(), 3, 'leaves it alone');
 
 -- Bounds read at every claim --------------------------------------------------------------------
 update private.webhook_settings set endpoint_concurrency_start = 5;
@@ -107,8 +107,8 @@ select results_eq($$select circuit_opened_at, consecutive_failures, failing_sinc
   $$values (null::timestamptz, 0, null::timestamptz, null::integer, true)$$,
   'a new url is a new receiver: circuit closed, no failing streak, nothing earned, the held deliveries due now');
 select is(pg_temp.round_trip(), 2, 'and the next claim sends to it at the start');
-update public.webhooks set description = 'the ERP, new host' where id = :'hook';
-select is(pg_temp.earned(), 4, 'an edit that keeps the url keeps what it earned');
+update public.webhooks set url = url, description = 'the ERP, new host' where id = :'hook';
+select is(pg_temp.earned(), 4, 'an edit that sends the same url (as the portal does) keeps what it earned');
 
 select * from finish();
 rollback;
