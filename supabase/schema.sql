@@ -1166,13 +1166,8 @@ CREATE FUNCTION private.tg_webhook_deliveries__wake_dispatchers() RETURNS trigge
 begin
   insert into private.webhook_endpoint_signals (webhook_id)
   select distinct i.webhook_id from inserted i where i.webhook_id is not null;
-  if not found then
-    return null;
-  end if;
-  if not private.dispatcher_is_awake() then
-    -- NOTIFY is delivered at commit and deduplicated within a transaction.
-    perform pg_notify('webhook_deliveries', '');
-    perform private.wake_dispatcher();
+  if found then
+    perform private.wake_dispatchers_if_none_awake();
   end if;
   return null;
 end;
@@ -1185,12 +1180,7 @@ CREATE FUNCTION private.tg_webhook_deliveries__wake_when_released() RETURNS trig
     SET search_path TO ''
     AS $$
 begin
-  if not private.dispatcher_is_awake() then
-    -- NOTIFY is delivered at commit and deduplicated within a transaction; wake_dispatcher
-    -- calls pg_net at most once per transaction (and per wakeup_interval_ms).
-    perform pg_notify('webhook_deliveries', '');
-    perform private.wake_dispatcher();
-  end if;
+  perform private.wake_dispatchers_if_none_awake();
   return null;
 end;
 $$;
@@ -1280,10 +1270,8 @@ begin
   update private.webhook_endpoints e
      set ready_at = private.endpoint_ready_at(e, false)
    where e.webhook_id = new.id;
-  if exists (select 1 from private.webhook_endpoints e where e.webhook_id = new.id and e.ready_at <= now())
-     and not private.dispatcher_is_awake() then
-    perform pg_notify('webhook_deliveries', '');
-    perform private.wake_dispatcher();
+  if exists (select 1 from private.webhook_endpoints e where e.webhook_id = new.id and e.ready_at <= now()) then
+    perform private.wake_dispatchers_if_none_awake();
   end if;
   return null;
 end;
@@ -1509,6 +1497,22 @@ end;
 $$;
 
 ALTER FUNCTION private.wake_dispatcher_if_due() OWNER TO postgres;
+
+CREATE FUNCTION private.wake_dispatchers_if_none_awake() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if not private.dispatcher_is_awake() then
+    -- NOTIFY is delivered at commit and deduplicated within a transaction; wake_dispatcher
+    -- calls pg_net at most once per transaction (and per wakeup_interval_ms).
+    perform pg_notify('webhook_deliveries', '');
+    perform private.wake_dispatcher();
+  end if;
+end;
+$$;
+
+ALTER FUNCTION private.wake_dispatchers_if_none_awake() OWNER TO postgres;
 
 CREATE FUNCTION private.webhook_health() RETURNS TABLE(checked_at timestamp with time zone, lag_seconds double precision, oldest_due_at timestamp with time zone, oldest_due_webhook_id uuid, endpoints_with_due_work bigint, due_deliveries bigint, in_flight_deliveries bigint, pending_deliveries_estimate bigint, scheduled_deliveries_estimate bigint, endpoints_healthy bigint, endpoints_failing bigint, endpoints_circuit_open bigint, endpoints_disabled bigint, signals bigint, oldest_signal_age_seconds double precision, dispatcher_awake boolean, dispatcher_heartbeat_at timestamp with time zone, last_wakeup_requested_at timestamp with time zone, wakeup_failures bigint, last_wakeup_failure_at timestamp with time zone, last_wakeup_failure text)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2695,6 +2699,8 @@ GRANT ALL ON FUNCTION private.user_exists(user_id uuid) TO service_role;
 REVOKE ALL ON FUNCTION private.wake_dispatcher() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.wake_dispatcher_if_due() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.wake_dispatchers_if_none_awake() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.webhook_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.webhook_health() TO service_role;

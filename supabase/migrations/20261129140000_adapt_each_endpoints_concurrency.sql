@@ -545,6 +545,55 @@ begin
 end;
 $$;
 
+-- Waking a dispatcher when none is awake, in one place: new deliveries, deliveries an
+-- ordered key releases, and a url change (below) all need it.
+create function private.wake_dispatchers_if_none_awake()
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if not private.dispatcher_is_awake() then
+    -- NOTIFY is delivered at commit and deduplicated within a transaction; wake_dispatcher
+    -- calls pg_net at most once per transaction (and per wakeup_interval_ms).
+    perform pg_notify('webhook_deliveries', '');
+    perform private.wake_dispatcher();
+  end if;
+end;
+$$;
+revoke execute on function private.wake_dispatchers_if_none_awake() from public;
+
+-- The two triggers that had that block inline; otherwise as in the scheduling and
+-- released-deliveries migrations.
+create or replace function private.tg_webhook_deliveries__wake_dispatchers()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  insert into private.webhook_endpoint_signals (webhook_id)
+  select distinct i.webhook_id from inserted i where i.webhook_id is not null;
+  if found then
+    perform private.wake_dispatchers_if_none_awake();
+  end if;
+  return null;
+end;
+$$;
+
+create or replace function private.tg_webhook_deliveries__wake_when_released()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.wake_dispatchers_if_none_awake();
+  return null;
+end;
+$$;
+
 -- A new url is a new receiver: the same fresh start (health, circuit, concurrency), and the
 -- endpoint's pending deliveries are due again by their own times, not held for a probe of
 -- the old receiver; a dispatcher is woken for them if none is awake, as for deliveries an
@@ -564,10 +613,8 @@ begin
   update private.webhook_endpoints e
      set ready_at = private.endpoint_ready_at(e, false)
    where e.webhook_id = new.id;
-  if exists (select 1 from private.webhook_endpoints e where e.webhook_id = new.id and e.ready_at <= now())
-     and not private.dispatcher_is_awake() then
-    perform pg_notify('webhook_deliveries', '');
-    perform private.wake_dispatcher();
+  if exists (select 1 from private.webhook_endpoints e where e.webhook_id = new.id and e.ready_at <= now()) then
+    perform private.wake_dispatchers_if_none_awake();
   end if;
   return null;
 end;
