@@ -2118,7 +2118,7 @@ COMMENT ON COLUMN private.webhook_settings.wakeup_interval_ms IS 'About one pg_n
 
 COMMENT ON COLUMN private.webhook_settings.hosted IS 'True when the dispatcher runs on hosted Supabase, whose Edge Functions cannot connect to ports 25 and 587: webhook urls on those ports are refused (webhooks_url_port_blocked).';
 
-COMMENT ON COLUMN private.webhook_settings.endpoint_concurrency_start IS 'Requests in flight a new endpoint may have; it grows by one per success up to endpoint_concurrency, halves at a timeout, no answer, a 5xx or a 429, and never falls below this.';
+COMMENT ON COLUMN private.webhook_settings.endpoint_concurrency_start IS 'Requests in flight a new endpoint may have; it grows by one per success up to endpoint_concurrency, halves at a timeout, no answer, a 5xx or a 429, and never falls below this (a lower endpoint_concurrency wins).';
 
 CREATE SEQUENCE private.webhook_wakeup_requested
     START WITH 0

@@ -26,7 +26,7 @@ alter table private.webhook_settings
   add column endpoint_concurrency_start integer not null default 10
     constraint webhook_settings_endpoint_concurrency_start_range check (endpoint_concurrency_start between 1 and 1000);
 comment on column private.webhook_settings.endpoint_concurrency_start is
-  'Requests in flight a new endpoint may have; it grows by one per success up to endpoint_concurrency, halves at a timeout, no answer, a 5xx or a 429, and never falls below this.';
+  'Requests in flight a new endpoint may have; it grows by one per success up to endpoint_concurrency, halves at a timeout, no answer, a 5xx or a 429, and never falls below this (a lower endpoint_concurrency wins).';
 
 -- 10 was the default cap: a deployment still at 10 gets the new default; one that chose
 -- its own cap keeps it.
