@@ -301,9 +301,13 @@ CREATE FUNCTION private.claim_wakeup_slot() RETURNS boolean
     AS $$
 declare
   now_ms bigint := (extract(epoch from clock_timestamp()) * 1000)::bigint;
+  interval_ms integer := (select s.wakeup_interval_ms from private.webhook_settings s);
 begin
-  if (select r.last_value from private.webhook_wakeup_requested r)
-     > now_ms - (select s.wakeup_interval_ms from private.webhook_settings s) then
+  if interval_ms > 0
+     and not pg_catalog.pg_try_advisory_xact_lock('private.webhook_wakeup_requested'::regclass::oid::integer, 0) then
+    return false;
+  end if;
+  if (select r.last_value from private.webhook_wakeup_requested r) > now_ms - interval_ms then
     return false;
   end if;
   perform pg_catalog.setval('private.webhook_wakeup_requested', now_ms);

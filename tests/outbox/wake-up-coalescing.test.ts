@@ -1,6 +1,7 @@
 // pg_net wake-ups of the edge function are coalesced across transactions: a burst of
-// committing transactions wakes the function once per interval, not once each; and none
-// at all while a dispatcher is awake. pg_net does not exist on plain Postgres, so a
+// committing transactions wakes the function once per interval, not once each (two taking
+// the slot at the same instant: one wins, the other skips without waiting); and none at all
+// while a dispatcher is awake. pg_net does not exist on plain Postgres, so a
 // `net.http_post` with pg_net's signature records the calls (committed, like pg_net's queue).
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -64,6 +65,22 @@ describe("pg_net wake-ups", () => {
     await setup.query("select setval('private.webhook_wakeup_requested', 0)"); // the interval passed
     await writers[0]!.query("insert into public.processes (company_id, name) values ($1, 'later')", [companyId]);
     expect(await calls()).toBe(before + 1);
+  });
+
+  it("two transactions taking the slot at the same instant: one wakes the function, the other skips without waiting", async () => {
+    const [a, b] = writers;
+    await setup.query("select setval('private.webhook_wakeup_requested', 0)");
+    await a!.query("begin");
+    try {
+      expect((await a!.query("select private.claim_wakeup_slot() as taken")).rows[0].taken).toBe(true);
+      // As if b had read the stamp before a set it: the instant the old read-then-set lost.
+      await setup.query("select setval('private.webhook_wakeup_requested', 0)");
+      const started = Date.now();
+      expect((await b!.query("select private.claim_wakeup_slot() as taken")).rows[0].taken).toBe(false);
+      expect(Date.now() - started).toBeLessThan(1_000); // it did not wait for a's transaction
+    } finally {
+      await a!.query("rollback");
+    }
   });
 
   it("while a dispatcher is awake, commits wake nobody", async () => {
