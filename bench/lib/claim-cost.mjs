@@ -22,7 +22,7 @@ export const CLAIM = {
   /** A round stops early after this long (a slow claim should not stall the bench). */
   roundMaxMs: 15_000,
   warmup: 5,
-  /** Rounds per case, spread over time (ROUND_GAP_MS apart): a burst of other work on the
+  /** Rounds per case, spread over time (roundGapMs apart): a burst of other work on the
    * shared machine (a cluster being torn down, another process) then spoils one or two
    * rounds, not the case's median. */
   rounds: num('BENCH_CLAIM_ROUNDS', 5),
