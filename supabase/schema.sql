@@ -404,6 +404,7 @@ CREATE TABLE private.webhook_endpoints (
     last_attempt_at timestamp with time zone,
     last_success_at timestamp with time zone,
     concurrency_limit integer,
+    receiver_since timestamp with time zone,
     CONSTRAINT webhook_endpoints_circuit_complete CHECK ((((circuit_opened_at IS NULL) = (next_probe_at IS NULL)) AND ((circuit_opened_at IS NULL) = (probe_interval_seconds IS NULL)))),
     CONSTRAINT webhook_endpoints_concurrency_limit_range CHECK (((concurrency_limit >= 1) AND (concurrency_limit <= 1000))),
     CONSTRAINT webhook_endpoints_failures_nonnegative CHECK ((consecutive_failures >= 0))
@@ -414,6 +415,8 @@ ALTER TABLE private.webhook_endpoints OWNER TO postgres;
 COMMENT ON TABLE private.webhook_endpoints IS 'Per-endpoint scheduling state (ready_at) and health (failures, circuit breaker), kept by the outbox functions. ADMINs read it through public.webhook_endpoint_health.';
 
 COMMENT ON COLUMN private.webhook_endpoints.concurrency_limit IS 'Requests in flight the endpoint has earned: one more per success, halved at a sign of trouble, always within private.endpoint_concurrency''s bounds. Null: nothing recorded yet (the start).';
+
+COMMENT ON COLUMN private.webhook_endpoints.receiver_since IS 'When the endpoint''s current url took effect (null: since it was created). Results of requests claimed before it were sent to the old url: they move their deliveries but say nothing about this receiver''s health or concurrency.';
 
 CREATE FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
@@ -886,7 +889,7 @@ begin
      and d.next_attempt_at = 'infinity';
   end if;
 
-  -- Endpoint health. A success closes everything; so does any answer that is not a 5xx
+  -- Endpoint health (from the requests made to its current url). A success closes everything; so does any answer that is not a 5xx
   -- (the endpoint is up, it just refused). No answer, a timeout or a 5xx extends the run
   -- of consecutive failures; at the threshold the circuit opens, and each failed probe
   -- doubles the wait before the next one (up to the maximum). The endpoint's concurrency
@@ -907,6 +910,9 @@ begin
            max((m ->> 'claimed_at')::timestamptz) filter (where m ->> 'outcome' = 'failed'
                                                             and coalesce((m ->> 'status')::integer, 599) >= 500) as last_breaking_claim
       from jsonb_array_elements(moved) m
+      -- Only requests claimed since the endpoint's current url took effect speak for it.
+      join private.webhook_endpoints r on r.webhook_id = (m ->> 'webhook_id')::uuid
+     where r.receiver_since is null or (m ->> 'claimed_at')::timestamptz >= r.receiver_since
      group by 1
   ), counted as (
     select p.*,
@@ -963,7 +969,8 @@ begin
                                 else format('failing continuously since %s (longer than %s)', f.failing_since, disable_after) end
     from (select e.webhook_id, e.failing_since,
                  exists (select 1 from jsonb_array_elements(moved) m
-                          where (m ->> 'webhook_id')::uuid = e.webhook_id and (m ->> 'gone')::boolean) as gone
+                          where (m ->> 'webhook_id')::uuid = e.webhook_id and (m ->> 'gone')::boolean
+                            and (e.receiver_since is null or (m ->> 'claimed_at')::timestamptz >= e.receiver_since)) as gone
             from private.webhook_endpoints e
            where e.webhook_id in (select distinct (m ->> 'webhook_id')::uuid from jsonb_array_elements(moved) m)) f
    where w.id = f.webhook_id
@@ -1269,7 +1276,9 @@ begin
   update private.webhook_endpoints e
      set consecutive_failures = 0, failing_since = null,
          circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
-         concurrency_limit = null
+         concurrency_limit = null,
+         last_status = null, last_error = null, last_attempt_at = null, last_success_at = null,
+         receiver_since = now()
    where e.webhook_id = new.id;
   update private.webhook_endpoints e
      set ready_at = private.endpoint_ready_at(e, false)

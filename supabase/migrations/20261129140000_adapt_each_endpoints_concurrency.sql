@@ -38,6 +38,9 @@ comment on column private.webhook_settings.endpoint_concurrency is
 alter table private.webhook_endpoints
   add column concurrency_limit integer
     constraint webhook_endpoints_concurrency_limit_range check (concurrency_limit between 1 and 1000);
+alter table private.webhook_endpoints add column receiver_since timestamptz;
+comment on column private.webhook_endpoints.receiver_since is
+  'When the endpoint''s current url took effect (null: since it was created). Results of requests claimed before it were sent to the old url: they move their deliveries but say nothing about this receiver''s health or concurrency.';
 grant select (concurrency_limit) on private.webhook_endpoints to authenticated;
 comment on column private.webhook_endpoints.concurrency_limit is
   'Requests in flight the endpoint has earned: one more per success, halved at a sign of trouble, always within private.endpoint_concurrency''s bounds. Null: nothing recorded yet (the start).';
@@ -422,7 +425,7 @@ begin
      and d.next_attempt_at = 'infinity';
   end if;
 
-  -- Endpoint health. A success closes everything; so does any answer that is not a 5xx
+  -- Endpoint health (from the requests made to its current url). A success closes everything; so does any answer that is not a 5xx
   -- (the endpoint is up, it just refused). No answer, a timeout or a 5xx extends the run
   -- of consecutive failures; at the threshold the circuit opens, and each failed probe
   -- doubles the wait before the next one (up to the maximum). The endpoint's concurrency
@@ -443,6 +446,9 @@ begin
            max((m ->> 'claimed_at')::timestamptz) filter (where m ->> 'outcome' = 'failed'
                                                             and coalesce((m ->> 'status')::integer, 599) >= 500) as last_breaking_claim
       from jsonb_array_elements(moved) m
+      -- Only requests claimed since the endpoint's current url took effect speak for it.
+      join private.webhook_endpoints r on r.webhook_id = (m ->> 'webhook_id')::uuid
+     where r.receiver_since is null or (m ->> 'claimed_at')::timestamptz >= r.receiver_since
      group by 1
   ), counted as (
     select p.*,
@@ -499,7 +505,8 @@ begin
                                 else format('failing continuously since %s (longer than %s)', f.failing_since, disable_after) end
     from (select e.webhook_id, e.failing_since,
                  exists (select 1 from jsonb_array_elements(moved) m
-                          where (m ->> 'webhook_id')::uuid = e.webhook_id and (m ->> 'gone')::boolean) as gone
+                          where (m ->> 'webhook_id')::uuid = e.webhook_id and (m ->> 'gone')::boolean
+                            and (e.receiver_since is null or (m ->> 'claimed_at')::timestamptz >= e.receiver_since)) as gone
             from private.webhook_endpoints e
            where e.webhook_id in (select distinct (m ->> 'webhook_id')::uuid from jsonb_array_elements(moved) m)) f
    where w.id = f.webhook_id
@@ -594,9 +601,11 @@ begin
 end;
 $$;
 
--- A new url is a new receiver: the same fresh start (health, circuit, concurrency), and the
--- endpoint's pending deliveries are due again by their own times, not held for a probe of
--- the old receiver; a dispatcher is woken for them if none is awake, as for deliveries an
+-- A new url is a new receiver: the same fresh start (health, circuit, concurrency, and no
+-- last attempt yet), and the endpoint's pending deliveries are due again by their own
+-- times, not held for a probe of the old receiver. Requests to the old url still in flight
+-- are recorded as usual but no longer speak for the endpoint's health (receiver_since:
+-- their failures count nothing, their 410 disables nothing); a dispatcher is woken for them if none is awake, as for deliveries an
 -- ordered key releases. Lock order as everywhere: the endpoint's row, then its deliveries.
 create function private.tg_webhooks__fresh_start_on_new_url()
 returns trigger
@@ -608,7 +617,9 @@ begin
   update private.webhook_endpoints e
      set consecutive_failures = 0, failing_since = null,
          circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
-         concurrency_limit = null
+         concurrency_limit = null,
+         last_status = null, last_error = null, last_attempt_at = null, last_success_at = null,
+         receiver_since = now()
    where e.webhook_id = new.id;
   update private.webhook_endpoints e
      set ready_at = private.endpoint_ready_at(e, false)

@@ -242,7 +242,8 @@ as $$
          circuit_opened_at = e.circuit_opened_at - by,
          next_probe_at    = e.next_probe_at - by,
          last_attempt_at  = e.last_attempt_at - by,
-         last_success_at  = e.last_success_at - by;
+         last_success_at  = e.last_success_at - by,
+         receiver_since   = e.receiver_since - by;
   update private.webhook_endpoint_signals s set created_at = s.created_at - by;
 $$;
 

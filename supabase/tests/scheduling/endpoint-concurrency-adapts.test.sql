@@ -7,9 +7,10 @@
 -- endpoint at it is next looked at when its earliest lease runs out. The bounds are read
 -- at every claim: lowering the cap or raising the start applies at once. What an endpoint
 -- earned belongs to its receiver: enabled again, or given a new url, it starts afresh (a
--- new url also closes its circuit and makes its held deliveries due again).
+-- new url also closes its circuit and makes its held deliveries due again, and requests
+-- still out to the old url, when they are recorded, say nothing about the new one).
 begin;
-select plan(30);
+select plan(34);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://erp.example.com/hook') as hook \gset
@@ -109,6 +110,24 @@ select results_eq($$select circuit_opened_at, consecutive_failures, failing_sinc
 select is(pg_temp.round_trip(), 2, 'and the next claim sends to it at the start');
 update public.webhooks set url = url, description = 'the ERP, new host' where id = :'hook';
 select is(pg_temp.earned(), 4, 'an edit that sends the same url (as the portal does) keeps what it earned');
+
+-- Requests to the old url still in flight when it changes ------------------------------------
+create temp table in_flight as select delivery_id, attempt_number from pg_temp.claim();
+select is((select count(*)::integer from in_flight), 4, 'four requests go out to new-erp.example.com');
+select tests.time_passes('1 second');
+update public.webhooks set url = 'https://erp-3.example.com/hook' where id = :'hook';
+select is(private.record_delivery_results('worker-1', (select jsonb_agg(jsonb_build_object(
+    'delivery_id', delivery_id, 'attempt_number', attempt_number, 'outcome', 'failed', 'status', 410,
+    'duration_ms', 1, 'next_attempt_at', now(), 'gone', true)) from in_flight), interval '5 days'), 4,
+  'the url changes meanwhile, and those four come back 410 Gone from the old host: their deliveries move');
+select results_eq($$select w.is_active, e.consecutive_failures, e.failing_since, e.concurrency_limit, e.last_status
+                     from private.webhook_endpoints e join public.webhooks w on w.id = e.webhook_id
+                    where w.url = 'https://erp-3.example.com/hook'$$,
+  $$values (true, 0, null::timestamptz, null::integer, null::integer)$$,
+  'but they say nothing about the new host: not disabled, no failure counted, nothing halved, no last status');
+select is((select count(*)::integer from public.webhook_delivery_attempts
+            where delivery_id in (select delivery_id from in_flight) and status = 410), 4,
+  'and their attempts are logged');
 
 select * from finish();
 rollback;
