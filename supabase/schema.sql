@@ -1272,6 +1272,8 @@ CREATE FUNCTION private.tg_webhooks__fresh_start_on_new_url() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+  due_at timestamptz;
 begin
   update private.webhook_endpoints e
      set consecutive_failures = 0, failing_since = null,
@@ -1280,10 +1282,12 @@ begin
          last_status = null, last_error = null, last_attempt_at = null, last_success_at = null,
          receiver_since = now()
    where e.webhook_id = new.id;
+  -- A second statement: endpoint_ready_at must see the circuit the first one closed.
   update private.webhook_endpoints e
      set ready_at = private.endpoint_ready_at(e, false)
-   where e.webhook_id = new.id;
-  if exists (select 1 from private.webhook_endpoints e where e.webhook_id = new.id and e.ready_at <= now()) then
+   where e.webhook_id = new.id
+  returning e.ready_at into due_at;
+  if due_at <= now() then
     perform private.wake_dispatchers_if_none_awake();
   end if;
   return null;

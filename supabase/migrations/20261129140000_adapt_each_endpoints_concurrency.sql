@@ -603,16 +603,19 @@ $$;
 
 -- A new url is a new receiver: the same fresh start (health, circuit, concurrency, and no
 -- last attempt yet), and the endpoint's pending deliveries are due again by their own
--- times, not held for a probe of the old receiver. Requests to the old url still in flight
--- are recorded as usual but no longer speak for the endpoint's health (receiver_since:
--- their failures count nothing, their 410 disables nothing); a dispatcher is woken for them if none is awake, as for deliveries an
--- ordered key releases. Lock order as everywhere: the endpoint's row, then its deliveries.
+-- times, not held for a probe of the old receiver; a dispatcher is woken for them if none
+-- is awake, as for deliveries an ordered key releases. Requests to the old url still in
+-- flight are recorded as usual but no longer speak for the endpoint's health
+-- (receiver_since: their failures count nothing, their 410 disables nothing). Lock order
+-- as everywhere: the endpoint's row, then its deliveries.
 create function private.tg_webhooks__fresh_start_on_new_url()
 returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+  due_at timestamptz;
 begin
   update private.webhook_endpoints e
      set consecutive_failures = 0, failing_since = null,
@@ -621,10 +624,12 @@ begin
          last_status = null, last_error = null, last_attempt_at = null, last_success_at = null,
          receiver_since = now()
    where e.webhook_id = new.id;
+  -- A second statement: endpoint_ready_at must see the circuit the first one closed.
   update private.webhook_endpoints e
      set ready_at = private.endpoint_ready_at(e, false)
-   where e.webhook_id = new.id;
-  if exists (select 1 from private.webhook_endpoints e where e.webhook_id = new.id and e.ready_at <= now()) then
+   where e.webhook_id = new.id
+  returning e.ready_at into due_at;
+  if due_at <= now() then
     perform private.wake_dispatchers_if_none_awake();
   end if;
   return null;
