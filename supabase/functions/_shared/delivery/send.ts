@@ -149,13 +149,28 @@ export function networkError(error: unknown, url: string): string {
 }
 
 /**
+ * A body that declares at most this many bytes (Content-Length) is read whole: the HTTP
+ * client reads no more than the declared length, and `text()` costs about half of what a
+ * reader does (per wave of 50 requests: 2.2 ms for the requests, +1.7 ms with a reader).
+ */
+const READ_WHOLE_MAX_BYTES = 64 * 1024;
+
+/**
  * Reads at most `maxChars` characters, then cancels the stream so a receiver
  * answering with gigabytes costs one chunk of memory, not the whole body.
- * Errors while reading (timeout, reset) keep what was read: the status
- * already decided the outcome.
+ * Errors while reading (timeout, reset) keep what was read, except in a body
+ * read whole: the status already decided the outcome.
  */
 async function readCapped(response: Response, maxChars: number): Promise<string> {
   if (response.body === null) return "";
+  const declared = response.headers.get("content-length");
+  if (declared !== null && /^\d{1,6}$/.test(declared) && Number(declared) <= READ_WHOLE_MAX_BYTES) {
+    try {
+      return (await response.text()).slice(0, maxChars);
+    } catch {
+      return ""; // the read failed (timeout, reset): nothing was kept, the status decided
+    }
+  }
   // A byte reader and one streaming TextDecoder: a TextDecoderStream pipe per
   // response cost more than the rest of the read (measured ~22 vs ~6 µs).
   const reader = response.body.getReader();

@@ -176,6 +176,56 @@ Deno.test("send: only the first 4096 characters of a huge response are read", as
   assert.ok(bytesProduced < 4 * 1024 * 1024, `read ${bytesProduced} bytes of a 100 MB body`);
 });
 
+/** A raw TCP receiver: answers every request with `head`, then hands the connection to `then`. */
+function rawReceiver(head: string, then: (conn: Deno.Conn) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        await conn.read(new Uint8Array(64 * 1024));
+        await conn.write(new TextEncoder().encode(head));
+        await then(conn);
+      })().catch(() => {}).finally(() => tryClose(conn));
+    }
+  })();
+  const { port } = listener.addr as Deno.NetAddr;
+  return { url: `http://127.0.0.1:${port}/`, target: `127.0.0.1:${port}`, close: () => listener.close() };
+}
+
+Deno.test("send: a body declared larger than the whole-read limit is read only up to the cap", async () => {
+  // Small declared bodies are read whole (cheaper). This one declares 900,000 bytes, sends
+  // 32 KiB and stalls: read whole, the attempt would wait out its timeout and keep nothing.
+  const stop = gate();
+  const receiver = rawReceiver("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 900000\r\n\r\n", async (conn) => {
+    await conn.write(new TextEncoder().encode("y".repeat(32 * 1024)));
+    await stop.opened;
+  });
+  const started = performance.now();
+  try {
+    const result = await sendWebhook({ url: receiver.url, body, headers }, options(receiver.target, { timeoutMs: 5_000 }));
+    assert.ok(performance.now() - started < 2_000, "the attempt waited for the whole declared body");
+    assert.deepEqual([result.outcome, result.status, result.response_body?.length], ["failed", 500, MAX_RESPONSE_CHARS]);
+  } finally {
+    stop.open();
+    receiver.close();
+  }
+});
+
+Deno.test("send: a small declared body that never completes cannot hold the attempt past the timeout", async () => {
+  const stop = gate();
+  const receiver = rawReceiver("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", () => stop.opened);
+  const started = performance.now();
+  try {
+    const result = await sendWebhook({ url: receiver.url, body, headers }, options(receiver.target, { timeoutMs: 300 }));
+    assert.ok(performance.now() - started < 3_000, "the attempt waited for the rest of the body");
+    // The status decided; the unfinished body is not kept.
+    assert.deepEqual([result.outcome, result.status, result.response_body], ["succeeded", 200, ""]);
+  } finally {
+    stop.open();
+    receiver.close();
+  }
+});
+
 Deno.test("send: a blocked target gets no request at all", async () => {
   await using receiver = startReceiver();
   const result = await sendWebhook({ url: receiver.origin, body, headers }, {
