@@ -202,9 +202,16 @@ Deno.test("send: a body declared larger than the whole-read limit is read only u
   });
   const started = performance.now();
   try {
-    const result = await sendWebhook({ url: receiver.url, body, headers }, options(receiver.target, { timeoutMs: 5_000 }));
+    const result = await sendWebhook(
+      { url: receiver.url, body, headers },
+      options(receiver.target, { timeoutMs: 5_000 }),
+    );
     assert.ok(performance.now() - started < 2_000, "the attempt waited for the whole declared body");
-    assert.deepEqual([result.outcome, result.status, result.response_body?.length], ["failed", 500, MAX_RESPONSE_CHARS]);
+    assert.deepEqual([result.outcome, result.status, result.response_body?.length], [
+      "failed",
+      500,
+      MAX_RESPONSE_CHARS,
+    ]);
   } finally {
     stop.open();
     receiver.close();
@@ -216,7 +223,10 @@ Deno.test("send: a small declared body that never completes cannot hold the atte
   const receiver = rawReceiver("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", () => stop.opened);
   const started = performance.now();
   try {
-    const result = await sendWebhook({ url: receiver.url, body, headers }, options(receiver.target, { timeoutMs: 300 }));
+    const result = await sendWebhook(
+      { url: receiver.url, body, headers },
+      options(receiver.target, { timeoutMs: 300 }),
+    );
     assert.ok(performance.now() - started < 3_000, "the attempt waited for the rest of the body");
     // The status decided; the unfinished body is not kept.
     assert.deepEqual([result.outcome, result.status, result.response_body], ["succeeded", 200, ""]);
