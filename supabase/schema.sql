@@ -414,7 +414,7 @@ ALTER TABLE private.webhook_endpoints OWNER TO postgres;
 
 COMMENT ON TABLE private.webhook_endpoints IS 'Per-endpoint scheduling state (ready_at) and health (failures, circuit breaker), kept by the outbox functions. ADMINs read it through public.webhook_endpoint_health.';
 
-COMMENT ON COLUMN private.webhook_endpoints.concurrency_limit IS 'Requests in flight the endpoint has earned: one more per success, halved at a sign of trouble, always within private.endpoint_concurrency''s bounds. Null: nothing recorded yet (the start).';
+COMMENT ON COLUMN private.webhook_endpoints.concurrency_limit IS 'Requests in flight the endpoint has earned: one more per success while its window is full, halved at a sign of trouble, always within private.endpoint_concurrency''s bounds. Null: nothing recorded yet (the start).';
 
 COMMENT ON COLUMN private.webhook_endpoints.receiver_since IS 'When the endpoint''s current url took effect (null: since it was created). Results of requests claimed before it were sent to the old url: they move their deliveries but say nothing about this receiver''s health or concurrency.';
 
@@ -893,7 +893,8 @@ begin
   -- (the endpoint is up, it just refused). No answer, a timeout or a 5xx extends the run
   -- of consecutive failures; at the threshold the circuit opens, and each failed probe
   -- doubles the wait before the next one (up to the maximum). The endpoint's concurrency
-  -- grows by one per success and halves at a sign of trouble (see the top of this file).
+  -- grows by one per success while its window is full, and halves at a sign of trouble
+  -- (see the top of this file and of 20261129140000).
   with per_endpoint as (
     select (m ->> 'webhook_id')::uuid as webhook_id,
            bool_or(m ->> 'outcome' = 'succeeded') as succeeded,
@@ -920,7 +921,17 @@ begin
                 else e.consecutive_failures + p.breaking end as failures,
            -- A probe is a request claimed while the circuit was open; the ones already in
            -- flight when it opened are not, and their failures must not push the next probe.
-           coalesce(p.last_breaking_claim > e.circuit_opened_at, false) as probe_failed
+           coalesce(p.last_breaking_claim > e.circuit_opened_at, false) as probe_failed,
+           -- Its window was full: what it still has in flight, plus what this record moved
+           -- (those held slots until now), reached what it may have.
+           (select count(*) from jsonb_array_elements(moved) m where (m ->> 'webhook_id')::uuid = p.webhook_id)
+             + (select count(*)
+                  from public.webhook_deliveries d
+                 where d.webhook_id = p.webhook_id
+                   and d.state = 'pending'
+                   and d.lease_owner is not null
+                   and d.lease_expires_at > now())
+             >= private.endpoint_concurrency(e.concurrency_limit) as window_full
       from per_endpoint p
       join private.webhook_endpoints e on e.webhook_id = p.webhook_id
   )
@@ -950,7 +961,8 @@ begin
          last_success_at        = case when c.succeeded then now() else e.last_success_at end,
          concurrency_limit      = private.endpoint_concurrency(
                                     case when c.slow_down then private.endpoint_concurrency(e.concurrency_limit) / 2
-                                         else private.endpoint_concurrency(e.concurrency_limit) + c.successes end)
+                                         when c.window_full then private.endpoint_concurrency(e.concurrency_limit) + c.successes
+                                         else private.endpoint_concurrency(e.concurrency_limit) end)
     from counted c
    where e.webhook_id = c.webhook_id;
 
@@ -2135,7 +2147,7 @@ COMMENT ON COLUMN private.webhook_settings.wakeup_interval_ms IS 'About one pg_n
 
 COMMENT ON COLUMN private.webhook_settings.hosted IS 'True when the dispatcher runs on hosted Supabase, whose Edge Functions cannot connect to ports 25 and 587: webhook urls on those ports are refused (webhooks_url_port_blocked).';
 
-COMMENT ON COLUMN private.webhook_settings.endpoint_concurrency_start IS 'Requests in flight a new endpoint may have; it grows by one per success up to endpoint_concurrency, halves at a timeout, no answer, a 5xx or a 429, and never falls below this (a lower endpoint_concurrency wins).';
+COMMENT ON COLUMN private.webhook_settings.endpoint_concurrency_start IS 'Requests in flight a new endpoint may have; it grows by one per success while its window is full, up to endpoint_concurrency, halves at a timeout, no answer, a 5xx or a 429, and never falls below this (a lower endpoint_concurrency wins).';
 
 CREATE SEQUENCE private.webhook_wakeup_requested
     START WITH 0
@@ -2241,7 +2253,7 @@ ALTER TABLE public.webhook_endpoint_health OWNER TO postgres;
 
 COMMENT ON VIEW public.webhook_endpoint_health IS 'Health of each endpoint: healthy, failing (since when), circuit_open (since when, next probe) or disabled. Read-only; ADMINs see their company''s.';
 
-COMMENT ON COLUMN public.webhook_endpoint_health.concurrency IS 'Requests the endpoint may have in flight now: starts at the deployment''s start (10), one more per success up to its cap (50), halved at a timeout, no answer, a 5xx or a 429.';
+COMMENT ON COLUMN public.webhook_endpoint_health.concurrency IS 'Requests the endpoint may have in flight now: starts at the deployment''s start (10), one more per success while all of them are in use, up to its cap (50); halved at a timeout, no answer, a 5xx or a 429.';
 
 CREATE TABLE public.webhook_events (
     id uuid DEFAULT gen_random_uuid() NOT NULL,

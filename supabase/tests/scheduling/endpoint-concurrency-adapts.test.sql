@@ -1,6 +1,7 @@
 -- Each endpoint earns its concurrency (private.webhook_endpoints.concurrency_limit): it
 -- starts at private.webhook_settings.endpoint_concurrency_start, grows by one per success
--- up to the cap (endpoint_concurrency), and halves when a recorded batch shows a sign of
+-- while its window is full (what it has in flight, at any dispatcher, plus what is being
+-- recorded, reaches its concurrency) up to the cap (endpoint_concurrency), and halves when a recorded batch shows a sign of
 -- trouble for it (no answer, a timeout, a 5xx, or 429 Too Many Requests), never below the
 -- start. Other answers (a 4xx) leave it alone. Claims take an endpoint up to it, counted
 -- over its unexpired leases like the cap (endpoint-concurrency-cap.test.sql), and an
@@ -10,7 +11,7 @@
 -- new url also closes its circuit and makes its held deliveries due again, and requests
 -- still out to the old url, when they are recorded, say nothing about the new one).
 begin;
-select plan(34);
+select plan(42);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://erp.example.com/hook') as hook \gset
@@ -79,6 +80,40 @@ select is(pg_temp.round_trip(1, 'failed', 429), 6, 'a round with a 429 Too Many 
 select is(pg_temp.earned(), 3, 'halves it too');
 select is(pg_temp.round_trip(2, 'failed', 503), 3, 'a round with two 503s');
 select is(pg_temp.earned(), 3, 'halves it, but never below the start');
+
+-- Growth only while the window is full ----------------------------------------------------------
+-- A success counts only when the requests the endpoint had in flight (at any dispatcher)
+-- plus the ones being recorded reached what it may have: one that never uses its window
+-- does not earn a bigger one.
+create function pg_temp.record_all(worker text, claimed jsonb) returns integer language sql as $$
+  select private.record_delivery_results(worker, (
+    select jsonb_agg(jsonb_build_object('delivery_id', c ->> 'delivery_id', 'attempt_number', (c ->> 'attempt_number')::integer,
+                                        'outcome', 'succeeded', 'status', 200, 'duration_ms', 1))
+      from jsonb_array_elements(claimed) c), interval '5 days')
+$$;
+create function pg_temp.one_at_a_time(n integer) returns integer language plpgsql as $$
+declare
+  recorded integer := 0;
+begin
+  for i in 1..n loop
+    recorded := recorded + pg_temp.record_all('worker-1', (select jsonb_agg(to_jsonb(c))
+                                                             from private.claim_due_deliveries('worker-1', 1, 60) c));
+  end loop;
+  return recorded;
+end;
+$$;
+select is(pg_temp.one_at_a_time(10), 10, 'ten deliveries sent one at a time, each recorded before the next is claimed');
+select is(pg_temp.earned(), 3, 'earn nothing: the window of 3 was never full');
+create temp table elsewhere as
+  select to_jsonb(c) as claimed from private.claim_due_deliveries('worker-2', 2, 60) c;
+select is(pg_temp.record_all('worker-1', (select jsonb_agg(to_jsonb(c)) from private.claim_due_deliveries('worker-1', 100, 60) c)), 1,
+  'with two in flight at another dispatcher, this one claims the third and records its success');
+select is(pg_temp.earned(), 4, 'which counts: the window was full across dispatchers');
+select is(pg_temp.record_all('worker-2', (select jsonb_agg(claimed) from elsewhere)), 2,
+  'the other dispatcher then records its two successes');
+select is(pg_temp.earned(), 4, 'which do not: two in flight of a window of 4');
+select is(pg_temp.round_trip(1, 'failed', 503), 4, 'a full round with a 503');
+select is(pg_temp.earned(), 3, 'halves it back to the start');
 
 -- Bounds read at every claim --------------------------------------------------------------------
 update private.webhook_settings set endpoint_concurrency_start = 5;
