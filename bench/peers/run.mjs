@@ -44,12 +44,16 @@ const outstandingDeliveries = async () =>
 
 const ours = {
   name: 'ours',
-  // The per-endpoint cap is a database setting (private.webhook_settings.endpoint_concurrency),
-  // set by start() for the candidate; the others are the dispatcher's environment.
+  // The per-endpoint cap is a database setting (private.webhook_settings.endpoint_concurrency,
+  // what an endpoint may earn from the start of 10), set by start() for the candidate; the
+  // others are the dispatcher's environment. The last two are the engine's defaults (500
+  // sockets, cap 50) with batches of 50 and of 100.
   candidates: [
     { WEBHOOK_BATCH_SIZE: 50, WEBHOOK_CONCURRENCY: 50, endpointCap: 10 },
     { WEBHOOK_BATCH_SIZE: 100, WEBHOOK_CONCURRENCY: 100, endpointCap: 25 },
     { WEBHOOK_BATCH_SIZE: 200, WEBHOOK_CONCURRENCY: 100, endpointCap: 50 },
+    { WEBHOOK_BATCH_SIZE: 50, WEBHOOK_CONCURRENCY: 500, endpointCap: 50 },
+    { WEBHOOK_BATCH_SIZE: 100, WEBHOOK_CONCURRENCY: 500, endpointCap: 50 },
   ],
   label: (c) => `batch ${c.WEBHOOK_BATCH_SIZE}, concurrency ${c.WEBHOOK_CONCURRENCY}, per endpoint ${c.endpointCap}`,
   /** In-flight requests it allows toward `endpoints` endpoints: the ceiling's connections. */
