@@ -358,6 +358,18 @@ $$;
 
 ALTER FUNCTION private.dispatcher_is_awake() OWNER TO postgres;
 
+CREATE FUNCTION private.dispatcher_is_listening() RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return (select h.last_value > (extract(epoch from clock_timestamp()) * 1000)::bigint - 15000
+            from private.webhook_listener_heartbeat h);
+end;
+$$;
+
+ALTER FUNCTION private.dispatcher_is_listening() OWNER TO postgres;
+
 CREATE FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -685,6 +697,19 @@ end;
 $$;
 
 ALTER FUNCTION private.note_dispatcher_awake() OWNER TO postgres;
+
+CREATE FUNCTION private.note_dispatcher_listening() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform pg_catalog.setval('private.webhook_listener_heartbeat', (extract(epoch from clock_timestamp()) * 1000)::bigint);
+end;
+$$;
+
+ALTER FUNCTION private.note_dispatcher_listening() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.note_dispatcher_listening() IS 'A worker-mode dispatcher says that it LISTENs on webhook_deliveries; it calls this when its LISTEN is in place and every 5 s. Business writes NOTIFY only within 15 s of the last call.';
 
 CREATE TABLE public.processes (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1535,7 +1560,9 @@ begin
   if not private.dispatcher_is_awake() then
     -- NOTIFY is delivered at commit and deduplicated within a transaction; wake_dispatcher
     -- calls pg_net at most once per transaction (and per wakeup_interval_ms).
-    perform pg_notify('webhook_deliveries', '');
+    if private.dispatcher_is_listening() then
+      perform pg_notify('webhook_deliveries', '');
+    end if;
     perform private.wake_dispatcher();
   end if;
 end;
@@ -2095,6 +2122,17 @@ ALTER TABLE private.webhook_endpoint_signals ALTER COLUMN id ADD GENERATED ALWAY
     CACHE 1
 );
 
+CREATE SEQUENCE private.webhook_listener_heartbeat
+    START WITH 0
+    INCREMENT BY 1
+    MINVALUE 0
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER TABLE private.webhook_listener_heartbeat OWNER TO postgres;
+
+COMMENT ON SEQUENCE private.webhook_listener_heartbeat IS 'Epoch milliseconds of the last note by a worker-mode dispatcher that it LISTENs for webhook_deliveries; 0: never. Not transactional by design.';
+
 CREATE TABLE private.webhook_secrets (
     webhook_id uuid NOT NULL,
     secret text NOT NULL,
@@ -2553,6 +2591,8 @@ GRANT ALL ON FUNCTION private.dispatcher_going_idle() TO service_role;
 
 REVOKE ALL ON FUNCTION private.dispatcher_is_awake() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION private.dispatcher_is_listening() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.endpoint_concurrency(earned integer) FROM PUBLIC;
@@ -2627,6 +2667,9 @@ REVOKE ALL ON FUNCTION private.next_dispatch_at() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.next_dispatch_at() TO service_role;
 
 REVOKE ALL ON FUNCTION private.note_dispatcher_awake() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.note_dispatcher_listening() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.note_dispatcher_listening() TO service_role;
 
 GRANT ALL ON TABLE public.processes TO service_role;
 GRANT SELECT,DELETE ON TABLE public.processes TO authenticated;

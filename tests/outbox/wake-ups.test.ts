@@ -5,9 +5,12 @@
 // clears the heartbeat and returns the transactions in progress; a business transaction
 // among them (it read "awake", so it will not NOTIFY) is waited for with
 // private.transactions_ended, and the dispatcher's last claim then sees its deliveries.
-// Real connections: a LISTENing one, a business one, a dispatcher one.
+// And only while a worker-mode dispatcher listens: one said so (note_dispatcher_listening)
+// within the last 15 s; otherwise the pg_net wake-up alone wakes the edge function.
+// Real connections: a LISTENing one (it says so, as a worker does), a business one, a
+// dispatcher one.
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { superuser } from "../support/world.ts";
 import { claim, createCompany, createWebhook, noDispatcherAwake, sleep } from "../support/outbox.ts";
 
@@ -28,6 +31,10 @@ beforeAll(async () => {
     if (n.channel === "webhook_deliveries") notifications++;
   });
   await listener.query("listen webhook_deliveries");
+});
+// As a worker does every 5 s once its LISTEN is in place.
+beforeEach(async () => {
+  await listener.query("select private.note_dispatcher_listening()");
 });
 afterAll(async () => {
   await business?.query("rollback").catch(() => {});
@@ -87,6 +94,20 @@ describe("waking the dispatchers", () => {
     expect(await notificationsDuring(() => business.query("commit"))).toBe(0); // it read "awake" before the heartbeat was cleared
     expect(await ended()).toBe(true);
     expect((await drain()).length).toBe(1); // the dispatcher's last look finds what it did not get woken for
+  });
+
+  it("no NOTIFY while no worker listens: nobody said so, or the last note is older than 15 s", async () => {
+    await noDispatcherAwake(dispatcher);
+    const stamp = (ageMs: number) =>
+      listener.query("select setval('private.webhook_listener_heartbeat', greatest((extract(epoch from clock_timestamp()) * 1000)::bigint - $1, 0))", [ageMs]);
+    await stamp(Date.now()); // 0: nobody ever said so (hosted: the edge function alone)
+    expect(await notificationsDuring(() => write("Nobody listens"))).toBe(0);
+    await stamp(15_100);
+    expect(await notificationsDuring(() => write("The last listener is gone"))).toBe(0);
+    await stamp(14_000);
+    expect(await notificationsDuring(() => write("A listener said so 14 s ago"))).toBe(1);
+    expect((await drain()).length).toBe(3); // nothing is lost: every write's deliveries are due
+    await noDispatcherAwake(dispatcher);
   });
 
   it("after going idle, the next business commit NOTIFYs again", async () => {

@@ -1,6 +1,8 @@
 // Worker mode, for local and self-hosted use: a long-running process around the
 // engine's claim loop. It LISTENs for new deliveries (a committing transaction NOTIFYs
-// when no dispatcher is awake), the loop sleeps until the next retry is due, and on
+// when no dispatcher is awake and a worker has said within 15 s that it listens: it says
+// so when its LISTEN is in place and every 5 s, and looks for work right after each time;
+// migration 20261129150100), the loop sleeps until the next retry is due, and on
 // SIGTERM/SIGINT attempts in flight finish and are recorded before it exits. A database
 // outage (at start too) stops the loop; the worker starts it again a second later, and
 // the engine first writes what the outage left unwritten.
@@ -15,6 +17,8 @@ export interface WorkerDeps {
 
 /** How often the worker logs what it delivered since the last line (when anything). */
 const REPORT_EVERY_MS = 5_000;
+/** How often it says that it listens (writes NOTIFY within 15 s of the last time). */
+export const LISTENING_NOTE_EVERY_MS = 5_000;
 
 export interface Worker {
   /** Resolves when the worker has stopped. */
@@ -39,14 +43,27 @@ export function startWorker({ engine, sql, log = console.log }: WorkerDeps): Wor
     reported = { ...now };
   };
 
+  // Writes that read "nobody listens" skipped their NOTIFY: the loop looks for work after
+  // every note, and never sleeps without first waiting for the transactions in progress.
+  const noteListening = async () => {
+    try {
+      await sql`select private.note_dispatcher_listening()`;
+      engine.poke();
+    } catch {
+      // The database is unreachable: the loop's own error says so, and the next note follows.
+    }
+  };
+
   async function loop() {
     let listener: postgres.ListenMeta | null = null;
     const reporting = setInterval(report, REPORT_EVERY_MS);
+    const noting = setInterval(noteListening, LISTENING_NOTE_EVERY_MS);
     try {
       while (!stopping.signal.aborted) {
         try {
-          // postgres.js re-listens by itself after a reconnect; only the first LISTEN is ours.
-          listener ??= await sql.listen("webhook_deliveries", () => engine.poke());
+          // postgres.js re-listens by itself after a reconnect (and calls the third
+          // argument again then); only the first LISTEN is ours.
+          listener ??= await sql.listen("webhook_deliveries", () => engine.poke(), noteListening);
           await engine.run({ signal: stopping.signal });
         } catch (error) {
           // Postgres restarting or unreachable (at start too): keep the process, retry
@@ -57,6 +74,7 @@ export function startWorker({ engine, sql, log = console.log }: WorkerDeps): Wor
         }
       }
     } finally {
+      clearInterval(noting);
       clearInterval(reporting);
       report();
       await listener?.unlisten().catch(() => {});
