@@ -101,6 +101,7 @@ ALTER FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) O
 CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) RETURNS SETOF private.claimed_delivery
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 #variable_conflict use_column
 declare
@@ -826,6 +827,7 @@ COMMENT ON FUNCTION private.record_and_claim(worker text, results jsonb, disable
 CREATE FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $_$
 #variable_conflict use_column
 declare

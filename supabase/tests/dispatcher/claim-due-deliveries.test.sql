@@ -9,7 +9,7 @@
 -- delivery is not due again until its lease expires, whoever asks. Time passing (a lease
 -- running out) is tests.time_passes, which moves every stored instant back at once.
 begin;
-select plan(47);
+select plan(48);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://one.example.com/hook') as hook_one \gset
@@ -241,6 +241,17 @@ select is((select state from public.webhook_deliveries where webhook_id = :'hook
   'which is cancelled');
 select is((select lease_owner from public.webhook_deliveries where webhook_id = :'hook_one'), 'worker-5',
   'the last claim holds the lease');
+
+-- Planned once per session (20261129150200) --------------------------------------------
+select is(
+  array(select p.proname::text
+          from pg_proc p
+         where p.oid in ('private.claim_due_deliveries(text, integer, integer)'::regprocedure,
+                         'private.record_delivery_results(text, jsonb, interval)'::regprocedure)
+           and 'plan_cache_mode=force_generic_plan' = any (p.proconfig)
+         order by 1),
+  array['claim_due_deliveries', 'record_delivery_results'],
+  'the claim and the record keep their generic plans for the session (a redefinition must repeat the setting)');
 
 select * from finish();
 rollback;
