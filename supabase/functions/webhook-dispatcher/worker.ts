@@ -18,7 +18,7 @@ export interface WorkerDeps {
 /** How often the worker logs what it delivered since the last line (when anything). */
 const REPORT_EVERY_MS = 5_000;
 /** How often it says that it listens (writes NOTIFY within 15 s of the last time). */
-export const LISTENING_NOTE_EVERY_MS = 5_000;
+const LISTENING_NOTE_EVERY_MS = 5_000;
 
 export interface Worker {
   /** Resolves when the worker has stopped. */
