@@ -922,7 +922,12 @@ begin
   -- doubles the wait before the next one (up to the maximum). The endpoint's concurrency
   -- grows by one per success while its window is full, and halves at a sign of trouble
   -- (see the top of this file and of 20261129140000).
-  with per_endpoint as (
+  with held as (
+    -- What this record moved per endpoint: the slots those requests held until now.
+    select (m ->> 'webhook_id')::uuid as webhook_id, count(*) as slots
+      from jsonb_array_elements(moved) m
+     group by 1
+  ), per_endpoint as (
     select (m ->> 'webhook_id')::uuid as webhook_id,
            bool_or(m ->> 'outcome' = 'succeeded') as succeeded,
            count(*) filter (where m ->> 'outcome' = 'failed'
@@ -951,7 +956,7 @@ begin
            coalesce(p.last_breaking_claim > e.circuit_opened_at, false) as probe_failed,
            -- Its window was full: what it still has in flight, plus what this record moved
            -- (those held slots until now), reached what it may have.
-           (select count(*) from jsonb_array_elements(moved) m where (m ->> 'webhook_id')::uuid = p.webhook_id)
+           h.slots
              + (select count(*)
                   from public.webhook_deliveries d
                  where d.webhook_id = p.webhook_id
@@ -961,6 +966,7 @@ begin
              >= private.endpoint_concurrency(e.concurrency_limit) as window_full
       from per_endpoint p
       join private.webhook_endpoints e on e.webhook_id = p.webhook_id
+      join held h on h.webhook_id = p.webhook_id
   )
   update private.webhook_endpoints e
      set consecutive_failures   = c.failures,
