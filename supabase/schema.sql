@@ -836,6 +836,9 @@ declare
   moved jsonb;
   applied integer;
 begin
+  if worker is null or btrim(worker) = '' then
+    raise exception 'worker must name the dispatcher that holds the leases' using errcode = '22023';
+  end if;
   if jsonb_typeof(results) is distinct from 'array' then
     raise exception 'results must be a JSON array of attempt results' using errcode = '22023';
   end if;
@@ -1039,6 +1042,12 @@ CREATE FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) RET
 declare
   released integer;
 begin
+  if worker is null or btrim(worker) = '' then
+    raise exception 'worker must name the dispatcher that holds the leases' using errcode = '22023';
+  end if;
+  if delivery_ids is null then
+    raise exception 'delivery_ids must be an array of delivery ids (empty releases nothing)' using errcode = '22023';
+  end if;
   perform 1
      from private.webhook_endpoints e
     where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids))

@@ -4,8 +4,9 @@
 -- dispatcher that lost its lease (or never had it) and the delivery: its result moves
 -- nothing (the delivery stays pending with the holder), counts for nothing in the
 -- endpoint's health, and releases nothing of an ordered key. It is still logged: it happened.
+-- A record or release that names no worker at all is refused before it writes anything.
 begin;
-select plan(10);
+select plan(15);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://one.example.com/hook') as hook \gset
@@ -38,6 +39,20 @@ select is(private.record_delivery_results('worker-3', jsonb_build_array(jsonb_bu
     'delivery_id', :'head', 'attempt_number', 2, 'outcome', 'failed', 'status', 503, 'duration_ms', 5,
     'next_attempt_at', now() + interval '1 minute')), interval '5 days'),
   0, 'a failure from a worker that never held the lease moves nothing');
+-- No worker named: refused (like a claim), and nothing is written, not even the attempt.
+select throws_ok(format($$select private.record_delivery_results(null, jsonb_build_array(jsonb_build_object(
+    'delivery_id', %L, 'attempt_number', 2, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 5)), interval '5 days')$$, :'head'),
+  '22023', 'worker must name the dispatcher that holds the leases', 'a record with no worker is refused');
+select throws_ok(format($$select private.record_delivery_results('  ', jsonb_build_array(jsonb_build_object(
+    'delivery_id', %L, 'attempt_number', 2, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 5)), interval '5 days')$$, :'head'),
+  '22023', 'worker must name the dispatcher that holds the leases', 'so is one with a blank worker');
+select throws_ok(format($$select private.release_deliveries(null, array[%L::uuid])$$, :'head'),
+  '22023', 'worker must name the dispatcher that holds the leases', 'a release with no worker is refused');
+select throws_ok($$select private.release_deliveries('worker-2', null)$$,
+  '22023', 'delivery_ids must be an array of delivery ids (empty releases nothing)', 'so is a release of no array');
+select results_eq(format($$select lease_owner, attempt_count from public.webhook_deliveries where id = %L$$, :'head'),
+  $$values ('worker-2'::text, 2)$$,
+  'the delivery is still leased to worker-2, as attempt 2');
 select results_eq(format($$select consecutive_failures, failing_since, last_attempt_at from private.webhook_endpoints where webhook_id = %L$$, :'hook'),
   $$values (0, null::timestamptz, null::timestamptz)$$,
   'and counts for nothing in the endpoint''s health');
