@@ -371,6 +371,23 @@ $$;
 
 ALTER FUNCTION private.dispatcher_is_listening() OWNER TO postgres;
 
+CREATE FUNCTION private.dispatcher_listener() RETURNS TABLE(dispatcher_listening boolean, listener_heartbeat_at timestamp with time zone)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  dispatcher_listening := private.dispatcher_is_listening();
+  select case when h.last_value > 0 then pg_catalog.to_timestamp(h.last_value / 1000.0) end
+    into listener_heartbeat_at
+    from private.webhook_listener_heartbeat h;
+  return next;
+end;
+$$;
+
+ALTER FUNCTION private.dispatcher_listener() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.dispatcher_listener() IS 'Whether a worker-mode dispatcher listens for NOTIFY (it noted so within 15 s), and when one last noted it (null: never). For public.webhook_health.';
+
 CREATE FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -2326,32 +2343,39 @@ COMMENT ON TABLE public.webhook_events IS 'Immutable events; payload is exactly 
 COMMENT ON COLUMN public.webhook_events.ordering_key IS 'What ordered endpoints order by: the process id for process events; null (one order per endpoint) otherwise.';
 
 CREATE VIEW public.webhook_health WITH (security_invoker='true') AS
- SELECT webhook_health.checked_at,
-    webhook_health.lag_seconds,
-    webhook_health.oldest_due_at,
-    webhook_health.oldest_due_webhook_id,
-    webhook_health.endpoints_with_due_work,
-    webhook_health.due_deliveries,
-    webhook_health.in_flight_deliveries,
-    webhook_health.pending_deliveries_estimate,
-    webhook_health.scheduled_deliveries_estimate,
-    webhook_health.endpoints_healthy,
-    webhook_health.endpoints_failing,
-    webhook_health.endpoints_circuit_open,
-    webhook_health.endpoints_disabled,
-    webhook_health.signals,
-    webhook_health.oldest_signal_age_seconds,
-    webhook_health.dispatcher_awake,
-    webhook_health.dispatcher_heartbeat_at,
-    webhook_health.last_wakeup_requested_at,
-    webhook_health.wakeup_failures,
-    webhook_health.last_wakeup_failure_at,
-    webhook_health.last_wakeup_failure
-   FROM private.webhook_health() webhook_health(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, last_wakeup_requested_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure);
+ SELECT h.checked_at,
+    h.lag_seconds,
+    h.oldest_due_at,
+    h.oldest_due_webhook_id,
+    h.endpoints_with_due_work,
+    h.due_deliveries,
+    h.in_flight_deliveries,
+    h.pending_deliveries_estimate,
+    h.scheduled_deliveries_estimate,
+    h.endpoints_healthy,
+    h.endpoints_failing,
+    h.endpoints_circuit_open,
+    h.endpoints_disabled,
+    h.signals,
+    h.oldest_signal_age_seconds,
+    h.dispatcher_awake,
+    h.dispatcher_heartbeat_at,
+    h.last_wakeup_requested_at,
+    h.wakeup_failures,
+    h.last_wakeup_failure_at,
+    h.last_wakeup_failure,
+    l.dispatcher_listening,
+    l.listener_heartbeat_at
+   FROM (private.webhook_health() h(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, last_wakeup_requested_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure)
+     CROSS JOIN private.dispatcher_listener() l(dispatcher_listening, listener_heartbeat_at));
 
 ALTER TABLE public.webhook_health OWNER TO postgres;
 
 COMMENT ON VIEW public.webhook_health IS 'One row: is webhook delivery keeping up? lag_seconds (age of the oldest delivery waiting for a dispatcher), counts, endpoint states, wake-up failures. Service role only. See the README, "Operating it".';
+
+COMMENT ON COLUMN public.webhook_health.dispatcher_listening IS 'A worker-mode dispatcher noted within 15 s that it LISTENs: writes that find no dispatcher awake send a NOTIFY only while this is true (pg_net wakes the edge function either way).';
+
+COMMENT ON COLUMN public.webhook_health.listener_heartbeat_at IS 'When a worker last noted that it listens (every 5 s while it does); null: never.';
 
 CREATE TABLE public.webhook_trigger_types (
     name text NOT NULL,
@@ -2609,6 +2633,9 @@ GRANT ALL ON FUNCTION private.dispatcher_going_idle() TO service_role;
 REVOKE ALL ON FUNCTION private.dispatcher_is_awake() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.dispatcher_is_listening() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.dispatcher_listener() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.dispatcher_listener() TO service_role;
 
 REVOKE ALL ON FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 

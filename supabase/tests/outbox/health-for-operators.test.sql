@@ -4,13 +4,13 @@
 -- promises: the lag is the age of the oldest due delivery of an active endpoint with a
 -- closed circuit, found whether its endpoint is ready, at its cap (leases) or only
 -- signalled; held, parked and scheduled deliveries are not lag; counts stop at 10,000;
--- failed pg_net wake-ups are counted where pg_net exists.
+-- failed pg_net wake-ups are counted where pg_net exists; it says whether a worker listens.
 --
 -- Inside one transaction now() does not move: ages are made by moving next_attempt_at
 -- into the past, as the superuser. pg_net does not exist on plain Postgres, so the test
 -- stands in a net._http_response with pg_net's columns (inside the test transaction only).
 begin;
-select plan(47);
+select plan(53);
 
 create temporary table health as select * from public.webhook_health where false;
 create function pg_temp.snapshot() returns void language sql as $$
@@ -168,6 +168,21 @@ select pg_temp.snapshot();
 select is((select dispatcher_awake from health), false, 'heartbeat cleared: no dispatcher awake');
 select is((select dispatcher_heartbeat_at from health), null, 'and no heartbeat time');
 
+-- A worker that listens (private.note_dispatcher_listening) ------------------------------------------
+select setval('private.webhook_listener_heartbeat', 0);
+select pg_temp.snapshot();
+select is((select dispatcher_listening from health), false, 'no worker ever noted it listens: not listening');
+select is((select listener_heartbeat_at from health), null, 'and no note time');
+select private.note_dispatcher_listening();
+select pg_temp.snapshot();
+select is((select dispatcher_listening from health), true, 'a worker noted it listens: listening');
+select ok((select listener_heartbeat_at between clock_timestamp() - interval '2 seconds' and clock_timestamp() from health),
+  'listener_heartbeat_at is when it noted it');
+select setval('private.webhook_listener_heartbeat', (extract(epoch from timestamptz '2026-11-29 12:00:00+00') * 1000)::bigint);
+select pg_temp.snapshot();
+select is((select dispatcher_listening from health), false, 'a note older than 15 s: nobody listens (writes send no NOTIFY)');
+select is((select listener_heartbeat_at from health), timestamptz '2026-11-29 12:00:00+00', 'and the stale note''s time is shown');
+
 -- Wake-ups through pg_net ---------------------------------------------------------------------------
 select setval('private.webhook_wakeup_requested', (extract(epoch from timestamptz '2026-11-29 12:00:00+00') * 1000)::bigint);
 select pg_temp.snapshot();
@@ -217,5 +232,6 @@ select tests.clear_authentication();
 -- undoes: leave both idle.
 select setval('private.webhook_dispatcher_heartbeat', 0);
 select setval('private.webhook_wakeup_requested', 0);
+select setval('private.webhook_listener_heartbeat', 0);
 select * from finish();
 rollback;
