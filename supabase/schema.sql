@@ -1271,60 +1271,109 @@ ALTER FUNCTION private.tg_webhook_deliveries__wake_when_released() OWNER TO post
 
 COMMENT ON FUNCTION private.tg_webhook_deliveries__wake_when_released() IS 'A held delivery (next_attempt_at = infinity) became due: wake a dispatcher if none is awake, as a new delivery does.';
 
-CREATE FUNCTION private.tg_webhooks__apply_delivery_order() RETURNS trigger
+CREATE FUNCTION private.tg_webhooks__apply_endpoint_changes() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+  change record;
+  due_at timestamptz;
 begin
-  if new.delivery_order = 'parallel' and old.delivery_order = 'ordered' then
-    perform 1 from private.webhook_endpoints e where e.webhook_id = new.id for update;
-    update public.webhook_deliveries d
-       set ordering_key = null,
-           ordering_seq = null,
-           next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
-     where d.webhook_id = new.id
-       and d.state = 'pending'
-       and d.ordering_key is not null;
-    update private.webhook_endpoints e
-       set ready_at = private.endpoint_ready_at(e, false)
-     where e.webhook_id = new.id;
-  end if;
+  -- Lock order: every endpoint this statement changed, in id order, before any reaction.
+  perform 1
+     from private.webhook_endpoints e
+    where e.webhook_id in (select n.id
+                             from new_rows n
+                             join old_rows o on o.id = n.id
+                            where (o.is_active, o.url, o.delivery_order) is distinct from (n.is_active, n.url, n.delivery_order))
+    order by e.webhook_id
+      for update;
+
+  for change in
+    select n.id, n.disabled_reason,
+           o.is_active as was_active, n.is_active,
+           o.url is distinct from n.url as new_url,
+           o.delivery_order as old_order, n.delivery_order
+      from new_rows n
+      join old_rows o on o.id = n.id
+     where (o.is_active, o.url, o.delivery_order) is distinct from (n.is_active, n.url, n.delivery_order)
+     order by n.id
+  loop
+    -- Switching to parallel releases what was held for order; switching to ordered applies
+    -- to the deliveries created from then on (20261129110000).
+    if change.old_order = 'ordered' and change.delivery_order = 'parallel' then
+      update public.webhook_deliveries d
+         set ordering_key = null,
+             ordering_seq = null,
+             next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
+       where d.webhook_id = change.id
+         and d.state = 'pending'
+         and d.ordering_key is not null;
+      update private.webhook_endpoints e
+         set ready_at = private.endpoint_ready_at(e, false)
+       where e.webhook_id = change.id;
+    end if;
+
+    -- Disabled: its pending deliveries end cancelled. Enabled again: a fresh start, its
+    -- concurrency too, as the ADMIN expects (20261129140000).
+    if change.was_active and not change.is_active then
+      perform private.cancel_pending_deliveries(change.id, 'endpoint disabled: ' || coalesce(change.disabled_reason, 'no reason given'));
+    elsif change.is_active and not change.was_active then
+      update private.webhook_endpoints e
+         set consecutive_failures = 0, failing_since = null,
+             circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
+             concurrency_limit = null
+       where e.webhook_id = change.id;
+    end if;
+
+    -- A new url is a new receiver: the same fresh start (health, circuit, concurrency, no
+    -- last attempt), its pending deliveries due again by their own times, a dispatcher woken
+    -- for them if none is awake; requests to the old url still in flight no longer speak for
+    -- its health (receiver_since; 20261129140000).
+    if change.new_url then
+      update private.webhook_endpoints e
+         set consecutive_failures = 0, failing_since = null,
+             circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
+             concurrency_limit = null,
+             last_status = null, last_error = null, last_attempt_at = null, last_success_at = null,
+             receiver_since = now()
+       where e.webhook_id = change.id;
+      -- A second statement: endpoint_ready_at must see the circuit the first one closed.
+      update private.webhook_endpoints e
+         set ready_at = private.endpoint_ready_at(e, false)
+       where e.webhook_id = change.id
+      returning e.ready_at into due_at;
+      if due_at <= now() then
+        perform private.wake_dispatchers_if_none_awake();
+      end if;
+    end if;
+  end loop;
   return null;
 end;
 $$;
 
-ALTER FUNCTION private.tg_webhooks__apply_delivery_order() OWNER TO postgres;
+ALTER FUNCTION private.tg_webhooks__apply_endpoint_changes() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.tg_webhooks__apply_endpoint_changes() IS 'AFTER UPDATE (statement) on webhooks: locks the changed endpoints in id order, then reacts to each change of delivery order, is_active or url.';
 
 CREATE FUNCTION private.tg_webhooks__cancel_pending_deliveries() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 begin
-  if tg_op = 'DELETE' then
-    -- When the whole company is being deleted its deliveries go with it (cascade);
-    -- updating them here would trip the company foreign key.
-    if exists (select 1 from public.companies c where c.id = old.company_id) then
-      perform 1 from private.webhook_endpoints e where e.webhook_id = old.id for update;
-      perform private.cancel_pending_deliveries(old.id, 'endpoint deleted');
-    end if;
-    return old;
+  -- When the whole company is being deleted its deliveries go with it (cascade);
+  -- updating them here would trip the company foreign key.
+  if exists (select 1 from public.companies c where c.id = old.company_id) then
+    perform 1 from private.webhook_endpoints e where e.webhook_id = old.id for update;
+    perform private.cancel_pending_deliveries(old.id, 'endpoint deleted');
   end if;
-  if old.is_active and not new.is_active then
-    perform 1 from private.webhook_endpoints e where e.webhook_id = new.id for update;
-    perform private.cancel_pending_deliveries(new.id, 'endpoint disabled: ' || coalesce(new.disabled_reason, 'no reason given'));
-  elsif new.is_active and not old.is_active then
-    -- Enabled again: a fresh start, as the ADMIN expects.
-    update private.webhook_endpoints e
-       set consecutive_failures = 0, failing_since = null,
-           circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
-           concurrency_limit = null
-     where e.webhook_id = new.id;
-  end if;
-  return null;
+  return old;
 end;
 $$;
 
 ALTER FUNCTION private.tg_webhooks__cancel_pending_deliveries() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.tg_webhooks__cancel_pending_deliveries() IS 'BEFORE DELETE (row) on webhooks: cancels the endpoint''s pending deliveries (an ADMIN''s delete has locked its company''s endpoints already).';
 
 CREATE FUNCTION private.tg_webhooks__create_secret() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1338,34 +1387,6 @@ end;
 $$;
 
 ALTER FUNCTION private.tg_webhooks__create_secret() OWNER TO postgres;
-
-CREATE FUNCTION private.tg_webhooks__fresh_start_on_new_url() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  due_at timestamptz;
-begin
-  update private.webhook_endpoints e
-     set consecutive_failures = 0, failing_since = null,
-         circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
-         concurrency_limit = null,
-         last_status = null, last_error = null, last_attempt_at = null, last_success_at = null,
-         receiver_since = now()
-   where e.webhook_id = new.id;
-  -- A second statement: endpoint_ready_at must see the circuit the first one closed.
-  update private.webhook_endpoints e
-     set ready_at = private.endpoint_ready_at(e, false)
-   where e.webhook_id = new.id
-  returning e.ready_at into due_at;
-  if due_at <= now() then
-    perform private.wake_dispatchers_if_none_awake();
-  end if;
-  return null;
-end;
-$$;
-
-ALTER FUNCTION private.tg_webhooks__fresh_start_on_new_url() OWNER TO postgres;
 
 CREATE FUNCTION private.tg_webhooks__guard_row() RETURNS trigger
     LANGUAGE plpgsql
@@ -1390,6 +1411,28 @@ end;
 $$;
 
 ALTER FUNCTION private.tg_webhooks__guard_row() OWNER TO postgres;
+
+CREATE FUNCTION private.tg_webhooks__lock_company_endpoints() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  company uuid := private.admin_company_id();
+begin
+  if company is not null then
+    perform 1
+       from private.webhook_endpoints e
+      where e.company_id = company
+      order by e.webhook_id
+        for update;
+  end if;
+  return null;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhooks__lock_company_endpoints() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.tg_webhooks__lock_company_endpoints() IS 'BEFORE DELETE (statement) on webhooks: an ADMIN''s delete locks their company''s endpoints in id order before any webhooks row, so it never deadlocks with a record (20261129160200).';
 
 CREATE FUNCTION private.tg_webhooks__refuse_blocked_ports() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2471,19 +2514,17 @@ CREATE UNIQUE INDEX webhooks_company_trigger_url_key ON public.webhooks USING bt
 
 COMMENT ON INDEX public.webhooks_company_trigger_url_key IS 'One url per company and trigger type. An expression index on purpose: it must not make url a key column (see the scheduling migration).';
 
-CREATE TRIGGER apply_delivery_order AFTER UPDATE OF delivery_order ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__apply_delivery_order();
+CREATE TRIGGER apply_endpoint_changes AFTER UPDATE ON public.webhooks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhooks__apply_endpoint_changes();
 
 CREATE TRIGGER cancel_pending_deliveries_on_delete BEFORE DELETE ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__cancel_pending_deliveries();
-
-CREATE TRIGGER cancel_pending_deliveries_on_disable AFTER UPDATE OF is_active ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__cancel_pending_deliveries();
 
 CREATE TRIGGER create_secret AFTER INSERT ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__create_secret();
 
 CREATE TRIGGER emit_webhook_event AFTER INSERT OR DELETE OR UPDATE ON public.processes FOR EACH ROW EXECUTE FUNCTION private.tg_processes__emit_webhook_event();
 
-CREATE TRIGGER fresh_start_on_new_url AFTER UPDATE OF url ON public.webhooks FOR EACH ROW WHEN ((old.url IS DISTINCT FROM new.url)) EXECUTE FUNCTION private.tg_webhooks__fresh_start_on_new_url();
-
 CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__guard_row();
+
+CREATE TRIGGER lock_company_endpoints_before_delete BEFORE DELETE ON public.webhooks FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhooks__lock_company_endpoints();
 
 CREATE TRIGGER set_updated_at BEFORE UPDATE ON public.webhook_deliveries FOR EACH ROW EXECUTE FUNCTION private.tg_set_updated_at();
 
@@ -2787,15 +2828,15 @@ REVOKE ALL ON FUNCTION private.tg_webhook_deliveries__wake_dispatchers() FROM PU
 
 REVOKE ALL ON FUNCTION private.tg_webhook_deliveries__wake_when_released() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION private.tg_webhooks__apply_delivery_order() FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.tg_webhooks__apply_endpoint_changes() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__cancel_pending_deliveries() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__create_secret() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION private.tg_webhooks__fresh_start_on_new_url() FROM PUBLIC;
-
 REVOKE ALL ON FUNCTION private.tg_webhooks__guard_row() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.tg_webhooks__lock_company_endpoints() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__refuse_blocked_ports() FROM PUBLIC;
 
