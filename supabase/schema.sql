@@ -1150,15 +1150,18 @@ $$;
 ALTER FUNCTION private.schedule_webhook_jobs() OWNER TO postgres;
 
 CREATE FUNCTION private.subscribed_webhooks(company_id uuid, trigger_type text) RETURNS uuid[]
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
-  return (select array_agg(w.id order by w.id)
-            from public.webhooks w
-           where w.company_id = subscribed_webhooks.company_id
-             and w.trigger_type = subscribed_webhooks.trigger_type
-             and w.is_active);
+  return (select array_agg(s.id order by s.id)
+            from (select w.id
+                    from public.webhooks w
+                   where w.company_id = subscribed_webhooks.company_id
+                     and w.trigger_type = subscribed_webhooks.trigger_type
+                     and w.is_active
+                   order by w.id
+                     for key share of w) s);
 end;
 $$;
 

@@ -3,6 +3,8 @@
 // (the subscriber query reads the webhooks without FOR SHARE), so a disable never waits
 // for a business transaction; a delivery that transaction commits after the disable still
 // ends cancelled, at the next claim that looks at its endpoint, and is never claimed.
+// A delete in progress is waited for (the delivery's foreign key needs the row), and a
+// write that waited leaves out the endpoint the delete removed rather than fail.
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { superuser } from "../support/world.ts";
@@ -91,5 +93,38 @@ describe("deleting an endpoint while a business transaction fans out to it", () 
     expect(claimed.filter((c) => c.delivery_id === delivery)).toEqual([]);
     const { rows } = await setup.query("select state, webhook_id, last_error from public.webhook_deliveries where id = $1", [delivery]);
     expect(rows).toEqual([{ state: "cancelled", webhook_id: null, last_error: "endpoint deleted" }]);
+  });
+});
+
+describe("a business transaction fanning out to an endpoint an ADMIN is deleting (not committed)", () => {
+  it("waits for the delete, then commits, with deliveries to the endpoints that remain", async () => {
+    const doomed = await createWebhook(setup, companyId, "PROCESS_CREATED", "https://race.example/doomed");
+    const kept = await createWebhook(setup, companyId, "PROCESS_CREATED", "https://race.example/kept");
+    await admin.query("begin");
+    try {
+      await admin.query("select tests.authenticate_as($1)", [adminId]);
+      await admin.query("delete from public.webhooks where id = $1", [doomed]);
+
+      let settled = false;
+      const write = business
+        .query("insert into public.processes (company_id, name) values ($1, 'Written during a delete') returning id", [companyId])
+        .then((r) => r.rows[0].id as string, (e: Error) => e)
+        .finally(() => (settled = true));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(settled).toBe(false); // it waits for the delete, as the delivery's foreign key requires
+      await admin.query("commit");
+
+      // Before 20261129160300 it failed here: the delivery to the deleted endpoint broke the foreign key.
+      const processId = await write;
+      expect(processId).not.toBeInstanceOf(Error);
+      const { rows } = await setup.query(
+        `select d.webhook_id from public.webhook_deliveries d join public.webhook_events e on e.id = d.event_id
+          where e.payload -> 'data' ->> 'process_id' = $1`,
+        [processId],
+      );
+      expect(rows).toEqual([{ webhook_id: kept }]);
+    } finally {
+      await admin.query("rollback").catch(() => {});
+    }
   });
 });
