@@ -1282,16 +1282,8 @@ declare
   change record;
   due_at timestamptz;
 begin
-  -- Lock order: every endpoint this statement changed, in id order, before any reaction.
-  perform 1
-     from private.webhook_endpoints e
-    where e.webhook_id in (select n.id
-                             from new_rows n
-                             join old_rows o on o.id = n.id
-                            where (o.is_active, o.url, o.delivery_order) is distinct from (n.is_active, n.url, n.delivery_order))
-    order by e.webhook_id
-      for update;
-
+  -- In id order: each endpoint's lock is taken at the top of its turn, so the statement
+  -- takes them in increasing id order, as records do, whatever order it updated the rows in.
   for change in
     select n.id, n.disabled_reason,
            o.is_active as was_active, n.is_active,
@@ -1302,6 +1294,8 @@ begin
      where (o.is_active, o.url, o.delivery_order) is distinct from (n.is_active, n.url, n.delivery_order)
      order by n.id
   loop
+    perform 1 from private.webhook_endpoints e where e.webhook_id = change.id for update;
+
     -- Switching to parallel releases what was held for order; switching to ordered applies
     -- to the deliveries created from then on (20261129110000).
     if change.old_order = 'ordered' and change.delivery_order = 'parallel' then
@@ -1357,7 +1351,7 @@ $$;
 
 ALTER FUNCTION private.tg_webhooks__apply_endpoint_changes() OWNER TO postgres;
 
-COMMENT ON FUNCTION private.tg_webhooks__apply_endpoint_changes() IS 'AFTER UPDATE (statement) on webhooks: locks the changed endpoints in id order, then reacts to each change of delivery order, is_active or url.';
+COMMENT ON FUNCTION private.tg_webhooks__apply_endpoint_changes() IS 'AFTER UPDATE (statement) on webhooks: in id order, locks each changed endpoint and reacts to its change of delivery order, is_active or url.';
 
 CREATE FUNCTION private.tg_webhooks__cancel_pending_deliveries() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER

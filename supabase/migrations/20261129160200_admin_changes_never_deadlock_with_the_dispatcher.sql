@@ -21,9 +21,9 @@
 --
 -- Now:
 -- - Updates: the three row triggers (apply_delivery_order, cancel_pending_deliveries_on_disable,
---   fresh_start_on_new_url) become one statement trigger. It locks every endpoint the
---   statement changed, in id order, and only then reacts to each change, as before and in
---   the same order per endpoint. A record's own automatic disable goes through it too and
+--   fresh_start_on_new_url) become one statement trigger. It visits the endpoints the
+--   statement changed in id order, locking each before reacting to its change, as before
+--   and in the same order per endpoint. A record's own automatic disable goes through it too and
 --   locks nothing new: the record already holds that endpoint.
 -- - Deletes: a statement trigger, before any row is touched, locks every endpoint of the
 --   ADMIN's company in id order (a company's endpoints are few; a record for one of them
@@ -45,16 +45,8 @@ declare
   change record;
   due_at timestamptz;
 begin
-  -- Lock order: every endpoint this statement changed, in id order, before any reaction.
-  perform 1
-     from private.webhook_endpoints e
-    where e.webhook_id in (select n.id
-                             from new_rows n
-                             join old_rows o on o.id = n.id
-                            where (o.is_active, o.url, o.delivery_order) is distinct from (n.is_active, n.url, n.delivery_order))
-    order by e.webhook_id
-      for update;
-
+  -- In id order: each endpoint's lock is taken at the top of its turn, so the statement
+  -- takes them in increasing id order, as records do, whatever order it updated the rows in.
   for change in
     select n.id, n.disabled_reason,
            o.is_active as was_active, n.is_active,
@@ -65,6 +57,8 @@ begin
      where (o.is_active, o.url, o.delivery_order) is distinct from (n.is_active, n.url, n.delivery_order)
      order by n.id
   loop
+    perform 1 from private.webhook_endpoints e where e.webhook_id = change.id for update;
+
     -- Switching to parallel releases what was held for order; switching to ordered applies
     -- to the deliveries created from then on (20261129110000).
     if change.old_order = 'ordered' and change.delivery_order = 'parallel' then
@@ -118,7 +112,7 @@ begin
 end;
 $$;
 comment on function private.tg_webhooks__apply_endpoint_changes() is
-  'AFTER UPDATE (statement) on webhooks: locks the changed endpoints in id order, then reacts to each change of delivery order, is_active or url.';
+  'AFTER UPDATE (statement) on webhooks: in id order, locks each changed endpoint and reacts to its change of delivery order, is_active or url.';
 revoke execute on function private.tg_webhooks__apply_endpoint_changes() from public;
 
 drop trigger apply_delivery_order on public.webhooks;
