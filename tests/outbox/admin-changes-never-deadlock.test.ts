@@ -3,8 +3,8 @@
 // the dispatcher's session holds the first of them, as the record's first statement does
 // (the test cannot pause inside the record, so it takes that lock itself). The ADMIN, signed
 // in as PostgREST signs them in, then changes the endpoints in one statement that reaches
-// them in the opposite order (the larger id first: a sequential scan of rows laid out that
-// way), or deletes the one the dispatcher holds. The record then completes, and so does the
+// them in the opposite order (the larger id first: an index scan by url, the larger id
+// having the smaller url), or deletes the one the dispatcher holds. The record then completes, and so does the
 // ADMIN's statement. Before the migration, every case here ended "deadlock detected" for the
 // ADMIN after a second: the triggers locked each endpoint in the statement's order, and a
 // delete held the webhooks row that the record's foreign-key check needed.
@@ -42,17 +42,19 @@ beforeEach(async () => {
   const a = await createWebhook(setup, companyId, "PROCESS_CREATED", "https://one.bulk.example/hook");
   const b = await createWebhook(setup, companyId, "PROCESS_CREATED", "https://two.bulk.example/hook");
   [first, second] = a < b ? [a, b] : [b, a];
-  // Lay the rows out larger id first: an update writes a row's new version after the other.
-  if (a === first) await setup.query("update public.webhooks set description = 'laid out last' where id = $1", [first]);
+  // The larger id gets the smaller url: a scan of the (company, trigger type, url) index
+  // then reaches it first. (Physical order is no premise: an update may reuse an earlier slot.)
+  await setup.query("update public.webhooks set url = 'https://a.bulk.example/hook' where id = $1", [second]);
+  await setup.query("update public.webhooks set url = 'https://b.bulk.example/hook' where id = $1", [first]);
   await setup.query("select private.enqueue_webhook_event($1, 'PROCESS_CREATED', '{\"n\": 1}')", [companyId]);
   claimed = (await claim(dispatcher, "bulk-dispatcher")).filter((c) => c.webhook_id === first || c.webhook_id === second);
   expect(claimed).toHaveLength(2);
 });
 
-/** The ADMIN's statement, in an open transaction, visiting rows in their physical order. */
+/** The ADMIN's statement, in an open transaction, visiting rows in url order (an index scan). */
 async function startAsAdmin(sql: string): Promise<{ done: Promise<string> }> {
   await admin.query("begin");
-  await admin.query("set local enable_indexscan = off; set local enable_bitmapscan = off");
+  await admin.query("set local enable_seqscan = off; set local enable_bitmapscan = off");
   const order = await admin.query("select id from public.webhooks where company_id = $1", [companyId]);
   expect(order.rows.map((r) => r.id)).toEqual([second, first]); // the premise: the larger id comes first
   await admin.query(
