@@ -534,7 +534,9 @@ CREATE FUNCTION private.hand_off_work() RETURNS void
     SET search_path TO ''
     AS $$
 begin
-  perform pg_notify('webhook_deliveries', 'more');
+  if private.dispatcher_is_listening() then
+    perform pg_notify('webhook_deliveries', 'more');
+  end if;
   perform private.wake_dispatcher();
 end;
 $$;

@@ -6,7 +6,8 @@
 // among them (it read "awake", so it will not NOTIFY) is waited for with
 // private.transactions_ended, and the dispatcher's last claim then sees its deliveries.
 // And only while a worker-mode dispatcher listens: one said so (note_dispatcher_listening)
-// within the last 15 s; otherwise the pg_net wake-up alone wakes the edge function.
+// within the last 15 s; otherwise the pg_net wake-up alone wakes the edge function. The same
+// holds for a dispatcher's hand-off of work it has no slot for (private.hand_off_work).
 // Real connections: a LISTENing one (it says so, as a worker does), a business one, a
 // dispatcher one.
 import type pg from "pg";
@@ -108,6 +109,13 @@ describe("waking the dispatchers", () => {
     expect(await notificationsDuring(() => write("A listener said so 14 s ago"))).toBe(1);
     expect((await drain()).length).toBe(3); // nothing is lost: every write's deliveries are due
     await noDispatcherAwake(dispatcher);
+  });
+
+  it("a hand-off (a dispatcher with every slot busy) NOTIFYs only while a worker listens", async () => {
+    const handOff = () => dispatcher.query("select private.hand_off_work()");
+    expect(await notificationsDuring(handOff)).toBe(1); // beforeEach: a worker said so just now
+    await listener.query("select setval('private.webhook_listener_heartbeat', 0)"); // nobody ever did
+    expect(await notificationsDuring(handOff)).toBe(0);
   });
 
   it("after going idle, the next business commit NOTIFYs again", async () => {
