@@ -1121,8 +1121,16 @@ CREATE FUNCTION private.require_active(webhook public.webhooks) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
+declare
+  webhook_id uuid := webhook.id;
 begin
-  select * into webhook from public.webhooks w where w.id = webhook.id;
+  select * into webhook from public.webhooks w where w.id = webhook_id for key share;
+  if not found then
+    -- Deleted since the caller read it: managed_webhook now raises its "does not exist".
+    perform private.managed_webhook(webhook_id);
+    -- Fails closed should it ever find the row again.
+    raise exception 'webhook % changed while it was being read; try again', webhook_id using errcode = '40001';
+  end if;
   if not webhook.is_active then
     raise exception 'webhook % is disabled (%)', webhook.id, coalesce(webhook.disabled_reason, 'no reason given')
       using errcode = '55000', hint = 'Enable it first: update webhooks set is_active = true.';
