@@ -543,24 +543,33 @@ $$;
 
 ALTER FUNCTION private.hand_off_work() OWNER TO postgres;
 
-CREATE FUNCTION private.insert_deliveries(company_id uuid, event_id uuid, event_key text, webhook_ids uuid[], redelivery_of uuid DEFAULT NULL::uuid) RETURNS SETOF uuid
+CREATE FUNCTION private.insert_deliveries(company_id uuid, event_ids uuid[], event_keys text[], webhook_ids uuid[], redelivery_of uuid DEFAULT NULL::uuid) RETURNS SETOF uuid
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
+  if cardinality(event_ids) is distinct from cardinality(event_keys) then
+    raise exception 'event_ids and event_keys must be the same length, got % and %',
+      cardinality(event_ids), cardinality(event_keys) using errcode = '22023';
+  end if;
+  -- The sequence numbers are taken outside the sorted subquery, so in its order: events as
+  -- given, then endpoints.
   return query
   insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, redelivery_of,
                                          ordering_key, ordering_seq)
-  select insert_deliveries.company_id, insert_deliveries.event_id, w.id, now(), insert_deliveries.redelivery_of,
-         case when w.delivery_order = 'ordered' then coalesce(insert_deliveries.event_key, '') end,
-         case when w.delivery_order = 'ordered' then nextval('private.webhook_delivery_ordering_seq') end
-    from unnest(insert_deliveries.webhook_ids) as target(id)
-    join public.webhooks w on w.id = target.id
+  select insert_deliveries.company_id, s.event_id, s.webhook_id, now(), insert_deliveries.redelivery_of,
+         s.ordering_key,
+         case when s.ordering_key is not null then nextval('private.webhook_delivery_ordering_seq') end
+    from (select e.id as event_id, w.id as webhook_id,
+                 case when w.delivery_order = 'ordered' then coalesce(e.key, '') end as ordering_key
+            from unnest(insert_deliveries.event_ids, insert_deliveries.event_keys) with ordinality as e(id, key, position)
+            join public.webhooks w on w.id = any (insert_deliveries.webhook_ids)
+           order by e.position, w.id) s
   returning id;
 end;
 $$;
 
-ALTER FUNCTION private.insert_deliveries(company_id uuid, event_id uuid, event_key text, webhook_ids uuid[], redelivery_of uuid) OWNER TO postgres;
+ALTER FUNCTION private.insert_deliveries(company_id uuid, event_ids uuid[], event_keys text[], webhook_ids uuid[], redelivery_of uuid) OWNER TO postgres;
 
 CREATE FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) RETURNS uuid
     LANGUAGE plpgsql
@@ -590,7 +599,7 @@ begin
   key := private.event_ordering_key(data);
   insert into public.webhook_events (id, company_id, trigger_type, payload, ordering_key)
   values (event_id, insert_webhook_event.company_id, insert_webhook_event.trigger_type, body, key);
-  perform private.insert_deliveries(insert_webhook_event.company_id, event_id, key, webhook_ids);
+  perform private.insert_deliveries(insert_webhook_event.company_id, array[event_id], array[key], webhook_ids);
 
   return event_id;
 end;
@@ -1946,7 +1955,7 @@ begin
   target := private.managed_webhook(original.webhook_id);
   perform private.require_active(target);
 
-  select private.insert_deliveries(original.company_id, original.event_id, ev.ordering_key,
+  select private.insert_deliveries(original.company_id, array[original.event_id], array[ev.ordering_key],
                                    array[original.webhook_id], original.id)
     into delivery
     from public.webhook_events ev
@@ -1966,19 +1975,17 @@ CREATE FUNCTION public.replay_webhook_deliveries(webhook_id uuid, since timestam
 declare
   target public.webhooks := private.managed_webhook(webhook_id);
   lost_ids uuid[] := array(select private.replayable_webhook_events(target.id, since));
-  lost record;
-  replayed integer := 0;
+  event_ids uuid[];
+  event_keys text[];
+  replayed integer;
 begin
   perform private.require_active(target);
-  for lost in
-    select ev.id, ev.ordering_key
-      from public.webhook_events ev
-     where ev.id = any (lost_ids)
-     order by ev.created_at, ev.id
-  loop
-    perform private.insert_deliveries(target.company_id, lost.id, lost.ordering_key, array[target.id]);
-    replayed := replayed + 1;
-  end loop;
+  select array_agg(ev.id order by ev.created_at, ev.id), array_agg(ev.ordering_key order by ev.created_at, ev.id)
+    into event_ids, event_keys
+    from public.webhook_events ev
+   where ev.id = any (lost_ids);
+  select count(*)::integer into replayed
+    from private.insert_deliveries(target.company_id, coalesce(event_ids, '{}'), coalesce(event_keys, '{}'), array[target.id]);
   return replayed;
 end;
 $$;
@@ -2724,7 +2731,7 @@ REVOKE ALL ON FUNCTION private.event_ordering_key(data jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION private.hand_off_work() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.hand_off_work() TO service_role;
 
-REVOKE ALL ON FUNCTION private.insert_deliveries(company_id uuid, event_id uuid, event_key text, webhook_ids uuid[], redelivery_of uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.insert_deliveries(company_id uuid, event_ids uuid[], event_keys text[], webhook_ids uuid[], redelivery_of uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.insert_webhook_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
