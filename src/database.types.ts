@@ -115,12 +115,6 @@ isOneToOne: false
 isOneToOne: false
       referencedRelation: "webhook_deliveries"
       referencedColumns: ["id"]
-    },{
-      foreignKeyName: "webhook_deliveries_webhook_id_fkey"
-      columns: ["webhook_id"]
-isOneToOne: false
-      referencedRelation: "webhooks"
-      referencedColumns: ["id"]
     }
                   ]
                 },"webhook_delivery_attempts": {

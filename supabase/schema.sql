@@ -115,7 +115,7 @@ declare
   heads uuid[];
   claimed uuid[] := '{}'::uuid[];
   served boolean;
-  orphaned boolean;
+  orphans uuid[];
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that claims the work' using errcode = '22023';
@@ -158,8 +158,10 @@ begin
 
   -- Everything the picked endpoints' signals announced is read from the deliveries below.
   -- A signal of an endpoint that no longer exists announced deliveries that a transaction
-  -- committed while the endpoint was being deleted (the delete's cancel could not see
-  -- them, and the foreign key then cleared their webhook_id): they end cancelled here.
+  -- committed after the delete's cancel: they end cancelled here. Their webhook_id names
+  -- the deleted endpoint (since 20261130120000 a delete leaves its log alone; before, the
+  -- foreign key cleared it to null). The writes and the ADMIN RPCs lock the endpoints they
+  -- create deliveries for, so this is a last line, not a path anything takes by design.
   with gone as (
     delete from private.webhook_endpoint_signals s
      where s.webhook_id = any (candidates)
@@ -167,12 +169,14 @@ begin
             or not exists (select 1 from private.webhook_endpoints e where e.webhook_id = s.webhook_id))
     returning s.webhook_id
   )
-  select bool_or(not g.webhook_id = any (coalesce(picked, '{}'))) into orphaned from gone g;
-  if orphaned then
+  select array_agg(distinct g.webhook_id) into orphans
+    from gone g
+   where not g.webhook_id = any (coalesce(picked, '{}'));
+  if orphans is not null then
     update public.webhook_deliveries d
        set state = 'cancelled', next_attempt_at = null, completed_at = now(),
            lease_owner = null, lease_expires_at = null, last_error = 'endpoint deleted'
-     where d.state = 'pending' and d.webhook_id is null;
+     where d.state = 'pending' and (d.webhook_id = any (orphans) or d.webhook_id is null);
   end if;
   if picked is null then
     return;
@@ -1949,7 +1953,7 @@ begin
     raise exception 'delivery % does not exist or you are not an active ADMIN of its company', delivery_id
       using errcode = '42501';
   end if;
-  if original.webhook_id is null then
+  if original.webhook_id is null or not exists (select 1 from public.webhooks w where w.id = original.webhook_id) then
     raise exception 'the endpoint of delivery % was deleted', delivery_id using errcode = '55000';
   end if;
   target := private.managed_webhook(original.webhook_id);
@@ -2068,6 +2072,8 @@ CREATE TABLE public.webhook_deliveries (
 ALTER TABLE public.webhook_deliveries OWNER TO postgres;
 
 COMMENT ON TABLE public.webhook_deliveries IS 'One row per (event, endpoint). id is the webhook-id header: stable across retries. state: see the type webhook_delivery_state.';
+
+COMMENT ON COLUMN public.webhook_deliveries.webhook_id IS 'The endpoint the delivery goes to. After the endpoint is deleted it keeps that id, which no endpoint has; null for endpoints deleted before 20261130120000.';
 
 COMMENT ON COLUMN public.webhook_deliveries.ordering_key IS 'Ordered endpoints only: deliveries sharing a key are sent one at a time, in ordering_seq order. Null: no order.';
 
@@ -2591,9 +2597,6 @@ ALTER TABLE ONLY public.webhook_deliveries
 
 ALTER TABLE ONLY public.webhook_deliveries
     ADD CONSTRAINT webhook_deliveries_redelivery_of_fkey FOREIGN KEY (redelivery_of) REFERENCES public.webhook_deliveries(id) ON DELETE SET NULL;
-
-ALTER TABLE ONLY public.webhook_deliveries
-    ADD CONSTRAINT webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE SET NULL;
 
 ALTER TABLE ONLY public.webhook_delivery_attempts
     ADD CONSTRAINT webhook_delivery_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES public.webhook_deliveries(id) ON DELETE CASCADE;

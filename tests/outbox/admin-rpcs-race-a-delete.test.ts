@@ -111,6 +111,6 @@ describe("an ADMIN RPC racing another ADMIN's delete of its endpoint", () => {
     await deleteAdmin.query("commit");
 
     const { rows } = await setup.query("select state, webhook_id from public.webhook_deliveries where id = $1", [delivery]);
-    expect(rows).toEqual([{ state: "cancelled", webhook_id: null }]);
+    expect(rows).toEqual([{ state: "cancelled", webhook_id: hook }]);
   });
 });

@@ -92,7 +92,7 @@ describe("deleting an endpoint while a business transaction fans out to it", () 
     const claimed = await claim(setup, "race-check-3");
     expect(claimed.filter((c) => c.delivery_id === delivery)).toEqual([]);
     const { rows } = await setup.query("select state, webhook_id, last_error from public.webhook_deliveries where id = $1", [delivery]);
-    expect(rows).toEqual([{ state: "cancelled", webhook_id: null, last_error: "endpoint deleted" }]);
+    expect(rows).toEqual([{ state: "cancelled", webhook_id: webhookId, last_error: "endpoint deleted" }]);
   });
 });
 

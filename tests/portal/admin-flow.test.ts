@@ -297,6 +297,15 @@ describe("the portal as an ADMIN", () => {
     await page.getByText(`Deleted the endpoint ${receiver.url(hookPath)}.`).waitFor();
     expect((await db.query("select 1 from public.webhooks where id = $1", [hookId])).rowCount).toBe(0);
     await expectInert();
+
+    // Its log stays, naming the deleted endpoint (migration 20261130120000), and says so.
+    const { rows } = await db.query("select id from public.webhook_deliveries where webhook_id = $1 order by created_at desc limit 1", [hookId]);
+    expect(rows).toHaveLength(1);
+    await page.goto(`${env.supabaseUrl}/portal/deliveries/${rows[0].id}#access_token=${token}`);
+    await page.getByText("(deleted)", { exact: true }).waitFor();
+    expect(await button("Redeliver").isDisabled()).toBe(true);
+    await page.goto(`${env.supabaseUrl}/portal/deliveries?endpoint=${hookId}#access_token=${token}`);
+    await page.getByRole("cell", { name: "(endpoint deleted)" }).first().waitFor();
   });
 
   it("never sent the token anywhere but in the Authorization header to its own API", async () => {

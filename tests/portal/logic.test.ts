@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { toWebhooksError, URL_RULES, WebhooksError } from "../../src/errors.ts";
 import { describeBucket, hourlyBuckets, niceMax, stack, windowStart } from "../../src/portal/logic/chart.ts";
 import { cancelDeliveryError, endpointFormError } from "../../src/portal/logic/form-errors.ts";
-import { concurrencyText, DELIVERY_ORDERS, endpointState, formatMoment, formatRate, formatTime, fromLocalInput, lastOutcome, toLocalInput } from "../../src/portal/logic/format.ts";
+import { concurrencyText, DELIVERY_ORDERS, endpointLabel, endpointState, formatMoment, formatRate, formatTime, fromLocalInput, lastOutcome, toLocalInput } from "../../src/portal/logic/format.ts";
 import { headersAsSent } from "../../src/portal/logic/headers.ts";
 import { currentCursor, FIRST_PAGE, hasNewer, newer, older, pageNumber } from "../../src/portal/logic/pager.ts";
 import { pathToRoute, routeToPath, type Route } from "../../src/portal/logic/route.ts";
@@ -229,6 +229,14 @@ describe("formatting", () => {
     expect(lastOutcome({ last_status: 503, last_error: "HTTP 503", last_attempt_at: "2026-11-29T14:00:00Z" })).toEqual({ status: "503", error: null });
     expect(lastOutcome({ last_status: null, last_error: "connection refused", last_attempt_at: "2026-11-29T14:00:00Z" })).toEqual({ status: "no response", error: "connection refused" });
     expect(lastOutcome(undefined)).toEqual({ status: "—", error: null });
+  });
+
+  it("names a delivery's endpoint by its url, and says a deleted one is deleted once the endpoints are known", () => {
+    const urls = new Map([[ID, "https://erp.example.com/hook"]]);
+    expect(endpointLabel(ID, urls)).toBe("https://erp.example.com/hook");
+    expect(endpointLabel("00000000-0000-4000-8000-000000000000", urls)).toBe("(endpoint deleted)"); // a delete keeps the id
+    expect(endpointLabel(null, urls)).toBe("(endpoint deleted)"); // deleted before 20261130120000
+    expect(endpointLabel(ID, null)).toBe(ID); // the endpoints are still loading
   });
 
   it("says how many requests an endpoint may send at once", () => {

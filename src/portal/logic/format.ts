@@ -135,3 +135,13 @@ export function fromLocalInput(value: string): Date | null {
   const time = new Date(value);
   return Number.isNaN(time.getTime()) ? null : time;
 }
+
+/**
+ * Where a delivery went, for the log: its endpoint's url. "(endpoint deleted)" when its id
+ * was cleared (endpoints deleted before 20261130120000) or, once the company's endpoints are
+ * known (`urls` not null), when none of them has it: a delete leaves the log's ids alone.
+ */
+export function endpointLabel(webhookId: string | null, urls: ReadonlyMap<string, string> | null): string {
+  if (webhookId === null) return "(endpoint deleted)";
+  return urls?.get(webhookId) ?? (urls === null ? webhookId : "(endpoint deleted)");
+}

@@ -5,7 +5,7 @@ import { useId, useState } from "react";
 import type { DeliveryListItem, DeliveryState, Webhook, WebhookTriggerType } from "../../client.ts";
 import { DeliveryStateBadge, ErrorMessage, Loading } from "../components.tsx";
 import { PortalLink, useLoad, usePortal } from "../context.tsx";
-import { formatTime, fromLocalInput, shortId, toLocalInput } from "../logic/format.ts";
+import { endpointLabel, formatTime, fromLocalInput, shortId, toLocalInput } from "../logic/format.ts";
 import { currentCursor, FIRST_PAGE, hasNewer, newer, older, pageNumber, type Pager } from "../logic/pager.ts";
 import { STATES, type LogFilter } from "../logic/route.ts";
 
@@ -18,7 +18,7 @@ export function DeliveriesView({ filter }: { filter: LogFilter }) {
       <h2 id="swp-log-title">Deliveries</h2>
       <ErrorMessage error={catalogue.error} what="Could not load the endpoints" />
       <LogFilters filter={filter} webhooks={webhooks} types={types} onChange={(f) => navigate({ page: "deliveries", filter: f })} />
-      <DeliveryLog filter={filter} webhooks={webhooks} pageSize={50} />
+      <DeliveryLog filter={filter} webhooks={catalogue.data ? webhooks : null} pageSize={50} />
     </section>
   );
 }
@@ -116,7 +116,8 @@ export function DeliveryLog({
   title = "Deliveries",
 }: {
   filter: LogFilter;
-  webhooks: Webhook[];
+  /** The company's endpoints; null while they load. */
+  webhooks: Webhook[] | null;
   pageSize: number;
   title?: string;
 }) {
@@ -144,7 +145,7 @@ export function DeliveryLog({
     // Only the newest page changes by itself; older pages stay put while you read them.
     cursor === undefined ? pollIntervalMs : 0,
   );
-  const urls = new Map(webhooks.map((w) => [w.id, w.url]));
+  const urls = webhooks && new Map(webhooks.map((w) => [w.id, w.url]));
 
   return (
     <div className="swp-log">
@@ -173,7 +174,7 @@ export function WaitingFor({ id }: { id: string }) {
   );
 }
 
-function DeliveryTable({ items, urls, title }: { items: DeliveryListItem[]; urls: Map<string, string>; title: string }) {
+function DeliveryTable({ items, urls, title }: { items: DeliveryListItem[]; urls: Map<string, string> | null; title: string }) {
   if (items.length === 0) return <p>No deliveries match.</p>;
   return (
     <div className="swp-scroll">
@@ -196,7 +197,7 @@ function DeliveryTable({ items, urls, title }: { items: DeliveryListItem[]; urls
               <th scope="row">
                 <PortalLink to={{ page: "delivery", id: d.id }}>{formatTime(d.created_at)}</PortalLink>
               </th>
-              <td className="swp-url">{d.webhook_id ? (urls.get(d.webhook_id) ?? d.webhook_id) : "(endpoint deleted)"}</td>
+              <td className="swp-url">{endpointLabel(d.webhook_id, urls)}</td>
               <td>{d.trigger_type}</td>
               <td>
                 <DeliveryStateBadge state={d.state} />

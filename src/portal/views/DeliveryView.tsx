@@ -44,10 +44,19 @@ function DeliveryDetails({ delivery, onChange }: { delivery: DeliveryWithAttempt
   const [confirmCancel, setConfirmCancel] = useState(false);
   const [cancelled, setCancelled] = useState(false);
   const [cancelError, setCancelError] = useState<string | null>(null);
+  // null: the endpoint was deleted (a delete leaves the log's webhook_id alone, or, for
+  // endpoints deleted before 20261130120000, cleared it).
   const endpoint = useLoad(
-    () => (delivery.webhook_id ? api.getWebhook(delivery.webhook_id) : Promise.resolve(null)),
+    () =>
+      delivery.webhook_id
+        ? api.getWebhook(delivery.webhook_id).catch((error: unknown) => {
+          if (isNotVisible(error)) return null;
+          throw error;
+        })
+        : Promise.resolve(null),
     `delivery-endpoint-${delivery.webhook_id ?? "none"}`,
   );
+  const endpointDeleted = endpoint.data === null;
   const lastAttempt: WebhookDeliveryAttempt | null = delivery.attempts[delivery.attempts.length - 1] ?? null;
 
   const redeliver = async () => {
@@ -94,7 +103,7 @@ function DeliveryDetails({ delivery, onChange }: { delivery: DeliveryWithAttempt
         </dd>
         <dt>Endpoint</dt>
         <dd>
-          {delivery.webhook_id ? (
+          {delivery.webhook_id && !endpointDeleted ? (
             <PortalLink to={{ page: "endpoint", id: delivery.webhook_id }} className="swp-url">
               {endpoint.data?.url ?? delivery.webhook_id}
             </PortalLink>
@@ -145,7 +154,7 @@ function DeliveryDetails({ delivery, onChange }: { delivery: DeliveryWithAttempt
       </dl>
 
       <div className="swp-actions">
-        <button type="button" onClick={redeliver} disabled={busy || !delivery.webhook_id}>
+        <button type="button" onClick={redeliver} disabled={busy || endpointDeleted}>
           Redeliver
         </button>
         {delivery.state === "pending" ? (

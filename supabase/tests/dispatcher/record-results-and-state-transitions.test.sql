@@ -326,11 +326,11 @@ select tests.clear_authentication();
 
 select results_eq(
   format($$select state, last_error, webhook_id, completed_at from public.webhook_deliveries where id = %L$$, :'delivery_deleted_pending'),
-  $$values ('cancelled'::public.webhook_delivery_state, 'endpoint deleted'::text, null::uuid, now())$$,
-  'deleting the endpoint cancels its pending delivery; the row survives with webhook_id null');
+  format($$values ('cancelled'::public.webhook_delivery_state, 'endpoint deleted'::text, %L::uuid, now())$$, :'hook_deleted'),
+  'deleting the endpoint cancels its pending delivery; the row survives, naming the deleted endpoint');
 select results_eq(
   format($$select state, webhook_id from public.webhook_deliveries where id = %L$$, :'delivery_deleted_done'),
-  $$values ('succeeded'::public.webhook_delivery_state, null::uuid)$$,
+  format($$values ('succeeded'::public.webhook_delivery_state, %L::uuid)$$, :'hook_deleted'),
   'its succeeded delivery survives too');
 select is((select count(*)::integer from public.webhook_delivery_attempts where delivery_id = :'delivery_deleted_done'), 1,
   'with its attempts');
