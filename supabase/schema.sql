@@ -2117,7 +2117,7 @@ begin
            count(*) filter (where d.state = 'cancelled')
       from public.webhook_deliveries d
      where d.created_at >= webhook_deliveries_per_hour.since
-       and d.webhook_id is not null
+       and d.webhook_id in (select w.id from public.webhooks w)
        and (for_webhook_id is null or d.webhook_id = for_webhook_id)
      group by 1, 2
      order by 1, 2;

@@ -2,7 +2,7 @@
 -- charts and endpoint list. They read through RLS, so each caller counts exactly the
 -- deliveries they could select: an ADMIN their company's, everybody else nothing.
 begin;
-select plan(21);
+select plan(22);
 
 select * from tests.create_cast(with_webhooks => true) \gset
 
@@ -108,6 +108,15 @@ select throws_ok('select * from public.webhook_endpoint_stats()',
   '42501', 'permission denied for function webhook_endpoint_stats', 'anon cannot call webhook_endpoint_stats');
 select throws_ok('select * from public.webhook_deliveries_per_hour()',
   '42501', 'permission denied for function webhook_deliveries_per_hour', 'anon cannot call webhook_deliveries_per_hour');
+select tests.clear_authentication();
+
+-- A deleted endpoint's deliveries stay in the log under its id (20261130120000), and out
+-- of the figures, as when a delete cleared the id.
+select private.insert_webhook_event(:'company_a', 'PROCESS_REVISED', '{"n": 99}', array[:'webhook_a2'::uuid]);
+delete from public.webhooks where id = :'webhook_a2';
+select tests.authenticate_as(:'admin_a');
+select is((select count(*) from public.webhook_deliveries_per_hour() where webhook_id = :'webhook_a2'), 0::bigint,
+  'per hour: nothing for a deleted endpoint, whose deliveries keep its id');
 select tests.clear_authentication();
 
 -- They must stay invoker functions: definer rights would skip the RLS they rely on.
