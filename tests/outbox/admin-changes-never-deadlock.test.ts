@@ -11,7 +11,7 @@
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { superuser } from "../support/world.ts";
-import { claim, type Claimed, createCompany, createWebhook, sleep, succeed } from "../support/outbox.ts";
+import { claim, type Claimed, createCompany, createWebhook, succeed, untilWaitingForALock } from "../support/outbox.ts";
 
 let setup: pg.Client;
 let admin: pg.Client;
@@ -66,23 +66,13 @@ async function startAsAdmin(sql: string): Promise<{ done: Promise<string> }> {
   return { done: admin.query(sql, params).then(() => "done", (e: Error) => e.message) };
 }
 
-/** Waits until the ADMIN's statement waits for a lock (the dispatcher's). */
-async function untilAdminWaits(): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const { rows } = await setup.query("select 1 from pg_stat_activity where pid = $1 and wait_event_type = 'Lock'", [adminPid]);
-    if (rows.length > 0) return;
-    await sleep(10);
-  }
-  throw new Error("the ADMIN's statement never waited for the dispatcher's lock");
-}
-
 /** The dispatcher holds `first` (as a record does after its first lock), the ADMIN runs `sql`, the record completes. */
 async function raceRecordWith(sql: string): Promise<{ recorded: number; adminResult: string }> {
   try {
     await dispatcher.query("begin");
     await dispatcher.query("select 1 from private.webhook_endpoints where webhook_id = $1 for update", [first]);
     const adminStatement = await startAsAdmin(sql);
-    await untilAdminWaits();
+    await untilWaitingForALock(setup, adminPid, 2000, "the ADMIN's statement never waited for the dispatcher's lock");
     const recorded = await succeed(dispatcher, "bulk-dispatcher", claimed);
     await dispatcher.query("commit");
     const adminResult = await adminStatement.done;

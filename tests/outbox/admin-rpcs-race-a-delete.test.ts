@@ -9,7 +9,7 @@
 import type pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { superuser } from "../support/world.ts";
-import { createCompany, createWebhook, sleep } from "../support/outbox.ts";
+import { createCompany, createWebhook, untilWaitingForALock } from "../support/outbox.ts";
 
 let setup: pg.Client;
 let rpcAdmin: pg.Client;
@@ -62,14 +62,10 @@ function start(session: pg.Client, sql: string, params: unknown[]): { done: Prom
   return { done: session.query(sql, params).then(() => "done", (e: Error) => e.message) };
 }
 
-async function untilWaitingForALock(session: pg.Client): Promise<void> {
+/** The other ADMIN's statement waits for this one's lock: the race's premise. */
+function untilWaiting(session: pg.Client): Promise<void> {
   const pid = (session as unknown as { processID: number }).processID;
-  for (let i = 0; i < 300; i++) {
-    const { rows } = await setup.query("select 1 from pg_stat_activity where pid = $1 and wait_event_type = 'Lock'", [pid]);
-    if (rows.length > 0) return;
-    await sleep(10);
-  }
-  throw new Error("the statement never waited for the other ADMIN's lock");
+  return untilWaitingForALock(setup, pid, 3000, "the statement never waited for the other ADMIN's lock");
 }
 
 const rpcs: [string, string, () => unknown[]][] = [
@@ -86,7 +82,7 @@ describe("an ADMIN RPC racing another ADMIN's delete of its endpoint", () => {
 
       await signIn(rpcAdmin);
       const rpc = start(rpcAdmin, sql, params());
-      await untilWaitingForALock(rpcAdmin);
+      await untilWaiting(rpcAdmin);
       await deleteAdmin.query("commit");
 
       expect(await rpc.done).toMatch(/^webhook [0-9a-f-]+ does not exist or you are not an active ADMIN of its company$/);
@@ -105,7 +101,7 @@ describe("an ADMIN RPC racing another ADMIN's delete of its endpoint", () => {
 
     await signIn(deleteAdmin);
     const deletion = start(deleteAdmin, "delete from public.webhooks where id = $1", [hook]);
-    await untilWaitingForALock(deleteAdmin);
+    await untilWaiting(deleteAdmin);
     await rpcAdmin.query("commit");
     expect(await deletion.done).toBe("done");
     await deleteAdmin.query("commit");

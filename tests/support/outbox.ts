@@ -53,3 +53,16 @@ export async function noDispatcherAwake(db: pg.Client): Promise<void> {
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Resolves once the session whose backend is `pid` waits for a lock, as `observer` sees in
+ * pg_stat_activity; throws `failure` if it has not within `timeoutMs`. A race test's premise:
+ * the second statement really waits for the first one's lock.
+ */
+export async function untilWaitingForALock(observer: pg.Client, pid: number, timeoutMs: number, failure: string): Promise<void> {
+  for (const end = Date.now() + timeoutMs; Date.now() < end; await sleep(10)) {
+    const { rows } = await observer.query("select 1 from pg_stat_activity where pid = $1 and wait_event_type = 'Lock'", [pid]);
+    if (rows.length > 0) return;
+  }
+  throw new Error(failure);
+}
