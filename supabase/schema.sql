@@ -162,16 +162,7 @@ begin
   -- the deleted endpoint (since 20261130120000 a delete leaves its log alone; before, the
   -- foreign key cleared it to null). The writes and the ADMIN RPCs lock the endpoints they
   -- create deliveries for, so this is a last line, not a path anything takes by design.
-  with gone as (
-    delete from private.webhook_endpoint_signals s
-     where s.webhook_id = any (candidates)
-       and (s.webhook_id = any (coalesce(picked, '{}'))
-            or not exists (select 1 from private.webhook_endpoints e where e.webhook_id = s.webhook_id))
-    returning s.webhook_id
-  )
-  select array_agg(distinct g.webhook_id) into orphans
-    from gone g
-   where not g.webhook_id = any (coalesce(picked, '{}'));
+  orphans := private.consume_endpoint_signals(candidates, coalesce(picked, '{}'));
   if orphans is not null then
     update public.webhook_deliveries d
        set state = 'cancelled', next_attempt_at = null, completed_at = now(),
@@ -321,6 +312,26 @@ end;
 $$;
 
 ALTER FUNCTION private.claim_wakeup_slot() OWNER TO postgres;
+
+CREATE FUNCTION private.consume_endpoint_signals(candidates uuid[], picked uuid[]) RETURNS uuid[]
+    LANGUAGE sql
+    SET search_path TO ''
+    SET enable_bitmapscan TO 'off'
+    SET enable_seqscan TO 'off'
+    AS $$
+  with gone as (
+    delete from private.webhook_endpoint_signals s
+     where s.webhook_id = any (candidates)
+       and (s.webhook_id = any (picked)
+            or not exists (select 1 from private.webhook_endpoints e where e.webhook_id = s.webhook_id))
+    returning s.webhook_id
+  )
+  select array_agg(distinct g.webhook_id)
+    from gone g
+   where not g.webhook_id = any (picked);
+$$;
+
+ALTER FUNCTION private.consume_endpoint_signals(candidates uuid[], picked uuid[]) OWNER TO postgres;
 
 CREATE FUNCTION private.dispatcher_going_idle() RETURNS xid8[]
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2684,6 +2695,8 @@ REVOKE ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size inte
 GRANT ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) TO service_role;
 
 REVOKE ALL ON FUNCTION private.claim_wakeup_slot() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.consume_endpoint_signals(candidates uuid[], picked uuid[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.dispatcher_going_idle() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.dispatcher_going_idle() TO service_role;
