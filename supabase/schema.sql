@@ -78,22 +78,64 @@ ALTER FUNCTION private.can_manage_company(company_id uuid) OWNER TO postgres;
 
 COMMENT ON FUNCTION private.can_manage_company(company_id uuid) IS 'True for the service role and for an active ADMIN of that company. Used by admin RPCs.';
 
-CREATE FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) RETURNS void
-    LANGUAGE sql SECURITY DEFINER
+CREATE FUNCTION private.cancel_deliveries_through(webhook_id uuid, reason text, through timestamp with time zone, chunk integer, skip_locked boolean) RETURNS integer
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
-  update public.webhook_deliveries d
-     set state = 'cancelled',
-         next_attempt_at = null,
-         completed_at = now(),
-         lease_owner = null,
-         lease_expires_at = null,
-         last_error = reason
-   where d.webhook_id = cancel_pending_deliveries.webhook_id
-     and d.state = 'pending';
+declare
+  cancelled integer;
+begin
+  if skip_locked then
+    update public.webhook_deliveries d
+       set state = 'cancelled', next_attempt_at = null, completed_at = now(),
+           lease_owner = null, lease_expires_at = null, last_error = reason
+     where d.id = any (array(select p.id
+                               from public.webhook_deliveries p
+                              where p.webhook_id = cancel_deliveries_through.webhook_id
+                                and p.state = 'pending'
+                                and p.created_at <= cancel_deliveries_through.through
+                              order by p.next_attempt_at
+                              limit chunk
+                                for update skip locked));
+  else
+    update public.webhook_deliveries d
+       set state = 'cancelled', next_attempt_at = null, completed_at = now(),
+           lease_owner = null, lease_expires_at = null, last_error = reason
+     where d.id = any (array(select p.id
+                               from public.webhook_deliveries p
+                              where p.webhook_id = cancel_deliveries_through.webhook_id
+                                and p.state = 'pending'
+                                and p.created_at <= cancel_deliveries_through.through
+                              order by p.next_attempt_at
+                              limit chunk
+                                for update));
+  end if;
+  get diagnostics cancelled = row_count;
+  return cancelled;
+end;
+$$;
+
+ALTER FUNCTION private.cancel_deliveries_through(webhook_id uuid, reason text, through timestamp with time zone, chunk integer, skip_locked boolean) OWNER TO postgres;
+
+CREATE FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  chunk integer := (select s.cancel_batch_size from private.webhook_settings s);
+begin
+  if private.cancel_deliveries_through(webhook_id, reason, now(), chunk, false) = chunk then
+    -- Perhaps more: the claims finish it. A later disable or delete moves the watermark on.
+    insert into private.webhook_cancellations as c (webhook_id, reason, through)
+    values (cancel_pending_deliveries.webhook_id, cancel_pending_deliveries.reason, now())
+    on conflict on constraint webhook_cancellations_pkey
+    do update set reason = excluded.reason, through = greatest(c.through, excluded.through);
+    perform private.wake_dispatchers_if_none_awake();
+  end if;
   update private.webhook_endpoints e
      set ready_at = null
    where e.webhook_id = cancel_pending_deliveries.webhook_id;
+end;
 $$;
 
 ALTER FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) OWNER TO postgres;
@@ -116,6 +158,8 @@ declare
   claimed uuid[] := '{}'::uuid[];
   served boolean;
   orphans uuid[];
+  cancellation private.webhook_cancellations;
+  chunk integer;
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that claims the work' using errcode = '22023';
@@ -125,6 +169,36 @@ begin
   end if;
   if lease_seconds is null or lease_seconds not between 1 and 3600 then
     raise exception 'lease_seconds must be between 1 and 3600, got %', lease_seconds using errcode = '22023';
+  end if;
+
+  -- One cancellation left unfinished by a disable or delete (see the top of
+  -- 20261130140000), a chunk of it per claim. Never waits: a cancellation or endpoint
+  -- that someone else holds is left for the next claim.
+  select * into cancellation
+    from private.webhook_cancellations c
+   order by c.requested_at, c.webhook_id
+   limit 1
+     for update skip locked;
+  if found then
+    -- Lock order: the endpoint's row (if it still exists), then its deliveries.
+    perform 1 from private.webhook_endpoints e where e.webhook_id = cancellation.webhook_id for update skip locked;
+    if not found and exists (select 1 from private.webhook_endpoints e where e.webhook_id = cancellation.webhook_id) then
+      cancellation := null;  -- someone holds the endpoint: next time
+    end if;
+  end if;
+  if cancellation.webhook_id is not null then
+    chunk := (select s.cancel_batch_size from private.webhook_settings s);
+    -- Two statements: the check must see what the cancel did.
+    chunk := chunk - private.cancel_deliveries_through(cancellation.webhook_id, cancellation.reason,
+                                                       cancellation.through, chunk, true);
+    if chunk > 0
+       and not exists (select 1 from public.webhook_deliveries d
+                        where d.webhook_id = cancellation.webhook_id and d.state = 'pending'
+                          and d.created_at <= cancellation.through
+                        order by d.next_attempt_at
+                        limit 1) then
+      delete from private.webhook_cancellations c where c.webhook_id = cancellation.webhook_id;
+    end if;
   end if;
 
   -- Endpoints to look at, longest waiting first: those whose ready_at has come, and those
@@ -158,16 +232,26 @@ begin
 
   -- Everything the picked endpoints' signals announced is read from the deliveries below.
   -- A signal of an endpoint that no longer exists announced deliveries that a transaction
-  -- committed after the delete's cancel: they end cancelled here. Their webhook_id names
-  -- the deleted endpoint (since 20261130120000 a delete leaves its log alone; before, the
-  -- foreign key cleared it to null). The writes and the ADMIN RPCs lock the endpoints they
-  -- create deliveries for, so this is a last line, not a path anything takes by design.
+  -- committed after the delete's cancel: they end cancelled, by a cancellation as the
+  -- delete's own (so a chunk per claim, however many). Their webhook_id names the deleted
+  -- endpoint (since 20261130120000 a delete leaves its log alone; before, the foreign key
+  -- cleared it to null: a chunk of those too). The writes and the ADMIN RPCs lock the
+  -- endpoints they create deliveries for, so this is a last line, not a path anything
+  -- takes by design.
   orphans := private.consume_endpoint_signals(candidates, coalesce(picked, '{}'));
   if orphans is not null then
+    insert into private.webhook_cancellations as c (webhook_id, reason, through)
+    select o.webhook_id, 'endpoint deleted', now() from unnest(orphans) o(webhook_id)
+    on conflict on constraint webhook_cancellations_pkey
+    do update set through = greatest(c.through, excluded.through);
     update public.webhook_deliveries d
        set state = 'cancelled', next_attempt_at = null, completed_at = now(),
            lease_owner = null, lease_expires_at = null, last_error = 'endpoint deleted'
-     where d.state = 'pending' and (d.webhook_id = any (orphans) or d.webhook_id is null);
+     where d.id in (select p.id
+                      from public.webhook_deliveries p
+                     where p.webhook_id is null and p.state = 'pending'
+                     limit (select s.cancel_batch_size from private.webhook_settings s)
+                       for update skip locked);
   end if;
   if picked is null then
     return;
@@ -184,7 +268,10 @@ begin
       continue;
     end if;
 
-    if cardinality(claimed) < batch_size then
+    -- Enabled again before the cancellation its disable left had ended: what that disable
+    -- cancels must not go out, and what came since waits behind it (an ordered key's order).
+    if cardinality(claimed) < batch_size
+       and not exists (select 1 from private.webhook_cancellations c where c.webhook_id = endpoint.webhook_id) then
       select count(*)::integer into in_flight
         from public.webhook_deliveries d
        where d.webhook_id = endpoint.webhook_id
@@ -721,7 +808,8 @@ CREATE FUNCTION private.next_dispatch_at() RETURNS timestamp with time zone
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  select case when exists (select 1 from private.webhook_endpoint_signals) then now()
+  select case when exists (select 1 from private.webhook_endpoint_signals)
+                or exists (select 1 from private.webhook_cancellations) then now()
               else (select min(e.ready_at) from private.webhook_endpoints e where e.ready_at is not null)
          end
 $$;
@@ -2188,6 +2276,17 @@ ALTER FUNCTION public.webhooks_admin_company_id() OWNER TO postgres;
 
 COMMENT ON FUNCTION public.webhooks_admin_company_id() IS 'The company whose webhooks the caller manages (active ADMIN of an active company), or null.';
 
+CREATE TABLE private.webhook_cancellations (
+    webhook_id uuid NOT NULL,
+    reason text NOT NULL,
+    through timestamp with time zone NOT NULL,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE private.webhook_cancellations OWNER TO postgres;
+
+COMMENT ON TABLE private.webhook_cancellations IS 'Cancellations a disable or delete left unfinished (more than cancel_batch_size pending deliveries); claims finish them, a chunk per claim.';
+
 CREATE SEQUENCE private.webhook_delivery_ordering_seq
     START WITH 1
     INCREMENT BY 1
@@ -2267,6 +2366,8 @@ CREATE TABLE private.webhook_settings (
     wakeup_interval_ms integer DEFAULT 1000 NOT NULL,
     hosted boolean DEFAULT true NOT NULL,
     endpoint_concurrency_start integer DEFAULT 10 NOT NULL,
+    cancel_batch_size integer DEFAULT 200 NOT NULL,
+    CONSTRAINT webhook_settings_cancel_batch_size_range CHECK (((cancel_batch_size >= 1) AND (cancel_batch_size <= 100000))),
     CONSTRAINT webhook_settings_circuit_failure_threshold_range CHECK (((circuit_failure_threshold >= 1) AND (circuit_failure_threshold <= 1000))),
     CONSTRAINT webhook_settings_circuit_probe_max_range CHECK (((circuit_probe_max_seconds >= 1) AND (circuit_probe_max_seconds <= 86400))),
     CONSTRAINT webhook_settings_circuit_probe_min_range CHECK (((circuit_probe_min_seconds >= 1) AND (circuit_probe_min_seconds <= 86400))),
@@ -2294,6 +2395,8 @@ COMMENT ON COLUMN private.webhook_settings.wakeup_interval_ms IS 'About one pg_n
 COMMENT ON COLUMN private.webhook_settings.hosted IS 'True when the dispatcher runs on hosted Supabase, whose Edge Functions cannot connect to ports 25 and 587: webhook urls on those ports are refused (webhooks_url_port_blocked).';
 
 COMMENT ON COLUMN private.webhook_settings.endpoint_concurrency_start IS 'Requests in flight a new endpoint may have; it grows by one per success while its window is full, up to endpoint_concurrency, halves at a timeout, no answer, a 5xx or a 429, and never falls below this (a lower endpoint_concurrency wins).';
+
+COMMENT ON COLUMN private.webhook_settings.cancel_batch_size IS 'Pending deliveries a disable or delete cancels in its own statement, and each claim cancels of what is left (private.webhook_cancellations).';
 
 CREATE SEQUENCE private.webhook_wakeup_requested
     START WITH 0
@@ -2464,6 +2567,9 @@ COMMENT ON TABLE public.webhook_trigger_types IS 'Events a webhook can subscribe
 
 COMMENT ON COLUMN public.webhook_trigger_types.example_payload IS 'An example of the JSON body POSTed for this type (illustrative values, real shape).';
 
+ALTER TABLE ONLY private.webhook_cancellations
+    ADD CONSTRAINT webhook_cancellations_pkey PRIMARY KEY (webhook_id);
+
 ALTER TABLE ONLY private.webhook_endpoint_signals
     ADD CONSTRAINT webhook_endpoint_signals_pkey PRIMARY KEY (id);
 
@@ -2502,6 +2608,8 @@ ALTER TABLE ONLY public.webhook_trigger_types
 
 ALTER TABLE ONLY public.webhooks
     ADD CONSTRAINT webhooks_pkey PRIMARY KEY (id);
+
+CREATE INDEX webhook_cancellations_requested_idx ON private.webhook_cancellations USING btree (requested_at, webhook_id);
 
 CREATE INDEX webhook_endpoint_signals_webhook_idx ON private.webhook_endpoint_signals USING btree (webhook_id);
 
@@ -2623,6 +2731,8 @@ ALTER TABLE ONLY public.webhooks
 
 CREATE POLICY "Admins can view their company's endpoint health" ON private.webhook_endpoints FOR SELECT TO authenticated USING ((company_id = ( SELECT private.admin_company_id() AS admin_company_id)));
 
+ALTER TABLE private.webhook_cancellations ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE private.webhook_endpoints ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY "Admins can create processes in their company" ON public.processes FOR INSERT TO authenticated WITH CHECK ((company_id = ( SELECT private.admin_company_id() AS admin_company_id)));
@@ -2688,6 +2798,8 @@ GRANT ALL ON FUNCTION private.admin_company_id() TO service_role;
 REVOKE ALL ON FUNCTION private.can_manage_company(company_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.can_manage_company(company_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION private.can_manage_company(company_id uuid) TO service_role;
+
+REVOKE ALL ON FUNCTION private.cancel_deliveries_through(webhook_id uuid, reason text, through timestamp with time zone, chunk integer, skip_locked boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) FROM PUBLIC;
 

@@ -4,7 +4,7 @@
 // was still hanging" is what is asserted, not a wall-clock figure (those are in npm run bench).
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { createProcess, deliveriesOf, e2eTest, reviseProcess, sleep, waitFor } from "../_test/e2e.ts";
+import { createProcess, deliveriesOf, e2eTest, enqueueEvents, reviseProcess, sleep, waitFor } from "../_test/e2e.ts";
 import { gate } from "../_test/receiver.ts";
 
 /** Resolves true when `condition` opens within `ms`, false otherwise (never hangs a test). */
@@ -316,4 +316,46 @@ e2eTest("an ADMIN disables an endpoint without waiting for 20 writers loading it
   }, { timeoutMs: 15_000 });
   assert.ok(rows.some((d) => d.state === "cancelled"), "deliveries created around the disable were cancelled");
   assert.ok(revisions > 100, `the writers kept writing (${revisions} revisions)`);
+});
+
+e2eTest("an endpoint that answers 410 with a large backlog: its cancel goes in chunks, another tenant's deliveries flow, every one ends", async (t) => {
+  // cancel_batch_size 100: the disable cancels 100 in the dispatcher's own record call,
+  // and the dispatcher's claims cancel the other 2,900 or so, 100 at a time (20261130140000).
+  await t.settings({ cancel_batch_size: 100 });
+  const gone = t.receiver(() => new Response("gone", { status: 410 }));
+  const healthyDone = gate();
+  const healthy = t.receiver(() => {
+    if (healthy.requests.length === 20) healthyDone.open();
+    return new Response("ok");
+  });
+  const retired = await t.company();
+  const hook = await t.webhook(retired, `${gone.origin}/retired`);
+  await enqueueEvents(t.sql, retired, 3_000);
+  const company = await t.company();
+  await t.webhook(company, `${healthy.origin}/mes`);
+  await t.dispatcher({ allowedTargets: [gone.target, healthy.target] });
+
+  await waitFor("the 410 to disable the endpoint", async () =>
+    (await t.sql`select is_active from public.webhooks where id = ${hook}`)[0].is_active === false);
+  const process = await createProcess(t.sql, company, "Final assembly");
+  for (let i = 2; i <= 21; i++) await reviseProcess(t.sql, process, `Final assembly v${i}`);
+  assert.equal(await within(10_000, healthyDone.opened), true, `only ${healthy.requests.length} of 20 arrived`);
+
+  // The dispatcher finishes the cancellation by itself, awake or not (next_dispatch_at
+  // counts it as work due now; its idle sleep is 30 s, longer than this wait).
+  const rows = await waitFor("no pending delivery left for the retired endpoint", async () => {
+    const all = await deliveriesOf(t.sql, hook);
+    return all.every((d) => d.state !== "pending") ? all : null;
+  }, { timeoutMs: 20_000 });
+  const failed = rows.filter((d) => d.state === "failed");
+  const cancelled = rows.filter((d) => d.state === "cancelled");
+  assert.equal(rows.length, 3_000);
+  assert.equal(failed.length + cancelled.length, 3_000, "every delivery ended failed (answered 410) or cancelled");
+  assert.ok(failed.length >= 1 && failed.length <= 50, `${failed.length} were sent before the 410 disabled the endpoint`);
+  assert.equal(gone.requests.length, failed.length, "no cancelled delivery was sent");
+  assert.ok(
+    cancelled.every((d) => d.last_error === "endpoint disabled: the endpoint answered 410 Gone"),
+    "each cancelled one says why",
+  );
+  assert.equal((await t.sql`select count(*)::int as n from private.webhook_cancellations`)[0].n, 0, "no cancellation is left");
 });

@@ -245,6 +245,9 @@ as $$
          last_success_at  = e.last_success_at - by,
          receiver_since   = e.receiver_since - by;
   update private.webhook_endpoint_signals s set created_at = s.created_at - by;
+  update private.webhook_cancellations c
+     set through      = c.through - by,
+         requested_at = c.requested_at - by;
 $$;
 
 grant execute on function tests.time_passes(interval) to anon, authenticated, service_role;

@@ -2,9 +2,10 @@
 -- its history are not written again (same row versions), they keep the deleted endpoint's
 -- id, and its pending delivery is cancelled. Redeliver says the endpoint was deleted. A
 -- pending delivery whose endpoint no longer exists (nothing creates one by design: writes
--- and RPCs lock their endpoints) is cancelled by the next claim, not left waiting forever.
+-- and RPCs lock their endpoints) is cancelled by the claims that follow, not left waiting
+-- forever.
 begin;
-select plan(8);
+select plan(11);
 
 select * from tests.create_cast() \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://gone.example.com/hook') as hook \gset
@@ -47,6 +48,14 @@ insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_at
 values (:'company_a', :'event_id', gen_random_uuid(), now()), (:'company_a', :'event_id', null, now());
 select is((select count(*) from private.claim_due_deliveries('worker-1', 50, 60) c where c.company_id = :'company_a'), 0::bigint,
   'the claim sends neither');
+-- Each endpoint found missing gets a cancellation, as a delete leaves one (20261130140000):
+-- here the one named, and the deleted hook (its signals were still there); a claim ends
+-- one of them.
+select is((select count(*) from private.webhook_cancellations), 2::bigint,
+  'the claim leaves a cancellation for each endpoint it found missing');
+select is((select count(*) from private.claim_due_deliveries('worker-1', 50, 60) c where c.company_id = :'company_a')
+           + (select count(*) from private.claim_due_deliveries('worker-1', 50, 60) c where c.company_id = :'company_a'), 0::bigint,
+  'nor do the next two claims send anything');
 select results_eq(
   format($$select state::text, last_error from public.webhook_deliveries
             where company_id = %L and event_id = %L and id <> all (%L::uuid[]) order by webhook_id nulls last$$,
@@ -56,6 +65,8 @@ select results_eq(
 select is((select count(*) from private.webhook_endpoint_signals s
             where not exists (select 1 from private.webhook_endpoints e where e.webhook_id = s.webhook_id)), 0::bigint,
   'no signal of a missing endpoint is left');
+
+select is((select count(*) from private.webhook_cancellations), 0::bigint, 'and no cancellation is left');
 
 select * from finish();
 rollback;
