@@ -173,9 +173,22 @@ isOneToOne: false
                   ]
                 },"webhooks": {
                   Row: {
-                    "company_id": string,"created_at": string,"delivery_order": string,"description": string | null,"disabled_at": string | null,"disabled_reason": string | null,"id": string,"is_active": boolean,"trigger_type": string,"updated_at": string,"url": string
+                    "company_id": string,"created_at": string,"delivery_order": string,"description": string | null,"disabled_at": string | null,"disabled_reason": string | null,"id": string,"is_active": boolean,"trigger_type": string,"updated_at": string,"url": string,"webhook_endpoint_health": {
+              "circuit_opened_at": string | null,
+"company_id": string,
+"concurrency": number | null,
+"consecutive_failures": number,
+"failing_since": string | null,
+"last_attempt_at": string | null,
+"last_error": string | null,
+"last_status": number | null,
+"last_success_at": string | null,
+"next_probe_at": string | null,
+"state": string | null,
+"webhook_id": string
+            } | null
                   }
-                  ComputedFields: never
+                  ComputedFields: "webhook_endpoint_health"
                   Insert: {
                     "company_id": string,"created_at"?: string,"delivery_order"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"id"?: string,"is_active"?: boolean,"trigger_type": string,"updated_at"?: string,"url": string
                   }
@@ -206,13 +219,7 @@ isOneToOne: false
                   }
                   ComputedFields: never
                   Relationships: [
-                    {
-      foreignKeyName: "webhook_endpoints_webhook_id_fkey"
-      columns: ["webhook_id"]
-isOneToOne: true
-      referencedRelation: "webhooks"
-      referencedColumns: ["id"]
-    }
+                    
                   ]
                 },"webhook_health": {
                   Row: {
@@ -254,6 +261,27 @@ isOneToOne: true
               "cancelled": number,"failed": number,"hour": string,"pending": number,"retrying": number,"succeeded": number,"webhook_id": string
             }[]
                            },
+"webhook_endpoint_health":
+{ Args: { "webhook": Omit<Database["public"]['Tables']["webhooks"]['Row'], Database["public"]['Tables']["webhooks"]['ComputedFields']> }; Returns: {
+              "circuit_opened_at": string | null,
+"company_id": string,
+"concurrency": number | null,
+"consecutive_failures": number,
+"failing_since": string | null,
+"last_attempt_at": string | null,
+"last_error": string | null,
+"last_status": number | null,
+"last_success_at": string | null,
+"next_probe_at": string | null,
+"state": string | null,
+"webhook_id": string
+            }
+                          SetofOptions: {
+        from: "webhooks"
+        to: "webhook_endpoint_health"
+        isOneToOne: true
+        isSetofReturn: true
+      } },
 "webhook_endpoint_stats":
 { Args: { "since"?: string }; Returns: {
               "cancelled": number,"deliveries": number,"failed": number,"last_attempt_at": string,"last_status": number,"pending": number,"retrying": number,"succeeded": number,"success_rate": number,"webhook_id": string

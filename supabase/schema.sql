@@ -546,6 +546,8 @@ ALTER TABLE private.webhook_endpoints OWNER TO postgres;
 
 COMMENT ON TABLE private.webhook_endpoints IS 'Per-endpoint scheduling state (ready_at) and health (failures, circuit breaker), kept by the outbox functions. ADMINs read it through public.webhook_endpoint_health.';
 
+COMMENT ON COLUMN private.webhook_endpoints.webhook_id IS 'The endpoint (public.webhooks.id). No foreign key, so the dispatcher never waits for a webhooks row; a delete of the webhook deletes this row (tg_webhooks__end_deleted_endpoints).';
+
 COMMENT ON COLUMN private.webhook_endpoints.concurrency_limit IS 'Requests in flight the endpoint has earned: one more per success while its window is full, halved at a sign of trouble, always within private.endpoint_concurrency''s bounds. Null: nothing recorded yet (the start).';
 
 COMMENT ON COLUMN private.webhook_endpoints.receiver_since IS 'When the endpoint''s current url took effect (null: since it was created). Results of requests claimed before it were sent to the old url: they move their deliveries but say nothing about this receiver''s health or concurrency.';
@@ -1475,25 +1477,6 @@ ALTER FUNCTION private.tg_webhooks__apply_endpoint_changes() OWNER TO postgres;
 
 COMMENT ON FUNCTION private.tg_webhooks__apply_endpoint_changes() IS 'AFTER UPDATE (statement) on webhooks: in id order, locks each changed endpoint and reacts to its change of delivery order, is_active or url.';
 
-CREATE FUNCTION private.tg_webhooks__cancel_pending_deliveries() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  -- When the whole company is being deleted its deliveries go with it (cascade);
-  -- updating them here would trip the company foreign key.
-  if exists (select 1 from public.companies c where c.id = old.company_id) then
-    perform 1 from private.webhook_endpoints e where e.webhook_id = old.id for update;
-    perform private.cancel_pending_deliveries(old.id, 'endpoint deleted');
-  end if;
-  return old;
-end;
-$$;
-
-ALTER FUNCTION private.tg_webhooks__cancel_pending_deliveries() OWNER TO postgres;
-
-COMMENT ON FUNCTION private.tg_webhooks__cancel_pending_deliveries() IS 'BEFORE DELETE (row) on webhooks: cancels the endpoint''s pending deliveries (an ADMIN''s delete has locked its company''s endpoints already).';
-
 CREATE FUNCTION private.tg_webhooks__create_secret() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -1506,6 +1489,32 @@ end;
 $$;
 
 ALTER FUNCTION private.tg_webhooks__create_secret() OWNER TO postgres;
+
+CREATE FUNCTION private.tg_webhooks__end_deleted_endpoints() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  gone record;
+begin
+  for gone in
+    select o.id, exists (select 1 from public.companies c where c.id = o.company_id) as company_stays
+      from old_rows o
+     order by o.id
+  loop
+    perform 1 from private.webhook_endpoints e where e.webhook_id = gone.id for update;
+    if gone.company_stays then
+      perform private.cancel_pending_deliveries(gone.id, 'endpoint deleted');
+    end if;
+    delete from private.webhook_endpoints e where e.webhook_id = gone.id;
+  end loop;
+  return null;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhooks__end_deleted_endpoints() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.tg_webhooks__end_deleted_endpoints() IS 'AFTER DELETE (statement) on webhooks: in id order, locks each deleted endpoint, cancels its pending deliveries and deletes its scheduling row (20261130150000).';
 
 CREATE FUNCTION private.tg_webhooks__guard_row() RETURNS trigger
     LANGUAGE plpgsql
@@ -1530,28 +1539,6 @@ end;
 $$;
 
 ALTER FUNCTION private.tg_webhooks__guard_row() OWNER TO postgres;
-
-CREATE FUNCTION private.tg_webhooks__lock_company_endpoints() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  company uuid := private.admin_company_id();
-begin
-  if company is not null then
-    perform 1
-       from private.webhook_endpoints e
-      where e.company_id = company
-      order by e.webhook_id
-        for update;
-  end if;
-  return null;
-end;
-$$;
-
-ALTER FUNCTION private.tg_webhooks__lock_company_endpoints() OWNER TO postgres;
-
-COMMENT ON FUNCTION private.tg_webhooks__lock_company_endpoints() IS 'BEFORE DELETE (statement) on webhooks: an ADMIN''s delete locks their company''s endpoints in id order before any webhooks row, so it never deadlocks with a record (20261129160200).';
 
 CREATE FUNCTION private.tg_webhooks__refuse_blocked_ports() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2227,6 +2214,44 @@ ALTER FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone
 
 COMMENT ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) IS 'Deliveries created since then, per endpoint and UTC hour, by outcome (succeeded, failed, retrying, pending, cancelled); for_webhook_id narrows it to one endpoint. Reads through RLS.';
 
+CREATE VIEW public.webhook_endpoint_health WITH (security_invoker='true') AS
+ SELECT e.webhook_id,
+    e.company_id,
+        CASE
+            WHEN (NOT w.is_active) THEN 'disabled'::text
+            WHEN (e.circuit_opened_at IS NOT NULL) THEN 'circuit_open'::text
+            WHEN (e.failing_since IS NOT NULL) THEN 'failing'::text
+            ELSE 'healthy'::text
+        END AS state,
+    e.consecutive_failures,
+    e.failing_since,
+    e.circuit_opened_at,
+    e.next_probe_at,
+    e.last_status,
+    e.last_error,
+    e.last_attempt_at,
+    e.last_success_at,
+    private.endpoint_concurrency(e.concurrency_limit) AS concurrency
+   FROM (private.webhook_endpoints e
+     JOIN public.webhooks w ON ((w.id = e.webhook_id)));
+
+ALTER TABLE public.webhook_endpoint_health OWNER TO postgres;
+
+COMMENT ON VIEW public.webhook_endpoint_health IS 'Health of each endpoint: healthy, failing (since when), circuit_open (since when, next probe) or disabled. Read-only; ADMINs see their company''s.';
+
+COMMENT ON COLUMN public.webhook_endpoint_health.concurrency IS 'Requests the endpoint may have in flight now: starts at the deployment''s start (10), one more per success while all of them are in use, up to its cap (50); halved at a timeout, no answer, a 5xx or a 429.';
+
+CREATE FUNCTION public.webhook_endpoint_health(webhook public.webhooks) RETURNS SETOF public.webhook_endpoint_health
+    LANGUAGE sql STABLE ROWS 1
+    SET search_path TO ''
+    AS $$
+  select h.* from public.webhook_endpoint_health h where h.webhook_id = webhook.id
+$$;
+
+ALTER FUNCTION public.webhook_endpoint_health(webhook public.webhooks) OWNER TO postgres;
+
+COMMENT ON FUNCTION public.webhook_endpoint_health(webhook public.webhooks) IS 'The webhook''s row of public.webhook_endpoint_health, so that webhooks?select=*,webhook_endpoint_health(*) embeds it (a PostgREST computed relationship).';
+
 CREATE FUNCTION public.webhook_endpoint_stats(since timestamp with time zone DEFAULT (now() - '24:00:00'::interval)) RETURNS TABLE(webhook_id uuid, deliveries bigint, succeeded bigint, failed bigint, retrying bigint, pending bigint, cancelled bigint, success_rate numeric, last_status integer, last_attempt_at timestamp with time zone)
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -2477,33 +2502,6 @@ ALTER TABLE public.webhook_delivery_attempts ALTER COLUMN id ADD GENERATED ALWAY
     CACHE 1
 );
 
-CREATE VIEW public.webhook_endpoint_health WITH (security_invoker='true') AS
- SELECT e.webhook_id,
-    e.company_id,
-        CASE
-            WHEN (NOT w.is_active) THEN 'disabled'::text
-            WHEN (e.circuit_opened_at IS NOT NULL) THEN 'circuit_open'::text
-            WHEN (e.failing_since IS NOT NULL) THEN 'failing'::text
-            ELSE 'healthy'::text
-        END AS state,
-    e.consecutive_failures,
-    e.failing_since,
-    e.circuit_opened_at,
-    e.next_probe_at,
-    e.last_status,
-    e.last_error,
-    e.last_attempt_at,
-    e.last_success_at,
-    private.endpoint_concurrency(e.concurrency_limit) AS concurrency
-   FROM (private.webhook_endpoints e
-     JOIN public.webhooks w ON ((w.id = e.webhook_id)));
-
-ALTER TABLE public.webhook_endpoint_health OWNER TO postgres;
-
-COMMENT ON VIEW public.webhook_endpoint_health IS 'Health of each endpoint: healthy, failing (since when), circuit_open (since when, next probe) or disabled. Read-only; ADMINs see their company''s.';
-
-COMMENT ON COLUMN public.webhook_endpoint_health.concurrency IS 'Requests the endpoint may have in flight now: starts at the deployment''s start (10), one more per success while all of them are in use, up to its cap (50); halved at a timeout, no answer, a 5xx or a 429.';
-
 CREATE TABLE public.webhook_events (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     company_id uuid NOT NULL,
@@ -2655,15 +2653,13 @@ COMMENT ON INDEX public.webhooks_company_trigger_url_key IS 'One url per company
 
 CREATE TRIGGER apply_endpoint_changes AFTER UPDATE ON public.webhooks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhooks__apply_endpoint_changes();
 
-CREATE TRIGGER cancel_pending_deliveries_on_delete BEFORE DELETE ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__cancel_pending_deliveries();
-
 CREATE TRIGGER create_secret AFTER INSERT ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__create_secret();
 
 CREATE TRIGGER emit_webhook_event AFTER INSERT OR DELETE OR UPDATE ON public.processes FOR EACH ROW EXECUTE FUNCTION private.tg_processes__emit_webhook_event();
 
-CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__guard_row();
+CREATE TRIGGER end_deleted_endpoints AFTER DELETE ON public.webhooks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhooks__end_deleted_endpoints();
 
-CREATE TRIGGER lock_company_endpoints_before_delete BEFORE DELETE ON public.webhooks FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhooks__lock_company_endpoints();
+CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__guard_row();
 
 CREATE TRIGGER set_updated_at BEFORE UPDATE ON public.webhook_deliveries FOR EACH ROW EXECUTE FUNCTION private.tg_set_updated_at();
 
@@ -2686,9 +2682,6 @@ COMMENT ON TRIGGER webhooks_url_https_required ON public.webhooks IS 'url must u
 CREATE TRIGGER webhooks_url_port_blocked BEFORE INSERT OR UPDATE OF url ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__refuse_blocked_ports();
 
 COMMENT ON TRIGGER webhooks_url_port_blocked ON public.webhooks IS 'url must not use port 25 or 587 (hosted Supabase blocks them outbound)';
-
-ALTER TABLE ONLY private.webhook_endpoints
-    ADD CONSTRAINT webhook_endpoints_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY private.webhook_secrets
     ADD CONSTRAINT webhook_secrets_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
@@ -2972,13 +2965,11 @@ REVOKE ALL ON FUNCTION private.tg_webhook_deliveries__wake_when_released() FROM 
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__apply_endpoint_changes() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION private.tg_webhooks__cancel_pending_deliveries() FROM PUBLIC;
-
 REVOKE ALL ON FUNCTION private.tg_webhooks__create_secret() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION private.tg_webhooks__guard_row() FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.tg_webhooks__end_deleted_endpoints() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION private.tg_webhooks__lock_company_endpoints() FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.tg_webhooks__guard_row() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__refuse_blocked_ports() FROM PUBLIC;
 
@@ -3049,6 +3040,13 @@ REVOKE ALL ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with t
 GRANT ALL ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION public.webhook_deliveries_per_hour(since timestamp with time zone, for_webhook_id uuid) TO service_role;
 
+GRANT ALL ON TABLE public.webhook_endpoint_health TO service_role;
+GRANT SELECT ON TABLE public.webhook_endpoint_health TO authenticated;
+
+REVOKE ALL ON FUNCTION public.webhook_endpoint_health(webhook public.webhooks) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.webhook_endpoint_health(webhook public.webhooks) TO authenticated;
+GRANT ALL ON FUNCTION public.webhook_endpoint_health(webhook public.webhooks) TO service_role;
+
 REVOKE ALL ON FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) TO authenticated;
 GRANT ALL ON FUNCTION public.webhook_endpoint_stats(since timestamp with time zone) TO service_role;
@@ -3072,9 +3070,6 @@ GRANT SELECT ON TABLE public.webhook_delivery_attempts TO authenticated;
 GRANT ALL ON SEQUENCE public.webhook_delivery_attempts_id_seq TO anon;
 GRANT ALL ON SEQUENCE public.webhook_delivery_attempts_id_seq TO authenticated;
 GRANT ALL ON SEQUENCE public.webhook_delivery_attempts_id_seq TO service_role;
-
-GRANT ALL ON TABLE public.webhook_endpoint_health TO service_role;
-GRANT SELECT ON TABLE public.webhook_endpoint_health TO authenticated;
 
 GRANT ALL ON TABLE public.webhook_events TO service_role;
 GRANT SELECT ON TABLE public.webhook_events TO authenticated;
