@@ -117,20 +117,24 @@ $$;
 
 ALTER FUNCTION private.cancel_deliveries_through(webhook_id uuid, reason text, through timestamp with time zone, chunk integer, skip_locked boolean) OWNER TO postgres;
 
-CREATE FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) RETURNS void
+CREATE FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text, through timestamp with time zone DEFAULT now()) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 declare
   chunk integer := (select s.cancel_batch_size from private.webhook_settings s);
 begin
-  if private.cancel_deliveries_through(webhook_id, reason, now(), chunk, false) = chunk then
+  if private.cancel_deliveries_through(webhook_id, reason, through, chunk, false) = chunk then
     -- Perhaps more: the claims finish it. A later disable or delete moves the watermark on.
     insert into private.webhook_cancellations as c (webhook_id, reason, through)
-    values (cancel_pending_deliveries.webhook_id, cancel_pending_deliveries.reason, now())
+    values (cancel_pending_deliveries.webhook_id, cancel_pending_deliveries.reason, cancel_pending_deliveries.through)
     on conflict on constraint webhook_cancellations_pkey
     do update set reason = excluded.reason, through = greatest(c.through, excluded.through);
     perform private.wake_dispatchers_if_none_awake();
+  else
+    delete from private.webhook_cancellations c
+     where c.webhook_id = cancel_pending_deliveries.webhook_id
+       and c.through <= cancel_pending_deliveries.through;
   end if;
   update private.webhook_endpoints e
      set ready_at = null
@@ -138,7 +142,7 @@ begin
 end;
 $$;
 
-ALTER FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) OWNER TO postgres;
+ALTER FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text, through timestamp with time zone) OWNER TO postgres;
 
 CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) RETURNS SETOF private.claimed_delivery
     LANGUAGE plpgsql SECURITY DEFINER
@@ -172,21 +176,22 @@ begin
   end if;
 
   -- One cancellation left unfinished by a disable or delete (see the top of
-  -- 20261130140000), a chunk of it per claim. Never waits: a cancellation or endpoint
-  -- that someone else holds is left for the next claim.
-  select * into cancellation
-    from private.webhook_cancellations c
-   order by c.requested_at, c.webhook_id
-   limit 1
-     for update skip locked;
-  if found then
-    -- Lock order: the endpoint's row (if it still exists), then its deliveries.
+  -- 20261130140000): a chunk of the oldest one this claim can take, of the three oldest.
+  -- Never waits. Lock order: the endpoint's row (if it still exists), then the
+  -- cancellation's, then the deliveries, each SKIP LOCKED here; a disable or delete holds
+  -- the endpoint's row before it writes a cancellation, so nobody holds a cancellation row
+  -- while waiting for its endpoint.
+  for cancellation in
+    select * from private.webhook_cancellations c order by c.requested_at, c.webhook_id limit 3
+  loop
     perform 1 from private.webhook_endpoints e where e.webhook_id = cancellation.webhook_id for update skip locked;
-    if not found and exists (select 1 from private.webhook_endpoints e where e.webhook_id = cancellation.webhook_id) then
-      cancellation := null;  -- someone holds the endpoint: next time
-    end if;
-  end if;
-  if cancellation.webhook_id is not null then
+    continue when not found
+              and exists (select 1 from private.webhook_endpoints e where e.webhook_id = cancellation.webhook_id);
+    select * into cancellation
+      from private.webhook_cancellations c
+     where c.webhook_id = cancellation.webhook_id
+       for update skip locked;
+    continue when not found;  -- another claim has it, or it has just ended
     chunk := (select s.cancel_batch_size from private.webhook_settings s);
     -- Two statements: the check must see what the cancel did.
     chunk := chunk - private.cancel_deliveries_through(cancellation.webhook_id, cancellation.reason,
@@ -199,7 +204,8 @@ begin
                         limit 1) then
       delete from private.webhook_cancellations c where c.webhook_id = cancellation.webhook_id;
     end if;
-  end if;
+    exit;
+  end loop;
 
   -- Endpoints to look at, longest waiting first: those whose ready_at has come, and those
   -- with new deliveries (signals). Only these are visited: endpoints waiting on a later
@@ -240,10 +246,12 @@ begin
   -- takes by design.
   orphans := private.consume_endpoint_signals(candidates, coalesce(picked, '{}'));
   if orphans is not null then
-    insert into private.webhook_cancellations as c (webhook_id, reason, through)
-    select o.webhook_id, 'endpoint deleted', now() from unnest(orphans) o(webhook_id)
-    on conflict on constraint webhook_cancellations_pkey
-    do update set through = greatest(c.through, excluded.through);
+    -- 'infinity': everything pending of an endpoint that no longer exists. A cancellation
+    -- already there for it is the delete's, which says 'infinity' too. In id order, so
+    -- that two claims inserting the same ones never wait on each other crosswise.
+    insert into private.webhook_cancellations (webhook_id, reason, through)
+    select o.webhook_id, 'endpoint deleted', 'infinity' from unnest(orphans) o(webhook_id) order by o.webhook_id
+    on conflict on constraint webhook_cancellations_pkey do nothing;
     update public.webhook_deliveries d
        set state = 'cancelled', next_attempt_at = null, completed_at = now(),
            lease_owner = null, lease_expires_at = null, last_error = 'endpoint deleted'
@@ -1504,7 +1512,7 @@ begin
   loop
     perform 1 from private.webhook_endpoints e where e.webhook_id = gone.id for update;
     if gone.company_stays then
-      perform private.cancel_pending_deliveries(gone.id, 'endpoint deleted');
+      perform private.cancel_pending_deliveries(gone.id, 'endpoint deleted', 'infinity');
     end if;
     delete from private.webhook_endpoints e where e.webhook_id = gone.id;
   end loop;
@@ -2794,7 +2802,7 @@ GRANT ALL ON FUNCTION private.can_manage_company(company_id uuid) TO service_rol
 
 REVOKE ALL ON FUNCTION private.cancel_deliveries_through(webhook_id uuid, reason text, through timestamp with time zone, chunk integer, skip_locked boolean) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text, through timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) TO service_role;

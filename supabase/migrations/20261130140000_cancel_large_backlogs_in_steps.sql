@@ -13,16 +13,20 @@
 -- private.webhook_cancellations: the endpoint, the reason, and a watermark (`through`: the
 -- deliveries created up to then). Each claim then cancels one such chunk, of the oldest
 -- cancellation, without waiting on anything (SKIP LOCKED), and removes the row once nothing
--- pending is left under its watermark. Until then:
+-- pending is left under its watermark (a delete's is 'infinity': all of them). Until then:
 -- - the deliveries waiting to be cancelled are still `pending` in the log (for the few
 --   seconds it takes);
 -- - an endpoint enabled again sends nothing: not what its disable cancels (they are still
---   cancelled, by their watermark), nor what came since, which waits behind them;
--- - private.next_dispatch_at says now, so a sleeping dispatcher (or the cron's wake-up of
---   the edge function) comes for it, and the disable wakes one if none is awake.
+--   cancelled, by their watermark), nor what came since, which waits behind them. The
+--   watermark is on created_at, the creating transaction's start: a write that began
+--   before the disable and commits after the endpoint is enabled again, while the
+--   cancellation is unfinished (seconds), has its deliveries cancelled too;
+-- - private.next_dispatch_at says now, so a sleeping worker comes for it, a drain of the
+--   edge function keeps claiming while it is unfinished (engine.ts), and the disable wakes
+--   a dispatcher if none is awake.
 -- Measured (200,000 pending, one session claiming in a loop): the delete or disable takes
--- 8-9 ms instead of 4.6-5.5 s; a claim carrying a chunk takes about 6 ms instead of 0.5;
--- the last of the 200,000 is cancelled 6.8 s after the delete. The business path is
+-- 4-11 ms instead of 4.6-5.5 s; a claim carrying a chunk takes about 7 ms instead of 0.5;
+-- the last of the 200,000 is cancelled 7.7 s after the delete. The business path is
 -- untouched.
 -- Tests: supabase/tests/scheduling/cancel-large-backlogs-in-steps.test.sql, and end to end
 -- "an endpoint that answers 410 with a large backlog" in webhook-dispatcher/isolation_test.ts.
@@ -91,9 +95,15 @@ end;
 $$;
 revoke execute on function private.cancel_deliveries_through(uuid, text, timestamptz, integer, boolean) from public;
 
--- Same signature and callers (the disable and delete triggers, the claim's check of a
--- disabled endpoint); now bounded, as above.
-create or replace function private.cancel_pending_deliveries(webhook_id uuid, reason text)
+-- Now bounded, as above, and told which deliveries: a disable those created up to now
+-- (the default; the two-argument calls of the disable trigger and the claim's check of a
+-- disabled endpoint keep meaning that), a delete every pending one ('infinity': writes
+-- that started after the delete may still have fanned out to the endpoint while the delete
+-- waited for the earlier ones). If the chunk was not full, everything it covers is
+-- cancelled, and so is what an earlier cancellation of the endpoint covered (its watermark
+-- is not later): that one ends too.
+drop function private.cancel_pending_deliveries(uuid, text);
+create function private.cancel_pending_deliveries(webhook_id uuid, reason text, through timestamptz default now())
 returns void
 language plpgsql
 security definer
@@ -102,19 +112,24 @@ as $$
 declare
   chunk integer := (select s.cancel_batch_size from private.webhook_settings s);
 begin
-  if private.cancel_deliveries_through(webhook_id, reason, now(), chunk, false) = chunk then
+  if private.cancel_deliveries_through(webhook_id, reason, through, chunk, false) = chunk then
     -- Perhaps more: the claims finish it. A later disable or delete moves the watermark on.
     insert into private.webhook_cancellations as c (webhook_id, reason, through)
-    values (cancel_pending_deliveries.webhook_id, cancel_pending_deliveries.reason, now())
+    values (cancel_pending_deliveries.webhook_id, cancel_pending_deliveries.reason, cancel_pending_deliveries.through)
     on conflict on constraint webhook_cancellations_pkey
     do update set reason = excluded.reason, through = greatest(c.through, excluded.through);
     perform private.wake_dispatchers_if_none_awake();
+  else
+    delete from private.webhook_cancellations c
+     where c.webhook_id = cancel_pending_deliveries.webhook_id
+       and c.through <= cancel_pending_deliveries.through;
   end if;
   update private.webhook_endpoints e
      set ready_at = null
    where e.webhook_id = cancel_pending_deliveries.webhook_id;
 end;
 $$;
+revoke execute on function private.cancel_pending_deliveries(uuid, text, timestamptz) from public;
 
 -- A cancellation left to finish is work for a dispatcher now.
 create or replace function private.next_dispatch_at()
@@ -168,21 +183,22 @@ begin
   end if;
 
   -- One cancellation left unfinished by a disable or delete (see the top of
-  -- 20261130140000), a chunk of it per claim. Never waits: a cancellation or endpoint
-  -- that someone else holds is left for the next claim.
-  select * into cancellation
-    from private.webhook_cancellations c
-   order by c.requested_at, c.webhook_id
-   limit 1
-     for update skip locked;
-  if found then
-    -- Lock order: the endpoint's row (if it still exists), then its deliveries.
+  -- 20261130140000): a chunk of the oldest one this claim can take, of the three oldest.
+  -- Never waits. Lock order: the endpoint's row (if it still exists), then the
+  -- cancellation's, then the deliveries, each SKIP LOCKED here; a disable or delete holds
+  -- the endpoint's row before it writes a cancellation, so nobody holds a cancellation row
+  -- while waiting for its endpoint.
+  for cancellation in
+    select * from private.webhook_cancellations c order by c.requested_at, c.webhook_id limit 3
+  loop
     perform 1 from private.webhook_endpoints e where e.webhook_id = cancellation.webhook_id for update skip locked;
-    if not found and exists (select 1 from private.webhook_endpoints e where e.webhook_id = cancellation.webhook_id) then
-      cancellation := null;  -- someone holds the endpoint: next time
-    end if;
-  end if;
-  if cancellation.webhook_id is not null then
+    continue when not found
+              and exists (select 1 from private.webhook_endpoints e where e.webhook_id = cancellation.webhook_id);
+    select * into cancellation
+      from private.webhook_cancellations c
+     where c.webhook_id = cancellation.webhook_id
+       for update skip locked;
+    continue when not found;  -- another claim has it, or it has just ended
     chunk := (select s.cancel_batch_size from private.webhook_settings s);
     -- Two statements: the check must see what the cancel did.
     chunk := chunk - private.cancel_deliveries_through(cancellation.webhook_id, cancellation.reason,
@@ -195,7 +211,8 @@ begin
                         limit 1) then
       delete from private.webhook_cancellations c where c.webhook_id = cancellation.webhook_id;
     end if;
-  end if;
+    exit;
+  end loop;
 
   -- Endpoints to look at, longest waiting first: those whose ready_at has come, and those
   -- with new deliveries (signals). Only these are visited: endpoints waiting on a later
@@ -236,10 +253,12 @@ begin
   -- takes by design.
   orphans := private.consume_endpoint_signals(candidates, coalesce(picked, '{}'));
   if orphans is not null then
-    insert into private.webhook_cancellations as c (webhook_id, reason, through)
-    select o.webhook_id, 'endpoint deleted', now() from unnest(orphans) o(webhook_id)
-    on conflict on constraint webhook_cancellations_pkey
-    do update set through = greatest(c.through, excluded.through);
+    -- 'infinity': everything pending of an endpoint that no longer exists. A cancellation
+    -- already there for it is the delete's, which says 'infinity' too. In id order, so
+    -- that two claims inserting the same ones never wait on each other crosswise.
+    insert into private.webhook_cancellations (webhook_id, reason, through)
+    select o.webhook_id, 'endpoint deleted', 'infinity' from unnest(orphans) o(webhook_id) order by o.webhook_id
+    on conflict on constraint webhook_cancellations_pkey do nothing;
     update public.webhook_deliveries d
        set state = 'cancelled', next_attempt_at = null, completed_at = now(),
            lease_owner = null, lease_expires_at = null, last_error = 'endpoint deleted'

@@ -7,7 +7,9 @@
 //
 // Measured in buffers (the pages a statement touched, as EXPLAIN counts them, nested
 // statements included), not time. Autovacuum is off for the table during the test: a
-// VACUUM between the claims would clean the dead signals up whatever the plan.
+// VACUUM between the claims would clean the dead signals up whatever the plan. An entry is
+// marked dead only once no open snapshot can see its row: nothing else in the test database
+// may hold a transaction open meanwhile (the vitest files run one after another).
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { superuser } from "../support/world.ts";

@@ -6,6 +6,7 @@ import {
   createProcess,
   deliveriesOf,
   e2eTest,
+  enqueueEvents,
   reviseProcess,
   settledDeliveries,
   sleep,
@@ -208,5 +209,37 @@ e2eTest(
     const [delivery] = await deliveriesOf(t.sql, hook);
     assert.equal(delivery.state, "succeeded", "the attempt in flight was recorded before the exit");
     assert.equal(delivery.lease_owner, null);
+  },
+);
+
+e2eTest(
+  "HTTP mode: one wake-up finishes a large cancellation a disable left to the claims, not a chunk of it",
+  async (t) => {
+    // cancel_batch_size 100: the disable cancels 100 of 3,000 and leaves 2,900 to the
+    // claims, a chunk each (20261130140000). Such a claim returns nothing, so a drain that
+    // stopped at the first empty claim did two chunks per wake-up, one wake-up a minute on
+    // Supabase (the cron): 200,000 would have taken hours.
+    await t.settings({ cancel_batch_size: 100 });
+    const receiver = t.receiver();
+    const company = await t.company();
+    const hook = await t.webhook(company, `${receiver.origin}/hook`);
+    await enqueueEvents(t.sql, company, 3_000);
+    await t.sql`update public.webhooks set is_active = false where id = ${hook}`;
+    assert.equal((await deliveriesOf(t.sql, hook)).filter((d) => d.state === "pending").length, 2_900);
+
+    const key = `sb_secret_${crypto.randomUUID()}`;
+    const fn = await t.dispatcher({
+      mode: "http",
+      allowedTargets: [receiver.target],
+      env: { SUPABASE_SECRET_KEYS: JSON.stringify({ default: key }) },
+    });
+    const response = await fetch(fn.origin, { method: "POST", headers: { authorization: `Bearer ${key}` } });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+
+    const states = (await deliveriesOf(t.sql, hook)).map((d) => d.state);
+    assert.equal(states.filter((s) => s === "cancelled").length, 3_000, "all cancelled by the one drain");
+    assert.equal((await t.sql`select count(*)::int as n from private.webhook_cancellations`)[0].n, 0);
+    assert.equal(receiver.requests.length, 0, "and none sent");
   },
 );

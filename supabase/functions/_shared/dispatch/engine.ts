@@ -279,7 +279,18 @@ export class DispatchEngine {
         }
         // Idle, and nothing was missed: any later delivery wakes us (NOTIFY, HTTP), and
         // scheduled work by its time. Then look again.
-        if (loop.untilIdle && this.#inFlight === 0) break;
+        if (loop.untilIdle && this.#inFlight === 0) {
+          // A drain stops here unless the database says work is due now that the last
+          // claim did not return: a cancellation a disable or delete left to the claims
+          // (a chunk per claim, returning nothing), or an endpoint another dispatcher held.
+          // Left to the next wake-up, that could be a minute per chunk on Supabase; so it
+          // looks again shortly, within its budget.
+          const next = await this.#store.nextDueAt();
+          if (next === null || next.getTime() > this.#now()) break;
+          await this.#waitForChange(POLL_MS);
+          this.#mayHaveWork = true;
+          continue;
+        }
         await this.#waitForChange(await this.#sleepMs(loop, lastClaimFound));
         // Woken by an attempt ending or new work: a fresh idle protocol before sleeping again.
         if (this.#changed) idle = null;
