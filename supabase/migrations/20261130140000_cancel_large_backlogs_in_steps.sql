@@ -28,8 +28,9 @@
 -- 4-11 ms instead of 4.6-5.5 s; a claim carrying a chunk takes about 7 ms instead of 0.5;
 -- the last of the 200,000 is cancelled 7.7 s after the delete. The business path is
 -- untouched.
--- Tests: supabase/tests/scheduling/cancel-large-backlogs-in-steps.test.sql, and end to end
--- "an endpoint that answers 410 with a large backlog" in webhook-dispatcher/isolation_test.ts.
+-- Tests: supabase/tests/scheduling/cancel-large-backlogs-in-steps.test.sql; end to end,
+-- "an endpoint that answers 410 with a large backlog" in webhook-dispatcher/isolation_test.ts
+-- and "one wake-up finishes a large cancellation" in webhook-dispatcher/http_mode_test.ts.
 
 alter table private.webhook_settings
   add column cancel_batch_size integer not null default 200
