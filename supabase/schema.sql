@@ -117,24 +117,22 @@ $$;
 
 ALTER FUNCTION private.cancel_deliveries_through(webhook_id uuid, reason text, through timestamp with time zone, chunk integer, skip_locked boolean) OWNER TO postgres;
 
-CREATE FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text, through timestamp with time zone DEFAULT now()) RETURNS void
+CREATE FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 declare
   chunk integer := (select s.cancel_batch_size from private.webhook_settings s);
 begin
-  if private.cancel_deliveries_through(webhook_id, reason, through, chunk, false) = chunk then
-    -- Perhaps more: the claims finish it. A later disable or delete moves the watermark on.
+  if private.cancel_deliveries_through(webhook_id, reason, 'infinity', chunk, false) = chunk then
+    -- Perhaps more: the claims finish it.
     insert into private.webhook_cancellations as c (webhook_id, reason, through)
-    values (cancel_pending_deliveries.webhook_id, cancel_pending_deliveries.reason, cancel_pending_deliveries.through)
+    values (cancel_pending_deliveries.webhook_id, cancel_pending_deliveries.reason, 'infinity')
     on conflict on constraint webhook_cancellations_pkey
-    do update set reason = excluded.reason, through = greatest(c.through, excluded.through);
+    do update set reason = excluded.reason, through = 'infinity';
     perform private.wake_dispatchers_if_none_awake();
   else
-    delete from private.webhook_cancellations c
-     where c.webhook_id = cancel_pending_deliveries.webhook_id
-       and c.through <= cancel_pending_deliveries.through;
+    delete from private.webhook_cancellations c where c.webhook_id = cancel_pending_deliveries.webhook_id;
   end if;
   update private.webhook_endpoints e
      set ready_at = null
@@ -142,7 +140,7 @@ begin
 end;
 $$;
 
-ALTER FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text, through timestamp with time zone) OWNER TO postgres;
+ALTER FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) OWNER TO postgres;
 
 CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) RETURNS SETOF private.claimed_delivery
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1448,6 +1446,12 @@ begin
     if change.was_active and not change.is_active then
       perform private.cancel_pending_deliveries(change.id, 'endpoint disabled: ' || coalesce(change.disabled_reason, 'no reason given'));
     elsif change.is_active and not change.was_active then
+      -- Enabled again before the claims finished cancelling what the disable left: they
+      -- cancel what was created before now, and the endpoint sends nothing until they have.
+      update private.webhook_cancellations c
+         set through = now()
+       where c.webhook_id = change.id
+         and c.through = 'infinity';
       update private.webhook_endpoints e
          set consecutive_failures = 0, failing_since = null,
              circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
@@ -1512,7 +1516,7 @@ begin
   loop
     perform 1 from private.webhook_endpoints e where e.webhook_id = gone.id for update;
     if gone.company_stays then
-      perform private.cancel_pending_deliveries(gone.id, 'endpoint deleted', 'infinity');
+      perform private.cancel_pending_deliveries(gone.id, 'endpoint deleted');
     end if;
     delete from private.webhook_endpoints e where e.webhook_id = gone.id;
   end loop;
@@ -2802,7 +2806,7 @@ GRANT ALL ON FUNCTION private.can_manage_company(company_id uuid) TO service_rol
 
 REVOKE ALL ON FUNCTION private.cancel_deliveries_through(webhook_id uuid, reason text, through timestamp with time zone, chunk integer, skip_locked boolean) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text, through timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.cancel_pending_deliveries(webhook_id uuid, reason text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) TO service_role;

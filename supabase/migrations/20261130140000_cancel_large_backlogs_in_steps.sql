@@ -10,17 +10,18 @@
 --
 -- Now private.cancel_pending_deliveries cancels at most cancel_batch_size (a setting, 200)
 -- of them in the statement, and if there may be more it leaves a row in
--- private.webhook_cancellations: the endpoint, the reason, and a watermark (`through`: the
--- deliveries created up to then). Each claim then cancels one such chunk, of the oldest
--- cancellation, without waiting on anything (SKIP LOCKED), and removes the row once nothing
--- pending is left under its watermark (a delete's is 'infinity': all of them). Until then:
+-- private.webhook_cancellations: the endpoint, the reason, and a watermark (`through`:
+-- 'infinity', every pending delivery, whenever created, until the endpoint is enabled
+-- again; then the deliveries created before that). Each claim then cancels one such chunk,
+-- of the oldest cancellation it can take, without waiting on anything (SKIP LOCKED), and
+-- removes the row once nothing pending is left under its watermark. Until then:
 -- - the deliveries waiting to be cancelled are still `pending` in the log (for the few
 --   seconds it takes);
 -- - an endpoint enabled again sends nothing: not what its disable cancels (they are still
 --   cancelled, by their watermark), nor what came since, which waits behind them. The
 --   watermark is on created_at, the creating transaction's start: a write that began
---   before the disable and commits after the endpoint is enabled again, while the
---   cancellation is unfinished (seconds), has its deliveries cancelled too;
+--   before the re-enable and commits after it, while the cancellation is unfinished
+--   (seconds), has its deliveries cancelled too;
 -- - private.next_dispatch_at says now, so a sleeping worker comes for it, a drain of the
 --   edge function keeps claiming while it is unfinished (engine.ts), and the disable wakes
 --   a dispatcher if none is awake.
@@ -96,15 +97,16 @@ end;
 $$;
 revoke execute on function private.cancel_deliveries_through(uuid, text, timestamptz, integer, boolean) from public;
 
--- Now bounded, as above, and told which deliveries: a disable those created up to now
--- (the default; the two-argument calls of the disable trigger and the claim's check of a
--- disabled endpoint keep meaning that), a delete every pending one ('infinity': writes
--- that started after the delete may still have fanned out to the endpoint while the delete
--- waited for the earlier ones). If the chunk was not full, everything it covers is
--- cancelled, and so is what an earlier cancellation of the endpoint covered (its watermark
--- is not later): that one ends too.
-drop function private.cancel_pending_deliveries(uuid, text);
-create function private.cancel_pending_deliveries(webhook_id uuid, reason text, through timestamptz default now())
+-- Same signature and callers (the disable trigger, the claim's check of a disabled
+-- endpoint, and since 20261130150000 the delete trigger); now bounded, as above. It covers
+-- every pending delivery of the endpoint ('infinity'), whenever created: a write that
+-- started after the disable or delete began may have fanned out to the endpoint (it read
+-- it active, or a delete waited for earlier writes: shared row locks do not queue behind
+-- it), and its deliveries must end too, though the endpoint's schedule is cleared here.
+-- Only enabling the endpoint again bounds it (tg_webhooks__apply_endpoint_changes below).
+-- If the chunk was not full, everything pending is cancelled, and an earlier
+-- cancellation of the endpoint ends too.
+create or replace function private.cancel_pending_deliveries(webhook_id uuid, reason text)
 returns void
 language plpgsql
 security definer
@@ -113,24 +115,106 @@ as $$
 declare
   chunk integer := (select s.cancel_batch_size from private.webhook_settings s);
 begin
-  if private.cancel_deliveries_through(webhook_id, reason, through, chunk, false) = chunk then
-    -- Perhaps more: the claims finish it. A later disable or delete moves the watermark on.
+  if private.cancel_deliveries_through(webhook_id, reason, 'infinity', chunk, false) = chunk then
+    -- Perhaps more: the claims finish it.
     insert into private.webhook_cancellations as c (webhook_id, reason, through)
-    values (cancel_pending_deliveries.webhook_id, cancel_pending_deliveries.reason, cancel_pending_deliveries.through)
+    values (cancel_pending_deliveries.webhook_id, cancel_pending_deliveries.reason, 'infinity')
     on conflict on constraint webhook_cancellations_pkey
-    do update set reason = excluded.reason, through = greatest(c.through, excluded.through);
+    do update set reason = excluded.reason, through = 'infinity';
     perform private.wake_dispatchers_if_none_awake();
   else
-    delete from private.webhook_cancellations c
-     where c.webhook_id = cancel_pending_deliveries.webhook_id
-       and c.through <= cancel_pending_deliveries.through;
+    delete from private.webhook_cancellations c where c.webhook_id = cancel_pending_deliveries.webhook_id;
   end if;
   update private.webhook_endpoints e
      set ready_at = null
    where e.webhook_id = cancel_pending_deliveries.webhook_id;
 end;
 $$;
-revoke execute on function private.cancel_pending_deliveries(uuid, text, timestamptz) from public;
+
+-- Enabling an endpoint again bounds its unfinished cancellation to what was created before
+-- (the rest of the trigger as 20261129160200 left it).
+create or replace function private.tg_webhooks__apply_endpoint_changes()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  change record;
+  due_at timestamptz;
+begin
+  -- In id order: each endpoint's lock is taken at the top of its turn, so the statement
+  -- takes them in increasing id order, as records do, whatever order it updated the rows in.
+  for change in
+    select n.id, n.disabled_reason,
+           o.is_active as was_active, n.is_active,
+           o.url is distinct from n.url as new_url,
+           o.delivery_order as old_order, n.delivery_order
+      from new_rows n
+      join old_rows o on o.id = n.id
+     where (o.is_active, o.url, o.delivery_order) is distinct from (n.is_active, n.url, n.delivery_order)
+     order by n.id
+  loop
+    perform 1 from private.webhook_endpoints e where e.webhook_id = change.id for update;
+
+    -- Switching to parallel releases what was held for order; switching to ordered applies
+    -- to the deliveries created from then on (20261129110000).
+    if change.old_order = 'ordered' and change.delivery_order = 'parallel' then
+      update public.webhook_deliveries d
+         set ordering_key = null,
+             ordering_seq = null,
+             next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
+       where d.webhook_id = change.id
+         and d.state = 'pending'
+         and d.ordering_key is not null;
+      update private.webhook_endpoints e
+         set ready_at = private.endpoint_ready_at(e, false)
+       where e.webhook_id = change.id;
+    end if;
+
+    -- Disabled: its pending deliveries end cancelled. Enabled again: a fresh start, its
+    -- concurrency too, as the ADMIN expects (20261129140000).
+    if change.was_active and not change.is_active then
+      perform private.cancel_pending_deliveries(change.id, 'endpoint disabled: ' || coalesce(change.disabled_reason, 'no reason given'));
+    elsif change.is_active and not change.was_active then
+      -- Enabled again before the claims finished cancelling what the disable left: they
+      -- cancel what was created before now, and the endpoint sends nothing until they have.
+      update private.webhook_cancellations c
+         set through = now()
+       where c.webhook_id = change.id
+         and c.through = 'infinity';
+      update private.webhook_endpoints e
+         set consecutive_failures = 0, failing_since = null,
+             circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
+             concurrency_limit = null
+       where e.webhook_id = change.id;
+    end if;
+
+    -- A new url is a new receiver: the same fresh start (health, circuit, concurrency, no
+    -- last attempt), its pending deliveries due again by their own times, a dispatcher woken
+    -- for them if none is awake; requests to the old url still in flight no longer speak for
+    -- its health (receiver_since; 20261129140000).
+    if change.new_url then
+      update private.webhook_endpoints e
+         set consecutive_failures = 0, failing_since = null,
+             circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
+             concurrency_limit = null,
+             last_status = null, last_error = null, last_attempt_at = null, last_success_at = null,
+             receiver_since = now()
+       where e.webhook_id = change.id;
+      -- A second statement: endpoint_ready_at must see the circuit the first one closed.
+      update private.webhook_endpoints e
+         set ready_at = private.endpoint_ready_at(e, false)
+       where e.webhook_id = change.id
+      returning e.ready_at into due_at;
+      if due_at <= now() then
+        perform private.wake_dispatchers_if_none_awake();
+      end if;
+    end if;
+  end loop;
+  return null;
+end;
+$$;
 
 -- A cancellation left to finish is work for a dispatcher now.
 create or replace function private.next_dispatch_at()

@@ -17,9 +17,8 @@
 -- - a delete reacts after its rows are deleted (so after any write fanning out to them has
 --   committed): one statement trigger visits the deleted endpoints in id order, locking
 --   each (waiting only for a record or release in progress: milliseconds), cancels every
---   pending delivery it has (in steps for a large backlog, 20261130140000; 'infinity':
---   writes that started after the delete may have fanned out to it while the delete waited
---   for earlier ones, as shared row locks do not queue behind it), and deletes its
+--   pending delivery it has, whenever created (in steps for a large backlog,
+--   20261130140000), and deletes its
 --   scheduling row, which the foreign key's cascade used to delete. When the whole company
 --   is being deleted its deliveries go with it (cascade) and only the rows are deleted;
 -- - the company-wide lock before a delete, and the per-row trigger, are dropped. A delete of
@@ -56,7 +55,7 @@ begin
   loop
     perform 1 from private.webhook_endpoints e where e.webhook_id = gone.id for update;
     if gone.company_stays then
-      perform private.cancel_pending_deliveries(gone.id, 'endpoint deleted', 'infinity');
+      perform private.cancel_pending_deliveries(gone.id, 'endpoint deleted');
     end if;
     delete from private.webhook_endpoints e where e.webhook_id = gone.id;
   end loop;

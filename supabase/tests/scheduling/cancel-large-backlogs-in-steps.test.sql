@@ -3,7 +3,7 @@
 -- endpoint enabled again sends nothing until its old backlog is cancelled
 -- (migration 20261130140000). cancel_batch_size is 3 here; the default is 200.
 begin;
-select plan(24);
+select plan(25);
 
 update private.webhook_settings set cancel_batch_size = 3;
 
@@ -37,12 +37,16 @@ select private.enqueue_webhook_event(:'company_a', 'PROCESS_CREATED', jsonb_buil
 -- (Its signals consumed already, as by a claim that found it at its cap: otherwise the next
 -- claim would also look at the disabled endpoint itself and cancel a chunk there too.)
 delete from private.webhook_endpoint_signals where webhook_id = :'big';
+-- One of them as a write that started after the disable did and committed before its cancel
+-- ran (it read the endpoint active): created later than the disable's start.
+update public.webhook_deliveries set created_at = now() + interval '1 second'
+ where id = (select id from public.webhook_deliveries where webhook_id = :'big' order by id limit 1);
 update public.webhooks set is_active = false where id = :'big';
 select results_eq(format('select * from pg_temp.states(%L)', :'big'), $$values (5, 3)$$,
   'disabling an endpoint with 8 pending deliveries cancels 3 (cancel_batch_size) in its statement');
 select results_eq(format($$select reason, through from private.webhook_cancellations where webhook_id = %L$$, :'big'),
-  $$values ('endpoint disabled: disabled by an admin'::text, now())$$,
-  'and leaves the rest to the claims: the reason, and the deliveries it covers (created up to now)');
+  $$values ('endpoint disabled: disabled by an admin'::text, 'infinity'::timestamptz)$$,
+  'and leaves the rest to the claims: the reason, and every pending delivery, whenever created');
 select is(private.next_dispatch_at(), now(), 'which is work for a dispatcher now (nothing else is)');
 -- Meanwhile another tenant's events come in.
 select private.enqueue_webhook_event(:'company_b', 'PROCESS_CREATED', jsonb_build_object('n', n)) from generate_series(1, 2) n;
@@ -65,9 +69,13 @@ select is((select count(*)::integer from claimed where webhook_id = :'big'), 0, 
 
 -- A small backlog is cancelled at once, as before ------------------------------------------
 select private.enqueue_webhook_event(:'company_e', 'PROCESS_CREATED', jsonb_build_object('n', n)) from generate_series(1, 2) n;
+-- One from a write that started after the disable did (created later), committed before
+-- its cancel ran: the disable clears the endpoint's schedule, so it must be cancelled here.
+update public.webhook_deliveries set created_at = now() + interval '1 second'
+ where id = (select id from public.webhook_deliveries where webhook_id = :'small' order by id limit 1);
 update public.webhooks set is_active = false where id = :'small';
 select results_eq(format('select * from pg_temp.states(%L)', :'small'), $$values (0, 2)$$,
-  'fewer pending deliveries than a chunk: all cancelled by the disable itself');
+  'fewer pending deliveries than a chunk: all cancelled by the disable itself, whenever created');
 select is((select count(*)::integer from private.webhook_cancellations where webhook_id = :'small'), 0,
   'and nothing is left for the claims');
 
@@ -75,11 +83,16 @@ select is((select count(*)::integer from private.webhook_cancellations where web
 select private.enqueue_webhook_event(:'company_c', 'PROCESS_CREATED', jsonb_build_object('n', n)) from generate_series(1, 8) n;
 select array_agg(id) as old_deliveries from public.webhook_deliveries where webhook_id = :'back' \gset
 update public.webhooks set is_active = false where id = :'back';
-select tests.time_passes('1 second');
 update public.webhooks set is_active = true where id = :'back';
+select results_eq(format($$select through from private.webhook_cancellations where webhook_id = %L$$, :'back'),
+  $$values (now())$$,
+  'enabled again: the cancellation now covers what was created before the re-enable');
+-- Two new events, from transactions that start after the re-enable.
 select private.enqueue_webhook_event(:'company_c', 'PROCESS_CREATED', jsonb_build_object('n', n)) from generate_series(9, 10) n;
+update public.webhook_deliveries set created_at = now() + interval '1 second'
+ where webhook_id = :'back' and state = 'pending' and id <> all (:'old_deliveries'::uuid[]);
 select results_eq(format('select * from pg_temp.states(%L)', :'back'), $$values (7, 3)$$,
-  'disabled with 8, enabled again a second later, 2 new events: 5 old and 2 new pending');
+  'disabled with 8, enabled again, 2 new events: 5 old and 2 new pending');
 
 insert into claimed select 'c3', * from private.claim_due_deliveries('worker-1', 10, 60);
 select is((select count(*)::integer from claimed where call = 'c3' and webhook_id = :'back'), 0,
