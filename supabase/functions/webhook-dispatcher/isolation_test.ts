@@ -333,7 +333,13 @@ e2eTest("an endpoint that answers 410 with a large backlog: its cancel goes in c
   await enqueueEvents(t.sql, retired, 3_000);
   const company = await t.company();
   await t.webhook(company, `${healthy.origin}/mes`);
-  await t.dispatcher({ allowedTargets: [gone.target, healthy.target] });
+  // A lease with room to start (as the other scenarios here): on a loaded machine the
+  // fast settings' one second between claim and send can pass, and the claimed rows are
+  // handed back unsent.
+  await t.dispatcher({
+    allowedTargets: [gone.target, healthy.target],
+    env: { WEBHOOK_TIMEOUT_MS: "30000", WEBHOOK_LEASE_SECONDS: "60" },
+  });
 
   await waitFor("the 410 to disable the endpoint", async () =>
     (await t.sql`select is_active from public.webhooks where id = ${hook}`)[0].is_active === false);
