@@ -93,10 +93,10 @@ begin
                                from public.webhook_deliveries p
                               where p.webhook_id = cancel_deliveries_through.webhook_id
                                 and p.state = 'pending'
-                                and p.created_at <= cancel_deliveries_through.through
+                                and p.created_at < cancel_deliveries_through.through
                               order by p.next_attempt_at
                               limit chunk
-                                for update skip locked));
+                                for no key update skip locked));
   else
     update public.webhook_deliveries d
        set state = 'cancelled', next_attempt_at = null, completed_at = now(),
@@ -105,10 +105,10 @@ begin
                                from public.webhook_deliveries p
                               where p.webhook_id = cancel_deliveries_through.webhook_id
                                 and p.state = 'pending'
-                                and p.created_at <= cancel_deliveries_through.through
+                                and p.created_at < cancel_deliveries_through.through
                               order by p.next_attempt_at
                               limit chunk
-                                for update));
+                                for no key update));
   end if;
   get diagnostics cancelled = row_count;
   return cancelled;
@@ -194,13 +194,22 @@ begin
     -- Two statements: the check must see what the cancel did.
     chunk := chunk - private.cancel_deliveries_through(cancellation.webhook_id, cancellation.reason,
                                                        cancellation.through, chunk, true);
+    -- Ended once nothing pending is left under it. A deleted endpoint's ends only once its
+    -- signals are gone too: a claim that meets one of those inserts the cancellation again,
+    -- and must never find its row being deleted by a claim still in progress (it would
+    -- wait for it). An endpoint that still exists gets its schedule back.
     if chunk > 0
        and not exists (select 1 from public.webhook_deliveries d
                         where d.webhook_id = cancellation.webhook_id and d.state = 'pending'
-                          and d.created_at <= cancellation.through
+                          and d.created_at < cancellation.through
                         order by d.next_attempt_at
-                        limit 1) then
+                        limit 1)
+       and (exists (select 1 from private.webhook_endpoints e where e.webhook_id = cancellation.webhook_id)
+            or not exists (select 1 from private.webhook_endpoint_signals s where s.webhook_id = cancellation.webhook_id)) then
       delete from private.webhook_cancellations c where c.webhook_id = cancellation.webhook_id;
+      update private.webhook_endpoints e
+         set ready_at = private.endpoint_ready_at(e, false)
+       where e.webhook_id = cancellation.webhook_id;
     end if;
     exit;
   end loop;
@@ -412,11 +421,16 @@ CREATE FUNCTION private.consume_endpoint_signals(candidates uuid[], picked uuid[
     SET enable_bitmapscan TO 'off'
     SET enable_seqscan TO 'off'
     AS $$
+  -- SKIP LOCKED: a signal of a missing endpoint that another claim is deleting is its to
+  -- handle; a claim never waits for another.
   with gone as (
     delete from private.webhook_endpoint_signals s
-     where s.webhook_id = any (candidates)
-       and (s.webhook_id = any (picked)
-            or not exists (select 1 from private.webhook_endpoints e where e.webhook_id = s.webhook_id))
+     where s.id = any (array(select l.id
+                               from private.webhook_endpoint_signals l
+                              where l.webhook_id = any (candidates)
+                                and (l.webhook_id = any (picked)
+                                     or not exists (select 1 from private.webhook_endpoints e where e.webhook_id = l.webhook_id))
+                                for update skip locked))
     returning s.webhook_id
   )
   select array_agg(distinct g.webhook_id)
@@ -1448,6 +1462,9 @@ begin
     elsif change.is_active and not change.was_active then
       -- Enabled again before the claims finished cancelling what the disable left: they
       -- cancel what was created before now, and the endpoint sends nothing until they have.
+      -- (Created before this transaction began: deliveries a write made meanwhile are not
+      -- the disable's.) Its schedule, which the disable cleared, is computed again: a write
+      -- may have fanned out to it between the disable's cancel and now.
       update private.webhook_cancellations c
          set through = now()
        where c.webhook_id = change.id
@@ -1457,6 +1474,14 @@ begin
              circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
              concurrency_limit = null
        where e.webhook_id = change.id;
+      -- A second statement: endpoint_ready_at must see the circuit the first one closed.
+      update private.webhook_endpoints e
+         set ready_at = private.endpoint_ready_at(e, false)
+       where e.webhook_id = change.id
+      returning e.ready_at into due_at;
+      if due_at <= now() then
+        perform private.wake_dispatchers_if_none_awake();
+      end if;
     end if;
 
     -- A new url is a new receiver: the same fresh start (health, circuit, concurrency, no

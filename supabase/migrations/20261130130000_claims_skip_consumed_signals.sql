@@ -30,11 +30,16 @@ set search_path = ''
 set enable_bitmapscan = off
 set enable_seqscan = off
 as $$
+  -- SKIP LOCKED: a signal of a missing endpoint that another claim is deleting is its to
+  -- handle; a claim never waits for another.
   with gone as (
     delete from private.webhook_endpoint_signals s
-     where s.webhook_id = any (candidates)
-       and (s.webhook_id = any (picked)
-            or not exists (select 1 from private.webhook_endpoints e where e.webhook_id = s.webhook_id))
+     where s.id = any (array(select l.id
+                               from private.webhook_endpoint_signals l
+                              where l.webhook_id = any (candidates)
+                                and (l.webhook_id = any (picked)
+                                     or not exists (select 1 from private.webhook_endpoints e where e.webhook_id = l.webhook_id))
+                                for update skip locked))
     returning s.webhook_id
   )
   select array_agg(distinct g.webhook_id)

@@ -12,7 +12,7 @@
 -- of them in the statement, and if there may be more it leaves a row in
 -- private.webhook_cancellations: the endpoint, the reason, and a watermark (`through`:
 -- 'infinity', every pending delivery, whenever created, until the endpoint is enabled
--- again; then the deliveries created before that). Each claim then cancels one such chunk,
+-- again; then the deliveries created before the re-enabling transaction began). Each claim then cancels one such chunk,
 -- of the oldest cancellation it can take, without waiting on anything (SKIP LOCKED), and
 -- removes the row once nothing pending is left under its watermark. Until then:
 -- - the deliveries waiting to be cancelled are still `pending` in the log (for the few
@@ -53,9 +53,11 @@ create index webhook_cancellations_requested_idx on private.webhook_cancellation
 alter table private.webhook_cancellations enable row level security;
 revoke all on private.webhook_cancellations from anon, authenticated;
 
--- Cancels up to `chunk` pending deliveries of the endpoint created up to `through`; returns
--- how many. `skip_locked`: claims never wait; a disable or delete, holding the endpoint's
--- row, waits for the few delivery rows someone else holds (an ADMIN's single cancel).
+-- Cancels up to `chunk` pending deliveries of the endpoint created before `through`;
+-- returns how many. `skip_locked`: claims never wait; a disable or delete, holding the
+-- endpoint's row, waits for the few delivery rows someone else updates (an ADMIN's single
+-- cancel). FOR NO KEY UPDATE, not FOR UPDATE: the key-share locks of a redelivery's or a
+-- prune's foreign-key check on a delivery must not make it wait.
 create function private.cancel_deliveries_through(webhook_id uuid, reason text, through timestamptz,
                                                   chunk integer, skip_locked boolean)
 returns integer
@@ -74,10 +76,10 @@ begin
                                from public.webhook_deliveries p
                               where p.webhook_id = cancel_deliveries_through.webhook_id
                                 and p.state = 'pending'
-                                and p.created_at <= cancel_deliveries_through.through
+                                and p.created_at < cancel_deliveries_through.through
                               order by p.next_attempt_at
                               limit chunk
-                                for update skip locked));
+                                for no key update skip locked));
   else
     update public.webhook_deliveries d
        set state = 'cancelled', next_attempt_at = null, completed_at = now(),
@@ -86,10 +88,10 @@ begin
                                from public.webhook_deliveries p
                               where p.webhook_id = cancel_deliveries_through.webhook_id
                                 and p.state = 'pending'
-                                and p.created_at <= cancel_deliveries_through.through
+                                and p.created_at < cancel_deliveries_through.through
                               order by p.next_attempt_at
                               limit chunk
-                                for update));
+                                for no key update));
   end if;
   get diagnostics cancelled = row_count;
   return cancelled;
@@ -179,6 +181,9 @@ begin
     elsif change.is_active and not change.was_active then
       -- Enabled again before the claims finished cancelling what the disable left: they
       -- cancel what was created before now, and the endpoint sends nothing until they have.
+      -- (Created before this transaction began: deliveries a write made meanwhile are not
+      -- the disable's.) Its schedule, which the disable cleared, is computed again: a write
+      -- may have fanned out to it between the disable's cancel and now.
       update private.webhook_cancellations c
          set through = now()
        where c.webhook_id = change.id
@@ -188,6 +193,14 @@ begin
              circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
              concurrency_limit = null
        where e.webhook_id = change.id;
+      -- A second statement: endpoint_ready_at must see the circuit the first one closed.
+      update private.webhook_endpoints e
+         set ready_at = private.endpoint_ready_at(e, false)
+       where e.webhook_id = change.id
+      returning e.ready_at into due_at;
+      if due_at <= now() then
+        perform private.wake_dispatchers_if_none_awake();
+      end if;
     end if;
 
     -- A new url is a new receiver: the same fresh start (health, circuit, concurrency, no
@@ -288,13 +301,22 @@ begin
     -- Two statements: the check must see what the cancel did.
     chunk := chunk - private.cancel_deliveries_through(cancellation.webhook_id, cancellation.reason,
                                                        cancellation.through, chunk, true);
+    -- Ended once nothing pending is left under it. A deleted endpoint's ends only once its
+    -- signals are gone too: a claim that meets one of those inserts the cancellation again,
+    -- and must never find its row being deleted by a claim still in progress (it would
+    -- wait for it). An endpoint that still exists gets its schedule back.
     if chunk > 0
        and not exists (select 1 from public.webhook_deliveries d
                         where d.webhook_id = cancellation.webhook_id and d.state = 'pending'
-                          and d.created_at <= cancellation.through
+                          and d.created_at < cancellation.through
                         order by d.next_attempt_at
-                        limit 1) then
+                        limit 1)
+       and (exists (select 1 from private.webhook_endpoints e where e.webhook_id = cancellation.webhook_id)
+            or not exists (select 1 from private.webhook_endpoint_signals s where s.webhook_id = cancellation.webhook_id)) then
       delete from private.webhook_cancellations c where c.webhook_id = cancellation.webhook_id;
+      update private.webhook_endpoints e
+         set ready_at = private.endpoint_ready_at(e, false)
+       where e.webhook_id = cancellation.webhook_id;
     end if;
     exit;
   end loop;

@@ -3,7 +3,7 @@
 -- endpoint enabled again sends nothing until its old backlog is cancelled
 -- (migration 20261130140000). cancel_batch_size is 3 here; the default is 200.
 begin;
-select plan(25);
+select plan(27);
 
 update private.webhook_settings set cancel_batch_size = 3;
 
@@ -83,14 +83,13 @@ select is((select count(*)::integer from private.webhook_cancellations where web
 select private.enqueue_webhook_event(:'company_c', 'PROCESS_CREATED', jsonb_build_object('n', n)) from generate_series(1, 8) n;
 select array_agg(id) as old_deliveries from public.webhook_deliveries where webhook_id = :'back' \gset
 update public.webhooks set is_active = false where id = :'back';
+select tests.time_passes('1 second');
 update public.webhooks set is_active = true where id = :'back';
 select results_eq(format($$select through from private.webhook_cancellations where webhook_id = %L$$, :'back'),
   $$values (now())$$,
-  'enabled again: the cancellation now covers what was created before the re-enable');
--- Two new events, from transactions that start after the re-enable.
+  'enabled again a second later: the cancellation now covers what was created before the re-enabling transaction');
+-- Two new events, in the re-enabling transaction itself (as a replay right after it would be).
 select private.enqueue_webhook_event(:'company_c', 'PROCESS_CREATED', jsonb_build_object('n', n)) from generate_series(9, 10) n;
-update public.webhook_deliveries set created_at = now() + interval '1 second'
- where webhook_id = :'back' and state = 'pending' and id <> all (:'old_deliveries'::uuid[]);
 select results_eq(format('select * from pg_temp.states(%L)', :'back'), $$values (7, 3)$$,
   'disabled with 8, enabled again, 2 new events: 5 old and 2 new pending');
 
@@ -112,6 +111,28 @@ select results_eq(
   $$values (2)$$,
   'the two new events are claimed once the old backlog is gone');
 select is((select count(*)::integer from private.webhook_cancellations), 0, 'no cancellation is left');
+
+-- Enabled again: the schedule the disable cleared comes back ---------------------------------
+select tests.create_company('Late write') as company_f \gset
+select tests.create_webhook(:'company_f', 'PROCESS_CREATED', 'https://late.example.com/hook') as late \gset
+select private.enqueue_webhook_event(:'company_f', 'PROCESS_CREATED', jsonb_build_object('n', n)) from generate_series(1, 5) n;
+update public.webhooks set is_active = false where id = :'late';
+-- A write that read the endpoint active commits between the disable and the re-enable, and
+-- a claim consumes its signal (the endpoint was disabled: it looked and moved on). Its
+-- delivery is newer than the re-enabling transaction's start.
+select tests.time_passes('1 second');
+insert into public.webhook_deliveries (company_id, event_id, webhook_id, next_attempt_at, created_at)
+select :'company_f', e.id, :'late', now(), now() + interval '1 second'
+  from public.webhook_events e where e.company_id = :'company_f' limit 1
+returning id as late_delivery \gset
+delete from private.webhook_endpoint_signals where webhook_id = :'late';
+update public.webhooks set is_active = true where id = :'late';
+select isnt((select ready_at from private.webhook_endpoints where webhook_id = :'late'), null,
+  'enabled again: the endpoint is scheduled again (the disable had cleared it)');
+insert into claimed select 'c8', * from private.claim_due_deliveries('worker-1', 10, 60);
+insert into claimed select 'c9', * from private.claim_due_deliveries('worker-1', 10, 60);
+select is((select count(*)::integer from claimed where delivery_id = :'late_delivery'), 1,
+  'so the late write''s delivery is sent once the old backlog is cancelled');
 
 -- Delete: the cancellation outlives the endpoint --------------------------------------------
 select private.enqueue_webhook_event(:'company_d', 'PROCESS_CREATED', jsonb_build_object('n', n)) from generate_series(1, 8) n;
