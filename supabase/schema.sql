@@ -416,11 +416,14 @@ $$;
 ALTER FUNCTION private.claim_wakeup_slot() OWNER TO postgres;
 
 CREATE FUNCTION private.consume_endpoint_signals(candidates uuid[], picked uuid[]) RETURNS uuid[]
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path TO ''
     SET enable_bitmapscan TO 'off'
     SET enable_seqscan TO 'off'
     AS $$
+declare
+  orphans uuid[];
+begin
   -- SKIP LOCKED: a signal of a missing endpoint that another claim is deleting is its to
   -- handle; a claim never waits for another.
   with gone as (
@@ -433,9 +436,11 @@ CREATE FUNCTION private.consume_endpoint_signals(candidates uuid[], picked uuid[
                                 for update skip locked))
     returning s.webhook_id
   )
-  select array_agg(distinct g.webhook_id)
+  select array_agg(distinct g.webhook_id) into orphans
     from gone g
    where not g.webhook_id = any (picked);
+  return orphans;
+end;
 $$;
 
 ALTER FUNCTION private.consume_endpoint_signals(candidates uuid[], picked uuid[]) OWNER TO postgres;

@@ -9,7 +9,7 @@
 -- delivery is not due again until its lease expires, whoever asks. Time passing (a lease
 -- running out) is tests.time_passes, which moves every stored instant back at once.
 begin;
-select plan(48);
+select plan(49);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://one.example.com/hook') as hook_one \gset
@@ -252,6 +252,34 @@ select is(
          order by 1),
   array['claim_due_deliveries', 'record_delivery_results'],
   'the claim and the record keep their generic plans for the session (a redefinition must repeat the setting)');
+
+-- A SQL function that cannot be inlined (it sets a setting, or writes) is planned again at
+-- every call; PL/pgSQL keeps its plans for the session. None of those on the dispatcher's
+-- path (20261130160000: the signal delete was one, 0.16 ms of every claim). The functions
+-- each entry point calls, and what those call, as plpgsql_check reads them.
+create extension if not exists plpgsql_check;
+select is(
+  array(with recursive reached(oid) as (
+          select e::oid
+            from unnest(array['private.claim_due_deliveries(text, integer, integer)'::regprocedure,
+                              'private.record_delivery_results(text, jsonb, interval)'::regprocedure,
+                              'private.record_and_claim(text, jsonb, interval, integer, integer)'::regprocedure,
+                              'private.release_deliveries(text, uuid[])'::regprocedure]) e
+          union
+          select d.oid
+            from reached r
+            join pg_proc p on p.oid = r.oid
+            join pg_language l on l.oid = p.prolang and l.lanname = 'plpgsql'
+           cross join lateral plpgsql_show_dependency_tb(r.oid::regprocedure) d
+           where d.type = 'FUNCTION')
+        select p.oid::regprocedure::text
+          from reached r
+          join pg_proc p on p.oid = r.oid
+          join pg_language l on l.oid = p.prolang
+         where l.lanname = 'sql' and (p.proconfig is not null or p.prosecdef or p.provolatile = 'v')
+         order by 1),
+  '{}'::text[],
+  'nothing the claim, the record or the release calls is a SQL function planned at every call');
 
 select * from finish();
 rollback;
