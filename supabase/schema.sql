@@ -157,8 +157,10 @@ declare
   take integer;
   due uuid[];
   heads uuid[];
-  claimed uuid[] := '{}'::uuid[];
+  claimed integer := 0;  -- leased, and returned, so far
+  secrets text[];
   served boolean;
+  leased_now integer;
   orphans uuid[];
   cancellation private.webhook_cancellations;
   chunk integer;
@@ -276,6 +278,7 @@ begin
     select * into endpoint from private.webhook_endpoints e where e.webhook_id = endpoint.webhook_id;
     select * into hook from public.webhooks w where w.id = endpoint.webhook_id;
     served := false;
+    secrets := null;
 
     if not hook.is_active then
       -- Disabled while a transaction was creating deliveries for it: they end here.
@@ -285,7 +288,7 @@ begin
 
     -- Enabled again before the cancellation its disable left had ended: what that disable
     -- cancels must not go out, and what came since waits behind it (an ordered key's order).
-    if cardinality(claimed) < batch_size
+    if claimed < batch_size
        and not exists (select 1 from private.webhook_cancellations c where c.webhook_id = endpoint.webhook_id) then
       select count(*)::integer into in_flight
         from public.webhook_deliveries d
@@ -298,7 +301,7 @@ begin
                 when endpoint.next_probe_at <= now() and in_flight = 0 then 1  -- the probe
                 else 0
               end;
-      take := least(take, batch_size - cardinality(claimed));
+      take := least(take, batch_size - claimed);
 
       while take > 0 loop
         -- The endpoint's oldest due deliveries. An ordered delivery goes only when it is
@@ -338,7 +341,9 @@ begin
            where d.id = any (due) and not d.id = any (heads);
         end if;
 
+        secrets := coalesce(secrets, private.webhook_signing_secrets(endpoint.webhook_id));
         -- SKIP LOCKED: a row someone else holds (an ADMIN cancelling it) is left for later.
+        return query
         with picked_rows as (
           select d.id
             from public.webhook_deliveries d
@@ -356,12 +361,23 @@ begin
                  last_attempt_at  = now()
             from picked_rows
            where d.id = picked_rows.id
-          returning d.id
+          returning d.id, d.event_id, d.company_id, d.attempt_count
         )
-        select claimed || coalesce(array_agg(leased.id), '{}') into claimed from leased;
+        -- Returned as they are leased: the claim reads no delivery a second time. The
+        -- event's row by a lookup per delivery (LIMIT: never a join, whose plan, kept for
+        -- the session, a small table at planning time would make a scan of every event).
+        select l.id, l.event_id, endpoint.webhook_id, l.company_id, hook.url, ev.payload,
+               l.attempt_count, secrets, ev.created_at
+          from leased l
+         cross join lateral (select e.payload, e.created_at
+                               from public.webhook_events e
+                              where e.id = l.event_id
+                              limit 1) ev;
+        get diagnostics leased_now = row_count;
+        claimed := claimed + leased_now;
 
         served := served or cardinality(heads) > 0;
-        take := least(take - cardinality(heads), batch_size - cardinality(claimed));
+        take := least(take - cardinality(heads), batch_size - claimed);
         -- Fewer due rows than asked for: nothing more is due now.
         exit when cardinality(due) < take + cardinality(heads);
       end loop;
@@ -375,17 +391,9 @@ begin
   -- Found work: this dispatcher will claim again soon, so committing transactions need
   -- not wake anyone. A claim that finds nothing says nothing (its dispatcher may be
   -- about to sleep).
-  if cardinality(claimed) > 0 then
+  if claimed > 0 then
     perform private.note_dispatcher_awake();
   end if;
-
-  return query
-  select d.id, d.event_id, d.webhook_id, d.company_id, w.url, ev.payload, d.attempt_count,
-         private.webhook_signing_secrets(d.webhook_id), ev.created_at
-    from public.webhook_deliveries d
-    join public.webhook_events ev on ev.id = d.event_id
-    join public.webhooks w on w.id = d.webhook_id
-   where d.id = any (claimed);
 end;
 $$;
 
