@@ -161,6 +161,7 @@ declare
   secrets text[];
   served boolean;
   leased_now integer;
+  seqscan_was text;
   orphans uuid[];
   cancellation private.webhook_cancellations;
   chunk integer;
@@ -342,6 +343,9 @@ begin
         end if;
 
         secrets := coalesce(secrets, private.webhook_signing_secrets(endpoint.webhook_id));
+        -- By keys only, whatever the statistics when it is planned (see the top).
+        seqscan_was := pg_catalog.current_setting('enable_seqscan');
+        perform pg_catalog.set_config('enable_seqscan', 'off', true);
         -- SKIP LOCKED: a row someone else holds (an ADMIN cancelling it) is left for later.
         return query
         with picked_rows as (
@@ -363,9 +367,8 @@ begin
            where d.id = picked_rows.id
           returning d.id, d.event_id, d.company_id, d.attempt_count
         )
-        -- Returned as they are leased: the claim reads no delivery a second time. The
-        -- event's row by a lookup per delivery (LIMIT: never a join, whose plan, kept for
-        -- the session, a small table at planning time would make a scan of every event).
+        -- Returned as they are leased: the claim reads no delivery a second time, and
+        -- each event by its id.
         select l.id, l.event_id, endpoint.webhook_id, l.company_id, hook.url, ev.payload,
                l.attempt_count, secrets, ev.created_at
           from leased l
@@ -374,6 +377,7 @@ begin
                               where e.id = l.event_id
                               limit 1) ev;
         get diagnostics leased_now = row_count;
+        perform pg_catalog.set_config('enable_seqscan', seqscan_was, true);
         claimed := claimed + leased_now;
 
         served := served or cardinality(heads) > 0;

@@ -11,11 +11,16 @@
 -- write to its request at a low rate.
 --
 -- Now the lease's UPDATE returns the rows, each with its event found by a lookup of its
--- id (a LATERAL with LIMIT is never made a join), the url of the webhooks row the claim
--- already read for the endpoint, and the endpoint's signing secrets once per endpoint.
--- Same rows, same columns; one statement less per claim. Nothing else changes.
--- Test: supabase/tests/dispatcher/claim-due-deliveries.test.sql ("Reads each delivery
--- once").
+-- id, the url of the webhooks row the claim already read for the endpoint (the claim holds
+-- the endpoint's row, so no url change commits meanwhile), and the endpoint's signing
+-- secrets, read once per endpoint before its lease. That statement is planned with
+-- sequential scans off (set_config around it, for this statement only): it reaches every
+-- row by a key, and a plan made while a table was tiny must not scan it for every delivery
+-- once it has grown. (Off for the whole claim, the functions it calls would be planned so
+-- too, and one whose only path is a sequential scan, such as the settings' row, would cost
+-- enough to be JIT-compiled at every call.) The same rows and columns as before, now in
+-- the order they are leased (the order was never specified); one statement less per claim.
+-- Test: supabase/tests/dispatcher/claim-reads-each-delivery-once.test.sql.
 
 create or replace function private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer)
 returns setof private.claimed_delivery
@@ -39,6 +44,7 @@ declare
   secrets text[];
   served boolean;
   leased_now integer;
+  seqscan_was text;
   orphans uuid[];
   cancellation private.webhook_cancellations;
   chunk integer;
@@ -220,6 +226,9 @@ begin
         end if;
 
         secrets := coalesce(secrets, private.webhook_signing_secrets(endpoint.webhook_id));
+        -- By keys only, whatever the statistics when it is planned (see the top).
+        seqscan_was := pg_catalog.current_setting('enable_seqscan');
+        perform pg_catalog.set_config('enable_seqscan', 'off', true);
         -- SKIP LOCKED: a row someone else holds (an ADMIN cancelling it) is left for later.
         return query
         with picked_rows as (
@@ -241,9 +250,8 @@ begin
            where d.id = picked_rows.id
           returning d.id, d.event_id, d.company_id, d.attempt_count
         )
-        -- Returned as they are leased: the claim reads no delivery a second time. The
-        -- event's row by a lookup per delivery (LIMIT: never a join, whose plan, kept for
-        -- the session, a small table at planning time would make a scan of every event).
+        -- Returned as they are leased: the claim reads no delivery a second time, and
+        -- each event by its id.
         select l.id, l.event_id, endpoint.webhook_id, l.company_id, hook.url, ev.payload,
                l.attempt_count, secrets, ev.created_at
           from leased l
@@ -252,6 +260,7 @@ begin
                               where e.id = l.event_id
                               limit 1) ev;
         get diagnostics leased_now = row_count;
+        perform pg_catalog.set_config('enable_seqscan', seqscan_was, true);
         claimed := claimed + leased_now;
 
         served := served or cardinality(heads) > 0;
