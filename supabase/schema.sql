@@ -1807,6 +1807,38 @@ $$;
 
 ALTER FUNCTION private.wake_dispatchers_if_none_awake() OWNER TO postgres;
 
+CREATE FUNCTION private.webhook_cancellations_in_progress() RETURNS TABLE(cancellations_in_progress bigint, oldest_cancellation_age_seconds double precision, deliveries_being_cancelled bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  count_limit constant integer := 10000;
+begin
+  select count(*), coalesce(max(extract(epoch from now() - c.requested_at)::double precision), 0)
+    into cancellations_in_progress, oldest_cancellation_age_seconds
+    from private.webhook_cancellations c;
+  -- What the claims will cancel: each cancellation's pending deliveries under its watermark.
+  select count(*)
+    into deliveries_being_cancelled
+    from (select 1
+            from private.webhook_cancellations c
+            cross join lateral (select 1
+                                  from public.webhook_deliveries d
+                                 where d.webhook_id = c.webhook_id
+                                   and d.state = 'pending'
+                                   and d.created_at < c.through
+                                 -- ordered: the pending index, never a heap scan of the log
+                                 order by d.next_attempt_at
+                                 limit count_limit) x
+           limit count_limit) pending;
+  return next;
+end;
+$$;
+
+ALTER FUNCTION private.webhook_cancellations_in_progress() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.webhook_cancellations_in_progress() IS 'Unfinished cancellations of disabled or deleted endpoints (private.webhook_cancellations), the age of the oldest, and the pending deliveries they still cover (up to 10,000). For public.webhook_health.';
+
 CREATE FUNCTION private.webhook_health() RETURNS TABLE(checked_at timestamp with time zone, lag_seconds double precision, oldest_due_at timestamp with time zone, oldest_due_webhook_id uuid, endpoints_with_due_work bigint, due_deliveries bigint, in_flight_deliveries bigint, pending_deliveries_estimate bigint, scheduled_deliveries_estimate bigint, endpoints_healthy bigint, endpoints_failing bigint, endpoints_circuit_open bigint, endpoints_disabled bigint, signals bigint, oldest_signal_age_seconds double precision, dispatcher_awake boolean, dispatcher_heartbeat_at timestamp with time zone, last_wakeup_requested_at timestamp with time zone, wakeup_failures bigint, last_wakeup_failure_at timestamp with time zone, last_wakeup_failure text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -2594,9 +2626,13 @@ CREATE VIEW public.webhook_health WITH (security_invoker='true') AS
     h.last_wakeup_failure_at,
     h.last_wakeup_failure,
     l.dispatcher_listening,
-    l.listener_heartbeat_at
-   FROM (private.webhook_health() h(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, last_wakeup_requested_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure)
-     CROSS JOIN private.dispatcher_listener() l(dispatcher_listening, listener_heartbeat_at));
+    l.listener_heartbeat_at,
+    c.cancellations_in_progress,
+    c.oldest_cancellation_age_seconds,
+    c.deliveries_being_cancelled
+   FROM ((private.webhook_health() h(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, last_wakeup_requested_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure)
+     CROSS JOIN private.dispatcher_listener() l(dispatcher_listening, listener_heartbeat_at))
+     CROSS JOIN private.webhook_cancellations_in_progress() c(cancellations_in_progress, oldest_cancellation_age_seconds, deliveries_being_cancelled));
 
 ALTER TABLE public.webhook_health OWNER TO postgres;
 
@@ -2605,6 +2641,12 @@ COMMENT ON VIEW public.webhook_health IS 'One row: is webhook delivery keeping u
 COMMENT ON COLUMN public.webhook_health.dispatcher_listening IS 'A worker-mode dispatcher noted within 15 s that it LISTENs: writes that find no dispatcher awake send a NOTIFY only while this is true (pg_net wakes the edge function either way).';
 
 COMMENT ON COLUMN public.webhook_health.listener_heartbeat_at IS 'When a worker last noted that it listens (every 5 s while it does); null: never.';
+
+COMMENT ON COLUMN public.webhook_health.cancellations_in_progress IS 'Disabled or deleted endpoints whose pending deliveries the claims are still cancelling (more than cancel_batch_size were pending).';
+
+COMMENT ON COLUMN public.webhook_health.oldest_cancellation_age_seconds IS 'How long the oldest unfinished cancellation has waited; 0 when none. Minutes: nothing is claiming.';
+
+COMMENT ON COLUMN public.webhook_health.deliveries_being_cancelled IS 'Pending deliveries those cancellations still cover (counted up to 10,000): still pending in the log until a claim cancels them.';
 
 CREATE TABLE public.webhook_trigger_types (
     name text NOT NULL,
@@ -3045,6 +3087,9 @@ REVOKE ALL ON FUNCTION private.wake_dispatcher() FROM PUBLIC;
 REVOKE ALL ON FUNCTION private.wake_dispatcher_if_due() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.wake_dispatchers_if_none_awake() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.webhook_cancellations_in_progress() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.webhook_cancellations_in_progress() TO service_role;
 
 REVOKE ALL ON FUNCTION private.webhook_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.webhook_health() TO service_role;

@@ -10,7 +10,7 @@
 -- into the past, as the superuser. pg_net does not exist on plain Postgres, so the test
 -- stands in a net._http_response with pg_net's columns (inside the test transaction only).
 begin;
-select plan(53);
+select plan(62);
 
 create temporary table health as select * from public.webhook_health where false;
 create function pg_temp.snapshot() returns void language sql as $$
@@ -226,6 +226,39 @@ select throws_ok($$select * from private.webhook_health()$$, '42501', 'permissio
 select tests.authenticate_as_anon();
 select throws_ok($$select * from public.webhook_health$$, '42501', 'permission denied for view webhook_health',
   'anon cannot read it');
+select tests.clear_authentication();
+
+-- Cancellations left to the claims (20261130180000) ---------------------------------------------
+-- A disable cancels cancel_batch_size (3 here) of its 10 pending deliveries at once and
+-- leaves 7 to the claims, a chunk per claim.
+select pg_temp.snapshot();
+select is((select (cancellations_in_progress, oldest_cancellation_age_seconds, deliveries_being_cancelled)::text from health),
+  '(0,0,0)', 'no cancellation in progress: zeros');
+update private.webhook_settings set cancel_batch_size = 3;
+select tests.create_company('Company C') as company_c \gset
+select tests.create_webhook(:'company_c', 'PROCESS_REVISED', 'https://doomed.c.example/hook') as doomed \gset
+select pg_temp.deliver_to(:'company_c', :'doomed') from generate_series(1, 10);
+update public.webhooks set is_active = false, disabled_reason = 'health test' where id = :'doomed';
+select pg_temp.snapshot();
+select is((select cancellations_in_progress from health), 1::bigint, 'a disable with 10 pending leaves one cancellation in progress');
+select is((select deliveries_being_cancelled from health), 7::bigint, 'covering the 7 it did not cancel at once');
+select is((select oldest_cancellation_age_seconds from health), 0::double precision, 'requested now');
+update private.webhook_cancellations set requested_at = now() - interval '90 seconds' where webhook_id = :'doomed';
+select pg_temp.snapshot();
+select is((select oldest_cancellation_age_seconds from health), 90::double precision, 'its age is since the disable');
+select private.claim_due_deliveries('health-test', 1, 60);
+select pg_temp.snapshot();
+select is((select deliveries_being_cancelled from health), 4::bigint, 'a claim cancels a chunk: 4 left');
+select private.claim_due_deliveries('health-test', 1, 60);
+select private.claim_due_deliveries('health-test', 1, 60);
+select pg_temp.snapshot();
+select is((select (cancellations_in_progress, oldest_cancellation_age_seconds, deliveries_being_cancelled)::text from health),
+  '(0,0,0)', 'two more claims finish it: zeros again');
+select is((select count(*)::integer from public.webhook_deliveries where webhook_id = :'doomed' and state = 'cancelled'), 10,
+  'and all 10 ended cancelled');
+select tests.authenticate_as(:'admin_a');
+select throws_ok($$select * from private.webhook_cancellations_in_progress()$$, '42501',
+  'permission denied for function webhook_cancellations_in_progress', 'an ADMIN cannot call the function behind the new columns');
 select tests.clear_authentication();
 
 -- The claims above wrote the heartbeat and the wake-up stamp was set, which no rollback
