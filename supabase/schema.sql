@@ -1005,6 +1005,7 @@ declare
   ids uuid[];
   moved jsonb;
   applied integer;
+  seqscan_was text;
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that holds the leases' using errcode = '22023';
@@ -1020,6 +1021,11 @@ begin
   -- The deliveries are reached by primary key (= any): joined to the results as a set,
   -- a small outbox's statistics made the planner scan the whole table on every call.
   ids := array(select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r);
+
+  -- The next three statements reach every delivery by its key, whatever the statistics
+  -- when they are planned (see the top of 20261130190000).
+  seqscan_was := pg_catalog.current_setting('enable_seqscan');
+  perform pg_catalog.set_config('enable_seqscan', 'off', true);
 
   -- Lock order: the endpoints' rows (in id order), then their deliveries; as claims,
   -- releases and cancels do. Never the webhooks rows: those are the ADMINs'.
@@ -1072,6 +1078,7 @@ begin
   select count(*)::integer, coalesce(jsonb_agg(to_jsonb(m) order by m.position), '[]')
     into applied, moved
     from moved_rows m;
+  perform pg_catalog.set_config('enable_seqscan', seqscan_was, true);
 
   -- Ordered keys whose delivery ended: the next one of the key goes next.
   if moved @? '$[*] ? (@.ordering_key != null && @.state != "pending")' then

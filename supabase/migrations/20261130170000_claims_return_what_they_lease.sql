@@ -20,7 +20,7 @@
 -- too, and one whose only path is a sequential scan, such as the settings' row, would cost
 -- enough to be JIT-compiled at every call.) The same rows and columns as before, now in
 -- the order they are leased (the order was never specified); one statement less per claim.
--- Test: supabase/tests/dispatcher/claim-reads-each-delivery-once.test.sql.
+-- Test: supabase/tests/dispatcher/round-trip-reaches-rows-by-key.test.sql.
 
 create or replace function private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer)
 returns setof private.claimed_delivery
