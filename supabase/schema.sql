@@ -1022,7 +1022,7 @@ begin
   -- a small outbox's statistics made the planner scan the whole table on every call.
   ids := array(select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r);
 
-  -- The next three statements reach every delivery by its key, whatever the statistics
+  -- The next two statements reach every delivery by its key, whatever the statistics
   -- when they are planned (see the top of 20261130190000).
   seqscan_was := pg_catalog.current_setting('enable_seqscan');
   perform pg_catalog.set_config('enable_seqscan', 'off', true);
@@ -1047,6 +1047,7 @@ begin
                                            error text)
     join public.webhook_deliveries d on d.id = r.delivery_id
    where d.id = any (ids);
+  perform pg_catalog.set_config('enable_seqscan', seqscan_was, true);
 
   -- The delivery moves only if this worker still holds the lease for this attempt.
   with r as (
@@ -1078,7 +1079,6 @@ begin
   select count(*)::integer, coalesce(jsonb_agg(to_jsonb(m) order by m.position), '[]')
     into applied, moved
     from moved_rows m;
-  perform pg_catalog.set_config('enable_seqscan', seqscan_was, true);
 
   -- Ordered keys whose delivery ended: the next one of the key goes next.
   if moved @? '$[*] ? (@.ordering_key != null && @.state != "pending")' then

@@ -6,11 +6,13 @@
 -- `id = any (ids)`. Planned by a session that started on a small outbox (a new project,
 -- the benchmark's emptied one), they kept sequential scans of webhook_deliveries, every
 -- record, until autovacuum analyzed the table again (auto_explain: 400 rows read for one
--- result). The three statements that reach the deliveries by key (those two and the move
--- of the deliveries) now run with sequential scans off, set around them only (the reason
--- for not the whole function is in 20261130170000: a statement whose only path is a
--- sequential scan would be JIT-compiled at every call). The rest is unchanged
--- (20261129160000), generic plans included.
+-- result). Those two statements now run with sequential scans off, set around them only:
+-- the reason for not the whole function is in 20261130170000 (a statement whose only path
+-- is a sequential scan would be costed past the JIT thresholds and compiled at every
+-- call). Not the move of the deliveries either, though it reaches them by key too: it can
+-- fire the trigger that wakes a dispatcher for a released ordered delivery, whose check
+-- of the heartbeat reads a sequence, which only a sequential scan reaches. The rest is
+-- unchanged (20261129160000), generic plans included.
 -- Test: supabase/tests/dispatcher/round-trip-reaches-rows-by-key.test.sql.
 
 create or replace function private.record_delivery_results(worker text, results jsonb, disable_after interval)
@@ -44,7 +46,7 @@ begin
   -- a small outbox's statistics made the planner scan the whole table on every call.
   ids := array(select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r);
 
-  -- The next three statements reach every delivery by its key, whatever the statistics
+  -- The next two statements reach every delivery by its key, whatever the statistics
   -- when they are planned (see the top of 20261130190000).
   seqscan_was := pg_catalog.current_setting('enable_seqscan');
   perform pg_catalog.set_config('enable_seqscan', 'off', true);
@@ -69,6 +71,7 @@ begin
                                            error text)
     join public.webhook_deliveries d on d.id = r.delivery_id
    where d.id = any (ids);
+  perform pg_catalog.set_config('enable_seqscan', seqscan_was, true);
 
   -- The delivery moves only if this worker still holds the lease for this attempt.
   with r as (
@@ -100,7 +103,6 @@ begin
   select count(*)::integer, coalesce(jsonb_agg(to_jsonb(m) order by m.position), '[]')
     into applied, moved
     from moved_rows m;
-  perform pg_catalog.set_config('enable_seqscan', seqscan_was, true);
 
   -- Ordered keys whose delivery ended: the next one of the key goes next.
   if moved @? '$[*] ? (@.ordering_key != null && @.state != "pending")' then
