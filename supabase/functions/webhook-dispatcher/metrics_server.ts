@@ -1,6 +1,7 @@
 // Worker mode's /metrics: Prometheus text for the operator's scraper. What this worker did
 // comes from the engine; what the outbox looks like, across every dispatcher, from
-// private.webhook_health() (a few milliseconds per scrape; README "Operating it").
+// private.webhook_health() and private.webhook_cancellations_in_progress() (a few
+// milliseconds per scrape; README "Operating it").
 import type postgres from "postgres";
 import type { DispatchEngine } from "../_shared/dispatch/engine.ts";
 import type { DispatcherMetrics, OutboxHealth } from "../_shared/dispatch/metrics.ts";
@@ -24,9 +25,12 @@ function createMetricsHandler(
     let health: OutboxHealth | null = null;
     try {
       [health] = await sql<OutboxHealth[]>`
-        select lag_seconds, due_deliveries, in_flight_deliveries, scheduled_deliveries_estimate, signals,
-               endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, wakeup_failures
-          from private.webhook_health()`;
+        select h.lag_seconds, h.due_deliveries, h.in_flight_deliveries, h.scheduled_deliveries_estimate, h.signals,
+               h.endpoints_healthy, h.endpoints_failing, h.endpoints_circuit_open, h.endpoints_disabled,
+               h.wakeup_failures, c.cancellations_in_progress, c.oldest_cancellation_age_seconds,
+               c.deliveries_being_cancelled
+          from private.webhook_health() h
+         cross join private.webhook_cancellations_in_progress() c`;
     } catch (error) {
       // The scrape still answers: webhook_outbox_up 0 says the database did not.
       log(`metrics: outbox health unavailable: ${error instanceof Error ? error.message : String(error)}`);

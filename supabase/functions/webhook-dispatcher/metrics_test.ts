@@ -35,6 +35,10 @@ e2eTest("worker /metrics: attempts by outcome, a duration histogram, in flight, 
   assert.match(text, /webhook_outbox_up 1\n/);
   assert.match(text, /webhook_delivery_lag_seconds \d+(\.\d+)?\n/);
   assert.match(text, /webhook_endpoints\{state="healthy"\} \d+\n/);
+  // Read beside the health, from private.webhook_cancellations_in_progress(): none here.
+  assert.match(text, /webhook_cancellations_in_progress 0\n/);
+  assert.match(text, /webhook_cancellation_age_seconds 0\n/);
+  assert.match(text, /webhook_deliveries_being_cancelled 0\n/);
 
   const response = await fetch(metrics);
   assert.equal(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");

@@ -8,7 +8,10 @@ import type { DeliveryResult } from "./store.ts";
 /** Upper bounds (seconds) of the attempt-duration histogram's buckets. */
 export const DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
 
-/** The columns of private.webhook_health() (service role) that /metrics exports. */
+/**
+ * The columns of private.webhook_health() and private.webhook_cancellations_in_progress()
+ * (service role) that /metrics exports.
+ */
 export interface OutboxHealth {
   /** 0 when nothing is due. */
   lag_seconds: number;
@@ -21,6 +24,12 @@ export interface OutboxHealth {
   endpoints_circuit_open: number;
   endpoints_disabled: number;
   wakeup_failures: number | null;
+  /** Disabled or deleted endpoints whose pending deliveries the claims are still cancelling. */
+  cancellations_in_progress: number;
+  /** 0 when none. */
+  oldest_cancellation_age_seconds: number;
+  /** Counted up to 10,000. */
+  deliveries_being_cancelled: number;
 }
 
 export class DispatcherMetrics implements EngineObserver {
@@ -100,6 +109,24 @@ export class DispatcherMetrics implements EngineObserver {
         ['{state="circuit_open"}', Number(h.endpoints_circuit_open)],
         ['{state="disabled"}', Number(h.endpoints_disabled)],
       ]);
+      metric(
+        "webhook_cancellations_in_progress",
+        "gauge",
+        "Disabled or deleted endpoints whose pending deliveries the claims are still cancelling, a chunk per claim.",
+        [["", Number(h.cancellations_in_progress)]],
+      );
+      metric(
+        "webhook_cancellation_age_seconds",
+        "gauge",
+        "How long the oldest unfinished cancellation has waited (0 when none); minutes mean nothing is claiming.",
+        [["", round(h.oldest_cancellation_age_seconds)]],
+      );
+      metric(
+        "webhook_deliveries_being_cancelled",
+        "gauge",
+        "Pending deliveries those cancellations still cover (counted up to 10,000).",
+        [["", Number(h.deliveries_being_cancelled)]],
+      );
       if (h.wakeup_failures !== null) {
         metric(
           "webhook_wakeup_failures",

@@ -59,6 +59,9 @@ Deno.test("metrics: outcomes, in flight, and the outbox's health when the databa
       endpoints_circuit_open: 1,
       endpoints_disabled: 3,
       wakeup_failures: null,
+      cancellations_in_progress: 2,
+      oldest_cancellation_age_seconds: 3.25,
+      deliveries_being_cancelled: 4200,
     },
   });
   const s = samples(text);
@@ -72,6 +75,9 @@ Deno.test("metrics: outcomes, in flight, and the outbox's health when the databa
   assert.equal(s.get('webhook_deliveries_pending{state="due"}'), 30);
   assert.equal(s.get('webhook_endpoints{state="circuit_open"}'), 1);
   assert.equal(s.has("webhook_wakeup_failures"), false, "no pg_net, no such gauge");
+  assert.equal(s.get("webhook_cancellations_in_progress"), 2);
+  assert.equal(s.get("webhook_cancellation_age_seconds"), 3.25);
+  assert.equal(s.get("webhook_deliveries_being_cancelled"), 4200);
   assert.match(text, /# TYPE webhook_attempt_duration_seconds histogram/);
   assert.ok(text.endsWith("\n"));
 });
