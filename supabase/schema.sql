@@ -298,7 +298,7 @@ begin
          and d.lease_owner is not null
          and d.lease_expires_at > now();
       take := case
-                when endpoint.circuit_opened_at is null then private.endpoint_concurrency(endpoint.concurrency_limit) - in_flight
+                when endpoint.circuit_opened_at is null then private.endpoint_concurrency(endpoint.concurrency_limit, endpoint.max_concurrent_requests) - in_flight
                 when endpoint.next_probe_at <= now() and in_flight = 0 then 1  -- the probe
                 else 0
               end;
@@ -544,7 +544,7 @@ $$;
 
 ALTER FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) OWNER TO postgres;
 
-CREATE FUNCTION private.endpoint_concurrency(earned integer) RETURNS integer
+CREATE FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) RETURNS integer
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -553,11 +553,14 @@ declare
 begin
   select * into settings from private.webhook_settings;
   return least(settings.endpoint_concurrency,
+               ceiling,  -- least() ignores a null: no cap of the endpoint's own
                greatest(settings.endpoint_concurrency_start, coalesce(earned, settings.endpoint_concurrency_start)));
 end;
 $$;
 
-ALTER FUNCTION private.endpoint_concurrency(earned integer) OWNER TO postgres;
+ALTER FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) IS 'Requests an endpoint may have in flight: what it has earned (null: the start), never below endpoint_concurrency_start, never above the deployment''s cap nor the endpoint''s own (ceiling, null: none).';
 
 CREATE TABLE private.webhook_endpoints (
     webhook_id uuid NOT NULL,
@@ -574,6 +577,7 @@ CREATE TABLE private.webhook_endpoints (
     last_success_at timestamp with time zone,
     concurrency_limit integer,
     receiver_since timestamp with time zone,
+    max_concurrent_requests integer,
     CONSTRAINT webhook_endpoints_circuit_complete CHECK ((((circuit_opened_at IS NULL) = (next_probe_at IS NULL)) AND ((circuit_opened_at IS NULL) = (probe_interval_seconds IS NULL)))),
     CONSTRAINT webhook_endpoints_concurrency_limit_range CHECK (((concurrency_limit >= 1) AND (concurrency_limit <= 1000))),
     CONSTRAINT webhook_endpoints_failures_nonnegative CHECK ((consecutive_failures >= 0))
@@ -589,12 +593,14 @@ COMMENT ON COLUMN private.webhook_endpoints.concurrency_limit IS 'Requests in fl
 
 COMMENT ON COLUMN private.webhook_endpoints.receiver_since IS 'When the endpoint''s current url took effect (null: since it was created). Results of requests claimed before it were sent to the old url: they move their deliveries but say nothing about this receiver''s health or concurrency.';
 
+COMMENT ON COLUMN private.webhook_endpoints.max_concurrent_requests IS 'A copy of public.webhooks.max_concurrent_requests (kept by the webhooks triggers), where claims and records read it.';
+
 CREATE FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
 declare
-  cap integer := private.endpoint_concurrency(endpoint.concurrency_limit);
+  cap integer := private.endpoint_concurrency(endpoint.concurrency_limit, endpoint.max_concurrent_requests);
   in_flight integer;
   first_expiry timestamptz;
   earliest timestamptz;
@@ -773,8 +779,10 @@ CREATE TABLE public.webhooks (
     disabled_reason text,
     disabled_at timestamp with time zone,
     delivery_order text DEFAULT 'parallel'::text NOT NULL,
+    max_concurrent_requests integer,
     CONSTRAINT webhooks_delivery_order_valid CHECK ((delivery_order = ANY (ARRAY['parallel'::text, 'ordered'::text]))),
     CONSTRAINT webhooks_description_length CHECK ((char_length(description) <= 500)),
+    CONSTRAINT webhooks_max_concurrent_requests_range CHECK (((max_concurrent_requests >= 1) AND (max_concurrent_requests <= 1000))),
     CONSTRAINT webhooks_url_length CHECK ((char_length(url) <= 2048)),
     CONSTRAINT webhooks_url_no_credentials CHECK ((url !~ '^[^:/?#]+://[^/?#]*@'::text)),
     CONSTRAINT webhooks_url_no_fragment CHECK ((POSITION(('#'::text) IN (url)) = 0)),
@@ -788,7 +796,11 @@ COMMENT ON TABLE public.webhooks IS 'Endpoints registered by company ADMINs. Onl
 
 COMMENT ON COLUMN public.webhooks.delivery_order IS 'parallel (default): deliveries go out concurrently. ordered: deliveries of one ordering key (the process, for process events) go one at a time, in the order they were created.';
 
+COMMENT ON COLUMN public.webhooks.max_concurrent_requests IS 'Most requests this endpoint may have in flight at once, across all dispatchers (1-1000). Null: the deployment''s cap (private.webhook_settings.endpoint_concurrency), which also bounds a higher value.';
+
 COMMENT ON CONSTRAINT webhooks_delivery_order_valid ON public.webhooks IS 'delivery_order must be parallel or ordered';
+
+COMMENT ON CONSTRAINT webhooks_max_concurrent_requests_range ON public.webhooks IS 'max_concurrent_requests must be between 1 and 1000, or null for the deployment''s cap';
 
 COMMENT ON CONSTRAINT webhooks_url_length ON public.webhooks IS 'url must be at most 2048 characters';
 
@@ -1143,7 +1155,7 @@ begin
                    and d.state = 'pending'
                    and d.lease_owner is not null
                    and d.lease_expires_at > now())
-             >= private.endpoint_concurrency(e.concurrency_limit) as window_full
+             >= private.endpoint_concurrency(e.concurrency_limit, e.max_concurrent_requests) as window_full
       from per_endpoint p
       join private.webhook_endpoints e on e.webhook_id = p.webhook_id
       join held h on h.webhook_id = p.webhook_id
@@ -1173,9 +1185,10 @@ begin
          last_attempt_at        = now(),
          last_success_at        = case when c.succeeded then now() else e.last_success_at end,
          concurrency_limit      = private.endpoint_concurrency(
-                                    case when c.slow_down then private.endpoint_concurrency(e.concurrency_limit) / 2
-                                         when c.window_full then private.endpoint_concurrency(e.concurrency_limit) + c.successes
-                                         else private.endpoint_concurrency(e.concurrency_limit) end)
+                                    case when c.slow_down then private.endpoint_concurrency(e.concurrency_limit, e.max_concurrent_requests) / 2
+                                         when c.window_full then private.endpoint_concurrency(e.concurrency_limit, e.max_concurrent_requests) + c.successes
+                                         else private.endpoint_concurrency(e.concurrency_limit, e.max_concurrent_requests) end,
+                                    e.max_concurrent_requests)
     from counted c
    where e.webhook_id = c.webhook_id;
 
@@ -1456,13 +1469,33 @@ begin
     select n.id, n.disabled_reason,
            o.is_active as was_active, n.is_active,
            o.url is distinct from n.url as new_url,
-           o.delivery_order as old_order, n.delivery_order
+           o.delivery_order as old_order, n.delivery_order,
+           o.max_concurrent_requests is distinct from n.max_concurrent_requests as new_cap,
+           n.max_concurrent_requests
       from new_rows n
       join old_rows o on o.id = n.id
-     where (o.is_active, o.url, o.delivery_order) is distinct from (n.is_active, n.url, n.delivery_order)
+     where (o.is_active, o.url, o.delivery_order, o.max_concurrent_requests)
+           is distinct from (n.is_active, n.url, n.delivery_order, n.max_concurrent_requests)
      order by n.id
   loop
     perform 1 from private.webhook_endpoints e where e.webhook_id = change.id for update;
+
+    -- The ADMIN's own cap, copied to where claims and records read it (first, so that what
+    -- follows sees it). Lowered: the requests in flight above it finish, and no claim takes
+    -- more until they have. Raised or removed: the endpoint may take more now.
+    if change.new_cap then
+      update private.webhook_endpoints e
+         set max_concurrent_requests = change.max_concurrent_requests
+       where e.webhook_id = change.id;
+      -- A second statement: endpoint_ready_at must see the new cap.
+      update private.webhook_endpoints e
+         set ready_at = private.endpoint_ready_at(e, false)
+       where e.webhook_id = change.id
+      returning e.ready_at into due_at;
+      if due_at <= now() then
+        perform private.wake_dispatchers_if_none_awake();
+      end if;
+    end if;
 
     -- Switching to parallel releases what was held for order; switching to ordered applies
     -- to the deliveries created from then on (20261129110000).
@@ -1648,7 +1681,8 @@ CREATE FUNCTION private.tg_webhooks__track_endpoint() RETURNS trigger
     SET search_path TO ''
     AS $$
 begin
-  insert into private.webhook_endpoints (webhook_id, company_id) values (new.id, new.company_id);
+  insert into private.webhook_endpoints (webhook_id, company_id, max_concurrent_requests)
+  values (new.id, new.company_id, new.max_concurrent_requests);
   return null;
 end;
 $$;
@@ -2324,7 +2358,7 @@ CREATE VIEW public.webhook_endpoint_health WITH (security_invoker='true') AS
     e.last_error,
     e.last_attempt_at,
     e.last_success_at,
-    private.endpoint_concurrency(e.concurrency_limit) AS concurrency
+    private.endpoint_concurrency(e.concurrency_limit, w.max_concurrent_requests) AS concurrency
    FROM (private.webhook_endpoints e
      JOIN public.webhooks w ON ((w.id = e.webhook_id)));
 
@@ -2332,7 +2366,7 @@ ALTER TABLE public.webhook_endpoint_health OWNER TO postgres;
 
 COMMENT ON VIEW public.webhook_endpoint_health IS 'Health of each endpoint: healthy, failing (since when), circuit_open (since when, next probe) or disabled. Read-only; ADMINs see their company''s.';
 
-COMMENT ON COLUMN public.webhook_endpoint_health.concurrency IS 'Requests the endpoint may have in flight now: starts at the deployment''s start (10), one more per success while all of them are in use, up to its cap (50); halved at a timeout, no answer, a 5xx or a 429.';
+COMMENT ON COLUMN public.webhook_endpoint_health.concurrency IS 'Requests the endpoint may have in flight now: starts at the deployment''s start (10), one more per success while all of them are in use, up to its cap (the deployment''s, 50, or the endpoint''s own max_concurrent_requests if lower); halved at a timeout, no answer, a 5xx or a 429.';
 
 CREATE FUNCTION public.webhook_endpoint_health(webhook public.webhooks) RETURNS SETOF public.webhook_endpoint_health
     LANGUAGE sql STABLE ROWS 1
@@ -2918,8 +2952,8 @@ GRANT ALL ON FUNCTION private.dispatcher_listener() TO service_role;
 
 REVOKE ALL ON FUNCTION private.emit_process_event(company_id uuid, trigger_type text, data jsonb, webhook_ids uuid[]) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION private.endpoint_concurrency(earned integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION private.endpoint_concurrency(earned integer) TO authenticated;
+REVOKE ALL ON FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) TO authenticated;
 
 GRANT SELECT(webhook_id) ON TABLE private.webhook_endpoints TO authenticated;
 
@@ -2977,6 +3011,8 @@ GRANT INSERT(is_active),UPDATE(is_active) ON TABLE public.webhooks TO authentica
 GRANT INSERT(description),UPDATE(description) ON TABLE public.webhooks TO authenticated;
 
 GRANT INSERT(delivery_order),UPDATE(delivery_order) ON TABLE public.webhooks TO authenticated;
+
+GRANT INSERT(max_concurrent_requests),UPDATE(max_concurrent_requests) ON TABLE public.webhooks TO authenticated;
 
 REVOKE ALL ON FUNCTION private.managed_webhook(webhook_id uuid) FROM PUBLIC;
 

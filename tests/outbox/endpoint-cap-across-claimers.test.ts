@@ -2,7 +2,8 @@
 // holds across dispatchers: it is counted in the database at every claim, under the
 // endpoint's row lock, so two claimers on two connections never have more than the cap of
 // one endpoint's deliveries leased at once, whether their claims overlap in time or
-// interleave with results freeing slots.
+// interleave with results freeing slots. The same holds for an endpoint's own, lower cap
+// (public.webhooks.max_concurrent_requests).
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { superuser } from "../support/world.ts";
@@ -34,11 +35,8 @@ const inFlight = async (webhookId: string) =>
   )).rows[0]!.n;
 
 describe("two dispatchers claiming one endpoint", () => {
-  it("overlapping claims (both transactions open at once) never lease more than the cap", async () => {
-    const hook = await createWebhook(setup, companyId, "PROCESS_CREATED", "https://capped.example/overlap");
-    await setup.query("select count(private.enqueue_webhook_event($1, 'PROCESS_CREATED', jsonb_build_object('n', n))) from generate_series(1, 20) n", [companyId]);
-
-    // Each claim runs in a transaction that stays open 300 ms after it, so they overlap.
+  // Each claim runs in a transaction that stays open 300 ms after it, so they overlap.
+  const overlappingClaims = async (hook: string) => {
     const claimOpen = async (db: pg.Client, worker: string) => {
       await db.query("begin");
       try {
@@ -52,8 +50,22 @@ describe("two dispatchers claiming one endpoint", () => {
       }
     };
     const [a, b] = await Promise.all([claimOpen(dispatchers[0]!, "dispatcher-a"), claimOpen(dispatchers[1]!, "dispatcher-b")]);
-    expect(a.length + b.length).toBe(CAP);
+    return a.length + b.length;
+  };
+
+  it("overlapping claims (both transactions open at once) never lease more than the cap", async () => {
+    const hook = await createWebhook(setup, companyId, "PROCESS_CREATED", "https://capped.example/overlap");
+    await setup.query("select count(private.enqueue_webhook_event($1, 'PROCESS_CREATED', jsonb_build_object('n', n))) from generate_series(1, 20) n", [companyId]);
+    expect(await overlappingClaims(hook)).toBe(CAP);
     expect(await inFlight(hook)).toBe(CAP);
+  });
+
+  it("an endpoint's own cap (webhooks.max_concurrent_requests), lower than the deployment's, holds the same way", async () => {
+    const hook = await createWebhook(setup, companyId, "PROCESS_DELETED", "https://capped.example/own-cap");
+    await setup.query("update public.webhooks set max_concurrent_requests = 2 where id = $1", [hook]);
+    await setup.query("select count(private.enqueue_webhook_event($1, 'PROCESS_DELETED', jsonb_build_object('n', n))) from generate_series(1, 20) n", [companyId]);
+    expect(await overlappingClaims(hook)).toBe(2);
+    expect(await inFlight(hook)).toBe(2);
   });
 
   it("claims interleaved with results freeing slots stay at or under the cap, and everything is delivered", async () => {
