@@ -41,6 +41,11 @@ export interface NewWebhook {
   isActive?: boolean;
   /** "parallel" unless given. */
   deliveryOrder?: DeliveryOrder;
+  /**
+   * Most requests in flight to this endpoint at once, across all dispatchers (1-1000; the
+   * check webhooks_max_concurrent_requests_range). Null or absent: the deployment's cap.
+   */
+  maxConcurrentRequests?: number | null;
 }
 
 export interface WebhookChanges {
@@ -49,6 +54,8 @@ export interface WebhookChanges {
   description?: string | null;
   isActive?: boolean;
   deliveryOrder?: DeliveryOrder;
+  /** A number (1-1000), or null to go back to the deployment's cap. */
+  maxConcurrentRequests?: number | null;
 }
 
 export interface DeliveryFilter {
@@ -163,6 +170,7 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
         description: input.description ?? null,
         is_active: input.isActive ?? true,
         delivery_order: input.deliveryOrder ?? "parallel",
+        max_concurrent_requests: input.maxConcurrentRequests ?? null,
       };
       return unwrap(await supabase.from("webhooks").insert(row).select("*").single(), "create webhook") as Webhook;
     },
@@ -174,6 +182,7 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
       if (changes.description !== undefined) patch.description = changes.description;
       if (changes.isActive !== undefined) patch.is_active = changes.isActive;
       if (changes.deliveryOrder !== undefined) patch.delivery_order = changes.deliveryOrder;
+      if (changes.maxConcurrentRequests !== undefined) patch.max_concurrent_requests = changes.maxConcurrentRequests;
       if (Object.keys(patch).length === 0) {
         throw new WebhooksError("invalid_input", "update webhook: nothing to change");
       }

@@ -2,7 +2,8 @@
 // the real gateway and PostgREST: an ADMIN reads their endpoints' health (and nobody
 // else's), sets delivery_order, sees which delivery an ordered one waits for, and cancels
 // a pending delivery (an ended one is refused, kind "already_ended"). Also whether the
-// health view embeds into webhooks (select=*,webhook_endpoint_health(*)).
+// health view embeds into webhooks (select=*,webhook_endpoint_health(*)). And an endpoint's
+// own cap (max_concurrent_requests): set, refused out of range, and claims held to it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
 import { createWebhooksClient, type WebhooksClient } from "../../src/index.ts";
@@ -102,6 +103,27 @@ describe("endpoints listed with their health", () => {
     expect(listed.every((w) => w.company_id === world.companyA && w.health?.webhook_id === w.id)).toBe(true);
     expect((await adminB.listWebhooksWithHealth()).filter((w) => w.company_id !== world.companyB)).toEqual([]);
     expect(await member.listWebhooksWithHealth()).toEqual([]);
+  });
+});
+
+describe("an endpoint's own cap through the client", () => {
+  it("an ADMIN caps an endpoint's requests in flight; claims and the health view follow", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "WEBHOOK_TEST", url: "https://hooks.acme.test/capped", maxConcurrentRequests: 3 });
+    expect(hook.max_concurrent_requests).toBe(3);
+    expect((await admin.getEndpointHealth(hook.id)).concurrency).toBe(3);
+    for (let i = 0; i < 5; i++) await admin.sendTest(hook.id);
+    const claimed = await db.query("select 1 from private.claim_due_deliveries('client-test', 1000, 60) where webhook_id = $1", [hook.id]);
+    expect(claimed.rowCount).toBe(3);
+
+    await expect(admin.updateWebhook(hook.id, { maxConcurrentRequests: 0 })).rejects.toMatchObject({
+      kind: "invalid_input", code: "23514", constraint: "webhooks_max_concurrent_requests_range",
+    });
+    await expect(adminB.updateWebhook(hook.id, { maxConcurrentRequests: 1 })).rejects.toMatchObject({ kind: "not_found" });
+    await expect(member.updateWebhook(hook.id, { maxConcurrentRequests: 1 })).rejects.toMatchObject({ kind: "not_found" });
+    expect((await admin.getWebhook(hook.id)).max_concurrent_requests).toBe(3);
+
+    expect((await admin.updateWebhook(hook.id, { maxConcurrentRequests: null })).max_concurrent_requests).toBeNull();
+    expect((await admin.getEndpointHealth(hook.id)).concurrency).toBe(10);
   });
 });
 
