@@ -9,6 +9,8 @@
 // - A delivery held behind the head of its key says "waiting for delivery <head>", linking to
 //   it; cancelling the head (after a confirmation) lets the held one go to the receiver.
 // - Cancelling a delivery that has ended meanwhile shows the database's refusal in plain words.
+// - An ADMIN sets an endpoint's own limit of requests at once through the edit form; a value
+//   that is not a number from 1 to 1000 is refused beside the field and changes nothing.
 // The circuit knobs (private.webhook_settings) are lowered for this file and restored after
 // it; retries are 60 s apart, so nothing here is sent again by the retry schedule.
 import type { Browser, Page } from "playwright-core";
@@ -253,6 +255,50 @@ describe("ordered delivery in the portal", () => {
     await page.locator(".swp-facts .swp-badge", { hasText: "cancelled" }).waitFor();
     expect(await button("Cancel delivery…").count()).toBe(0);
     await screenshot(page, "20-cancel-already-ended");
+    await expectInert();
+  });
+});
+
+describe("an endpoint's own limit in the portal", () => {
+  it("sets most requests at once through the form; a bad value is refused beside the field and changes nothing", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "PROCESS_DELETED", url: receiver.url("/hooks/limited") });
+    const limit = async () => (await db.query("select max_concurrent_requests from public.webhooks where id = $1", [hook.id])).rows[0].max_concurrent_requests;
+    await openEndpoint(hook.id);
+    const field = () => page.getByLabel("Most requests at once (optional)");
+    const rule = "Most requests at once must be a whole number from 1 to 1000, or empty for the deployment's limit.";
+
+    // Not a number: refused by the form. Out of range: refused by the database's rule. Neither changes anything.
+    for (const bad of ["a few", "0", "1001"]) {
+      await button("Edit").click();
+      await field().fill(bad);
+      await button("Save changes").click();
+      await page.getByRole("alert").getByText(rule).waitFor();
+      expect(await field().getAttribute("aria-invalid"), `"${bad}" is marked invalid`).toBe("true");
+      expect(await limit(), `"${bad}" changed nothing`).toBeNull();
+      await button("Cancel").click();
+    }
+
+    await button("Edit").click();
+    expect(await field().inputValue(), "empty: no limit of its own").toBe("");
+    await field().fill("3");
+    await button("Save changes").click();
+    await page.getByText("Saved.").waitFor();
+    expect(await limit()).toBe(3);
+    await waitFor("the page to show the limit and what it allows", async () => {
+      const facts = (await page.locator(".swp-facts").first().textContent()) ?? "";
+      return facts.includes("Limit set for this endpoint: 3 requests at once.") && facts.includes("up to 3 requests at once");
+    });
+    expect((await health(hook.id)).concurrency).toBe(3);
+    await screenshot(page, "21-endpoint-own-limit");
+
+    await button("Edit").click();
+    expect(await field().inputValue(), "the edit form starts from the limit").toBe("3");
+    await field().fill("");
+    await button("Save changes").click();
+    await page.getByText("Saved.").waitFor();
+    expect(await limit()).toBeNull();
+    await waitFor("the page to show the deployment's limit again", async () =>
+      !((await page.locator(".swp-facts").first().textContent()) ?? "").includes("Limit set for this endpoint"));
     await expectInert();
   });
 });

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { toWebhooksError, URL_RULES, WebhooksError } from "../../src/errors.ts";
 import { describeBucket, hourlyBuckets, niceMax, stack, windowStart } from "../../src/portal/logic/chart.ts";
 import { cancelDeliveryError, endpointFormError } from "../../src/portal/logic/form-errors.ts";
-import { concurrencyText, DELIVERY_ORDERS, endpointLabel, endpointState, formatMoment, formatRate, formatTime, fromLocalInput, lastOutcome, toLocalInput } from "../../src/portal/logic/format.ts";
+import { concurrencyText, DELIVERY_ORDERS, endpointLabel, endpointState, formatMoment, formatRate, formatTime, fromLocalInput, lastOutcome, limitText, toLocalInput } from "../../src/portal/logic/format.ts";
 import { headersAsSent } from "../../src/portal/logic/headers.ts";
 import { currentCursor, FIRST_PAGE, hasNewer, newer, older, pageNumber } from "../../src/portal/logic/pager.ts";
 import { pathToRoute, routeToPath, type Route } from "../../src/portal/logic/route.ts";
@@ -129,6 +129,14 @@ describe("errors of the endpoint form", () => {
     expect(endpointFormError(error)).toEqual({ field: "deliveryOrder", message: "Delivery order must be parallel or ordered." });
   });
 
+  it("places a limit of requests at once the database refuses next to its field", () => {
+    const error = toWebhooksError({ code: "23514", message: 'new row for relation "webhooks" violates check constraint "webhooks_max_concurrent_requests_range"' });
+    expect(endpointFormError(error)).toEqual({
+      field: "maxConcurrentRequests",
+      message: "Most requests at once must be a whole number from 1 to 1000, or empty for the deployment's limit.",
+    });
+  });
+
   it("says everything else for the whole form, without guessing a field", () => {
     expect(endpointFormError(toWebhooksError({ code: "42501", message: "new row violates row-level security policy" }))).toMatchObject({ field: null });
     expect(endpointFormError(new WebhooksError("unknown", "create webhook: boom"))).toEqual({ field: null, message: "create webhook: boom" });
@@ -244,6 +252,8 @@ describe("formatting", () => {
     expect(concurrencyText({ concurrency: 1 })).toBe("up to 1 request at once");
     expect(concurrencyText({ concurrency: null })).toBe("—");
     expect(concurrencyText(null)).toBe("—");
+    expect(limitText(5)).toBe("Limit set for this endpoint: 5 requests at once.");
+    expect(limitText(1)).toBe("Limit set for this endpoint: 1 request at once.");
   });
 
   it("says in one sentence what each delivery order promises", () => {

@@ -3,7 +3,11 @@
 // the portal and the API say the same thing.
 import { URL_RULES, WebhooksError } from "../../errors.ts";
 
-export type EndpointField = "url" | "triggerType" | "description" | "deliveryOrder";
+export type EndpointField = "url" | "triggerType" | "description" | "deliveryOrder" | "maxConcurrentRequests";
+
+/** What the form says when the limit is not a whole number from 1 to 1000 (or empty). */
+export const MAX_CONCURRENT_REQUESTS_RULE =
+  "Most requests at once must be a whole number from 1 to 1000, or empty for the deployment's limit.";
 
 export interface FormError {
   /** The field to show it next to; null for the form as a whole. */
@@ -40,6 +44,9 @@ export function endpointFormError(error: unknown): FormError {
   }
   if (error.constraint === "webhooks_delivery_order_valid") {
     return { field: "deliveryOrder", message: "Delivery order must be parallel or ordered." };
+  }
+  if (error.constraint === "webhooks_max_concurrent_requests_range") {
+    return { field: "maxConcurrentRequests", message: MAX_CONCURRENT_REQUESTS_RULE };
   }
   if (error.code === "23502" && /"url"/.test(error.message)) return { field: "url", message: "URL is required." };
   return { field: null, message: error.message };

@@ -103,7 +103,12 @@ export function concurrencyText(health: Pick<EndpointHealth, "concurrency"> | nu
 
 /** Why that number moves, in a sentence. */
 export const CONCURRENCY_RULE =
-  "One more after each success, up to the deployment's limit; halved when the endpoint times out, does not answer, or answers 5xx or 429.";
+  "One more after each success, up to the deployment's limit or the endpoint's own if lower; halved when the endpoint times out, does not answer, or answers 5xx or 429.";
+
+/** The endpoint's own limit (public.webhooks.max_concurrent_requests), in a sentence. */
+export function limitText(limit: number): string {
+  return `Limit set for this endpoint: ${plural(limit, "request", "requests")} at once.`;
+}
 
 /** How an endpoint receives its deliveries, in a sentence (public.webhooks.delivery_order). */
 export const DELIVERY_ORDERS: Record<DeliveryOrder, { label: string; promise: string }> = {

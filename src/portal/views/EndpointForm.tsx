@@ -4,13 +4,22 @@ import { useId, useState } from "react";
 import type { FormEvent } from "react";
 import type { DeliveryOrder, Webhook, WebhookTriggerType } from "../../client.ts";
 import { DELIVERY_ORDERS } from "../logic/format.ts";
-import { endpointFormError, type FormError } from "../logic/form-errors.ts";
+import { endpointFormError, type FormError, MAX_CONCURRENT_REQUESTS_RULE } from "../logic/form-errors.ts";
 
 export interface EndpointFormValues {
   url: string;
   triggerType: string;
   description: string;
   deliveryOrder: DeliveryOrder;
+  /** Null: no limit of the endpoint's own (the deployment's applies). */
+  maxConcurrentRequests: number | null;
+}
+
+/** The limit field's text as the number to store: empty is null; anything but digits is refused here. */
+function parseLimit(text: string): number | null | undefined {
+  const trimmed = text.trim();
+  if (trimmed === "") return null;
+  return /^[0-9]+$/.test(trimmed) ? Number(trimmed) : undefined;
 }
 
 export function EndpointForm({
@@ -20,28 +29,35 @@ export function EndpointForm({
   onSubmit,
   onCancel,
 }: {
-  initial?: Pick<Webhook, "url" | "trigger_type" | "description" | "delivery_order">;
+  initial?: Pick<Webhook, "url" | "trigger_type" | "description" | "delivery_order" | "max_concurrent_requests">;
   triggerTypes: WebhookTriggerType[];
   submitLabel: string;
   onSubmit: (values: EndpointFormValues) => Promise<void>;
   onCancel?: () => void;
 }) {
   const id = useId();
-  const [values, setValues] = useState<EndpointFormValues>({
+  const [values, setValues] = useState<Omit<EndpointFormValues, "maxConcurrentRequests"> & { maxConcurrentRequests: string }>({
     url: initial?.url ?? "",
     triggerType: initial?.trigger_type ?? triggerTypes.find((t) => t.name !== "WEBHOOK_TEST")?.name ?? triggerTypes[0]?.name ?? "",
     description: initial?.description ?? "",
     deliveryOrder: initial?.delivery_order ?? "parallel",
+    maxConcurrentRequests: initial?.max_concurrent_requests == null ? "" : String(initial.max_concurrent_requests),
   });
   const [error, setError] = useState<FormError | null>(null);
   const [busy, setBusy] = useState(false);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
+    const limit = parseLimit(values.maxConcurrentRequests);
+    if (limit === undefined) {
+      // Not a number at all: the database would only say "invalid input syntax".
+      setError({ field: "maxConcurrentRequests", message: MAX_CONCURRENT_REQUESTS_RULE });
+      return;
+    }
     setBusy(true);
     setError(null);
     try {
-      await onSubmit({ ...values, url: values.url.trim() });
+      await onSubmit({ ...values, url: values.url.trim(), maxConcurrentRequests: limit });
     } catch (err) {
       setError(endpointFormError(err));
     } finally {
@@ -141,6 +157,25 @@ export function EndpointForm({
         ) : null}
         {fieldError("deliveryOrder")}
       </fieldset>
+      <div className="swp-field">
+        <label htmlFor={`${id}-limit`}>Most requests at once (optional)</label>
+        <input
+          id={`${id}-limit`}
+          name="maxConcurrentRequests"
+          type="text"
+          inputMode="numeric"
+          autoComplete="off"
+          value={values.maxConcurrentRequests}
+          onChange={(e) => setValues({ ...values, maxConcurrentRequests: e.target.value })}
+          aria-invalid={error?.field === "maxConcurrentRequests" || undefined}
+          aria-describedby={described("maxConcurrentRequests", `${id}-limit-hint`)}
+        />
+        <p id={`${id}-limit-hint`} className="swp-hint">
+          For a receiver that can only take a few requests at a time: Serial never has more than this many in flight to
+          it. Empty: the deployment's limit.
+        </p>
+        {fieldError("maxConcurrentRequests")}
+      </div>
       {error && error.field === null ? (
         <p className="swp-error" role="alert">
           {error.message}

@@ -7,7 +7,7 @@ import type { Webhook } from "../../client.ts";
 import { ConfirmDialog, CopyButton, ErrorMessage, LastOutcome, Loading, Notice, StateBadge } from "../components.tsx";
 import { isNotVisible, PortalLink, useAction, useLoad, usePortal } from "../context.tsx";
 import { windowStart } from "../logic/chart.ts";
-import { CONCURRENCY_RULE, concurrencyText, DELIVERY_ORDERS, formatRate, formatTime, fromLocalInput, toLocalInput } from "../logic/format.ts";
+import { CONCURRENCY_RULE, concurrencyText, DELIVERY_ORDERS, formatRate, formatTime, fromLocalInput, limitText, toLocalInput } from "../logic/format.ts";
 import { DeliveryLog } from "./DeliveriesView.tsx";
 import { EndpointForm } from "./EndpointForm.tsx";
 import { NotFound } from "./NotFound.tsx";
@@ -86,6 +86,9 @@ function EndpointDetails({
         <dd>
           {concurrencyText(health.data)}
           <div className="swp-muted">{CONCURRENCY_RULE}</div>
+          {webhook.max_concurrent_requests !== null ? (
+            <div className="swp-muted">{limitText(webhook.max_concurrent_requests)}</div>
+          ) : null}
         </dd>
         <dt>Delivery order</dt>
         <dd>
@@ -111,6 +114,9 @@ function EndpointDetails({
               ...(values.triggerType !== webhook.trigger_type ? { triggerType: values.triggerType } : {}),
               ...(description !== webhook.description ? { description } : {}),
               ...(values.deliveryOrder !== webhook.delivery_order ? { deliveryOrder: values.deliveryOrder } : {}),
+              ...(values.maxConcurrentRequests !== webhook.max_concurrent_requests
+                ? { maxConcurrentRequests: values.maxConcurrentRequests }
+                : {}),
             };
             if (Object.keys(changes).length > 0) await api.updateWebhook(webhook.id, changes);
             setEditing(false);

@@ -119,6 +119,7 @@ export function NewEndpointView() {
               triggerType: values.triggerType,
               description: values.description.trim() === "" ? null : values.description,
               deliveryOrder: values.deliveryOrder,
+              maxConcurrentRequests: values.maxConcurrentRequests,
             });
             navigate({ page: "endpoint", id: created.id });
           }}
