@@ -1335,18 +1335,17 @@ CREATE FUNCTION private.subscribed_webhooks(company_id uuid, trigger_type text) 
     SET search_path TO ''
     AS $$
 begin
-  return (select array_agg(s.id order by s.id)
-            from (select w.id
-                    from public.webhooks w
-                   where w.company_id = subscribed_webhooks.company_id
-                     and w.trigger_type = subscribed_webhooks.trigger_type
-                     and w.is_active
-                   order by w.id
-                     for key share of w) s);
+  return (select array_agg(w.id order by w.id)
+            from public.webhooks w
+           where w.company_id = subscribed_webhooks.company_id
+             and w.trigger_type = subscribed_webhooks.trigger_type
+             and w.is_active);
 end;
 $$;
 
 ALTER FUNCTION private.subscribed_webhooks(company_id uuid, trigger_type text) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.subscribed_webhooks(company_id uuid, trigger_type text) IS 'The company''s active endpoints subscribed to the trigger type, in id order. Locks nothing: a write never waits for an ADMIN''s edit or delete (deliveries created for an endpoint deleted meanwhile end cancelled at the next claim).';
 
 CREATE FUNCTION private.tg_processes__emit_webhook_event() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
