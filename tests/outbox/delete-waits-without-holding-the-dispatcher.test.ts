@@ -1,12 +1,14 @@
-// An ADMIN's delete that waits for a business transaction holds up no dispatcher
-// (migration 20261130150000). A write fanning out to an endpoint holds its webhooks row
-// (FOR KEY SHARE) until it commits, and a delete of that endpoint waits for it: for as long
-// as the write's transaction lasts (an import can take minutes). Before, the delete locked
-// every endpoint of its company first, so a record carrying a result for another endpoint
-// of that company waited as long too, and with it every tenant whose results were in the
-// same record call. Here the record must complete while the write is still open; the
-// dispatcher's session gives up on any lock wait after a second (55P03), so a record that
-// waits fails the test instead of hanging it.
+// An ADMIN's delete that waits for another transaction holds up no dispatcher (migration
+// 20261130150000). A delete of an endpoint waits for whatever holds its webhooks row: an
+// ADMIN RPC's FOR KEY SHARE (test, redeliver, replay) or another ADMIN's edit, until that
+// transaction ends; until 20261130210000, also every business write fanning out to it,
+// for as long as the write lasted (an import can take minutes). Before 20261130150000, the
+// delete locked every endpoint of its company first, so a record carrying a result for
+// another endpoint of that company waited as long too, and with it every tenant whose
+// results were in the same record call. Here a long transaction writes and holds the
+// endpoint's row, and the record must complete while it is still open; the dispatcher's
+// session gives up on any lock wait after a second (55P03), so a record that waits fails
+// the test instead of hanging it.
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { superuser } from "../support/world.ts";
@@ -38,11 +40,13 @@ describe("an ADMIN's delete waiting for a long write", () => {
     const inFlight = (await claim(dispatcher, "import-dispatcher")).filter((c) => c.webhook_id === busy);
     expect(inFlight).toHaveLength(1);
 
-    // A long write: it fans out to both endpoints and stays open.
+    // A long transaction: it fans out to both endpoints, holds the doomed endpoint's row as
+    // an ADMIN RPC does (FOR KEY SHARE, private.require_active), and stays open.
     await business.query("begin");
     await business.query("select private.enqueue_webhook_event($1, 'PROCESS_CREATED', '{\"n\": 2}')", [companyId]);
+    await business.query("select 1 from public.webhooks where id = $1 for key share", [doomed]);
 
-    // The ADMIN deletes one endpoint, as PostgREST runs it: it waits for the write.
+    // The ADMIN deletes one endpoint, as PostgREST runs it: it waits for that transaction.
     const adminPid = (await admin.query("select pg_backend_pid() as pid")).rows[0].pid;
     await admin.query("begin");
     await admin.query(
@@ -50,13 +54,13 @@ describe("an ADMIN's delete waiting for a long write", () => {
       [JSON.stringify({ sub: adminId, role: "authenticated", aud: "authenticated" })],
     );
     const deleted = admin.query("delete from public.webhooks where id = $1", [doomed]).then((r) => r.rowCount, (e: Error) => e.message);
-    await untilWaitingForALock(setup, adminPid, 2000, "the delete never waited for the open write");
+    await untilWaitingForALock(setup, adminPid, 2000, "the delete never waited for the open transaction");
 
     // Meanwhile the dispatcher records the other endpoint's result.
     const recorded = await succeed(dispatcher, "import-dispatcher", inFlight).catch((e: Error) => e.message);
     expect(recorded, "the record completed while the delete was waiting").toBe(1);
 
-    // The write commits; the delete goes through and cancels what the write created for it.
+    // That transaction commits; the delete goes through and cancels what it created for the endpoint.
     await business.query("commit");
     expect(await deleted).toBe(1);
     await admin.query("commit");
