@@ -1,5 +1,6 @@
 // End to end: a process revision in Postgres reaches a real HTTP receiver through a real
-// dispatcher process, signed, retried and logged as the README promises.
+// dispatcher process, signed, retried and logged as the README promises. The body is the
+// payload's stored text, byte for byte (numbers too big for JavaScript included).
 import assert from "node:assert/strict";
 import { newSecret } from "../_test/receiver.ts";
 import {
@@ -45,8 +46,9 @@ e2eTest("a process revision is POSTed once, signed, and logged as one successful
   const timestamp = Number(request.headers.get("webhook-timestamp"));
   assert(Math.abs(timestamp - Date.now() / 1000) < 60, `webhook-timestamp ${timestamp} is not now`);
 
-  // The body is the event payload, byte for byte what was signed.
-  const [event] = await t.sql`select trigger_type, payload from public.webhook_events where id = ${delivery.event_id}`;
+  // The body is the event payload, byte for byte as the database stores it, and what was signed.
+  const [event] = await t.sql`select trigger_type, payload, payload::text as text from public.webhook_events where id = ${delivery.event_id}`;
+  assert.equal(request.body, event.text);
   const body = JSON.parse(request.body);
   assert.deepEqual(body, event.payload);
   assert.deepEqual(body.type, "PROCESS_REVISED");
@@ -74,6 +76,26 @@ e2eTest("a process revision is POSTed once, signed, and logged as one successful
   assert.deepEqual(attempt.error, null);
   assert.deepEqual(attempt.worker, worker.workerId);
   assert(typeof attempt.duration_ms === "number" && attempt.duration_ms >= 0, "duration_ms is recorded");
+});
+
+e2eTest("numbers a JavaScript number cannot hold reach the receiver digit for digit", async (t) => {
+  // The dispatcher sends the stored text; it never parses the payload into JavaScript
+  // numbers (a 64-bit id above 2^53, a decimal with more than 17 digits, 1e400).
+  const receiver = t.receiver();
+  const company = await t.company();
+  const hook = await t.webhook(company, `${receiver.origin}/numbers`, "WEBHOOK_TEST");
+  const data = '{"id": 9007199254740993, "torque_nm": 12.000000000000000000001, "limit": 1e400}';
+  const [{ event }] = await t.sql`select private.enqueue_webhook_event(${company}, 'WEBHOOK_TEST', ${data}::text::jsonb) as event`;
+  await t.dispatcher({ allowedTargets: [receiver.target] });
+  await waitFor("the delivery", () => receiver.requests.length === 1);
+
+  const [{ text }] = await t.sql`select payload::text as text from public.webhook_events where id = ${event}`;
+  const body = receiver.requests[0].body;
+  assert.equal(body, text);
+  assert.match(body, /"id": 9007199254740993[,}]/);
+  assert.match(body, /"torque_nm": 12\.000000000000000000001[,}]/);
+  assert.match(body, /"limit": 1(0{400})[,}]/);
+  verifySignature(await webhookSecret(t.sql, hook), receiver.requests[0]);
 });
 
 e2eTest("after a secret rotation the delivery carries two signatures, old and new both verify", async (t) => {

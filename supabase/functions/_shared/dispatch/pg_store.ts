@@ -87,8 +87,11 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
     `;
   };
 
-  // The columns of private.claimed_delivery, arrays as JSON (fetch_types is off).
-  const claimed = sql`delivery_id, event_id, webhook_id, company_id, url, payload,
+  // The columns of private.claimed_delivery, arrays as JSON (fetch_types is off). The
+  // payload as text: the engine sends a string verbatim, so the body is the stored JSON
+  // byte for byte, never parsed into JavaScript numbers (an id above 2^53, a decimal
+  // with more than 17 digits) and encoded again, and costs no parse and stringify.
+  const claimed = sql`delivery_id, event_id, webhook_id, company_id, url, payload::text as payload,
                       attempt_number, to_jsonb(secrets) as secrets, event_created_at`;
 
   const store: DeliveryStore = {
