@@ -125,6 +125,45 @@ e2eTest("two dispatchers together never exceed an endpoint's cap", async (t) => 
   assert.equal(receiver.requests.length, 60);
 });
 
+e2eTest("an ADMIN's cap on their endpoint holds across two dispatchers, and binds no other tenant", async (t) => {
+  /** A receiver that counts the requests it holds at once (each for 30 ms). */
+  const counting = () => {
+    const seen = { inFlight: 0, most: 0 };
+    const receiver = t.receiver(async () => {
+      seen.most = Math.max(seen.most, ++seen.inFlight);
+      await sleep(30, t.ending);
+      seen.inFlight--;
+      return new Response("ok");
+    });
+    return { receiver, seen };
+  };
+  const erp = counting();
+  const mes = counting();
+  const fragile = await t.company();
+  const erpHook = await t.webhook(fragile, `${erp.receiver.origin}/erp`);
+  await t.sql`update public.webhooks set max_concurrent_requests = 2 where id = ${erpHook}`;
+  const neighbour = await t.company();
+  const mesHook = await t.webhook(neighbour, `${mes.receiver.origin}/mes`);
+  // Each worker alone could send 10 at once to each: the caps are the database's.
+  const env = { WEBHOOK_CONCURRENCY: "10" };
+  const targets = [erp.receiver.target, mes.receiver.target];
+  await Promise.all([t.dispatcher({ allowedTargets: targets, env }), t.dispatcher({ allowedTargets: targets, env })]);
+
+  for (const company of [fragile, neighbour]) {
+    const process = await createProcess(t.sql, company, "Welding");
+    await t.sql.begin(async (tx) => {
+      for (let i = 2; i <= 41; i++) await tx`update public.processes set name = ${`Welding v${i}`} where id = ${process}`;
+    });
+  }
+  await waitFor("80 deliveries to succeed", async () => {
+    const rows = [...(await deliveriesOf(t.sql, erpHook)), ...(await deliveriesOf(t.sql, mesHook))];
+    return rows.length === 80 && rows.every((d) => d.state === "succeeded");
+  }, { timeoutMs: 30_000 });
+  assert.equal(erp.seen.most, 2, "the capped endpoint had 2 requests at most at once, and reached them");
+  assert.ok(mes.seen.most > 2, `the other tenant's endpoint is not held to it (most at once: ${mes.seen.most})`);
+  assert.equal(erp.receiver.requests.length + mes.receiver.requests.length, 80);
+});
+
 e2eTest("an endpoint earns its concurrency: from the start up to the cap, and back at a sign of trouble", async (t) => {
   let inFlight = 0;
   let most = 0;
