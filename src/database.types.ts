@@ -173,7 +173,7 @@ isOneToOne: false
                   ]
                 },"webhooks": {
                   Row: {
-                    "company_id": string,"created_at": string,"delivery_order": string,"description": string | null,"disabled_at": string | null,"disabled_reason": string | null,"id": string,"is_active": boolean,"max_concurrent_requests": number | null,"trigger_type": string,"updated_at": string,"url": string,"webhook_endpoint_health": {
+                    "company_id": string,"created_at": string,"delivery_order": string,"description": string | null,"disabled_at": string | null,"disabled_reason": string | null,"id": string,"is_active": boolean,"max_concurrent_requests": number | null,"max_requests_per_second": number | null,"trigger_type": string,"updated_at": string,"url": string,"webhook_endpoint_health": {
               "circuit_opened_at": string | null,
 "company_id": string,
 "concurrency": number | null,
@@ -190,10 +190,10 @@ isOneToOne: false
                   }
                   ComputedFields: "webhook_endpoint_health"
                   Insert: {
-                    "company_id": string,"created_at"?: string,"delivery_order"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"id"?: string,"is_active"?: boolean,"max_concurrent_requests"?: number | null,"trigger_type": string,"updated_at"?: string,"url": string
+                    "company_id": string,"created_at"?: string,"delivery_order"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"id"?: string,"is_active"?: boolean,"max_concurrent_requests"?: number | null,"max_requests_per_second"?: number | null,"trigger_type": string,"updated_at"?: string,"url": string
                   }
                   Update: {
-                    "company_id"?: string,"created_at"?: string,"delivery_order"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"id"?: string,"is_active"?: boolean,"max_concurrent_requests"?: number | null,"trigger_type"?: string,"updated_at"?: string,"url"?: string
+                    "company_id"?: string,"created_at"?: string,"delivery_order"?: string,"description"?: string | null,"disabled_at"?: string | null,"disabled_reason"?: string | null,"id"?: string,"is_active"?: boolean,"max_concurrent_requests"?: number | null,"max_requests_per_second"?: number | null,"trigger_type"?: string,"updated_at"?: string,"url"?: string
                   }
                   Relationships: [
                     {

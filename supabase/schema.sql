@@ -165,6 +165,8 @@ declare
   orphans uuid[];
   cancellation private.webhook_cancellations;
   chunk integer;
+  tokens double precision;  -- the endpoint's requests left this second (null: no rate of its own)
+  leased_here integer;      -- leased for the endpoint in hand
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that claims the work' using errcode = '22023';
@@ -280,6 +282,8 @@ begin
     select * into hook from public.webhooks w where w.id = endpoint.webhook_id;
     served := false;
     secrets := null;
+    tokens := null;
+    leased_here := 0;
 
     if not hook.is_active then
       -- Disabled while a transaction was creating deliveries for it: they end here.
@@ -303,6 +307,11 @@ begin
                 else 0
               end;
       take := least(take, batch_size - claimed);
+      -- Its own rate (20261130220000): no more than the requests its bucket holds.
+      tokens := private.endpoint_rate_tokens(endpoint);
+      if tokens is not null then
+        take := least(take, floor(tokens)::integer);
+      end if;
 
       while take > 0 loop
         -- The endpoint's oldest due deliveries. An ordered delivery goes only when it is
@@ -379,6 +388,7 @@ begin
         get diagnostics leased_now = row_count;
         perform pg_catalog.set_config('enable_seqscan', seqscan_was, true);
         claimed := claimed + leased_now;
+        leased_here := leased_here + leased_now;
 
         served := served or cardinality(heads) > 0;
         take := least(take - cardinality(heads), batch_size - claimed);
@@ -387,6 +397,12 @@ begin
       end loop;
     end if;
 
+    if tokens is not null then
+      -- What is left in its bucket, as of now; endpoint_ready_at (next statement) reads it.
+      update private.webhook_endpoints e
+         set rate_tokens = tokens - leased_here, rate_updated_at = now()
+       where e.webhook_id = endpoint.webhook_id;
+    end if;
     update private.webhook_endpoints e
        set ready_at = private.endpoint_ready_at(e, served)
      where e.webhook_id = endpoint.webhook_id;
@@ -578,6 +594,9 @@ CREATE TABLE private.webhook_endpoints (
     concurrency_limit integer,
     receiver_since timestamp with time zone,
     max_concurrent_requests integer,
+    max_requests_per_second integer,
+    rate_tokens double precision,
+    rate_updated_at timestamp with time zone,
     CONSTRAINT webhook_endpoints_circuit_complete CHECK ((((circuit_opened_at IS NULL) = (next_probe_at IS NULL)) AND ((circuit_opened_at IS NULL) = (probe_interval_seconds IS NULL)))),
     CONSTRAINT webhook_endpoints_concurrency_limit_range CHECK (((concurrency_limit >= 1) AND (concurrency_limit <= 1000))),
     CONSTRAINT webhook_endpoints_failures_nonnegative CHECK ((consecutive_failures >= 0))
@@ -595,6 +614,30 @@ COMMENT ON COLUMN private.webhook_endpoints.receiver_since IS 'When the endpoint
 
 COMMENT ON COLUMN private.webhook_endpoints.max_concurrent_requests IS 'A copy of public.webhooks.max_concurrent_requests (kept by the webhooks triggers), where claims and records read it.';
 
+COMMENT ON COLUMN private.webhook_endpoints.max_requests_per_second IS 'A copy of public.webhooks.max_requests_per_second (kept by the webhooks triggers), where claims read it.';
+
+COMMENT ON COLUMN private.webhook_endpoints.rate_tokens IS 'Requests the endpoint''s bucket held at rate_updated_at (null: full). See private.endpoint_rate_tokens.';
+
+CREATE FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) RETURNS double precision
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  rate integer := endpoint.max_requests_per_second;
+begin
+  if rate is null then
+    return null;
+  end if;
+  return least(rate::double precision,
+               coalesce(endpoint.rate_tokens, rate)
+                 + rate * greatest(0, extract(epoch from now() - coalesce(endpoint.rate_updated_at, now()))::double precision));
+end;
+$$;
+
+ALTER FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) IS 'Requests the endpoint may be sent now under its own rate: its bucket (at most one second of requests) refilled since rate_updated_at. Null: no rate of its own.';
+
 CREATE FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -604,6 +647,8 @@ declare
   in_flight integer;
   first_expiry timestamptz;
   earliest timestamptz;
+  ready timestamptz;
+  tokens double precision := private.endpoint_rate_tokens(endpoint);
 begin
   select count(*)::integer, min(d.lease_expires_at) into in_flight, first_expiry
     from public.webhook_deliveries d
@@ -622,14 +667,19 @@ begin
   if earliest is null then
     return null;
   elsif endpoint.circuit_opened_at is not null then
-    return case when in_flight > 0 then first_expiry else greatest(endpoint.next_probe_at, earliest) end;
+    ready := case when in_flight > 0 then first_expiry else greatest(endpoint.next_probe_at, earliest) end;
   elsif in_flight >= cap then
-    return first_expiry;
+    ready := first_expiry;
   elsif served and earliest <= now() then
-    return now();
+    ready := now();
   else
-    return earliest;
+    ready := earliest;
   end if;
+  -- Rate-limited with less than one request's token: not before the next one is there.
+  if tokens < 1 then
+    ready := greatest(ready, now() + make_interval(secs => (1 - tokens) / endpoint.max_requests_per_second));
+  end if;
+  return ready;
 end;
 $$;
 
@@ -780,9 +830,11 @@ CREATE TABLE public.webhooks (
     disabled_at timestamp with time zone,
     delivery_order text DEFAULT 'parallel'::text NOT NULL,
     max_concurrent_requests integer,
+    max_requests_per_second integer,
     CONSTRAINT webhooks_delivery_order_valid CHECK ((delivery_order = ANY (ARRAY['parallel'::text, 'ordered'::text]))),
     CONSTRAINT webhooks_description_length CHECK ((char_length(description) <= 500)),
     CONSTRAINT webhooks_max_concurrent_requests_range CHECK (((max_concurrent_requests >= 1) AND (max_concurrent_requests <= 1000))),
+    CONSTRAINT webhooks_max_requests_per_second_range CHECK (((max_requests_per_second >= 1) AND (max_requests_per_second <= 10000))),
     CONSTRAINT webhooks_url_length CHECK ((char_length(url) <= 2048)),
     CONSTRAINT webhooks_url_no_credentials CHECK ((url !~ '^[^:/?#]+://[^/?#]*@'::text)),
     CONSTRAINT webhooks_url_no_fragment CHECK ((POSITION(('#'::text) IN (url)) = 0)),
@@ -798,9 +850,13 @@ COMMENT ON COLUMN public.webhooks.delivery_order IS 'parallel (default): deliver
 
 COMMENT ON COLUMN public.webhooks.max_concurrent_requests IS 'Most requests this endpoint may have in flight at once, across all dispatchers (1-1000). Null: the deployment''s cap (private.webhook_settings.endpoint_concurrency), which also bounds a higher value.';
 
+COMMENT ON COLUMN public.webhooks.max_requests_per_second IS 'Most requests this endpoint is sent per second, across all dispatchers (1-10,000; at most this many at once after a quiet second). Null: no limit of its own.';
+
 COMMENT ON CONSTRAINT webhooks_delivery_order_valid ON public.webhooks IS 'delivery_order must be parallel or ordered';
 
 COMMENT ON CONSTRAINT webhooks_max_concurrent_requests_range ON public.webhooks IS 'max_concurrent_requests must be between 1 and 1000, or null for the deployment''s cap';
+
+COMMENT ON CONSTRAINT webhooks_max_requests_per_second_range ON public.webhooks IS 'max_requests_per_second must be between 1 and 10000, or null for no limit';
 
 COMMENT ON CONSTRAINT webhooks_url_length ON public.webhooks IS 'url must be at most 2048 characters';
 
@@ -1469,22 +1525,30 @@ begin
            o.is_active as was_active, n.is_active,
            o.url is distinct from n.url as new_url,
            o.delivery_order as old_order, n.delivery_order,
-           o.max_concurrent_requests is distinct from n.max_concurrent_requests as new_cap,
-           n.max_concurrent_requests
+           (o.max_concurrent_requests, o.max_requests_per_second)
+             is distinct from (n.max_concurrent_requests, n.max_requests_per_second) as new_cap,
+           n.max_concurrent_requests, n.max_requests_per_second
       from new_rows n
       join old_rows o on o.id = n.id
-     where (o.is_active, o.url, o.delivery_order, o.max_concurrent_requests)
-           is distinct from (n.is_active, n.url, n.delivery_order, n.max_concurrent_requests)
+     where (o.is_active, o.url, o.delivery_order, o.max_concurrent_requests, o.max_requests_per_second)
+           is distinct from (n.is_active, n.url, n.delivery_order, n.max_concurrent_requests, n.max_requests_per_second)
      order by n.id
   loop
     perform 1 from private.webhook_endpoints e where e.webhook_id = change.id for update;
 
-    -- The ADMIN's own cap, copied to where claims and records read it (first, so that what
-    -- follows sees it). Lowered: the requests in flight above it finish, and no claim takes
-    -- more until they have. Raised or removed: the endpoint may take more now.
+    -- The ADMIN's own cap and rate, copied to where claims and records read them (first,
+    -- so that what follows sees them). A lowered cap: the requests in flight above it
+    -- finish, and no claim takes more until they have. A new rate starts with a full
+    -- bucket of its own (one second of requests). Raised or removed: the endpoint may take
+    -- more now.
     if change.new_cap then
       update private.webhook_endpoints e
-         set max_concurrent_requests = change.max_concurrent_requests
+         set max_concurrent_requests = change.max_concurrent_requests,
+             max_requests_per_second = change.max_requests_per_second,
+             rate_tokens = case when e.max_requests_per_second is distinct from change.max_requests_per_second
+                                then null else e.rate_tokens end,
+             rate_updated_at = case when e.max_requests_per_second is distinct from change.max_requests_per_second
+                                    then null else e.rate_updated_at end
        where e.webhook_id = change.id;
       -- A second statement: endpoint_ready_at must see the new cap.
       update private.webhook_endpoints e
@@ -1680,8 +1744,8 @@ CREATE FUNCTION private.tg_webhooks__track_endpoint() RETURNS trigger
     SET search_path TO ''
     AS $$
 begin
-  insert into private.webhook_endpoints (webhook_id, company_id, max_concurrent_requests)
-  values (new.id, new.company_id, new.max_concurrent_requests);
+  insert into private.webhook_endpoints (webhook_id, company_id, max_concurrent_requests, max_requests_per_second)
+  values (new.id, new.company_id, new.max_concurrent_requests, new.max_requests_per_second);
   return null;
 end;
 $$;
@@ -2978,6 +3042,8 @@ GRANT SELECT(last_success_at) ON TABLE private.webhook_endpoints TO authenticate
 
 GRANT SELECT(concurrency_limit) ON TABLE private.webhook_endpoints TO authenticated;
 
+REVOKE ALL ON FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) FROM PUBLIC;
@@ -3012,6 +3078,8 @@ GRANT INSERT(description),UPDATE(description) ON TABLE public.webhooks TO authen
 GRANT INSERT(delivery_order),UPDATE(delivery_order) ON TABLE public.webhooks TO authenticated;
 
 GRANT INSERT(max_concurrent_requests),UPDATE(max_concurrent_requests) ON TABLE public.webhooks TO authenticated;
+
+GRANT INSERT(max_requests_per_second),UPDATE(max_requests_per_second) ON TABLE public.webhooks TO authenticated;
 
 REVOKE ALL ON FUNCTION private.managed_webhook(webhook_id uuid) FROM PUBLIC;
 

@@ -243,7 +243,8 @@ as $$
          next_probe_at    = e.next_probe_at - by,
          last_attempt_at  = e.last_attempt_at - by,
          last_success_at  = e.last_success_at - by,
-         receiver_since   = e.receiver_since - by;
+         receiver_since   = e.receiver_since - by,
+         rate_updated_at  = e.rate_updated_at - by;
   update private.webhook_endpoint_signals s set created_at = s.created_at - by;
   update private.webhook_cancellations c
      set through      = c.through - by,

@@ -113,13 +113,13 @@ select is(
 );
 select is(
   pg_temp.columns_granted('authenticated', 'public.webhooks', 'INSERT'),
-  array['company_id', 'delivery_order', 'description', 'is_active', 'max_concurrent_requests', 'trigger_type', 'url'],
-  'authenticated may insert only company_id, trigger_type, url, is_active, description, delivery_order, max_concurrent_requests into webhooks (never the id)'
+  array['company_id', 'delivery_order', 'description', 'is_active', 'max_concurrent_requests', 'max_requests_per_second', 'trigger_type', 'url'],
+  'authenticated may insert only company_id, trigger_type, url, is_active, description, delivery_order, max_concurrent_requests, max_requests_per_second into webhooks (never the id)'
 );
 select is(
   pg_temp.columns_granted('authenticated', 'public.webhooks', 'UPDATE'),
-  array['delivery_order', 'description', 'is_active', 'max_concurrent_requests', 'trigger_type', 'url'],
-  'authenticated may update only trigger_type, url, is_active, description, delivery_order, max_concurrent_requests of webhooks (never company_id)'
+  array['delivery_order', 'description', 'is_active', 'max_concurrent_requests', 'max_requests_per_second', 'trigger_type', 'url'],
+  'authenticated may update only trigger_type, url, is_active, description, delivery_order, max_concurrent_requests, max_requests_per_second of webhooks (never company_id)'
 );
 select is(
   pg_temp.columns_granted('authenticated', 'public.processes', 'UPDATE'),
