@@ -616,7 +616,7 @@ COMMENT ON COLUMN private.webhook_endpoints.max_concurrent_requests IS 'A copy o
 
 COMMENT ON COLUMN private.webhook_endpoints.max_requests_per_second IS 'A copy of public.webhooks.max_requests_per_second (kept by the webhooks triggers), where claims read it.';
 
-COMMENT ON COLUMN private.webhook_endpoints.rate_tokens IS 'Requests the endpoint''s bucket held at rate_updated_at (null: full). See private.endpoint_rate_tokens.';
+COMMENT ON COLUMN private.webhook_endpoints.rate_tokens IS 'Requests the endpoint''s bucket held at rate_updated_at (null: full, a tenth of a second of requests). See private.endpoint_rate_tokens.';
 
 CREATE FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) RETURNS double precision
     LANGUAGE plpgsql STABLE
@@ -624,19 +624,21 @@ CREATE FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints)
     AS $$
 declare
   rate integer := endpoint.max_requests_per_second;
+  capacity double precision;
 begin
   if rate is null then
     return null;
   end if;
-  return least(rate::double precision,
-               coalesce(endpoint.rate_tokens, rate)
+  capacity := greatest(1, ceil(rate / 10.0));
+  return least(capacity,
+               coalesce(endpoint.rate_tokens, capacity)
                  + rate * greatest(0, extract(epoch from now() - coalesce(endpoint.rate_updated_at, now()))::double precision));
 end;
 $$;
 
 ALTER FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) OWNER TO postgres;
 
-COMMENT ON FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) IS 'Requests the endpoint may be sent now under its own rate: its bucket (at most one second of requests) refilled since rate_updated_at. Null: no rate of its own.';
+COMMENT ON FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) IS 'Requests the endpoint may be sent now under its own rate: its bucket (a tenth of a second of requests, at least one) refilled since rate_updated_at. Null: no rate of its own.';
 
 CREATE FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
@@ -850,7 +852,7 @@ COMMENT ON COLUMN public.webhooks.delivery_order IS 'parallel (default): deliver
 
 COMMENT ON COLUMN public.webhooks.max_concurrent_requests IS 'Most requests this endpoint may have in flight at once, across all dispatchers (1-1000). Null: the deployment''s cap (private.webhook_settings.endpoint_concurrency), which also bounds a higher value.';
 
-COMMENT ON COLUMN public.webhooks.max_requests_per_second IS 'Most requests this endpoint is sent per second, across all dispatchers (1-10,000; at most this many at once after a quiet second). Null: no limit of its own.';
+COMMENT ON COLUMN public.webhooks.max_requests_per_second IS 'Most requests this endpoint is sent per second on average, across all dispatchers (1-10,000); no second sees more than this plus a tenth. Null: no limit of its own.';
 
 COMMENT ON CONSTRAINT webhooks_delivery_order_valid ON public.webhooks IS 'delivery_order must be parallel or ordered';
 

@@ -1,7 +1,7 @@
 -- An ADMIN limits their own endpoint's request rate: public.webhooks.max_requests_per_second
 -- (1-10,000; null, the default: no limit of its own). A token bucket in the database, so it
--- holds across dispatchers: it holds one second of requests, refills continuously, and a
--- claim takes no more of the endpoint's deliveries than it holds. An endpoint short of a
+-- holds across dispatchers: it holds a tenth of a second of requests (at least one),
+-- refills at the rate, and a claim takes no more of the endpoint's deliveries than it holds. An endpoint short of a
 -- token is next looked at when one is there (ready_at), not before, even when a record
 -- frees its slots. A new rate starts with a full bucket; without one, nothing changes.
 -- Only the company's ADMINs can set it, and a value out of range is refused by a named
@@ -41,24 +41,24 @@ select results_eq(format($$select w.max_requests_per_second, e.max_requests_per_
   'neither changed anything, nor did another company''s ADMIN (RLS)');
 
 select tests.authenticate_as(:'admin_a');
-update public.webhooks set max_requests_per_second = 5 where id = :'hook';
+update public.webhooks set max_requests_per_second = 50 where id = :'hook';
 select tests.clear_authentication();
 select results_eq(format($$select max_requests_per_second, rate_tokens, rate_updated_at
                              from private.webhook_endpoints where webhook_id = %L$$, :'hook'),
-  $$values (5, null::double precision, null::timestamptz)$$,
-  'the company''s ADMIN sets 5 a second: the claims'' copy follows, with a full bucket');
+  $$values (50, null::double precision, null::timestamptz)$$,
+  'the company''s ADMIN sets 50 a second: the claims'' copy follows, with a full bucket');
 
 -- Claims take no more than the bucket holds ------------------------------------------------------
 select count(private.enqueue_webhook_event(:'company_a', 'PROCESS_CREATED', jsonb_build_object('n', n)))
   from generate_series(1, 30) n \gset
 
 insert into claims select 'c1', * from private.claim_due_deliveries('worker-1', 50, 60);
-select is(pg_temp.taken('c1', :'hook'), 5, 'with 30 due and room for 10 in flight, a claim takes the bucket''s 5');
+select is(pg_temp.taken('c1', :'hook'), 5, 'with 30 due and room for 10 in flight, a claim takes the bucket''s 5 (a tenth of a second)');
 select is(pg_temp.taken('c1', :'other'), 10, 'the endpoint beside it, with no rate of its own, takes its 10');
 select results_eq(format($$select rate_tokens, rate_updated_at from private.webhook_endpoints where webhook_id = %L$$, :'hook'),
   $$values (0::double precision, now())$$, 'its bucket is empty as of now');
-select is((select ready_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '0.2 seconds',
-  'so it is next looked at when its next token is there, 0.2 s later');
+select is((select ready_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '0.02 seconds',
+  'so it is next looked at when its next token is there, 0.02 s later');
 
 insert into claims select 'c2', * from private.claim_due_deliveries('worker-2', 50, 60);
 select is(pg_temp.taken('c2', :'hook'), 0, 'another dispatcher gets none of it meanwhile: the bucket is the database''s');
@@ -67,19 +67,19 @@ select is(private.record_delivery_results('worker-1', (select jsonb_agg(jsonb_bu
     'delivery_id', delivery_id, 'attempt_number', 1, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 1))
     from claims where call = 'c1' and webhook_id = :'hook'), interval '5 days'),
   5, 'worker-1 records its 5 results');
-select is((select ready_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '0.2 seconds',
+select is((select ready_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '0.02 seconds',
   'the freed slots do not make it ready before its next token');
 
 -- Refills --------------------------------------------------------------------------------------
-select tests.time_passes('0.4 seconds');
+select tests.time_passes('0.04 seconds');
 select is(private.endpoint_rate_tokens((select e from private.webhook_endpoints e where e.webhook_id = :'hook')),
-  2::double precision, '0.4 s later the bucket holds 2');
+  2::double precision, '0.04 s later the bucket holds 2');
 insert into claims select 'c3', * from private.claim_due_deliveries('worker-2', 50, 60);
 select is(pg_temp.taken('c3', :'hook'), 2, 'and a claim takes those 2');
 
 select tests.time_passes('10 seconds');
 select is(private.endpoint_rate_tokens((select e from private.webhook_endpoints e where e.webhook_id = :'hook')),
-  5::double precision, 'a quiet 10 s fill it to one second of requests, no more');
+  5::double precision, 'a quiet 10 s fill it to a tenth of a second of requests, no more');
 insert into claims select 'c4', * from private.claim_due_deliveries('worker-2', 50, 60);
 select is(pg_temp.taken('c4', :'hook'), 5, 'so a claim after a quiet spell takes 5, not a burst of 10 s');
 
@@ -114,8 +114,8 @@ select is((select count(*)::integer from public.webhooks where url = 'https://ba
 select count(private.enqueue_webhook_event(:'company_a', 'PROCESS_REVISED', jsonb_build_object('n', n)))
   from generate_series(1, 5) n \gset
 select is((select count(*)::integer from private.claim_due_deliveries('worker-4', 50, 60) c
-            where c.url = 'https://new.a.example/hook'), 2,
-  'an endpoint created at 2 a second has it where claims read it: a claim takes 2 of its 5');
+            where c.url = 'https://new.a.example/hook'), 1,
+  'an endpoint created at 2 a second has it where claims read it: a claim takes 1 of its 5 (a bucket of one)');
 
 select * from finish();
 rollback;
