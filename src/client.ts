@@ -46,6 +46,11 @@ export interface NewWebhook {
    * check webhooks_max_concurrent_requests_range). Null or absent: the deployment's cap.
    */
   maxConcurrentRequests?: number | null;
+  /**
+   * Most requests sent to this endpoint per second, across all dispatchers (1-10,000; the
+   * check webhooks_max_requests_per_second_range). Null or absent: no limit of its own.
+   */
+  maxRequestsPerSecond?: number | null;
 }
 
 export interface WebhookChanges {
@@ -56,6 +61,8 @@ export interface WebhookChanges {
   deliveryOrder?: DeliveryOrder;
   /** A number (1-1000), or null to go back to the deployment's cap. */
   maxConcurrentRequests?: number | null;
+  /** A number (1-10,000), or null for no limit of its own. */
+  maxRequestsPerSecond?: number | null;
 }
 
 export interface DeliveryFilter {
@@ -171,6 +178,7 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
         is_active: input.isActive ?? true,
         delivery_order: input.deliveryOrder ?? "parallel",
         max_concurrent_requests: input.maxConcurrentRequests ?? null,
+        max_requests_per_second: input.maxRequestsPerSecond ?? null,
       };
       return unwrap(await supabase.from("webhooks").insert(row).select("*").single(), "create webhook") as Webhook;
     },
@@ -183,6 +191,7 @@ export function createWebhooksClient(supabase: SupabaseClient<Database>) {
       if (changes.isActive !== undefined) patch.is_active = changes.isActive;
       if (changes.deliveryOrder !== undefined) patch.delivery_order = changes.deliveryOrder;
       if (changes.maxConcurrentRequests !== undefined) patch.max_concurrent_requests = changes.maxConcurrentRequests;
+      if (changes.maxRequestsPerSecond !== undefined) patch.max_requests_per_second = changes.maxRequestsPerSecond;
       if (Object.keys(patch).length === 0) {
         throw new WebhooksError("invalid_input", "update webhook: nothing to change");
       }

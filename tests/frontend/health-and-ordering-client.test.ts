@@ -125,6 +125,21 @@ describe("an endpoint's own cap through the client", () => {
     expect((await admin.updateWebhook(hook.id, { maxConcurrentRequests: null })).max_concurrent_requests).toBeNull();
     expect((await admin.getEndpointHealth(hook.id)).concurrency).toBe(10);
   });
+
+  it("an ADMIN limits an endpoint's request rate; claims follow, and nobody else can change it", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "WEBHOOK_TEST", url: "https://hooks.acme.test/rated", maxRequestsPerSecond: 20 });
+    expect(hook.max_requests_per_second).toBe(20);
+    for (let i = 0; i < 5; i++) await admin.sendTest(hook.id);
+    const claimed = await db.query("select 1 from private.claim_due_deliveries('client-test', 1000, 60) where webhook_id = $1", [hook.id]);
+    expect(claimed.rowCount, "a tenth of a second of 20 a second").toBe(2);
+
+    await expect(admin.updateWebhook(hook.id, { maxRequestsPerSecond: 10_001 })).rejects.toMatchObject({
+      kind: "invalid_input", code: "23514", constraint: "webhooks_max_requests_per_second_range",
+    });
+    await expect(adminB.updateWebhook(hook.id, { maxRequestsPerSecond: 1 })).rejects.toMatchObject({ kind: "not_found" });
+    expect((await admin.getWebhook(hook.id)).max_requests_per_second).toBe(20);
+    expect((await admin.updateWebhook(hook.id, { maxRequestsPerSecond: null })).max_requests_per_second).toBeNull();
+  });
 });
 
 describe("ordered delivery through the client", () => {

@@ -9,8 +9,9 @@
 // - A delivery held behind the head of its key says "waiting for delivery <head>", linking to
 //   it; cancelling the head (after a confirmation) lets the held one go to the receiver.
 // - Cancelling a delivery that has ended meanwhile shows the database's refusal in plain words.
-// - An ADMIN sets an endpoint's own limit of requests at once through the edit form; a value
-//   that is not a number from 1 to 1000 is refused beside the field and changes nothing.
+// - An ADMIN sets an endpoint's own limits (requests at once, requests per second) through the
+//   edit form; a value that is not a whole number in range is refused beside its field and
+//   changes nothing.
 // The circuit knobs (private.webhook_settings) are lowered for this file and restored after
 // it; retries are 60 s apart, so nothing here is sent again by the retry schedule.
 import type { Browser, Page } from "playwright-core";
@@ -260,7 +261,7 @@ describe("ordered delivery in the portal", () => {
 });
 
 describe("an endpoint's own limit in the portal", () => {
-  it("sets most requests at once through the form; a bad value is refused beside the field and changes nothing", async () => {
+  it("sets most requests at once and per second through the form; a bad value is refused beside its field and changes nothing", async () => {
     const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "PROCESS_DELETED", url: receiver.url("/hooks/limited") });
     const limit = async () => (await db.query("select max_concurrent_requests from public.webhooks where id = $1", [hook.id])).rows[0].max_concurrent_requests;
     await openEndpoint(hook.id);
@@ -291,12 +292,35 @@ describe("an endpoint's own limit in the portal", () => {
     expect((await health(hook.id)).concurrency).toBe(3);
     await screenshot(page, "21-endpoint-own-limit");
 
+    // The rate, the same way.
+    const rateField = () => page.getByLabel("Most requests per second (optional)");
+    const rate = async () => (await db.query("select max_requests_per_second from public.webhooks where id = $1", [hook.id])).rows[0].max_requests_per_second;
+    const rateRule = "Most requests per second must be a whole number from 1 to 10,000, or empty for no limit.";
+    for (const bad of ["fast", "10001"]) {
+      await button("Edit").click();
+      await rateField().fill(bad);
+      await button("Save changes").click();
+      await page.getByRole("alert").getByText(rateRule).waitFor();
+      expect(await rate(), `"${bad}" changed nothing`).toBeNull();
+      await button("Cancel").click();
+    }
+    await button("Edit").click();
+    await rateField().fill("20");
+    await button("Save changes").click();
+    await page.getByText("Saved.").waitFor();
+    expect(await rate()).toBe(20);
+    await waitFor("the page to show the rate", async () =>
+      ((await page.locator(".swp-facts").first().textContent()) ?? "").includes("Rate set for this endpoint: at most 20 requests per second."));
+
     await button("Edit").click();
     expect(await field().inputValue(), "the edit form starts from the limit").toBe("3");
+    expect(await rateField().inputValue(), "and from the rate").toBe("20");
     await field().fill("");
+    await rateField().fill("");
     await button("Save changes").click();
     await page.getByText("Saved.").waitFor();
     expect(await limit()).toBeNull();
+    expect(await rate()).toBeNull();
     await waitFor("the page to show the deployment's limit again", async () =>
       !((await page.locator(".swp-facts").first().textContent()) ?? "").includes("Limit set for this endpoint"));
     await expectInert();

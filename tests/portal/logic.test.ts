@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { toWebhooksError, URL_RULES, WebhooksError } from "../../src/errors.ts";
 import { describeBucket, hourlyBuckets, niceMax, stack, windowStart } from "../../src/portal/logic/chart.ts";
 import { cancelDeliveryError, endpointFormError } from "../../src/portal/logic/form-errors.ts";
-import { concurrencyText, DELIVERY_ORDERS, endpointLabel, endpointState, formatMoment, formatRate, formatTime, fromLocalInput, lastOutcome, limitText, toLocalInput } from "../../src/portal/logic/format.ts";
+import { concurrencyText, DELIVERY_ORDERS, endpointLabel, endpointState, formatMoment, formatRate, formatTime, fromLocalInput, lastOutcome, limitText, rateText, toLocalInput } from "../../src/portal/logic/format.ts";
 import { headersAsSent } from "../../src/portal/logic/headers.ts";
 import { currentCursor, FIRST_PAGE, hasNewer, newer, older, pageNumber } from "../../src/portal/logic/pager.ts";
 import { pathToRoute, routeToPath, type Route } from "../../src/portal/logic/route.ts";
@@ -127,6 +127,14 @@ describe("errors of the endpoint form", () => {
   it("places a delivery order the database refuses next to the choice", () => {
     const error = toWebhooksError({ code: "23514", message: 'new row for relation "webhooks" violates check constraint "webhooks_delivery_order_valid"' });
     expect(endpointFormError(error)).toEqual({ field: "deliveryOrder", message: "Delivery order must be parallel or ordered." });
+  });
+
+  it("places a rate the database refuses next to its field", () => {
+    const error = toWebhooksError({ code: "23514", message: 'new row for relation "webhooks" violates check constraint "webhooks_max_requests_per_second_range"' });
+    expect(endpointFormError(error)).toEqual({
+      field: "maxRequestsPerSecond",
+      message: "Most requests per second must be a whole number from 1 to 10,000, or empty for no limit.",
+    });
   });
 
   it("places a limit of requests at once the database refuses next to its field", () => {
@@ -254,6 +262,7 @@ describe("formatting", () => {
     expect(concurrencyText(null)).toBe("—");
     expect(limitText(5)).toBe("Limit set for this endpoint: 5 requests at once.");
     expect(limitText(1)).toBe("Limit set for this endpoint: 1 request at once.");
+    expect(rateText(20)).toBe("Rate set for this endpoint: at most 20 requests per second.");
   });
 
   it("says in one sentence what each delivery order promises", () => {

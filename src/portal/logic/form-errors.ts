@@ -3,11 +3,15 @@
 // the portal and the API say the same thing.
 import { URL_RULES, WebhooksError } from "../../errors.ts";
 
-export type EndpointField = "url" | "triggerType" | "description" | "deliveryOrder" | "maxConcurrentRequests";
+export type EndpointField = "url" | "triggerType" | "description" | "deliveryOrder" | "maxConcurrentRequests" | "maxRequestsPerSecond";
 
 /** What the form says when the limit is not a whole number from 1 to 1000 (or empty). */
 export const MAX_CONCURRENT_REQUESTS_RULE =
   "Most requests at once must be a whole number from 1 to 1000, or empty for the deployment's limit.";
+
+/** What the form says when the rate is not a whole number from 1 to 10,000 (or empty). */
+export const MAX_REQUESTS_PER_SECOND_RULE =
+  "Most requests per second must be a whole number from 1 to 10,000, or empty for no limit.";
 
 export interface FormError {
   /** The field to show it next to; null for the form as a whole. */
@@ -47,6 +51,9 @@ export function endpointFormError(error: unknown): FormError {
   }
   if (error.constraint === "webhooks_max_concurrent_requests_range") {
     return { field: "maxConcurrentRequests", message: MAX_CONCURRENT_REQUESTS_RULE };
+  }
+  if (error.constraint === "webhooks_max_requests_per_second_range") {
+    return { field: "maxRequestsPerSecond", message: MAX_REQUESTS_PER_SECOND_RULE };
   }
   if (error.code === "23502" && /"url"/.test(error.message)) return { field: "url", message: "URL is required." };
   return { field: null, message: error.message };

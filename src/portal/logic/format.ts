@@ -110,6 +110,11 @@ export function limitText(limit: number): string {
   return `Limit set for this endpoint: ${plural(limit, "request", "requests")} at once.`;
 }
 
+/** The endpoint's own rate (public.webhooks.max_requests_per_second), in a sentence. */
+export function rateText(rate: number): string {
+  return `Rate set for this endpoint: at most ${plural(rate, "request", "requests")} per second.`;
+}
+
 /** How an endpoint receives its deliveries, in a sentence (public.webhooks.delivery_order). */
 export const DELIVERY_ORDERS: Record<DeliveryOrder, { label: string; promise: string }> = {
   parallel: {

@@ -4,7 +4,12 @@ import { useId, useState } from "react";
 import type { FormEvent } from "react";
 import type { DeliveryOrder, Webhook, WebhookTriggerType } from "../../client.ts";
 import { DELIVERY_ORDERS } from "../logic/format.ts";
-import { endpointFormError, type FormError, MAX_CONCURRENT_REQUESTS_RULE } from "../logic/form-errors.ts";
+import {
+  endpointFormError,
+  type FormError,
+  MAX_CONCURRENT_REQUESTS_RULE,
+  MAX_REQUESTS_PER_SECOND_RULE,
+} from "../logic/form-errors.ts";
 
 export interface EndpointFormValues {
   url: string;
@@ -13,7 +18,11 @@ export interface EndpointFormValues {
   deliveryOrder: DeliveryOrder;
   /** Null: no limit of the endpoint's own (the deployment's applies). */
   maxConcurrentRequests: number | null;
+  /** Null: no rate of the endpoint's own. */
+  maxRequestsPerSecond: number | null;
 }
+
+type LimitField = "maxConcurrentRequests" | "maxRequestsPerSecond";
 
 /** The limit field's text as the number to store: empty is null; anything but digits is refused here. */
 function parseLimit(text: string): number | null | undefined {
@@ -29,35 +38,42 @@ export function EndpointForm({
   onSubmit,
   onCancel,
 }: {
-  initial?: Pick<Webhook, "url" | "trigger_type" | "description" | "delivery_order" | "max_concurrent_requests">;
+  initial?: Pick<Webhook, "url" | "trigger_type" | "description" | "delivery_order" | "max_concurrent_requests" | "max_requests_per_second">;
   triggerTypes: WebhookTriggerType[];
   submitLabel: string;
   onSubmit: (values: EndpointFormValues) => Promise<void>;
   onCancel?: () => void;
 }) {
   const id = useId();
-  const [values, setValues] = useState<Omit<EndpointFormValues, "maxConcurrentRequests"> & { maxConcurrentRequests: string }>({
+  // The limits as typed: parsed (and refused if not whole numbers) on submit.
+  const [values, setValues] = useState<Omit<EndpointFormValues, LimitField> & Record<LimitField, string>>({
     url: initial?.url ?? "",
     triggerType: initial?.trigger_type ?? triggerTypes.find((t) => t.name !== "WEBHOOK_TEST")?.name ?? triggerTypes[0]?.name ?? "",
     description: initial?.description ?? "",
     deliveryOrder: initial?.delivery_order ?? "parallel",
     maxConcurrentRequests: initial?.max_concurrent_requests == null ? "" : String(initial.max_concurrent_requests),
+    maxRequestsPerSecond: initial?.max_requests_per_second == null ? "" : String(initial.max_requests_per_second),
   });
   const [error, setError] = useState<FormError | null>(null);
   const [busy, setBusy] = useState(false);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
+    // Not a number at all: the database would only say "invalid input syntax".
     const limit = parseLimit(values.maxConcurrentRequests);
     if (limit === undefined) {
-      // Not a number at all: the database would only say "invalid input syntax".
       setError({ field: "maxConcurrentRequests", message: MAX_CONCURRENT_REQUESTS_RULE });
+      return;
+    }
+    const rate = parseLimit(values.maxRequestsPerSecond);
+    if (rate === undefined) {
+      setError({ field: "maxRequestsPerSecond", message: MAX_REQUESTS_PER_SECOND_RULE });
       return;
     }
     setBusy(true);
     setError(null);
     try {
-      await onSubmit({ ...values, url: values.url.trim(), maxConcurrentRequests: limit });
+      await onSubmit({ ...values, url: values.url.trim(), maxConcurrentRequests: limit, maxRequestsPerSecond: rate });
     } catch (err) {
       setError(endpointFormError(err));
     } finally {
@@ -175,6 +191,25 @@ export function EndpointForm({
           it. Empty: the deployment's limit.
         </p>
         {fieldError("maxConcurrentRequests")}
+      </div>
+      <div className="swp-field">
+        <label htmlFor={`${id}-rate`}>Most requests per second (optional)</label>
+        <input
+          id={`${id}-rate`}
+          name="maxRequestsPerSecond"
+          type="text"
+          inputMode="numeric"
+          autoComplete="off"
+          value={values.maxRequestsPerSecond}
+          onChange={(e) => setValues({ ...values, maxRequestsPerSecond: e.target.value })}
+          aria-invalid={error?.field === "maxRequestsPerSecond" || undefined}
+          aria-describedby={described("maxRequestsPerSecond", `${id}-rate-hint`)}
+        />
+        <p id={`${id}-rate-hint`} className="swp-hint">
+          For a receiver behind a rate limit: Serial never sends it more than this many requests in a second. Empty: no
+          limit.
+        </p>
+        {fieldError("maxRequestsPerSecond")}
       </div>
       {error && error.field === null ? (
         <p className="swp-error" role="alert">

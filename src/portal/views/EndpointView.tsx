@@ -7,7 +7,7 @@ import type { Webhook } from "../../client.ts";
 import { ConfirmDialog, CopyButton, ErrorMessage, LastOutcome, Loading, Notice, StateBadge } from "../components.tsx";
 import { isNotVisible, PortalLink, useAction, useLoad, usePortal } from "../context.tsx";
 import { windowStart } from "../logic/chart.ts";
-import { CONCURRENCY_RULE, concurrencyText, DELIVERY_ORDERS, formatRate, formatTime, fromLocalInput, limitText, toLocalInput } from "../logic/format.ts";
+import { CONCURRENCY_RULE, concurrencyText, DELIVERY_ORDERS, formatRate, formatTime, fromLocalInput, limitText, rateText, toLocalInput } from "../logic/format.ts";
 import { DeliveryLog } from "./DeliveriesView.tsx";
 import { EndpointForm } from "./EndpointForm.tsx";
 import { NotFound } from "./NotFound.tsx";
@@ -89,6 +89,9 @@ function EndpointDetails({
           {webhook.max_concurrent_requests !== null ? (
             <div className="swp-muted">{limitText(webhook.max_concurrent_requests)}</div>
           ) : null}
+          {webhook.max_requests_per_second !== null ? (
+            <div className="swp-muted">{rateText(webhook.max_requests_per_second)}</div>
+          ) : null}
         </dd>
         <dt>Delivery order</dt>
         <dd>
@@ -116,6 +119,9 @@ function EndpointDetails({
               ...(values.deliveryOrder !== webhook.delivery_order ? { deliveryOrder: values.deliveryOrder } : {}),
               ...(values.maxConcurrentRequests !== webhook.max_concurrent_requests
                 ? { maxConcurrentRequests: values.maxConcurrentRequests }
+                : {}),
+              ...(values.maxRequestsPerSecond !== webhook.max_requests_per_second
+                ? { maxRequestsPerSecond: values.maxRequestsPerSecond }
                 : {}),
             };
             if (Object.keys(changes).length > 0) await api.updateWebhook(webhook.id, changes);

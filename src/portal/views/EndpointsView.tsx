@@ -120,6 +120,7 @@ export function NewEndpointView() {
               description: values.description.trim() === "" ? null : values.description,
               deliveryOrder: values.deliveryOrder,
               maxConcurrentRequests: values.maxConcurrentRequests,
+              maxRequestsPerSecond: values.maxRequestsPerSecond,
             });
             navigate({ page: "endpoint", id: created.id });
           }}

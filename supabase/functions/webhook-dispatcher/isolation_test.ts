@@ -164,6 +164,40 @@ e2eTest("an ADMIN's cap on their endpoint holds across two dispatchers, and bind
   assert.equal(erp.receiver.requests.length + mes.receiver.requests.length, 80);
 });
 
+e2eTest("an ADMIN's rate on their endpoint holds across two dispatchers, and slows no other tenant", async (t) => {
+  const arrivals: number[] = [];
+  const erp = t.receiver(() => {
+    arrivals.push(performance.now());
+    return new Response("ok");
+  });
+  const mes = t.receiver(() => new Response("ok"));
+  const limited = await t.company();
+  const erpHook = await t.webhook(limited, `${erp.origin}/erp`);
+  await t.sql`update public.webhooks set max_requests_per_second = 20 where id = ${erpHook}`;
+  const neighbour = await t.company();
+  await t.webhook(neighbour, `${mes.origin}/mes`);
+  const targets = [erp.target, mes.target];
+  await Promise.all([t.dispatcher({ allowedTargets: targets }), t.dispatcher({ allowedTargets: targets })]);
+
+  const started = performance.now();
+  for (const company of [limited, neighbour]) {
+    const process = await createProcess(t.sql, company, "Painting");
+    await t.sql.begin(async (tx) => {
+      for (let i = 2; i <= 41; i++) await tx`update public.processes set name = ${`Painting v${i}`} where id = ${process}`;
+    });
+  }
+  await waitFor("the neighbour's 40 deliveries", () => mes.requests.length === 40, { timeoutMs: 10_000 });
+  const neighbourMs = performance.now() - started;
+  await waitFor("the limited endpoint's 40 deliveries", () => arrivals.length === 40, { timeoutMs: 15_000 });
+
+  // 40 at 20 a second, from a bucket of 2: about 1.9 s, however many dispatchers claim.
+  const spanMs = arrivals[39]! - arrivals[0]!;
+  assert.ok(spanMs >= 1_700, `40 requests at 20 a second took ${Math.round(spanMs)} ms`);
+  const busiestSecond = Math.max(...arrivals.map((a) => arrivals.filter((b) => b >= a && b < a + 1_000).length));
+  assert.ok(busiestSecond <= 22, `no second sees more than 20 and a tenth: the busiest saw ${busiestSecond}`);
+  assert.ok(neighbourMs < spanMs, `the other tenant's 40 (${Math.round(neighbourMs)} ms) did not wait for the limited endpoint`);
+});
+
 e2eTest("an endpoint earns its concurrency: from the start up to the cap, and back at a sign of trouble", async (t) => {
   let inFlight = 0;
   let most = 0;
