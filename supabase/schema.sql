@@ -165,7 +165,7 @@ declare
   orphans uuid[];
   cancellation private.webhook_cancellations;
   chunk integer;
-  tokens double precision;  -- the endpoint's requests left this second (null: no rate of its own)
+  tokens double precision;  -- requests in the endpoint's bucket now (null: no rate of its own)
   leased_here integer;      -- leased for the endpoint in hand
 begin
   if worker is null or btrim(worker) = '' then
@@ -399,8 +399,12 @@ begin
 
     if tokens is not null then
       -- What is left in its bucket, as of now; endpoint_ready_at (next statement) reads it.
+      -- Never back in time: a claim whose transaction began before the last one's (a
+      -- record-and-claim that recorded first) must not make the next refill count that
+      -- stretch twice.
       update private.webhook_endpoints e
-         set rate_tokens = tokens - leased_here, rate_updated_at = now()
+         set rate_tokens = tokens - leased_here,
+             rate_updated_at = greatest(e.rate_updated_at, now())
        where e.webhook_id = endpoint.webhook_id;
     end if;
     update private.webhook_endpoints e
@@ -578,6 +582,19 @@ ALTER FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) OWN
 
 COMMENT ON FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) IS 'Requests an endpoint may have in flight: what it has earned (null: the start), never below endpoint_concurrency_start, never above the deployment''s cap nor the endpoint''s own (ceiling, null: none).';
 
+CREATE FUNCTION private.endpoint_rate_capacity(rate integer) RETURNS double precision
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return greatest(1, ceil(rate / 10.0));
+end;
+$$;
+
+ALTER FUNCTION private.endpoint_rate_capacity(rate integer) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.endpoint_rate_capacity(rate integer) IS 'Requests a rate-limited endpoint''s bucket holds: a tenth of a second of them, at least one.';
+
 CREATE TABLE private.webhook_endpoints (
     webhook_id uuid NOT NULL,
     company_id uuid NOT NULL,
@@ -629,7 +646,7 @@ begin
   if rate is null then
     return null;
   end if;
-  capacity := greatest(1, ceil(rate / 10.0));
+  capacity := private.endpoint_rate_capacity(rate);
   return least(capacity,
                coalesce(endpoint.rate_tokens, capacity)
                  + rate * greatest(0, extract(epoch from now() - coalesce(endpoint.rate_updated_at, now()))::double precision));
@@ -651,6 +668,7 @@ declare
   earliest timestamptz;
   ready timestamptz;
   tokens double precision := private.endpoint_rate_tokens(endpoint);
+  needed double precision;
 begin
   select count(*)::integer, min(d.lease_expires_at) into in_flight, first_expiry
     from public.webhook_deliveries d
@@ -677,9 +695,13 @@ begin
   else
     ready := earliest;
   end if;
-  -- Rate-limited with less than one request's token: not before the next one is there.
-  if tokens < 1 then
-    ready := greatest(ready, now() + make_interval(secs => (1 - tokens) / endpoint.max_requests_per_second));
+  -- Rate-limited: not before its bucket holds what a claim could take (a full bucket, or
+  -- the slots it has free if fewer; at least one request), so that each visit takes a
+  -- tenth of a second of requests rather than one. Rounded up to the microsecond: a wait
+  -- rounded down would find a bucket just short of it, and take nothing.
+  needed := greatest(1, least(private.endpoint_rate_capacity(endpoint.max_requests_per_second), cap - in_flight));
+  if tokens < needed then
+    ready := greatest(ready, now() + make_interval(secs => ceil((needed - tokens) / endpoint.max_requests_per_second * 1e6) / 1e6));
   end if;
   return ready;
 end;
@@ -3019,6 +3041,8 @@ REVOKE ALL ON FUNCTION private.emit_process_event(company_id uuid, trigger_type 
 
 REVOKE ALL ON FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) TO authenticated;
+
+REVOKE ALL ON FUNCTION private.endpoint_rate_capacity(rate integer) FROM PUBLIC;
 
 GRANT SELECT(webhook_id) ON TABLE private.webhook_endpoints TO authenticated;
 

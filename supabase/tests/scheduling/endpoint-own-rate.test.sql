@@ -10,7 +10,7 @@
 -- (End to end, a receiver counting requests per second: the "rate" case of
 -- supabase/functions/webhook-dispatcher/isolation_test.ts.)
 begin;
-select plan(22);
+select plan(26);
 
 select * from tests.create_cast() \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://erp.a.example/hook') as hook \gset
@@ -57,8 +57,8 @@ select is(pg_temp.taken('c1', :'hook'), 5, 'with 30 due and room for 10 in fligh
 select is(pg_temp.taken('c1', :'other'), 10, 'the endpoint beside it, with no rate of its own, takes its 10');
 select results_eq(format($$select rate_tokens, rate_updated_at from private.webhook_endpoints where webhook_id = %L$$, :'hook'),
   $$values (0::double precision, now())$$, 'its bucket is empty as of now');
-select is((select ready_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '0.02 seconds',
-  'so it is next looked at when its next token is there, 0.02 s later');
+select is((select ready_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '0.1 seconds',
+  'so it is next looked at when its bucket holds a claim''s worth again (5, its 5 free slots), 0.1 s later');
 
 insert into claims select 'c2', * from private.claim_due_deliveries('worker-2', 50, 60);
 select is(pg_temp.taken('c2', :'hook'), 0, 'another dispatcher gets none of it meanwhile: the bucket is the database''s');
@@ -67,15 +67,18 @@ select is(private.record_delivery_results('worker-1', (select jsonb_agg(jsonb_bu
     'delivery_id', delivery_id, 'attempt_number', 1, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 1))
     from claims where call = 'c1' and webhook_id = :'hook'), interval '5 days'),
   5, 'worker-1 records its 5 results');
-select is((select ready_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '0.02 seconds',
-  'the freed slots do not make it ready before its next token');
+select is((select ready_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '0.1 seconds',
+  'the freed slots do not make it ready before its bucket refills');
 
 -- Refills --------------------------------------------------------------------------------------
 select tests.time_passes('0.04 seconds');
 select is(private.endpoint_rate_tokens((select e from private.webhook_endpoints e where e.webhook_id = :'hook')),
   2::double precision, '0.04 s later the bucket holds 2');
 insert into claims select 'c3', * from private.claim_due_deliveries('worker-2', 50, 60);
-select is(pg_temp.taken('c3', :'hook'), 2, 'and a claim takes those 2');
+select is(pg_temp.taken('c3', :'hook'), 0, 'claims do not visit it for 2: it is not ready until it holds a claim''s worth');
+select tests.time_passes('0.06 seconds');
+insert into claims select 'c3b', * from private.claim_due_deliveries('worker-2', 50, 60);
+select is(pg_temp.taken('c3b', :'hook'), 5, '0.06 s more, and a claim takes the 5 it holds');
 
 select tests.time_passes('10 seconds');
 select is(private.endpoint_rate_tokens((select e from private.webhook_endpoints e where e.webhook_id = :'hook')),
@@ -83,23 +86,40 @@ select is(private.endpoint_rate_tokens((select e from private.webhook_endpoints 
 insert into claims select 'c4', * from private.claim_due_deliveries('worker-2', 50, 60);
 select is(pg_temp.taken('c4', :'hook'), 5, 'so a claim after a quiet spell takes 5, not a burst of 10 s');
 
+-- A claim whose transaction began before the last one's (its now() is earlier than the
+-- clock that claim stored) never moves the bucket's clock back.
+update private.webhook_endpoints set rate_updated_at = now() + interval '0.5 seconds', rate_tokens = 5, ready_at = now()
+ where webhook_id = :'hook';
+insert into claims select 'c4b', * from private.claim_due_deliveries('worker-2', 50, 60);
+select is((select rate_updated_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '0.5 seconds',
+  'a claim that finds the bucket''s clock ahead of its own now() (a later claim stored it) leaves it there');
+
+-- A rate whose wait is no whole number of microseconds: 3 a second.
+select tests.time_passes('61 seconds');  -- every lease runs out
+update public.webhooks set max_requests_per_second = 3 where id = :'hook';
+insert into claims select 'c5', * from private.claim_due_deliveries('worker-3', 50, 60);
+select is(pg_temp.taken('c5', :'hook'), 1, 'at 3 a second the bucket holds one request');
+select is((select ready_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '0.333334 seconds',
+  'and the endpoint waits a third of a second, rounded up to the microsecond');
+select tests.time_passes('0.333334 seconds');
+insert into claims select 'c5b', * from private.claim_due_deliveries('worker-3', 50, 60);
+select is(pg_temp.taken('c5b', :'hook'), 1, 'so at that moment a claim finds the token there');
+
 -- A new rate, and none -------------------------------------------------------------------------
+select tests.time_passes('61 seconds');  -- every lease runs out
 select tests.authenticate_as(:'admin_a');
 update public.webhooks set max_requests_per_second = 100 where id = :'hook';
 select tests.clear_authentication();
 select results_eq(format($$select rate_tokens, ready_at <= now() from private.webhook_endpoints where webhook_id = %L$$, :'hook'),
   $$values (null::double precision, true)$$, 'raised to 100 a second: a full bucket, and due again at once');
-insert into claims select 'c5', * from private.claim_due_deliveries('worker-3', 50, 60);
-select is(pg_temp.taken('c5', :'hook'), 3, 'a claim takes what its concurrency leaves (10, 7 in flight)');
+insert into claims select 'c6', * from private.claim_due_deliveries('worker-3', 50, 60);
+select is(pg_temp.taken('c6', :'hook'), 10, 'a claim takes its bucket of 10, which its concurrency allows');
 
 select tests.authenticate_as(:'admin_a');
 update public.webhooks set max_requests_per_second = null where id = :'hook';
 select tests.clear_authentication();
 select is(private.endpoint_rate_tokens((select e from private.webhook_endpoints e where e.webhook_id = :'hook')),
   null, 'without a rate of its own, it has no bucket');
-select tests.time_passes('61 seconds');  -- every lease runs out
-insert into claims select 'c6', * from private.claim_due_deliveries('worker-3', 50, 60);
-select is(pg_temp.taken('c6', :'hook'), 10, 'and a claim takes up to its concurrency again');
 
 -- Set when the endpoint is created; refused when out of range.
 select tests.authenticate_as(:'admin_a');
