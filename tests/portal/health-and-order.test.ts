@@ -310,7 +310,7 @@ describe("an endpoint's own limit in the portal", () => {
     await page.getByText("Saved.").waitFor();
     expect(await rate()).toBe(20);
     await waitFor("the page to show the rate", async () =>
-      ((await page.locator(".swp-facts").first().textContent()) ?? "").includes("Rate set for this endpoint: at most 20 requests per second."));
+      ((await page.locator(".swp-facts").first().textContent()) ?? "").includes("Rate set for this endpoint: 20 requests per second at most, on average."));
 
     await button("Edit").click();
     expect(await field().inputValue(), "the edit form starts from the limit").toBe("3");

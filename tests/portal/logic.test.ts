@@ -262,7 +262,7 @@ describe("formatting", () => {
     expect(concurrencyText(null)).toBe("—");
     expect(limitText(5)).toBe("Limit set for this endpoint: 5 requests at once.");
     expect(limitText(1)).toBe("Limit set for this endpoint: 1 request at once.");
-    expect(rateText(20)).toBe("Rate set for this endpoint: at most 20 requests per second.");
+    expect(rateText(20)).toBe("Rate set for this endpoint: 20 requests per second at most, on average.");
   });
 
   it("says in one sentence what each delivery order promises", () => {

@@ -112,7 +112,7 @@ export function limitText(limit: number): string {
 
 /** The endpoint's own rate (public.webhooks.max_requests_per_second), in a sentence. */
 export function rateText(rate: number): string {
-  return `Rate set for this endpoint: at most ${plural(rate, "request", "requests")} per second.`;
+  return `Rate set for this endpoint: ${plural(rate, "request", "requests")} per second at most, on average.`;
 }
 
 /** How an endpoint receives its deliveries, in a sentence (public.webhooks.delivery_order). */

@@ -92,6 +92,28 @@ export function EndpointForm({
     return ids.length ? ids.join(" ") : undefined;
   };
 
+  // A whole number, or empty: typed as text, parsed on submit.
+  const limitField = (field: LimitField, label: string, hint: string) => (
+    <div className="swp-field">
+      <label htmlFor={`${id}-${field}`}>{label}</label>
+      <input
+        id={`${id}-${field}`}
+        name={field}
+        type="text"
+        inputMode="numeric"
+        autoComplete="off"
+        value={values[field]}
+        onChange={(e) => setValues({ ...values, [field]: e.target.value })}
+        aria-invalid={error?.field === field || undefined}
+        aria-describedby={described(field, `${id}-${field}-hint`)}
+      />
+      <p id={`${id}-${field}-hint`} className="swp-hint">
+        {hint}
+      </p>
+      {fieldError(field)}
+    </div>
+  );
+
   return (
     <form className="swp-form" onSubmit={submit} noValidate>
       <div className="swp-field">
@@ -173,44 +195,16 @@ export function EndpointForm({
         ) : null}
         {fieldError("deliveryOrder")}
       </fieldset>
-      <div className="swp-field">
-        <label htmlFor={`${id}-limit`}>Most requests at once (optional)</label>
-        <input
-          id={`${id}-limit`}
-          name="maxConcurrentRequests"
-          type="text"
-          inputMode="numeric"
-          autoComplete="off"
-          value={values.maxConcurrentRequests}
-          onChange={(e) => setValues({ ...values, maxConcurrentRequests: e.target.value })}
-          aria-invalid={error?.field === "maxConcurrentRequests" || undefined}
-          aria-describedby={described("maxConcurrentRequests", `${id}-limit-hint`)}
-        />
-        <p id={`${id}-limit-hint`} className="swp-hint">
-          For a receiver that can only take a few requests at a time: Serial never has more than this many in flight to
-          it. Empty: the deployment's limit.
-        </p>
-        {fieldError("maxConcurrentRequests")}
-      </div>
-      <div className="swp-field">
-        <label htmlFor={`${id}-rate`}>Most requests per second (optional)</label>
-        <input
-          id={`${id}-rate`}
-          name="maxRequestsPerSecond"
-          type="text"
-          inputMode="numeric"
-          autoComplete="off"
-          value={values.maxRequestsPerSecond}
-          onChange={(e) => setValues({ ...values, maxRequestsPerSecond: e.target.value })}
-          aria-invalid={error?.field === "maxRequestsPerSecond" || undefined}
-          aria-describedby={described("maxRequestsPerSecond", `${id}-rate-hint`)}
-        />
-        <p id={`${id}-rate-hint`} className="swp-hint">
-          For a receiver behind a rate limit: Serial never sends it more than this many requests in a second. Empty: no
-          limit.
-        </p>
-        {fieldError("maxRequestsPerSecond")}
-      </div>
+      {limitField(
+        "maxConcurrentRequests",
+        "Most requests at once (optional)",
+        "For a receiver that can only take a few requests at a time: Serial never has more than this many in flight to it. Empty: the deployment's limit.",
+      )}
+      {limitField(
+        "maxRequestsPerSecond",
+        "Most requests per second (optional)",
+        "For a receiver behind a rate limit: Serial sends it this many requests a second at most, on average, in small bursts. Empty: no limit.",
+      )}
       {error && error.field === null ? (
         <p className="swp-error" role="alert">
           {error.message}
