@@ -701,7 +701,10 @@ begin
   -- rounded down would find a bucket just short of it, and take nothing.
   needed := greatest(1, least(private.endpoint_rate_capacity(endpoint.max_requests_per_second), cap - in_flight));
   if tokens < needed then
-    ready := greatest(ready, now() + make_interval(secs => ceil((needed - tokens) / endpoint.max_requests_per_second * 1e6) / 1e6));
+    -- From the bucket's clock when a later claim stored it ahead of now(): it refills from
+    -- there, not before.
+    ready := greatest(ready, greatest(now(), endpoint.rate_updated_at)
+                             + make_interval(secs => ceil((needed - tokens) / endpoint.max_requests_per_second * 1e6) / 1e6));
   end if;
   return ready;
 end;
@@ -1323,16 +1326,29 @@ begin
     where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids))
     order by e.webhook_id
       for update;
-  -- Graceful shutdown: the attempts never started, so they are not counted.
-  update public.webhook_deliveries d
-     set next_attempt_at  = now(),
-         lease_owner      = null,
-         lease_expires_at = null,
-         attempt_count    = d.attempt_count - 1
-   where d.id = any (delivery_ids)
-     and d.state = 'pending'
-     and d.lease_owner = worker;
-  get diagnostics released = row_count;
+  -- Graceful shutdown: the attempts never started, so they are not counted, and a
+  -- rate-limited endpoint gets back the tokens the claim took for them (up to its capacity,
+  -- its clock never moved back: 20261130220200).
+  with released_rows as (
+    update public.webhook_deliveries d
+       set next_attempt_at  = now(),
+           lease_owner      = null,
+           lease_expires_at = null,
+           attempt_count    = d.attempt_count - 1
+     where d.id = any (delivery_ids)
+       and d.state = 'pending'
+       and d.lease_owner = worker
+    returning d.webhook_id
+  ), refunded as (
+    update private.webhook_endpoints e
+       set rate_tokens = least(private.endpoint_rate_capacity(e.max_requests_per_second),
+                               private.endpoint_rate_tokens(e) + r.n),
+           rate_updated_at = greatest(now(), e.rate_updated_at)
+      from (select rr.webhook_id, count(*) as n from released_rows rr group by rr.webhook_id) r
+     where e.webhook_id = r.webhook_id
+       and e.max_requests_per_second is not null
+  )
+  select count(*)::integer into released from released_rows;
   update private.webhook_endpoints e
      set ready_at = private.endpoint_ready_at(e, false)
    where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids));
@@ -1562,17 +1578,26 @@ begin
 
     -- The ADMIN's own cap and rate, copied to where claims and records read them (first,
     -- so that what follows sees them). A lowered cap: the requests in flight above it
-    -- finish, and no claim takes more until they have. A new rate starts with a full
-    -- bucket of its own (one second of requests). Raised or removed: the endpoint may take
-    -- more now.
+    -- finish, and no claim takes more until they have. A first rate starts with a full
+    -- bucket (null: full); a changed one keeps how full its bucket is, as a share of the
+    -- capacity (so changing it sends no burst); no rate, no bucket. Raised or removed: the
+    -- endpoint may take more now. (In SET, e.* is the row before this update.)
     if change.new_cap then
       update private.webhook_endpoints e
          set max_concurrent_requests = change.max_concurrent_requests,
              max_requests_per_second = change.max_requests_per_second,
-             rate_tokens = case when e.max_requests_per_second is distinct from change.max_requests_per_second
-                                then null else e.rate_tokens end,
-             rate_updated_at = case when e.max_requests_per_second is distinct from change.max_requests_per_second
-                                    then null else e.rate_updated_at end
+             rate_tokens = case
+                             when e.max_requests_per_second is not distinct from change.max_requests_per_second then e.rate_tokens
+                             when e.max_requests_per_second is null or change.max_requests_per_second is null then null
+                             else private.endpoint_rate_tokens(e)
+                                    / private.endpoint_rate_capacity(e.max_requests_per_second)
+                                    * private.endpoint_rate_capacity(change.max_requests_per_second)
+                           end,
+             rate_updated_at = case
+                                 when e.max_requests_per_second is not distinct from change.max_requests_per_second then e.rate_updated_at
+                                 when e.max_requests_per_second is null or change.max_requests_per_second is null then null
+                                 else greatest(now(), e.rate_updated_at)
+                               end
        where e.webhook_id = change.id;
       -- A second statement: endpoint_ready_at must see the new cap.
       update private.webhook_endpoints e
@@ -1638,7 +1663,9 @@ begin
              circuit_opened_at = null, probe_interval_seconds = null, next_probe_at = null,
              concurrency_limit = null,
              last_status = null, last_error = null, last_attempt_at = null, last_success_at = null,
-             receiver_since = now()
+             -- Taken now that the endpoint's lock is held: a claim made after this
+             -- transaction began, but before the lock, sent to the old url.
+             receiver_since = clock_timestamp()
        where e.webhook_id = change.id;
       -- A second statement: endpoint_ready_at must see the circuit the first one closed.
       update private.webhook_endpoints e

@@ -9,9 +9,10 @@
 -- at every claim: lowering the cap or raising the start applies at once. What an endpoint
 -- earned belongs to its receiver: enabled again, or given a new url, it starts afresh (a
 -- new url also closes its circuit and makes its held deliveries due again, and requests
--- still out to the old url, when they are recorded, say nothing about the new one).
+-- still out to the old url, when they are recorded, say nothing about the new one, even
+-- those claimed after the change's transaction began).
 begin;
-select plan(42);
+select plan(44);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://erp.example.com/hook') as hook \gset
@@ -142,6 +143,7 @@ select results_eq($$select circuit_opened_at, consecutive_failures, failing_sinc
                      from private.webhook_endpoints where webhook_id = (select id from public.webhooks where url = 'https://new-erp.example.com/hook')$$,
   $$values (null::timestamptz, 0, null::timestamptz, null::integer, true)$$,
   'a new url is a new receiver: circuit closed, no failing streak, nothing earned, the held deliveries due now');
+select tests.time_passes('1 second');  -- claims after the change, not in its instant (see below)
 select is(pg_temp.round_trip(), 2, 'and the next claim sends to it at the start');
 update public.webhooks set url = url, description = 'the ERP, new host' where id = :'hook';
 select is(pg_temp.earned(), 4, 'an edit that sends the same url (as the portal does) keeps what it earned');
@@ -163,6 +165,21 @@ select results_eq($$select w.is_active, e.consecutive_failures, e.failing_since,
 select is((select count(*)::integer from public.webhook_delivery_attempts
             where delivery_id in (select delivery_id from in_flight) and status = 410), 4,
   'and their attempts are logged');
+
+-- A claim made after the ADMIN's transaction began but before its change took the
+-- endpoint's lock (here, in the same instant: now() stands still) sent to the old url too.
+create temp table in_flight_2 as select delivery_id, attempt_number from pg_temp.claim();
+update public.webhooks set url = 'https://erp-4.example.com/hook' where id = :'hook';
+select is(private.record_delivery_results('worker-1', (select jsonb_agg(jsonb_build_object(
+    'delivery_id', delivery_id, 'attempt_number', attempt_number, 'outcome', 'failed', 'status', 410,
+    'duration_ms', 1, 'next_attempt_at', now(), 'gone', true)) from in_flight_2), interval '5 days'),
+  (select count(*)::integer from in_flight_2),
+  'requests claimed as the url changes come back 410 Gone from the old host');
+select results_eq($$select w.is_active, e.consecutive_failures, e.last_status, (select count(*) > 0 from in_flight_2)
+                     from private.webhook_endpoints e join public.webhooks w on w.id = e.webhook_id
+                    where w.url = 'https://erp-4.example.com/hook'$$,
+  $$values (true, 0, null::integer, true)$$,
+  'and do not disable the endpoint with its new url, nor count against it');
 
 select * from finish();
 rollback;

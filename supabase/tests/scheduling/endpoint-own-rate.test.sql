@@ -3,14 +3,16 @@
 -- holds across dispatchers: it holds a tenth of a second of requests (at least one),
 -- refills at the rate, and a claim takes no more of the endpoint's deliveries than it holds. An endpoint short of a
 -- token is next looked at when one is there (ready_at), not before, even when a record
--- frees its slots. A new rate starts with a full bucket; without one, nothing changes.
+-- frees its slots, and never before the bucket's own clock. A first rate starts with a full
+-- bucket, a changed one keeps how full it was, and a release gives back what its claim
+-- took; without a rate, nothing changes.
 -- Only the company's ADMINs can set it, and a value out of range is refused by a named
 -- rule and changes nothing. Time passes with tests.time_passes (now() stands still in a
 -- test's transaction).
 -- (End to end, a receiver counting requests per second: the "rate" case of
 -- supabase/functions/webhook-dispatcher/isolation_test.ts.)
 begin;
-select plan(26);
+select plan(32);
 
 select * from tests.create_cast() \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://erp.a.example/hook') as hook \gset
@@ -94,6 +96,13 @@ insert into claims select 'c4b', * from private.claim_due_deliveries('worker-2',
 select is((select rate_updated_at from private.webhook_endpoints where webhook_id = :'hook'), now() + interval '0.5 seconds',
   'a claim that finds the bucket''s clock ahead of its own now() (a later claim stored it) leaves it there');
 
+select tests.time_passes('61 seconds');  -- every lease runs out, the bucket is full
+update private.webhook_endpoints set rate_updated_at = now() + interval '0.5 seconds', rate_tokens = 0
+ where webhook_id = :'hook';
+select is(private.endpoint_ready_at((select e from private.webhook_endpoints e where e.webhook_id = :'hook'), false),
+  now() + interval '0.6 seconds',
+  'an empty bucket whose clock is 0.5 s ahead of now() holds a claim''s worth (5) 0.1 s after its clock, not after now()');
+
 -- A rate whose wait is no whole number of microseconds: 3 a second.
 select tests.time_passes('61 seconds');  -- every lease runs out
 update public.webhooks set max_requests_per_second = 3 where id = :'hook';
@@ -111,9 +120,28 @@ select tests.authenticate_as(:'admin_a');
 update public.webhooks set max_requests_per_second = 100 where id = :'hook';
 select tests.clear_authentication();
 select results_eq(format($$select rate_tokens, ready_at <= now() from private.webhook_endpoints where webhook_id = %L$$, :'hook'),
-  $$values (null::double precision, true)$$, 'raised to 100 a second: a full bucket, and due again at once');
+  $$values (10::double precision, true)$$, 'raised to 100 a second when its bucket was full: full again (10), and due at once');
 insert into claims select 'c6', * from private.claim_due_deliveries('worker-3', 50, 60);
 select is(pg_temp.taken('c6', :'hook'), 10, 'a claim takes its bucket of 10, which its concurrency allows');
+
+-- A release gives back what its claim took.
+select is(private.release_deliveries('worker-3', array(select delivery_id from claims where call = 'c6' and webhook_id = :'hook')),
+  10, 'the dispatcher gives the 10 back unsent (shutting down)');
+select results_eq(format($$select rate_tokens, ready_at <= now() from private.webhook_endpoints where webhook_id = %L$$, :'hook'),
+  $$values (10::double precision, true)$$, 'and its bucket holds 10 again, due at once');
+insert into claims select 'c6b', * from private.claim_due_deliveries('worker-3', 50, 60);
+select is(pg_temp.taken('c6b', :'hook'), 10, 'so the next claim sends them');
+
+-- A changed rate keeps how full the bucket is: lowering it sends no burst.
+select is(private.record_delivery_results('worker-3', (select jsonb_agg(jsonb_build_object(
+    'delivery_id', delivery_id, 'attempt_number', attempt_number, 'outcome', 'succeeded', 'status', 200, 'duration_ms', 1))
+    from claims where call = 'c6b' and webhook_id = :'hook'), interval '5 days'),
+  10, 'the 10 are recorded: slots free, bucket empty');
+select tests.authenticate_as(:'admin_a');
+update public.webhooks set max_requests_per_second = 20 where id = :'hook';
+select tests.clear_authentication();
+insert into claims select 'c6c', * from private.claim_due_deliveries('worker-3', 50, 60);
+select is(pg_temp.taken('c6c', :'hook'), 0, 'lowered to 20 a second with an empty bucket: still empty, a claim takes nothing');
 
 select tests.authenticate_as(:'admin_a');
 update public.webhooks set max_requests_per_second = null where id = :'hook';
