@@ -2005,7 +2005,8 @@ begin
   checked_at := now();
 
   -- Due work that waits for a dispatcher: pending deliveries whose next_attempt_at has
-  -- come, of active endpoints whose circuit is closed. Not lag: deliveries held by an open
+  -- come, of active endpoints whose circuit is closed and whose ADMIN's own rate or cap does
+  -- not hold them back. Not lag: deliveries held by an open
   -- circuit (counted by endpoint state below), parked behind an earlier delivery of their
   -- ordering key ('infinity'), scheduled for a later retry, or in flight (their
   -- next_attempt_at is the lease's end; an expired lease is due again, and lag).
@@ -2053,6 +2054,17 @@ begin
       join public.webhooks w on w.id = c.webhook_id
      where w.is_active
        and e.circuit_opened_at is null
+       -- Held back by its ADMIN's own limits: its bucket empty, or its own cap reached.
+       -- The tenant chose that wait; it is in its row of webhook_endpoint_health, not lag.
+       -- (The deployment's cap is lag: a slow receiver at it makes deliveries late.)
+       and (e.max_requests_per_second is null or private.endpoint_rate_tokens(e) >= 1)
+       and (e.max_concurrent_requests is null
+            or (select count(*)
+                  from public.webhook_deliveries d
+                 where d.webhook_id = e.webhook_id
+                   and d.state = 'pending'
+                   and d.lease_owner is not null
+                   and d.lease_expires_at > now()) < e.max_concurrent_requests)
   ), oldest as (
     select s.webhook_id, o.next_attempt_at
       from serving s

@@ -3,14 +3,15 @@
 -- functions (enqueue, claim, record, disable, delete), every figure is what the README
 -- promises: the lag is the age of the oldest due delivery of an active endpoint with a
 -- closed circuit, found whether its endpoint is ready, at its cap (leases) or only
--- signalled; held, parked and scheduled deliveries are not lag; counts stop at 10,000;
+-- signalled; held, parked and scheduled deliveries are not lag, nor those an endpoint's
+-- ADMIN holds back with its own rate or cap; counts stop at 10,000;
 -- failed pg_net wake-ups are counted where pg_net exists; it says whether a worker listens.
 --
 -- Inside one transaction now() does not move: ages are made by moving next_attempt_at
 -- into the past, as the superuser. pg_net does not exist on plain Postgres, so the test
 -- stands in a net._http_response with pg_net's columns (inside the test transaction only).
 begin;
-select plan(62);
+select plan(67);
 
 create temporary table health as select * from public.webhook_health where false;
 create function pg_temp.snapshot() returns void language sql as $$
@@ -142,6 +143,35 @@ select pg_temp.snapshot();
 select is((select lag_seconds from health), 100::double precision, 'capped deleted: the lag is fresh''s 100 s, seen by its signal');
 select is((select oldest_due_webhook_id from health), :'fresh'::uuid, 'fresh is the oldest');
 select is((select in_flight_deliveries from health), 0::bigint, 'nothing in flight');
+
+-- An endpoint its ADMIN holds back (its own rate, its own cap) is not late: the tenant chose
+-- that wait. The deployment's cap is lag (capped, above).
+select tests.create_webhook(:'company_b', 'PROCESS_REVISED', 'https://limited.b.example/hook') as limited \gset
+select pg_temp.deliver_to(:'company_b', :'limited');
+select pg_temp.deliver_to(:'company_b', :'limited');
+update public.webhook_deliveries set next_attempt_at = now() - interval '500 seconds' where webhook_id = :'limited';
+delete from private.webhook_endpoint_signals where webhook_id = :'limited';  -- as a claim would
+update private.webhook_endpoints e set ready_at = private.endpoint_ready_at(e, false) where e.webhook_id = :'limited';
+select pg_temp.snapshot();
+select is((select lag_seconds from health), 500::double precision, 'limited: two deliveries 500 s old, the lag');
+update public.webhooks set max_requests_per_second = 1 where id = :'limited';
+update private.webhook_endpoints set rate_tokens = 0.5, rate_updated_at = now() where webhook_id = :'limited';
+select pg_temp.snapshot();
+select is((select array[lag_seconds, due_deliveries] from health), array[100, 1]::double precision[],
+  'its ADMIN limits it to 1 a second and its bucket holds half a request: its backlog is not lag, nor due');
+update public.webhooks set max_requests_per_second = null, max_concurrent_requests = 1 where id = :'limited';
+update public.webhook_deliveries
+   set lease_owner = 'health-test', lease_expires_at = now() + interval '60 seconds', next_attempt_at = now() + interval '60 seconds'
+ where id = (select id from public.webhook_deliveries where webhook_id = :'limited' limit 1);
+select pg_temp.snapshot();
+select is((select lag_seconds from health), 100::double precision,
+  'capped at 1 by its ADMIN, one request in flight: the other waits for it, not lag');
+update public.webhooks set max_concurrent_requests = 2 where id = :'limited';
+select pg_temp.snapshot();
+select is((select lag_seconds from health), 500::double precision, 'with room under its own cap, it is lag again');
+delete from public.webhooks where id = :'limited';
+select pg_temp.snapshot();
+select is((select lag_seconds from health), 100::double precision, 'deleted: fresh''s 100 s again');
 
 -- Counts stop at 10,000 (here 10,006 due over two endpoints, 10,005 signals).
 select tests.create_webhook(:'company_b', 'PROCESS_REVISED', 'https://new2.b.example/hook') as fresh2 \gset
