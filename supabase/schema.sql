@@ -1050,30 +1050,91 @@ CREATE FUNCTION private.prune_webhook_history(older_than interval DEFAULT '30 da
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
-declare
-  pruned integer;
 begin
-  if older_than is null or older_than < interval '1 hour' then
-    raise exception 'older_than must be at least 1 hour, got %', older_than using errcode = '22023';
-  end if;
-
-  -- Attempts go with their delivery (on delete cascade). Failed and cancelled
-  -- deliveries are kept: they are what an admin replays.
-  delete from public.webhook_deliveries d
-   where d.state = 'succeeded'
-     and d.completed_at < now() - older_than;
-  get diagnostics pruned = row_count;
-
-  delete from public.webhook_events e
-   where e.created_at < now() - older_than
-     and not exists (select 1 from public.webhook_deliveries d where d.event_id = e.id);
-  return pruned;
+  -- Every page, in this one transaction: a manual catch-up. The schedule runs the steps.
+  return private.prune_webhook_pages(older_than, 0, 4294967295);
 end;
 $$;
 
 ALTER FUNCTION private.prune_webhook_history(older_than interval) OWNER TO postgres;
 
-COMMENT ON FUNCTION private.prune_webhook_history(older_than interval) IS 'Deletes succeeded deliveries (and their attempts) completed longer ago than older_than, then events left without deliveries. Returns deliveries pruned.';
+COMMENT ON FUNCTION private.prune_webhook_history(older_than interval) IS 'Deletes succeeded deliveries (and their attempts) completed longer ago than older_than, then events left without deliveries, in one transaction (a manual catch-up; the pg_cron job runs private.prune_webhook_history_step). Returns deliveries pruned.';
+
+CREATE FUNCTION private.prune_webhook_history_step(older_than interval DEFAULT '30 days'::interval) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  here private.webhook_prune_cursor;
+  pages integer;
+  end_page bigint;
+  last_page bigint;
+  pruned integer;
+begin
+  -- One step at a time: a step still running (a slow one, overlapping the next minute)
+  -- keeps the cursor, and this one leaves at once.
+  select * into here from private.webhook_prune_cursor c for update skip locked;
+  if not found then
+    return 0;
+  end if;
+  pages := (select s.prune_pages_per_step from private.webhook_settings s);
+  end_page := here.next_page + pages;
+  pruned := private.prune_webhook_pages(older_than, here.next_page, end_page);
+
+  -- Past the end of both tables: the next step starts the sweep again at page 0.
+  last_page := greatest(pg_catalog.pg_relation_size('public.webhook_deliveries'),
+                        pg_catalog.pg_relation_size('public.webhook_events'))
+               / pg_catalog.current_setting('block_size')::bigint;
+  update private.webhook_prune_cursor c
+     set next_page = case when end_page >= last_page then 0 else end_page end,
+         sweep_started_at = case when here.next_page = 0 then now() else c.sweep_started_at end,
+         last_step_at = now();
+  return pruned;
+end;
+$$;
+
+ALTER FUNCTION private.prune_webhook_history_step(older_than interval) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.prune_webhook_history_step(older_than interval) IS 'One retention step (pg_cron, every minute): private.prune_webhook_pages over the next prune_pages_per_step heap pages after private.webhook_prune_cursor, which it moves on (back to 0 past the end). Returns deliveries pruned; 0 at once while another step runs.';
+
+CREATE FUNCTION private.prune_webhook_pages(older_than interval, first_page bigint, end_page bigint) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  cutoff timestamptz;
+  first_tid tid;
+  end_tid tid;
+  pruned integer;
+begin
+  if older_than is null or older_than < interval '1 hour' then
+    raise exception 'older_than must be at least 1 hour, got %', older_than using errcode = '22023';
+  end if;
+  if first_page is null or end_page is null or first_page < 0 or end_page < first_page then
+    raise exception 'pages must be a range from 0 up, got % to %', first_page, end_page using errcode = '22023';
+  end if;
+  cutoff := now() - older_than;
+  -- Block numbers stop at 2^32 - 1.
+  first_tid := format('(%s,0)', least(first_page, 4294967295))::tid;
+  end_tid := format('(%s,0)', least(end_page, 4294967295))::tid;
+
+  delete from public.webhook_deliveries d
+   where d.ctid >= first_tid and d.ctid < end_tid
+     and d.state = 'succeeded'
+     and d.completed_at < cutoff;
+  get diagnostics pruned = row_count;
+
+  delete from public.webhook_events e
+   where e.ctid >= first_tid and e.ctid < end_tid
+     and e.created_at < cutoff
+     and not exists (select 1 from public.webhook_deliveries d where d.event_id = e.id);
+  return pruned;
+end;
+$$;
+
+ALTER FUNCTION private.prune_webhook_pages(older_than interval, first_page bigint, end_page bigint) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.prune_webhook_pages(older_than interval, first_page bigint, end_page bigint) IS 'What retention deletes, in heap pages [first_page, end_page) of webhook_deliveries and webhook_events: succeeded deliveries completed longer ago than older_than (with their attempts), then events older than that left without deliveries. Returns deliveries pruned.';
 
 CREATE FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) RETURNS SETOF private.claimed_delivery
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1419,8 +1480,8 @@ begin
   -- format(): cron exists only where pg_cron is installed (see wake_dispatcher).
   execute format('select %I.schedule(%L, %L, %L)', 'cron', 'webhooks-retry-tick', '* * * * *',
                  'select private.wake_dispatcher_if_due()');
-  execute format('select %I.schedule(%L, %L, %L)', 'cron', 'webhooks-retention', '17 3 * * *',
-                 'select private.prune_webhook_history()');
+  execute format('select %I.schedule(%L, %L, %L)', 'cron', 'webhooks-retention', '* * * * *',
+                 'select private.prune_webhook_history_step()');
 end;
 $$;
 
@@ -2618,6 +2679,18 @@ ALTER TABLE private.webhook_listener_heartbeat OWNER TO postgres;
 
 COMMENT ON SEQUENCE private.webhook_listener_heartbeat IS 'Epoch milliseconds of the last note by a worker-mode dispatcher that it LISTENs for webhook_deliveries; 0: never. Not transactional by design.';
 
+CREATE TABLE private.webhook_prune_cursor (
+    id boolean DEFAULT true NOT NULL,
+    next_page bigint DEFAULT 0 NOT NULL,
+    sweep_started_at timestamp with time zone,
+    last_step_at timestamp with time zone,
+    CONSTRAINT webhook_prune_cursor_single_row CHECK (id)
+);
+
+ALTER TABLE private.webhook_prune_cursor OWNER TO postgres;
+
+COMMENT ON TABLE private.webhook_prune_cursor IS 'Where the retention sweep (private.prune_webhook_history_step) goes on: one row.';
+
 CREATE TABLE private.webhook_secrets (
     webhook_id uuid NOT NULL,
     secret text NOT NULL,
@@ -2645,6 +2718,7 @@ CREATE TABLE private.webhook_settings (
     hosted boolean DEFAULT true NOT NULL,
     endpoint_concurrency_start integer DEFAULT 10 NOT NULL,
     cancel_batch_size integer DEFAULT 200 NOT NULL,
+    prune_pages_per_step integer DEFAULT 2000 NOT NULL,
     CONSTRAINT webhook_settings_cancel_batch_size_range CHECK (((cancel_batch_size >= 1) AND (cancel_batch_size <= 100000))),
     CONSTRAINT webhook_settings_circuit_failure_threshold_range CHECK (((circuit_failure_threshold >= 1) AND (circuit_failure_threshold <= 1000))),
     CONSTRAINT webhook_settings_circuit_probe_max_range CHECK (((circuit_probe_max_seconds >= 1) AND (circuit_probe_max_seconds <= 86400))),
@@ -2652,6 +2726,7 @@ CREATE TABLE private.webhook_settings (
     CONSTRAINT webhook_settings_circuit_probe_order CHECK ((circuit_probe_max_seconds >= circuit_probe_min_seconds)),
     CONSTRAINT webhook_settings_endpoint_concurrency_range CHECK (((endpoint_concurrency >= 1) AND (endpoint_concurrency <= 1000))),
     CONSTRAINT webhook_settings_endpoint_concurrency_start_range CHECK (((endpoint_concurrency_start >= 1) AND (endpoint_concurrency_start <= 1000))),
+    CONSTRAINT webhook_settings_prune_pages_per_step_range CHECK (((prune_pages_per_step >= 1) AND (prune_pages_per_step <= 1000000))),
     CONSTRAINT webhook_settings_single_row CHECK (id),
     CONSTRAINT webhook_settings_wakeup_interval_range CHECK (((wakeup_interval_ms >= 0) AND (wakeup_interval_ms <= 60000)))
 );
@@ -2675,6 +2750,10 @@ COMMENT ON COLUMN private.webhook_settings.hosted IS 'True when the dispatcher r
 COMMENT ON COLUMN private.webhook_settings.endpoint_concurrency_start IS 'Requests in flight a new endpoint may have; it grows by one per success while its window is full, up to endpoint_concurrency, halves at a timeout, no answer, a 5xx or a 429, and never falls below this (a lower endpoint_concurrency wins).';
 
 COMMENT ON COLUMN private.webhook_settings.cancel_batch_size IS 'Pending deliveries a disable or delete cancels in its own statement, and each claim cancels of what is left (private.webhook_cancellations).';
+
+COMMENT ON COLUMN private.webhook_settings.prune_pages_per_step IS 'Heap pages of webhook_deliveries and of webhook_events each retention step (private.prune_webhook_history_step, every minute) reads; a sweep of both tables takes their pages / this many minutes.';
+
+COMMENT ON CONSTRAINT webhook_settings_prune_pages_per_step_range ON private.webhook_settings IS 'prune_pages_per_step must be between 1 and 1000000';
 
 CREATE SEQUENCE private.webhook_wakeup_requested
     START WITH 0
@@ -2837,6 +2916,9 @@ ALTER TABLE ONLY private.webhook_endpoint_signals
 ALTER TABLE ONLY private.webhook_endpoints
     ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (webhook_id);
 
+ALTER TABLE ONLY private.webhook_prune_cursor
+    ADD CONSTRAINT webhook_prune_cursor_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY private.webhook_secrets
     ADD CONSTRAINT webhook_secrets_pkey PRIMARY KEY (webhook_id);
 
@@ -2990,6 +3072,8 @@ CREATE POLICY "Admins can view their company's endpoint health" ON private.webho
 ALTER TABLE private.webhook_cancellations ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE private.webhook_endpoints ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE private.webhook_prune_cursor ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY "Admins can create processes in their company" ON public.processes FOR INSERT TO authenticated WITH CHECK ((company_id = ( SELECT private.admin_company_id() AS admin_company_id)));
 
@@ -3206,6 +3290,10 @@ GRANT ALL ON FUNCTION private.process_non_definition_columns() TO authenticated;
 GRANT ALL ON FUNCTION private.process_non_definition_columns() TO service_role;
 
 REVOKE ALL ON FUNCTION private.prune_webhook_history(older_than interval) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.prune_webhook_history_step(older_than interval) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.prune_webhook_pages(older_than interval, first_page bigint, end_page bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) TO service_role;
