@@ -582,19 +582,6 @@ ALTER FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) OWN
 
 COMMENT ON FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) IS 'Requests an endpoint may have in flight: what it has earned (null: the start), never below endpoint_concurrency_start, never above the deployment''s cap nor the endpoint''s own (ceiling, null: none).';
 
-CREATE FUNCTION private.endpoint_rate_capacity(rate integer) RETURNS double precision
-    LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
-    AS $$
-begin
-  return greatest(1, ceil(rate / 10.0));
-end;
-$$;
-
-ALTER FUNCTION private.endpoint_rate_capacity(rate integer) OWNER TO postgres;
-
-COMMENT ON FUNCTION private.endpoint_rate_capacity(rate integer) IS 'Requests a rate-limited endpoint''s bucket holds: a tenth of a second of them, at least one.';
-
 CREATE TABLE private.webhook_endpoints (
     webhook_id uuid NOT NULL,
     company_id uuid NOT NULL,
@@ -634,6 +621,40 @@ COMMENT ON COLUMN private.webhook_endpoints.max_concurrent_requests IS 'A copy o
 COMMENT ON COLUMN private.webhook_endpoints.max_requests_per_second IS 'A copy of public.webhooks.max_requests_per_second (kept by the webhooks triggers), where claims read it.';
 
 COMMENT ON COLUMN private.webhook_endpoints.rate_tokens IS 'Requests the endpoint''s bucket held at rate_updated_at (null: full, a tenth of a second of requests). See private.endpoint_rate_tokens.';
+
+CREATE FUNCTION private.endpoint_held_back_by_its_admin(endpoint private.webhook_endpoints) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  unlimited private.webhook_endpoints := endpoint;
+begin
+  if endpoint.max_requests_per_second is null and endpoint.max_concurrent_requests is null then
+    return false;
+  end if;
+  unlimited.max_requests_per_second := null;
+  unlimited.max_concurrent_requests := null;
+  return coalesce(private.endpoint_ready_at(endpoint, false) > now()
+                  and private.endpoint_ready_at(unlimited, false) <= now(), false);
+end;
+$$;
+
+ALTER FUNCTION private.endpoint_held_back_by_its_admin(endpoint private.webhook_endpoints) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.endpoint_held_back_by_its_admin(endpoint private.webhook_endpoints) IS 'True when the endpoint must wait (private.endpoint_ready_at) only because of its ADMIN''s own rate or cap: without them it would be ready now.';
+
+CREATE FUNCTION private.endpoint_rate_capacity(rate integer) RETURNS double precision
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return greatest(1, ceil(rate / 10.0));
+end;
+$$;
+
+ALTER FUNCTION private.endpoint_rate_capacity(rate integer) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.endpoint_rate_capacity(rate integer) IS 'Requests a rate-limited endpoint''s bucket holds: a tenth of a second of them, at least one.';
 
 CREATE FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) RETURNS double precision
     LANGUAGE plpgsql STABLE
@@ -1077,6 +1098,11 @@ begin
   if not found then
     return 0;
   end if;
+  -- A sweep starts at most once an hour: tables smaller than a step are not read whole
+  -- every minute. (A sweep that took longer than that goes straight on to the next.)
+  if here.next_page = 0 and here.sweep_started_at > now() - interval '1 hour' then
+    return 0;
+  end if;
   pages := (select s.prune_pages_per_step from private.webhook_settings s);
   end_page := here.next_page + pages;
   pruned := private.prune_webhook_pages(older_than, here.next_page, end_page);
@@ -1095,7 +1121,7 @@ $$;
 
 ALTER FUNCTION private.prune_webhook_history_step(older_than interval) OWNER TO postgres;
 
-COMMENT ON FUNCTION private.prune_webhook_history_step(older_than interval) IS 'One retention step (pg_cron, every minute): private.prune_webhook_pages over the next prune_pages_per_step heap pages after private.webhook_prune_cursor, which it moves on (back to 0 past the end). Returns deliveries pruned; 0 at once while another step runs.';
+COMMENT ON FUNCTION private.prune_webhook_history_step(older_than interval) IS 'One retention step (pg_cron, every minute): private.prune_webhook_pages over the next prune_pages_per_step heap pages after private.webhook_prune_cursor, which it moves on (back to 0 past the end; a new sweep at most once an hour). Returns deliveries pruned; 0 at once while another step runs.';
 
 CREATE FUNCTION private.prune_webhook_pages(older_than interval, first_page bigint, end_page bigint) RETURNS integer
     LANGUAGE plpgsql
@@ -1387,29 +1413,16 @@ begin
     where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids))
     order by e.webhook_id
       for update;
-  -- Graceful shutdown: the attempts never started, so they are not counted, and a
-  -- rate-limited endpoint gets back the tokens the claim took for them (up to its capacity,
-  -- its clock never moved back: 20261130220200).
-  with released_rows as (
-    update public.webhook_deliveries d
-       set next_attempt_at  = now(),
-           lease_owner      = null,
-           lease_expires_at = null,
-           attempt_count    = d.attempt_count - 1
-     where d.id = any (delivery_ids)
-       and d.state = 'pending'
-       and d.lease_owner = worker
-    returning d.webhook_id
-  ), refunded as (
-    update private.webhook_endpoints e
-       set rate_tokens = least(private.endpoint_rate_capacity(e.max_requests_per_second),
-                               private.endpoint_rate_tokens(e) + r.n),
-           rate_updated_at = greatest(now(), e.rate_updated_at)
-      from (select rr.webhook_id, count(*) as n from released_rows rr group by rr.webhook_id) r
-     where e.webhook_id = r.webhook_id
-       and e.max_requests_per_second is not null
-  )
-  select count(*)::integer into released from released_rows;
+  -- Graceful shutdown: the attempts never started, so they are not counted.
+  update public.webhook_deliveries d
+     set next_attempt_at  = now(),
+         lease_owner      = null,
+         lease_expires_at = null,
+         attempt_count    = d.attempt_count - 1
+   where d.id = any (delivery_ids)
+     and d.state = 'pending'
+     and d.lease_owner = worker;
+  get diagnostics released = row_count;
   update private.webhook_endpoints e
      set ready_at = private.endpoint_ready_at(e, false)
    where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids));
@@ -2115,17 +2128,8 @@ begin
       join public.webhooks w on w.id = c.webhook_id
      where w.is_active
        and e.circuit_opened_at is null
-       -- Held back by its ADMIN's own limits: its bucket empty, or its own cap reached.
        -- The tenant chose that wait; it is in its row of webhook_endpoint_health, not lag.
-       -- (The deployment's cap is lag: a slow receiver at it makes deliveries late.)
-       and (e.max_requests_per_second is null or private.endpoint_rate_tokens(e) >= 1)
-       and (e.max_concurrent_requests is null
-            or (select count(*)
-                  from public.webhook_deliveries d
-                 where d.webhook_id = e.webhook_id
-                   and d.state = 'pending'
-                   and d.lease_owner is not null
-                   and d.lease_expires_at > now()) < e.max_concurrent_requests)
+       and not private.endpoint_held_back_by_its_admin(e)
   ), oldest as (
     select s.webhook_id, o.next_attempt_at
       from serving s
@@ -3165,8 +3169,6 @@ REVOKE ALL ON FUNCTION private.emit_process_event(company_id uuid, trigger_type 
 REVOKE ALL ON FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.endpoint_concurrency(earned integer, ceiling integer) TO authenticated;
 
-REVOKE ALL ON FUNCTION private.endpoint_rate_capacity(rate integer) FROM PUBLIC;
-
 GRANT SELECT(webhook_id) ON TABLE private.webhook_endpoints TO authenticated;
 
 GRANT SELECT(company_id) ON TABLE private.webhook_endpoints TO authenticated;
@@ -3190,6 +3192,10 @@ GRANT SELECT(last_attempt_at) ON TABLE private.webhook_endpoints TO authenticate
 GRANT SELECT(last_success_at) ON TABLE private.webhook_endpoints TO authenticated;
 
 GRANT SELECT(concurrency_limit) ON TABLE private.webhook_endpoints TO authenticated;
+
+REVOKE ALL ON FUNCTION private.endpoint_held_back_by_its_admin(endpoint private.webhook_endpoints) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.endpoint_rate_capacity(rate integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) FROM PUBLIC;
 

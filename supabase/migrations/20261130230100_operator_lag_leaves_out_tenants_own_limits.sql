@@ -6,11 +6,35 @@
 -- ERP to 2 requests a second with a day's backlog then raised the operators' "deliveries
 -- are late" alert for every tenant, with nothing for them to do: the tenant chose that
 -- wait, and sees it on its own endpoint (webhook_endpoint_health). Such an endpoint is left
--- out while its bucket holds less than one request or its requests in flight reach its own
--- cap. The deployment's cap (endpoint_concurrency) and what an endpoint has earned still
--- count: a slow receiver at them makes deliveries late, as before. The rest as
--- 20261130180000.
+-- out while the scheduler's own rule (private.endpoint_ready_at) makes it wait, and would
+-- not without its ADMIN's rate and cap: private.endpoint_held_back_by_its_admin. The
+-- deployment's cap (endpoint_concurrency) and what an endpoint has earned still count: a
+-- slow receiver at them makes deliveries late, as before. The rest as 20261130180000.
 -- Test: supabase/tests/outbox/health-for-operators.test.sql.
+
+-- PL/pgSQL, not SQL: a SQL function that sets search_path is planned again at every call
+-- (20261130160000).
+create function private.endpoint_held_back_by_its_admin(endpoint private.webhook_endpoints)
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  unlimited private.webhook_endpoints := endpoint;
+begin
+  if endpoint.max_requests_per_second is null and endpoint.max_concurrent_requests is null then
+    return false;
+  end if;
+  unlimited.max_requests_per_second := null;
+  unlimited.max_concurrent_requests := null;
+  return coalesce(private.endpoint_ready_at(endpoint, false) > now()
+                  and private.endpoint_ready_at(unlimited, false) <= now(), false);
+end;
+$$;
+comment on function private.endpoint_held_back_by_its_admin(private.webhook_endpoints) is
+  'True when the endpoint must wait (private.endpoint_ready_at) only because of its ADMIN''s own rate or cap: without them it would be ready now.';
+revoke execute on function private.endpoint_held_back_by_its_admin(private.webhook_endpoints) from public;
 
 create or replace function private.webhook_health() RETURNS TABLE(checked_at timestamp with time zone, lag_seconds double precision, oldest_due_at timestamp with time zone, oldest_due_webhook_id uuid, endpoints_with_due_work bigint, due_deliveries bigint, in_flight_deliveries bigint, pending_deliveries_estimate bigint, scheduled_deliveries_estimate bigint, endpoints_healthy bigint, endpoints_failing bigint, endpoints_circuit_open bigint, endpoints_disabled bigint, signals bigint, oldest_signal_age_seconds double precision, dispatcher_awake boolean, dispatcher_heartbeat_at timestamp with time zone, last_wakeup_requested_at timestamp with time zone, wakeup_failures bigint, last_wakeup_failure_at timestamp with time zone, last_wakeup_failure text)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -72,17 +96,8 @@ begin
       join public.webhooks w on w.id = c.webhook_id
      where w.is_active
        and e.circuit_opened_at is null
-       -- Held back by its ADMIN's own limits: its bucket empty, or its own cap reached.
        -- The tenant chose that wait; it is in its row of webhook_endpoint_health, not lag.
-       -- (The deployment's cap is lag: a slow receiver at it makes deliveries late.)
-       and (e.max_requests_per_second is null or private.endpoint_rate_tokens(e) >= 1)
-       and (e.max_concurrent_requests is null
-            or (select count(*)
-                  from public.webhook_deliveries d
-                 where d.webhook_id = e.webhook_id
-                   and d.state = 'pending'
-                   and d.lease_owner is not null
-                   and d.lease_expires_at > now()) < e.max_concurrent_requests)
+       and not private.endpoint_held_back_by_its_admin(e)
   ), oldest as (
     select s.webhook_id, o.next_attempt_at
       from serving s

@@ -79,7 +79,7 @@ describe("the pg_cron jobs", () => {
   it("scheduling again (a re-run of the deploy's wiring) keeps one job of each", async () => {
     await db.query("select private.schedule_webhook_jobs()");
     expect(Object.keys(await jobs())).toEqual(["webhooks-retention", "webhooks-retry-tick"]);
-    // The command pg_cron will run works as scheduled (its owner, a step of its own).
+    // The command the job runs works on this database (here run by the test, not by pg_cron).
     const { rows } = await db.query("select private.prune_webhook_history_step() as pruned");
     expect(rows[0].pruned).toBe(0);
   });

@@ -130,7 +130,8 @@ e2eTest("many tenants, a third of them broken, a dispatcher killed: nothing lost
   const first = await t.dispatcher({ allowedTargets: [receiver.target], env });
   await t.dispatcher({ allowedTargets: [receiver.target], env });
 
-  // Four writers, each revision its own transaction, in a shuffled order of (company, process).
+  // Four writers, each revision its own transaction, taking (company, process) pairs from one
+  // queue, round by round; the disable and the delete come after the 96th and 144th.
   const work: { company: number; process: string }[] = [];
   for (let r = 0; r < REVISIONS; r++) {
     for (const [c, company] of companies.entries()) for (const process of company.processes) work.push({ company: c, process });

@@ -11,7 +11,7 @@
 -- into the past, as the superuser. pg_net does not exist on plain Postgres, so the test
 -- stands in a net._http_response with pg_net's columns (inside the test transaction only).
 begin;
-select plan(67);
+select plan(69);
 
 create temporary table health as select * from public.webhook_health where false;
 create function pg_temp.snapshot() returns void language sql as $$
@@ -145,7 +145,9 @@ select is((select oldest_due_webhook_id from health), :'fresh'::uuid, 'fresh is 
 select is((select in_flight_deliveries from health), 0::bigint, 'nothing in flight');
 
 -- An endpoint its ADMIN holds back (its own rate, its own cap) is not late: the tenant chose
--- that wait. The deployment's cap is lag (capped, above).
+-- that wait. The deployment's cap is lag (capped, above). Here the deployment allows 10 at
+-- once (endpoints start at 10).
+update private.webhook_settings set endpoint_concurrency = 10;
 select tests.create_webhook(:'company_b', 'PROCESS_REVISED', 'https://limited.b.example/hook') as limited \gset
 select pg_temp.deliver_to(:'company_b', :'limited');
 select pg_temp.deliver_to(:'company_b', :'limited');
@@ -159,6 +161,13 @@ update private.webhook_endpoints set rate_tokens = 0.5, rate_updated_at = now() 
 select pg_temp.snapshot();
 select is((select array[lag_seconds, due_deliveries] from health), array[100, 1]::double precision[],
   'its ADMIN limits it to 1 a second and its bucket holds half a request: its backlog is not lag, nor due');
+update public.webhooks set max_requests_per_second = 100 where id = :'limited';
+update private.webhook_endpoints set rate_tokens = 5, rate_updated_at = now() where webhook_id = :'limited';
+insert into private.webhook_endpoint_signals (webhook_id) values (:'limited');  -- a new delivery's signal
+select pg_temp.snapshot();
+select is((select lag_seconds from health), 100::double precision,
+  'at 100 a second with half its bucket (5 of the 10 a claim could take), signalled: it waits for the rest, not lag either');
+delete from private.webhook_endpoint_signals where webhook_id = :'limited';
 update public.webhooks set max_requests_per_second = null, max_concurrent_requests = 1 where id = :'limited';
 update public.webhook_deliveries
    set lease_owner = 'health-test', lease_expires_at = now() + interval '60 seconds', next_attempt_at = now() + interval '60 seconds'
@@ -169,6 +178,11 @@ select is((select lag_seconds from health), 100::double precision,
 update public.webhooks set max_concurrent_requests = 2 where id = :'limited';
 select pg_temp.snapshot();
 select is((select lag_seconds from health), 500::double precision, 'with room under its own cap, it is lag again');
+update private.webhook_settings set endpoint_concurrency = 1;  -- as for the rest of the test
+update public.webhooks set max_concurrent_requests = 1 where id = :'limited';
+select pg_temp.snapshot();
+select is((select lag_seconds from health), 500::double precision,
+  'its own cap and the deployment''s both 1: the deployment''s would hold it anyway, so it is lag');
 delete from public.webhooks where id = :'limited';
 select pg_temp.snapshot();
 select is((select lag_seconds from health), 100::double precision, 'deleted: fresh''s 100 s again');

@@ -2,12 +2,12 @@
 -- minute): each step prunes, by the rule of prune-webhook-history.test.sql, only the next
 -- prune_pages_per_step heap pages of webhook_deliveries and webhook_events after the cursor
 -- (private.webhook_prune_cursor), moves the cursor on, and starts again at page 0 past the
--- end of both tables. An event goes once its last delivery has gone (in that sweep, or the
+-- end of both tables, a new sweep at most once an hour. An event goes once its last delivery has gone (in that sweep, or the
 -- next when the sweep read the event's page first). A bad
 -- argument or setting is refused and changes nothing. (A step that finds another one
 -- running leaves at once: tests/outbox/prune-steps-never-wait.test.ts, two sessions.)
 begin;
-select plan(16);
+select plan(18);
 
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://a.example.com/hook') as hook_a \gset
@@ -73,17 +73,23 @@ select results_eq($$select count(*) filter (where state = 'failed')::integer, co
 select is((select count(*)::integer from public.webhook_delivery_attempts a
             where not exists (select 1 from public.webhook_deliveries d where d.id = a.delivery_id)), 0,
   'no attempt outlives its delivery');
--- An event whose page the sweep read before its delivery went is left for the next sweep.
-select cmp_ok(pg_temp.step_until_page_zero(), '>=', 2, 'a second sweep');
+-- A new sweep starts at most once an hour (small tables are not read whole every minute).
+select is(private.prune_webhook_history_step(), 0, 'right after a sweep, a step does nothing');
+select is((select next_page from private.webhook_prune_cursor), 0::bigint, 'and leaves the cursor at page 0');
+update private.webhook_prune_cursor set sweep_started_at = now() - interval '1 hour';
+-- An hour after the last began: a second sweep takes the events whose page the first read
+-- before their delivery went.
+select cmp_ok(pg_temp.step_until_page_zero(), '>=', 2, 'an hour after the first began, a second sweep');
 select is((select count(*)::integer from public.webhook_events e
             where not exists (select 1 from public.webhook_deliveries d where d.event_id = e.id)), 0,
   'and every old event left without a delivery is gone');
 select is((select count(*)::integer from public.webhook_events), 100, 'the 80 events of failed deliveries and the 20 recent ones stay');
 
 -- Who may ----------------------------------------------------------------------------------
-select tests.authenticate_as_anon();
+select tests.create_user('admin@acme.test', :'company_a', 'ADMIN') as admin_a \gset
+select tests.authenticate_as(:'admin_a');
 select throws_ok($$select private.prune_webhook_history_step()$$,
-  '42501', 'permission denied for schema private', 'anon cannot run a step');
+  '42501', 'permission denied for function prune_webhook_history_step', 'an ADMIN cannot run a step');
 select tests.clear_authentication();
 
 select * from finish();

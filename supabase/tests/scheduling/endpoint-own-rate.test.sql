@@ -4,8 +4,8 @@
 -- refills at the rate, and a claim takes no more of the endpoint's deliveries than it holds. An endpoint short of a
 -- token is next looked at when one is there (ready_at), not before, even when a record
 -- frees its slots, and never before the bucket's own clock. A first rate starts with a full
--- bucket, a changed one keeps how full it was, and a release gives back what its claim
--- took; without a rate, nothing changes.
+-- bucket, a changed one keeps how full it was, and a release gives nothing back (the bound
+-- of a second holds); without a rate, nothing changes.
 -- Only the company's ADMINs can set it, and a value out of range is refused by a named
 -- rule and changes nothing. Time passes with tests.time_passes (now() stands still in a
 -- test's transaction).
@@ -124,13 +124,16 @@ select results_eq(format($$select rate_tokens, ready_at <= now() from private.we
 insert into claims select 'c6', * from private.claim_due_deliveries('worker-3', 50, 60);
 select is(pg_temp.taken('c6', :'hook'), 10, 'a claim takes its bucket of 10, which its concurrency allows');
 
--- A release gives back what its claim took.
+-- A release gives no tokens back: handed back after the bucket had refilled, they would let
+-- a second see the rate plus two tenths.
 select is(private.release_deliveries('worker-3', array(select delivery_id from claims where call = 'c6' and webhook_id = :'hook')),
   10, 'the dispatcher gives the 10 back unsent (shutting down)');
-select results_eq(format($$select rate_tokens, ready_at <= now() from private.webhook_endpoints where webhook_id = %L$$, :'hook'),
-  $$values (10::double precision, true)$$, 'and its bucket holds 10 again, due at once');
+select results_eq(format($$select rate_tokens, ready_at from private.webhook_endpoints where webhook_id = %L$$, :'hook'),
+  $$values (0::double precision, now() + interval '0.1 seconds')$$,
+  'its bucket stays empty: they go when it has refilled, 0.1 s later');
+select tests.time_passes('0.1 seconds');
 insert into claims select 'c6b', * from private.claim_due_deliveries('worker-3', 50, 60);
-select is(pg_temp.taken('c6b', :'hook'), 10, 'so the next claim sends them');
+select is(pg_temp.taken('c6b', :'hook'), 10, 'and then a claim sends them');
 
 -- A changed rate keeps how full the bucket is: lowering it sends no burst.
 select is(private.record_delivery_results('worker-3', (select jsonb_agg(jsonb_build_object(

@@ -1,6 +1,6 @@
--- A rate-limited endpoint's bucket keeps its own clock, its level across a change of rate,
--- and what a release gives back; a new url's start is taken once its lock is held (review
--- of 20261130220000-220200).
+-- A rate-limited endpoint's bucket keeps its own clock and its level across a change of
+-- rate, and a new url's start is taken once its lock is held (review of
+-- 20261130220000-220200).
 --
 -- - endpoint_ready_at measured the wait for tokens from now(). A claim that began later may
 --   have stored the bucket's clock ahead of that now() (it never moves back, 20261130220200);
@@ -11,16 +11,15 @@
 --   endpoint, or changing it back and forth, sent a full bucket at once each time, on top of
 --   what was in flight. A change now keeps how full the bucket is (its share of the old
 --   capacity, of the new one). A first rate still starts full; no rate, no bucket.
--- - release_deliveries (a dispatcher giving back what it claimed but never sent: at
---   shutdown, or at the end of an edge function's budget) left the claim's tokens spent: at
---   a few requests a second, each such cycle cost a bucket of sends that never happened. It
---   puts them back now (never past the bucket's capacity).
 -- - A new url's receiver_since was now(), the start of the ADMIN's transaction. A claim
 --   made after that start, and before the change took the endpoint's lock, leased requests
 --   to the old url that then counted for the new one (a 410 Gone from the old host would
 --   disable the endpoint with its new url). It is clock_timestamp() once the lock is held.
--- The rest as before (20261130200000 for the trigger, 20261130220200 for endpoint_ready_at,
--- 20261129160000 for the release).
+-- A release (release_deliveries: a dispatcher giving back what it claimed and never sent)
+-- still gives no tokens back, on purpose: tokens handed back while the bucket has refilled
+-- meanwhile would let a second see the rate plus two tenths, past the bound the README
+-- promises (rate plus a tenth). The endpoint waits at most a bucket's refill for them.
+-- The rest as before (20261130200000 for the trigger, 20261130220200 for endpoint_ready_at).
 -- Tests: supabase/tests/scheduling/endpoint-own-rate.test.sql,
 -- supabase/tests/scheduling/endpoint-concurrency-adapts.test.sql.
 
@@ -205,53 +204,5 @@ begin
     end if;
   end loop;
   return null;
-end;
-$$;
-
-create or replace function private.release_deliveries(worker text, delivery_ids uuid[]) RETURNS integer
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  released integer;
-begin
-  if worker is null or btrim(worker) = '' then
-    raise exception 'worker must name the dispatcher that holds the leases' using errcode = '22023';
-  end if;
-  if delivery_ids is null then
-    raise exception 'delivery_ids must be an array of delivery ids (empty releases nothing)' using errcode = '22023';
-  end if;
-  perform 1
-     from private.webhook_endpoints e
-    where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids))
-    order by e.webhook_id
-      for update;
-  -- Graceful shutdown: the attempts never started, so they are not counted, and a
-  -- rate-limited endpoint gets back the tokens the claim took for them (up to its capacity,
-  -- its clock never moved back: 20261130220200).
-  with released_rows as (
-    update public.webhook_deliveries d
-       set next_attempt_at  = now(),
-           lease_owner      = null,
-           lease_expires_at = null,
-           attempt_count    = d.attempt_count - 1
-     where d.id = any (delivery_ids)
-       and d.state = 'pending'
-       and d.lease_owner = worker
-    returning d.webhook_id
-  ), refunded as (
-    update private.webhook_endpoints e
-       set rate_tokens = least(private.endpoint_rate_capacity(e.max_requests_per_second),
-                               private.endpoint_rate_tokens(e) + r.n),
-           rate_updated_at = greatest(now(), e.rate_updated_at)
-      from (select rr.webhook_id, count(*) as n from released_rows rr group by rr.webhook_id) r
-     where e.webhook_id = r.webhook_id
-       and e.max_requests_per_second is not null
-  )
-  select count(*)::integer into released from released_rows;
-  update private.webhook_endpoints e
-     set ready_at = private.endpoint_ready_at(e, false)
-   where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids));
-  return released;
 end;
 $$;
