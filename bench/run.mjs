@@ -8,7 +8,7 @@
 //
 // Scenarios: throughput (1 and 5 endpoints, with the dispatcher's peak RSS; `rss` is an
 // alias), latency, stale, isolation, ordered, business (with the enqueue cost; `enqueue`
-// is an alias), claim. A full run writes bench/RESULTS.md; --only writes
+// is an alias), claim, retention. A full run writes bench/RESULTS.md; --only writes
 // bench/.out/RESULTS-<scenarios>.md, so iterating never overwrites the committed results.
 //
 // Knobs: BENCH_RUNS (3), BENCH_DB_PORT (54352), BENCH_EVENTS_1 (20000),
@@ -16,7 +16,8 @@
 // BENCH_STALE_EVENTS (5000), BENCH_ISOLATION_EVENTS (5000), BENCH_CLAIMS (100 per round),
 // BENCH_CLAIM_ROUNDS (5 per case),
 // BENCH_CLAIM_BIG_BACKLOG (1000000), BENCH_CLAIM_MAX_ENDPOINTS (100000),
-// BENCH_ORDERED_EVENTS (5000), BENCH_ORDERED_LATENCY_SECONDS (10), and WEBHOOK_* for the
+// BENCH_ORDERED_EVENTS (5000), BENCH_ORDERED_LATENCY_SECONDS (10),
+// BENCH_RETENTION_DELIVERIES (300000), and WEBHOOK_* for the
 // dispatcher (unset: the engine's own defaults).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,6 +31,7 @@ import { isolationReport, isolationRun, setupIsolation } from './lib/isolation.m
 import { claimCostReport, claimCostScenario } from './lib/claim-cost.mjs';
 import { businessReport, businessRun, settlePending, setupBusiness } from './lib/business.mjs';
 import { orderedReport, orderedRun, setupOrdered } from './lib/ordered.mjs';
+import { retentionReport, retentionScenario } from './lib/retention.mjs';
 
 const num = (name, fallback) => Number(process.env[name] ?? fallback);
 const RUNS = num('BENCH_RUNS', 3);
@@ -40,7 +42,7 @@ const LATENCY_RATE = 100;
 const LATENCY_SECONDS = num('BENCH_LATENCY_SECONDS', 15);
 const SWEEP = process.argv.includes('--sweep');
 
-const SCENARIOS = ['throughput', 'latency', 'stale', 'isolation', 'ordered', 'business', 'claim'];
+const SCENARIOS = ['throughput', 'latency', 'stale', 'isolation', 'ordered', 'business', 'claim', 'retention'];
 const ALIASES = { rss: 'throughput', enqueue: 'business' };
 function selectedScenarios() {
   const arg = process.argv.find((a) => a.startsWith('--only='));
@@ -262,11 +264,16 @@ async function main() {
     results.claim = await claimCostScenario(ctx);
   }
 
+  if (CHOSEN.has('retention')) {
+    log('retention');
+    results.retention = await retentionScenario(ctx);
+  }
+
   const report = await writeReport({ started, sweep, settings, ...results });
   console.log(`\n${report.summary}\n\nwrote ${path.relative(ROOT, report.file)}`);
 }
 
-async function writeReport({ started, sweep, settings, runs, stale, isolation, ordered, business, claim }) {
+async function writeReport({ started, sweep, settings, runs, stale, isolation, ordered, business, claim, retention }) {
   const m = await machineInfo(cluster);
   const ok = (b) => (b ? 'met' : '**missed**');
   const within = (value, before, higherIsBetter) => {
@@ -314,6 +321,11 @@ async function writeReport({ started, sweep, settings, runs, stale, isolation, o
   }
   if (claim) {
     const out = claimCostReport(claim);
+    rows.push(...out.rows.map((row) => [...row, '']));
+    sections.push(out.section);
+  }
+  if (retention) {
+    const out = retentionReport(retention);
     rows.push(...out.rows.map((row) => [...row, '']));
     sections.push(out.section);
   }
