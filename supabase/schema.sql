@@ -2128,7 +2128,7 @@ begin
       join public.webhooks w on w.id = c.webhook_id
      where w.is_active
        and e.circuit_opened_at is null
-       -- The tenant chose that wait; it is in its row of webhook_endpoint_health, not lag.
+       -- The tenant chose that wait (its ADMIN sees the deliveries pending): not lag.
        and not private.endpoint_held_back_by_its_admin(e)
   ), oldest as (
     select s.webhook_id, o.next_attempt_at

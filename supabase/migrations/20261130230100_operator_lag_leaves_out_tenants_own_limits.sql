@@ -5,7 +5,7 @@
 -- 20261130220000; max_concurrent_requests, since 20261130200000). One tenant limiting its
 -- ERP to 2 requests a second with a day's backlog then raised the operators' "deliveries
 -- are late" alert for every tenant, with nothing for them to do: the tenant chose that
--- wait, and sees it on its own endpoint (webhook_endpoint_health). Such an endpoint is left
+-- wait, and its ADMIN sees those deliveries pending in their log. Such an endpoint is left
 -- out while the scheduler's own rule (private.endpoint_ready_at) makes it wait, and would
 -- not without its ADMIN's rate and cap: private.endpoint_held_back_by_its_admin. The
 -- deployment's cap (endpoint_concurrency) and what an endpoint has earned still count: a
@@ -96,7 +96,7 @@ begin
       join public.webhooks w on w.id = c.webhook_id
      where w.is_active
        and e.circuit_opened_at is null
-       -- The tenant chose that wait; it is in its row of webhook_endpoint_health, not lag.
+       -- The tenant chose that wait (its ADMIN sees the deliveries pending): not lag.
        and not private.endpoint_held_back_by_its_admin(e)
   ), oldest as (
     select s.webhook_id, o.next_attempt_at

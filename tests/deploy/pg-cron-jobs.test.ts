@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyBootstrap, applyMigrations, ensureTools, psql, startCluster } from "../../scripts/lib/cluster.mjs";
+import { applyBootstrap, applyMigrations, ensureTools, startCluster } from "../../scripts/lib/cluster.mjs";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
 const STEPS_MIGRATION = "20261130230200_prune_history_in_bounded_steps.sql";
@@ -48,9 +48,9 @@ beforeAll(async () => {
   const tools = await ensureTools(["server", "pg_cron"]);
   cluster = await startCluster({ pg: tools, dir: path.join(work, "db"), port: await freePort(), pgCron: true, fresh: true, fast: true });
   await applyBootstrap(cluster);
-  await psql(cluster, { sql: "create extension pg_cron" });
   db = new pg.Client({ connectionString: cluster.url });
   await db.connect();
+  await db.query("create extension pg_cron");
 }, 120_000);
 
 afterAll(async () => {
