@@ -23,10 +23,12 @@
 -- Tests: supabase/tests/scheduling/endpoint-own-rate.test.sql,
 -- supabase/tests/scheduling/endpoint-concurrency-adapts.test.sql.
 
-create or replace function private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
+create or replace function private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean)
+returns timestamptz
+language plpgsql
+stable
+set search_path = ''
+as $$
 declare
   cap integer := private.endpoint_concurrency(endpoint.concurrency_limit, endpoint.max_concurrent_requests);
   in_flight integer;
@@ -76,10 +78,12 @@ begin
 end;
 $$;
 
-create or replace function private.tg_webhooks__apply_endpoint_changes() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
+create or replace function private.tg_webhooks__apply_endpoint_changes()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
 declare
   change record;
   due_at timestamptz;

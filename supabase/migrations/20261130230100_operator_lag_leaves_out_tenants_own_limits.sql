@@ -36,10 +36,34 @@ comment on function private.endpoint_held_back_by_its_admin(private.webhook_endp
   'True when the endpoint must wait (private.endpoint_ready_at) only because of its ADMIN''s own rate or cap: without them it would be ready now.';
 revoke execute on function private.endpoint_held_back_by_its_admin(private.webhook_endpoints) from public;
 
-create or replace function private.webhook_health() RETURNS TABLE(checked_at timestamp with time zone, lag_seconds double precision, oldest_due_at timestamp with time zone, oldest_due_webhook_id uuid, endpoints_with_due_work bigint, due_deliveries bigint, in_flight_deliveries bigint, pending_deliveries_estimate bigint, scheduled_deliveries_estimate bigint, endpoints_healthy bigint, endpoints_failing bigint, endpoints_circuit_open bigint, endpoints_disabled bigint, signals bigint, oldest_signal_age_seconds double precision, dispatcher_awake boolean, dispatcher_heartbeat_at timestamp with time zone, last_wakeup_requested_at timestamp with time zone, wakeup_failures bigint, last_wakeup_failure_at timestamp with time zone, last_wakeup_failure text)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $_$
+create or replace function private.webhook_health()
+returns table (
+  checked_at                    timestamptz,
+  lag_seconds                   double precision,
+  oldest_due_at                 timestamptz,
+  oldest_due_webhook_id         uuid,
+  endpoints_with_due_work       bigint,
+  due_deliveries                bigint,
+  in_flight_deliveries          bigint,
+  pending_deliveries_estimate   bigint,
+  scheduled_deliveries_estimate bigint,
+  endpoints_healthy             bigint,
+  endpoints_failing             bigint,
+  endpoints_circuit_open        bigint,
+  endpoints_disabled            bigint,
+  signals                       bigint,
+  oldest_signal_age_seconds     double precision,
+  dispatcher_awake              boolean,
+  dispatcher_heartbeat_at       timestamptz,
+  last_wakeup_requested_at      timestamptz,
+  wakeup_failures               bigint,
+  last_wakeup_failure_at        timestamptz,
+  last_wakeup_failure           text
+)
+language plpgsql
+security definer
+set search_path = ''
+as $_$
 declare
   -- Counts of rows stop here: past it an operator needs to act, not an exact figure.
   count_limit constant integer := 10000;

@@ -16,9 +16,9 @@
 -- private.webhook_prune_cursor; past the end of both tables it starts again at page 0. Each
 -- run is a short transaction of its own; a run that finds another one still running
 -- returns 0 at once (SKIP LOCKED), and a new sweep starts at most once an hour (tables
--- smaller than a step are not read whole every minute). Measured here on 1,000,000 prunable deliveries (16,394
--- pages; their events 19,231): 10 steps of about 2 s each, 17.9 s in all. One sweep of the
--- tables takes (pages of the larger / 2,000) minutes: 300 million events (about 6 million
+-- smaller than a step are not read whole every minute). Measured here on 1,000,000
+-- prunable deliveries (16,394 pages; their events 19,231): 10 steps of about 2 s each,
+-- 17.9 s in all. One sweep of the tables takes (pages of the larger / 2,000) minutes: 300 million events (about 6 million
 -- pages) in about two days, so a delivery goes at most that long after it passed the
 -- retention age; raise prune_pages_per_step to sweep faster (longer steps). An event goes
 -- once its last delivery has gone: in that sweep, or the next if the sweep read the
