@@ -179,6 +179,7 @@ isOneToOne: false
 "concurrency": number | null,
 "consecutive_failures": number,
 "failing_since": string | null,
+"held_back_by_own_limits": boolean | null,
 "last_attempt_at": string | null,
 "last_error": string | null,
 "last_status": number | null,
@@ -215,7 +216,7 @@ isOneToOne: false
           Views: {
             "webhook_endpoint_health": {
                   Row: {
-                    "circuit_opened_at": string | null,"company_id": string,"concurrency": number | null,"consecutive_failures": number,"failing_since": string | null,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"last_success_at": string | null,"next_probe_at": string | null,"state": string | null,"webhook_id": string
+                    "circuit_opened_at": string | null,"company_id": string,"concurrency": number | null,"consecutive_failures": number,"failing_since": string | null,"held_back_by_own_limits": boolean | null,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"last_success_at": string | null,"next_probe_at": string | null,"state": string | null,"webhook_id": string
                   }
                   ComputedFields: never
                   Relationships: [
@@ -268,6 +269,7 @@ isOneToOne: false
 "concurrency": number | null,
 "consecutive_failures": number,
 "failing_since": string | null,
+"held_back_by_own_limits": boolean | null,
 "last_attempt_at": string | null,
 "last_error": string | null,
 "last_status": number | null,

@@ -643,6 +643,28 @@ ALTER FUNCTION private.endpoint_held_back_by_its_admin(endpoint private.webhook_
 
 COMMENT ON FUNCTION private.endpoint_held_back_by_its_admin(endpoint private.webhook_endpoints) IS 'True when the endpoint must wait (private.endpoint_ready_at) only because of its ADMIN''s own rate or cap: without them it would be ready now.';
 
+CREATE FUNCTION private.endpoint_held_back_by_own_limits(webhook_id uuid) RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  endpoint private.webhook_endpoints;
+begin
+  select * into endpoint from private.webhook_endpoints e where e.webhook_id = endpoint_held_back_by_own_limits.webhook_id;
+  if not found
+     -- role 'none': a session that has not switched to an API role (postgres in the SQL
+     -- editor, an operator's psql), which reads every row anyway.
+     or not (private.can_manage_company(endpoint.company_id) or pg_catalog.current_setting('role') = 'none') then
+    return null;
+  end if;
+  return private.endpoint_held_back_by_its_admin(endpoint);
+end;
+$$;
+
+ALTER FUNCTION private.endpoint_held_back_by_own_limits(webhook_id uuid) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.endpoint_held_back_by_own_limits(webhook_id uuid) IS 'private.endpoint_held_back_by_its_admin for the endpoint with this id, answered only to who may manage its company (or a session that has not switched to an API role); null for anyone else. Computed by public.webhook_endpoint_health.';
+
 CREATE FUNCTION private.endpoint_rate_capacity(rate integer) RETURNS double precision
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
@@ -2549,7 +2571,8 @@ CREATE VIEW public.webhook_endpoint_health WITH (security_invoker='true') AS
     e.last_error,
     e.last_attempt_at,
     e.last_success_at,
-    private.endpoint_concurrency(e.concurrency_limit, w.max_concurrent_requests) AS concurrency
+    private.endpoint_concurrency(e.concurrency_limit, w.max_concurrent_requests) AS concurrency,
+    (w.is_active AND private.endpoint_held_back_by_own_limits(e.webhook_id)) AS held_back_by_own_limits
    FROM (private.webhook_endpoints e
      JOIN public.webhooks w ON ((w.id = e.webhook_id)));
 
@@ -2558,6 +2581,8 @@ ALTER TABLE public.webhook_endpoint_health OWNER TO postgres;
 COMMENT ON VIEW public.webhook_endpoint_health IS 'Health of each endpoint: healthy, failing (since when), circuit_open (since when, next probe) or disabled. Read-only; ADMINs see their company''s.';
 
 COMMENT ON COLUMN public.webhook_endpoint_health.concurrency IS 'Requests the endpoint may have in flight now: starts at the deployment''s start (10), one more per success while all of them are in use, up to its cap (the deployment''s, 50, or the endpoint''s own max_concurrent_requests if lower); halved at a timeout, no answer, a 5xx or a 429.';
+
+COMMENT ON COLUMN public.webhook_endpoint_health.held_back_by_own_limits IS 'True while deliveries are due that wait only because of the endpoint''s own max_requests_per_second or max_concurrent_requests (set by its ADMIN): without them they would go now. Null for a reader who may not manage the endpoint''s company.';
 
 CREATE FUNCTION public.webhook_endpoint_health(webhook public.webhooks) RETURNS SETOF public.webhook_endpoint_health
     LANGUAGE sql STABLE ROWS 1
@@ -3194,6 +3219,10 @@ GRANT SELECT(last_success_at) ON TABLE private.webhook_endpoints TO authenticate
 GRANT SELECT(concurrency_limit) ON TABLE private.webhook_endpoints TO authenticated;
 
 REVOKE ALL ON FUNCTION private.endpoint_held_back_by_its_admin(endpoint private.webhook_endpoints) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.endpoint_held_back_by_own_limits(webhook_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.endpoint_held_back_by_own_limits(webhook_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION private.endpoint_held_back_by_own_limits(webhook_id uuid) TO service_role;
 
 REVOKE ALL ON FUNCTION private.endpoint_rate_capacity(rate integer) FROM PUBLIC;
 

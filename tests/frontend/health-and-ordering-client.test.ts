@@ -3,7 +3,8 @@
 // else's), sets delivery_order, sees which delivery an ordered one waits for, and cancels
 // a pending delivery (an ended one is refused, kind "already_ended"). Also whether the
 // health view embeds into webhooks (select=*,webhook_endpoint_health(*)). And an endpoint's
-// own cap (max_concurrent_requests): set, refused out of range, and claims held to it.
+// own cap (max_concurrent_requests): set, refused out of range, and claims held to it; and
+// the health's held_back_by_own_limits while its own rate makes deliveries wait.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
 import { createWebhooksClient, type WebhooksClient } from "../../src/index.ts";
@@ -139,6 +140,19 @@ describe("an endpoint's own cap through the client", () => {
     await expect(adminB.updateWebhook(hook.id, { maxRequestsPerSecond: 1 })).rejects.toMatchObject({ kind: "not_found" });
     expect((await admin.getWebhook(hook.id)).max_requests_per_second).toBe(20);
     expect((await admin.updateWebhook(hook.id, { maxRequestsPerSecond: null })).max_requests_per_second).toBeNull();
+  });
+
+  it("the health says when the endpoint's own limit holds deliveries back, to its ADMIN only", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "WEBHOOK_TEST", url: "https://hooks.acme.test/slow-erp", maxRequestsPerSecond: 1 });
+    for (let i = 0; i < 3; i++) await admin.sendTest(hook.id);
+    expect((await admin.getEndpointHealth(hook.id)).held_back_by_own_limits, "a full bucket: nothing waits yet").toBe(false);
+    const claimed = await db.query("select 1 from private.claim_due_deliveries('client-test', 1000, 60) where webhook_id = $1", [hook.id]);
+    expect(claimed.rowCount, "a bucket of one").toBe(1);
+    // The next token comes in a second: until then the other two wait for the ADMIN's rate.
+    expect((await admin.getEndpointHealth(hook.id)).held_back_by_own_limits).toBe(true);
+    await expect(adminB.getEndpointHealth(hook.id)).rejects.toMatchObject({ kind: "not_found" });
+    await admin.updateWebhook(hook.id, { maxRequestsPerSecond: null });
+    expect((await admin.getEndpointHealth(hook.id)).held_back_by_own_limits, "without the rate they may go now").toBe(false);
   });
 });
 

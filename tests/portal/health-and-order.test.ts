@@ -11,7 +11,7 @@
 // - Cancelling a delivery that has ended meanwhile shows the database's refusal in plain words.
 // - An ADMIN sets an endpoint's own limits (requests at once, requests per second) through the
 //   edit form; a value that is not a whole number in range is refused beside its field and
-//   changes nothing.
+//   changes nothing. While its own rate holds deliveries back, the page says so.
 // The circuit knobs (private.webhook_settings) are lowered for this file and restored after
 // it; retries are 60 s apart, so nothing here is sent again by the retry schedule.
 import type { Browser, Page } from "playwright-core";
@@ -323,6 +323,22 @@ describe("an endpoint's own limit in the portal", () => {
     expect(await rate()).toBeNull();
     await waitFor("the page to show the deployment's limit again", async () =>
       !((await page.locator(".swp-facts").first().textContent()) ?? "").includes("Limit set for this endpoint"));
+    await expectInert();
+  });
+
+  it("says while the endpoint's own rate holds its deliveries back, and no more once the rate is gone", async () => {
+    const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "PROCESS_DELETED", url: receiver.url("/hooks/one-a-second"), maxRequestsPerSecond: 1 });
+    for (let i = 0; i < 8; i++) await admin.sendTest(hook.id);
+    await openEndpoint(hook.id);
+    // The dispatcher sends one a second; the page's health poll says why the rest wait.
+    const heldBack = page.getByRole("status").getByText("Deliveries are waiting for these limits now");
+    await heldBack.waitFor();
+    expect((await deliveriesOf(hook.id)).filter((d) => d.state === "pending").length, "some still wait").toBeGreaterThan(1);
+    await screenshot(page, "22-endpoint-held-back-by-its-rate");
+
+    await admin.updateWebhook(hook.id, { maxRequestsPerSecond: null });
+    await waitFor("the rest to go at once", async () => (await deliveriesOf(hook.id)).every((d) => d.state === "succeeded"));
+    await heldBack.waitFor({ state: "detached" });
     await expectInert();
   });
 });

@@ -115,6 +115,10 @@ export function rateText(rate: number): string {
   return `Rate set for this endpoint: ${plural(rate, "request", "requests")} per second at most, on average.`;
 }
 
+/** Said while the endpoint's own limits hold deliveries back (webhook_endpoint_health.held_back_by_own_limits). */
+export const HELD_BACK_BY_OWN_LIMITS =
+  "Deliveries are waiting for these limits now: without them they would go out at once.";
+
 /** How an endpoint receives its deliveries, in a sentence (public.webhooks.delivery_order). */
 export const DELIVERY_ORDERS: Record<DeliveryOrder, { label: string; promise: string }> = {
   parallel: {

@@ -1,11 +1,12 @@
 -- public.webhook_endpoint_health: each endpoint's health as its ADMINs see it (state
 -- healthy, failing, circuit_open or disabled; the failing streak, the circuit, the last
--- attempt; the requests it may have in flight now, `concurrency`). A security-invoker view: an active ADMIN sees their own company's endpoints
+-- attempt; the requests it may have in flight now, `concurrency`; whether its own limits
+-- hold deliveries back now, `held_back_by_own_limits`). A security-invoker view: an active ADMIN sees their own company's endpoints
 -- and nothing else; a MEMBER, an inactive ADMIN, an ADMIN of an inactive company and a
 -- user without a profile see nothing; anon may not read it at all. Nobody writes it; the
 -- scheduling columns behind it (ready_at) are not readable by users.
 begin;
-select plan(18);
+select plan(24);
 
 select * from tests.create_cast(with_webhooks => true) \gset
 select tests.create_webhook(:'company_a', 'PROCESS_DELETED', 'https://a.example/deleted') as webhook_a3 \gset
@@ -82,6 +83,31 @@ select tests.clear_authentication();
 select tests.authenticate_as_anon();
 select throws_ok($$select * from public.webhook_endpoint_health$$,
   '42501', 'permission denied for view webhook_endpoint_health', 'anon may not read it');
+select tests.clear_authentication();
+
+-- Held back by its own limits: a1 limited to 1 a second, its bucket empty, two deliveries due.
+update public.webhooks set max_requests_per_second = 1 where id = :'webhook_a1';
+select count(private.insert_webhook_event(:'company_a', 'PROCESS_CREATED', jsonb_build_object('n', n), array[:'webhook_a1'::uuid]))
+  from generate_series(1, 2) n \gset
+update private.webhook_endpoints set rate_tokens = 0, rate_updated_at = now() where webhook_id = :'webhook_a1';
+select tests.authenticate_as(:'admin_a');
+select results_eq($$select webhook_id, held_back_by_own_limits from public.webhook_endpoint_health order by webhook_id$$,
+  format($$select id, id = %L from public.webhooks where company_id = %L order by id$$, :'webhook_a1', :'company_a'),
+  'an ADMIN sees that their own rate holds a1''s deliveries back now, and no other endpoint''s');
+select is(private.endpoint_held_back_by_own_limits(:'webhook_a1'), true,
+  'the function behind it says so for them too');
+select tests.clear_authentication();
+select tests.authenticate_as(:'admin_b');
+select is((select count(*)::integer from public.webhook_endpoint_health where webhook_id = :'webhook_a1'), 0,
+  'another company''s ADMIN sees no row of it');
+select is(private.endpoint_held_back_by_own_limits(:'webhook_a1'), null,
+  'nor learns it by calling the function behind it with a1''s id: null, as for an id that does not exist');
+select is(private.endpoint_held_back_by_own_limits(gen_random_uuid()), null, 'such as this one');
+select tests.clear_authentication();
+update public.webhooks set max_requests_per_second = null where id = :'webhook_a1';
+select tests.authenticate_as(:'admin_a');
+select is((select held_back_by_own_limits from public.webhook_endpoint_health where webhook_id = :'webhook_a1'), false,
+  'without the rate, nothing holds them back');
 select tests.clear_authentication();
 
 -- Re-enabling an endpoint shows it healthy again (its health starts afresh).

@@ -1,8 +1,9 @@
 -- The machinery in `private` is closed to API users. authenticated has USAGE on the schema
 -- (policies call the authorization helpers), so what keeps the rest closed is EXECUTE:
 -- PUBLIC, anon and authenticated may execute no private function but the helpers the
--- policies call, what invoker triggers call, and the health view's endpoint_concurrency (a
--- number bounded by two settings). The catalog checks run over every private
+-- policies call, what invoker triggers call, and what the health view computes:
+-- endpoint_concurrency (a number bounded by two settings) and
+-- endpoint_held_back_by_own_limits (null for anyone who may not manage the endpoint). The catalog checks run over every private
 -- function, so one added later and left open (Postgres opens every new function to PUBLIC;
 -- each migration revokes that) fails here; the calls show what an open one would expose.
 begin;
@@ -33,7 +34,10 @@ select is(
                                  -- called with the caller's rights by update_process_revision
                                  'process_changed_fields', 'process_non_definition_columns', 'user_exists',
                                  -- computed by public.webhook_endpoint_health (security invoker)
-                                 'endpoint_concurrency')
+                                 'endpoint_concurrency',
+                                 -- also: answers only who may manage the endpoint's company
+                                 -- (supabase/tests/scheduling/endpoint-health-view.test.sql)
+                                 'endpoint_held_back_by_own_limits')
          order by 1),
   '{}'::text[],
   'authenticated can execute only the authorization helpers (and what invoker triggers call) in private'
