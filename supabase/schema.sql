@@ -1166,23 +1166,37 @@ begin
   first_tid := format('(%s,0)', least(first_page, 4294967295))::tid;
   end_tid := format('(%s,0)', least(end_page, 4294967295))::tid;
 
+  -- The event's lock in a lateral subquery, by its key, one delivery at a time: it comes
+  -- before the delivery's, and the events table is never joined whole.
   delete from public.webhook_deliveries d
-   where d.ctid >= first_tid and d.ctid < end_tid
-     and d.state = 'succeeded'
-     and d.completed_at < cutoff;
+   where d.ctid = any (array(
+           select p.ctid
+             from public.webhook_deliveries p
+            cross join lateral (select 1
+                                  from public.webhook_events e
+                                 where e.id = p.event_id
+                                   for key share skip locked) held_event
+            where p.ctid >= first_tid and p.ctid < end_tid
+              and p.state = 'succeeded'
+              and p.completed_at < cutoff
+              for update of p skip locked));
   get diagnostics pruned = row_count;
 
   delete from public.webhook_events e
-   where e.ctid >= first_tid and e.ctid < end_tid
-     and e.created_at < cutoff
-     and not exists (select 1 from public.webhook_deliveries d where d.event_id = e.id);
+   where e.ctid = any (array(
+           select v.ctid
+             from public.webhook_events v
+            where v.ctid >= first_tid and v.ctid < end_tid
+              and v.created_at < cutoff
+              and not exists (select 1 from public.webhook_deliveries d where d.event_id = v.id)
+              for update of v skip locked));
   return pruned;
 end;
 $$;
 
 ALTER FUNCTION private.prune_webhook_pages(older_than interval, first_page bigint, end_page bigint) OWNER TO postgres;
 
-COMMENT ON FUNCTION private.prune_webhook_pages(older_than interval, first_page bigint, end_page bigint) IS 'What retention deletes, in heap pages [first_page, end_page) of webhook_deliveries and webhook_events: succeeded deliveries completed longer ago than older_than (with their attempts), then events older than that left without deliveries. Returns deliveries pruned.';
+COMMENT ON FUNCTION private.prune_webhook_pages(older_than interval, first_page bigint, end_page bigint) IS 'What retention deletes, in heap pages [first_page, end_page) of webhook_deliveries and webhook_events: succeeded deliveries completed longer ago than older_than (with their attempts), then events older than that left without deliveries. Rows another transaction holds are skipped (the next sweep takes them): it never waits. Returns deliveries pruned.';
 
 CREATE FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) RETURNS SETOF private.claimed_delivery
     LANGUAGE plpgsql SECURITY DEFINER
