@@ -3,7 +3,7 @@
 -- endpoint enabled again sends nothing until its old backlog is cancelled
 -- (migration 20261130140000). cancel_batch_size is 3 here; the default is 200.
 begin;
-select plan(27);
+select plan(32);
 
 update private.webhook_settings set cancel_batch_size = 3;
 
@@ -127,9 +127,11 @@ select :'company_f', e.id, :'late', now(), now() + interval '1 second'
 returning id as late_delivery \gset
 delete from private.webhook_endpoint_signals where webhook_id = :'late';
 update public.webhooks set is_active = true where id = :'late';
-select isnt((select ready_at from private.webhook_endpoints where webhook_id = :'late'), null,
-  'enabled again: the endpoint is scheduled again (the disable had cleared it)');
+select is((select ready_at from private.webhook_endpoints where webhook_id = :'late'), null,
+  'enabled again while its backlog is being cancelled: off the schedule, the cancellation comes first (20261201090100)');
 insert into claimed select 'c8', * from private.claim_due_deliveries('worker-1', 10, 60);
+select isnt((select ready_at from private.webhook_endpoints where webhook_id = :'late'), null,
+  'the claim that ends the cancellation schedules the endpoint again (the disable had cleared it)');
 insert into claimed select 'c9', * from private.claim_due_deliveries('worker-1', 10, 60);
 select is((select count(*)::integer from claimed where delivery_id = :'late_delivery'), 1,
   'so the late write''s delivery is sent once the old backlog is cancelled');
@@ -153,6 +155,45 @@ select results_eq(format('select * from pg_temp.states(%L)', :'gone'), $$values 
 select is((select count(*)::integer from private.webhook_cancellations), 0, 'and the cancellation is ended');
 select is((select count(*)::integer from public.webhook_deliveries where webhook_id = :'gone' and attempt_count > 0), 0,
   'none was ever attempted');
+
+-- Endpoints being cancelled take no place in anyone's claim ---------------------------------
+-- Three endpoints of one tenant, each disabled with a backlog larger than a chunk and enabled
+-- again a second later (a script pausing and resuming them); then another tenant's event.
+-- A claim of 3 visits at most 3 endpoints, those waiting longest first: before
+-- 20261201090100 it visited these three (their schedule said ready since their oldest
+-- backlog), took nothing from them, and returned nothing to anyone.
+select tests.create_company('Paused and resumed') as company_g \gset
+select array_agg(tests.create_webhook(:'company_g', 'PROCESS_CREATED', format('https://resumed-%s.example.com/hook', n)))
+    as resumed
+  from generate_series(1, 3) n \gset
+select private.enqueue_webhook_event(:'company_g', 'PROCESS_CREATED', jsonb_build_object('n', n)) from generate_series(1, 8) n;
+delete from private.webhook_endpoint_signals where webhook_id = any (:'resumed'::uuid[]);
+update public.webhooks set is_active = false where id = any (:'resumed'::uuid[]);
+select tests.time_passes('1 second');
+update public.webhooks set is_active = true where id = any (:'resumed'::uuid[]);
+select is((select count(*)::integer from private.webhook_endpoints
+            where webhook_id = any (:'resumed'::uuid[]) and ready_at is not null), 0,
+  'three endpoints enabled again while their backlogs are being cancelled: none is on the schedule');
+select private.enqueue_webhook_event(:'company_b', 'PROCESS_CREATED', '{"n": "neighbour"}');
+insert into claimed select 'c10', * from private.claim_due_deliveries('worker-1', 3, 60);
+select is((select count(*)::integer from claimed where call = 'c10' and webhook_id = :'healthy'), 1,
+  'another tenant''s new delivery is claimed by the next claim of 3');
+-- 15 left after the disables (3 each): that claim cancelled a chunk, five more end them.
+insert into claimed select 'c11', * from private.claim_due_deliveries('worker-1', 3, 60);
+insert into claimed select 'c11', * from private.claim_due_deliveries('worker-1', 3, 60);
+insert into claimed select 'c11', * from private.claim_due_deliveries('worker-1', 3, 60);
+insert into claimed select 'c11', * from private.claim_due_deliveries('worker-1', 3, 60);
+insert into claimed select 'c11', * from private.claim_due_deliveries('worker-1', 3, 60);
+select results_eq(
+  format($$select count(*) filter (where state = 'cancelled')::integer, count(*) filter (where state = 'pending')::integer,
+                  (select count(*)::integer from claimed c where c.webhook_id = any (%1$L::uuid[]))
+            from public.webhook_deliveries where webhook_id = any (%1$L::uuid[])$$, :'resumed'),
+  $$values (24, 0, 0)$$,
+  'the claims cancelled their backlogs meanwhile, a chunk each: all 24 cancelled, none sent');
+select private.enqueue_webhook_event(:'company_g', 'PROCESS_CREATED', '{"n": "after"}');
+insert into claimed select 'c12', * from private.claim_due_deliveries('worker-1', 10, 60);
+select is((select count(*)::integer from claimed where call = 'c12' and webhook_id = any (:'resumed'::uuid[])), 3,
+  'once the cancellations have ended, a new event goes to all three');
 
 -- Bad input ---------------------------------------------------------------------------------
 select throws_ok($$update private.webhook_settings set cancel_batch_size = 0$$, '23514', null,
