@@ -349,6 +349,29 @@ begin
           update public.webhook_deliveries d
              set next_attempt_at = 'infinity'
            where d.id = any (due) and not d.id = any (heads);
+          -- A key whose earliest pending delivery is parked while nothing of the key is in
+          -- flight would wait for ever (the delivery it waited for is waiting on a retry, or
+          -- its lease ran out, and that one now waits for it): it goes now (20261201090200).
+          update public.webhook_deliveries d
+             set next_attempt_at = now()
+           where d.id in (select distinct on (p.ordering_key) p.id
+                            from public.webhook_deliveries p
+                           where p.webhook_id = endpoint.webhook_id
+                             and p.state = 'pending'
+                             and p.ordering_key in (select q.ordering_key
+                                                      from public.webhook_deliveries q
+                                                     where q.id = any (due)
+                                                       and not q.id = any (heads)
+                                                       and q.ordering_key is not null)
+                           order by p.ordering_key, p.ordering_seq)
+             and d.next_attempt_at = 'infinity'
+             and not exists (select 1
+                               from public.webhook_deliveries f
+                              where f.webhook_id = d.webhook_id
+                                and f.state = 'pending'
+                                and f.lease_owner is not null
+                                and f.lease_expires_at > now()
+                                and f.ordering_key = d.ordering_key);
         end if;
 
         secrets := coalesce(secrets, private.webhook_signing_secrets(endpoint.webhook_id));
@@ -713,6 +736,11 @@ declare
   tokens double precision := private.endpoint_rate_tokens(endpoint);
   needed double precision;
 begin
+  -- Being cancelled: the claims' cancellation comes first, and schedules it when it ends.
+  if exists (select 1 from private.webhook_cancellations c where c.webhook_id = endpoint.webhook_id) then
+    return null;
+  end if;
+
   select count(*)::integer, min(d.lease_expires_at) into in_flight, first_expiry
     from public.webhook_deliveries d
    where d.webhook_id = endpoint.webhook_id
@@ -1298,16 +1326,18 @@ begin
     into applied, moved
     from moved_rows m;
 
-  -- Ordered keys whose delivery ended: the next one of the key goes next.
-  if moved @? '$[*] ? (@.ordering_key != null && @.state != "pending")' then
+  -- Ordered keys whose delivery ended, or waits on a retry: the earliest pending one of the
+  -- key goes next, if it was parked (behind this one: the next one; or, when this one is
+  -- to be retried, one with an earlier number whose transaction committed after this one was
+  -- sent, which goes first now rather than after this one's retry; 20261201090200).
+  if moved @? '$[*] ? (@.ordering_key != null)' then
   update public.webhook_deliveries d
      set next_attempt_at = now()
    where d.id in (select distinct on (n.webhook_id, n.ordering_key) n.id
                     from public.webhook_deliveries n
                     join (select distinct (m ->> 'webhook_id')::uuid as webhook_id, m ->> 'ordering_key' as ordering_key
                             from jsonb_array_elements(moved) m
-                           where m ->> 'ordering_key' is not null
-                             and m ->> 'state' <> 'pending') ended
+                           where m ->> 'ordering_key' is not null) ended
                       on n.webhook_id = ended.webhook_id and n.ordering_key = ended.ordering_key
                    where n.state = 'pending'
                    order by n.webhook_id, n.ordering_key, n.ordering_seq)
