@@ -164,6 +164,7 @@ declare
   seqscan_was text;
   orphans uuid[];
   cancellation private.webhook_cancellations;
+  order_release private.webhook_order_releases;
   chunk integer;
   tokens double precision;  -- requests in the endpoint's bucket now (null: no rate of its own)
   leased_here integer;      -- leased for the endpoint in hand
@@ -219,6 +220,34 @@ begin
     exit;
   end loop;
 
+  -- One switch to parallel left unfinished (20261201090300): a chunk of the oldest one this
+  -- claim can take, of the three oldest, released as the switch released its first; in the
+  -- same lock order as the cancellations above (the endpoint's row, the release's, then the
+  -- deliveries, each SKIP LOCKED). Ended once nothing it covers is left.
+  for order_release in
+    select * from private.webhook_order_releases r order by r.requested_at, r.webhook_id limit 3
+  loop
+    perform 1 from private.webhook_endpoints e where e.webhook_id = order_release.webhook_id for update skip locked;
+    continue when not found;
+    select * into order_release
+      from private.webhook_order_releases r
+     where r.webhook_id = order_release.webhook_id
+       for update skip locked;
+    continue when not found;
+    perform private.release_ordered_deliveries(order_release.webhook_id, order_release.through,
+                                               (select s.cancel_batch_size from private.webhook_settings s), true);
+    if not exists (select 1 from public.webhook_deliveries d
+                    where d.webhook_id = order_release.webhook_id and d.state = 'pending'
+                      and d.ordering_key is not null and d.created_at < order_release.through) then
+      delete from private.webhook_order_releases r where r.webhook_id = order_release.webhook_id;
+    end if;
+    -- What it released is due now.
+    update private.webhook_endpoints e
+       set ready_at = private.endpoint_ready_at(e, false)
+     where e.webhook_id = order_release.webhook_id;
+    exit;
+  end loop;
+
   -- Endpoints to look at, longest waiting first: those whose ready_at has come, and those
   -- with new deliveries (signals). Only these are visited: endpoints waiting on a later
   -- retry, at their concurrency or with an open circuit cost nothing here.
@@ -253,9 +282,10 @@ begin
   -- committed after the delete's cancel: they end cancelled, by a cancellation as the
   -- delete's own (so a chunk per claim, however many). Their webhook_id names the deleted
   -- endpoint (since 20261130120000 a delete leaves its log alone; before, the foreign key
-  -- cleared it to null: a chunk of those too). The writes and the ADMIN RPCs lock the
-  -- endpoints they create deliveries for, so this is a last line, not a path anything
-  -- takes by design.
+  -- cleared it to null: a chunk of those too). A write locks no endpoint (20261130210000:
+  -- it never waits for a delete), so this is how the deliveries of a write that raced a
+  -- delete end: cancelled by the claims that follow this one. (The ADMIN RPCs hold their
+  -- endpoint against a delete, so theirs never come here.)
   orphans := private.consume_endpoint_signals(candidates, coalesce(picked, '{}'));
   if orphans is not null then
     -- 'infinity': everything pending of an endpoint that no longer exists. A cancellation
@@ -1014,7 +1044,8 @@ CREATE FUNCTION private.next_dispatch_at() RETURNS timestamp with time zone
     SET search_path TO ''
     AS $$
   select case when exists (select 1 from private.webhook_endpoint_signals)
-                or exists (select 1 from private.webhook_cancellations) then now()
+                or exists (select 1 from private.webhook_cancellations)
+                or exists (select 1 from private.webhook_order_releases) then now()
               else (select min(e.ready_at) from private.webhook_endpoints e where e.ready_at is not null)
          end
 $$;
@@ -1500,6 +1531,51 @@ ALTER FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) OWNE
 
 COMMENT ON FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) IS 'Gives leased deliveries back (due now) when a dispatcher stops before attempting them.';
 
+CREATE FUNCTION private.release_ordered_deliveries(webhook_id uuid, through timestamp with time zone, chunk integer, skip_locked boolean) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  released integer;
+begin
+  if skip_locked then
+    update public.webhook_deliveries d
+       set ordering_key = null,
+           ordering_seq = null,
+           next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
+     where d.id = any (array(select p.id
+                               from public.webhook_deliveries p
+                              where p.webhook_id = release_ordered_deliveries.webhook_id
+                                and p.state = 'pending'
+                                and p.ordering_key is not null
+                                and p.created_at < release_ordered_deliveries.through
+                              order by p.ordering_key, p.ordering_seq
+                              limit chunk
+                                for no key update skip locked));
+  else
+    update public.webhook_deliveries d
+       set ordering_key = null,
+           ordering_seq = null,
+           next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
+     where d.id = any (array(select p.id
+                               from public.webhook_deliveries p
+                              where p.webhook_id = release_ordered_deliveries.webhook_id
+                                and p.state = 'pending'
+                                and p.ordering_key is not null
+                                and p.created_at < release_ordered_deliveries.through
+                              order by p.ordering_key, p.ordering_seq
+                              limit chunk
+                                for no key update));
+  end if;
+  get diagnostics released = row_count;
+  return released;
+end;
+$$;
+
+ALTER FUNCTION private.release_ordered_deliveries(webhook_id uuid, through timestamp with time zone, chunk integer, skip_locked boolean) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.release_ordered_deliveries(webhook_id uuid, through timestamp with time zone, chunk integer, skip_locked boolean) IS 'What switching an endpoint to parallel does to its deliveries, chunk at a time: up to chunk pending ones still keyed and created before through lose their key, and the held ones are due now. Returns how many.';
+
 CREATE FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) RETURNS SETOF uuid
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -1750,15 +1826,22 @@ begin
     end if;
 
     -- Switching to parallel releases what was held for order; switching to ordered applies
-    -- to the deliveries created from then on (20261129110000).
+    -- to the deliveries created from then on (20261129110000). At most cancel_batch_size
+    -- here; if there may be more, the claims release the rest, a chunk each
+    -- (private.webhook_order_releases, 20261201090300).
     if change.old_order = 'ordered' and change.delivery_order = 'parallel' then
-      update public.webhook_deliveries d
-         set ordering_key = null,
-             ordering_seq = null,
-             next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
-       where d.webhook_id = change.id
-         and d.state = 'pending'
-         and d.ordering_key is not null;
+      if private.release_ordered_deliveries(change.id, 'infinity',
+                                            (select s.cancel_batch_size from private.webhook_settings s), false)
+         = (select s.cancel_batch_size from private.webhook_settings s) then
+        -- Everything created before the switch's transaction began: the rest is parallel
+        -- already, or ordered again by a later switch.
+        insert into private.webhook_order_releases as r (webhook_id, through)
+        values (change.id, now())
+        on conflict on constraint webhook_order_releases_pkey do update set through = excluded.through;
+        perform private.wake_dispatchers_if_none_awake();
+      else
+        delete from private.webhook_order_releases r where r.webhook_id = change.id;
+      end if;
       update private.webhook_endpoints e
          set ready_at = private.endpoint_ready_at(e, false)
        where e.webhook_id = change.id;
@@ -2752,6 +2835,16 @@ ALTER TABLE private.webhook_listener_heartbeat OWNER TO postgres;
 
 COMMENT ON SEQUENCE private.webhook_listener_heartbeat IS 'Epoch milliseconds of the last note by a worker-mode dispatcher that it LISTENs for webhook_deliveries; 0: never. Not transactional by design.';
 
+CREATE TABLE private.webhook_order_releases (
+    webhook_id uuid NOT NULL,
+    through timestamp with time zone NOT NULL,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE private.webhook_order_releases OWNER TO postgres;
+
+COMMENT ON TABLE private.webhook_order_releases IS 'Switches of an endpoint to parallel left unfinished (more than cancel_batch_size ordered deliveries pending); claims finish them, a chunk per claim.';
+
 CREATE TABLE private.webhook_prune_cursor (
     id boolean DEFAULT true NOT NULL,
     next_page bigint DEFAULT 0 NOT NULL,
@@ -2989,6 +3082,9 @@ ALTER TABLE ONLY private.webhook_endpoint_signals
 ALTER TABLE ONLY private.webhook_endpoints
     ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (webhook_id);
 
+ALTER TABLE ONLY private.webhook_order_releases
+    ADD CONSTRAINT webhook_order_releases_pkey PRIMARY KEY (webhook_id);
+
 ALTER TABLE ONLY private.webhook_prune_cursor
     ADD CONSTRAINT webhook_prune_cursor_pkey PRIMARY KEY (id);
 
@@ -3032,6 +3128,8 @@ CREATE INDEX webhook_endpoint_signals_webhook_idx ON private.webhook_endpoint_si
 CREATE INDEX webhook_endpoints_company_idx ON private.webhook_endpoints USING btree (company_id);
 
 CREATE INDEX webhook_endpoints_ready_idx ON private.webhook_endpoints USING btree (ready_at) WHERE (ready_at IS NOT NULL);
+
+CREATE INDEX webhook_order_releases_requested_idx ON private.webhook_order_releases USING btree (requested_at, webhook_id);
 
 CREATE INDEX processes_approved_by_user_id_idx ON public.processes USING btree (approved_by_user_id) WHERE (approved_by_user_id IS NOT NULL);
 
@@ -3101,6 +3199,9 @@ CREATE TRIGGER webhooks_url_port_blocked BEFORE INSERT OR UPDATE OF url ON publi
 
 COMMENT ON TRIGGER webhooks_url_port_blocked ON public.webhooks IS 'url must not use port 25 or 587 (hosted Supabase blocks them outbound)';
 
+ALTER TABLE ONLY private.webhook_order_releases
+    ADD CONSTRAINT webhook_order_releases_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES private.webhook_endpoints(webhook_id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY private.webhook_secrets
     ADD CONSTRAINT webhook_secrets_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
 
@@ -3145,6 +3246,8 @@ CREATE POLICY "Admins can view their company's endpoint health" ON private.webho
 ALTER TABLE private.webhook_cancellations ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE private.webhook_endpoints ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE private.webhook_order_releases ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE private.webhook_prune_cursor ENABLE ROW LEVEL SECURITY;
 
@@ -3382,6 +3485,8 @@ GRANT ALL ON FUNCTION private.record_delivery_results(worker text, results jsonb
 
 REVOKE ALL ON FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) TO service_role;
+
+REVOKE ALL ON FUNCTION private.release_ordered_deliveries(webhook_id uuid, through timestamp with time zone, chunk integer, skip_locked boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) FROM PUBLIC;
 

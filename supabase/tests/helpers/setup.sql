@@ -249,6 +249,9 @@ as $$
   update private.webhook_cancellations c
      set through      = c.through - by,
          requested_at = c.requested_at - by;
+  update private.webhook_order_releases r
+     set through      = r.through - by,
+         requested_at = r.requested_at - by;
 $$;
 
 grant execute on function tests.time_passes(interval) to anon, authenticated, service_role;

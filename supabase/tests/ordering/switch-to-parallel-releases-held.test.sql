@@ -2,8 +2,10 @@
 -- deliveries lose their key and number, the parked ones are due at once, and the endpoint
 -- is ready now; deliveries in flight keep their lease; ended ones keep their key (history).
 -- Switching to ordered applies to the deliveries created from then on.
+-- A large backlog is released in steps: cancel_batch_size by the switch itself, the rest a
+-- chunk per claim (migration 20261201090300).
 begin;
-select plan(10);
+select plan(17);
 
 select * from tests.create_cast() \gset
 select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://a.example.com/hook') as hook \gset
@@ -56,6 +58,48 @@ select set_eq($$select event_id from private.claim_due_deliveries('worker-3', 10
   'the next claim sends the unkeyed one and the first of the key (3, 4, 5 are in flight, unkeyed)');
 select is((select next_attempt_at from public.webhook_deliveries where event_id = :'r8_event'), 'infinity'::timestamptz,
   'and parks the second');
+
+-- A large backlog: a chunk now, the rest by the claims ------------------------------------------
+update private.webhook_settings set cancel_batch_size = 3;
+select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://big.example.com/hook') as big \gset
+update public.webhooks set delivery_order = 'ordered' where id = :'big';
+select count(private.enqueue_webhook_event(:'company_a', 'PROCESS_CREATED', jsonb_build_object('process_id', 'k' || (n % 2), 'n', n)))
+  from generate_series(1, 8) n \gset
+-- A claim sends the first of each key and parks the rest.
+select count(*) from private.claim_due_deliveries('worker-4', 10, 60) \gset
+select results_eq(format($$select count(*) filter (where lease_owner is not null)::integer,
+                                  count(*) filter (where next_attempt_at = 'infinity')::integer
+                             from public.webhook_deliveries where webhook_id = %L$$, :'big'),
+  $$values (2, 6)$$, '8 ordered deliveries of two keys: 2 in flight, 6 parked');
+select tests.time_passes('1 second');
+
+select tests.authenticate_as(:'admin_a');
+update public.webhooks set delivery_order = 'parallel' where id = :'big';
+select tests.clear_authentication();
+select results_eq(format($$select count(*)::integer from public.webhook_deliveries where webhook_id = %L and ordering_key is not null$$, :'big'),
+  $$values (5)$$, 'the switch releases cancel_batch_size (3) itself');
+select results_eq(format($$select through from private.webhook_order_releases where webhook_id = %L$$, :'big'),
+  $$values (now())$$, 'and leaves the rest to the claims: what was created before the switch');
+select is(private.next_dispatch_at(), now(), 'a dispatcher is due now');
+
+-- Ordered again meanwhile: what is created from then on keeps its key.
+select tests.authenticate_as(:'admin_a');
+update public.webhooks set delivery_order = 'ordered' where id = :'big';
+select tests.clear_authentication();
+select private.enqueue_webhook_event(:'company_a', 'PROCESS_CREATED', '{"process_id": "later", "n": 9}') as later_event \gset
+
+select count(*) from private.claim_due_deliveries('worker-4', 10, 60) \gset
+select results_eq(format($$select count(*)::integer from public.webhook_deliveries where webhook_id = %L and ordering_key is not null$$, :'big'),
+  $$values (3)$$, 'a claim releases one more chunk (2 of the old ones left, and the new one)');
+select count(*) from private.claim_due_deliveries('worker-4', 10, 60) \gset
+select is((select count(*)::integer from private.webhook_order_releases where webhook_id = :'big'), 0,
+  'the next releases the last ones and ends it');
+select results_eq(format($$select (select ordering_key from public.webhook_deliveries where event_id = %L),
+                                  count(*) filter (where attempt_count > 0)::integer
+                             from public.webhook_deliveries where webhook_id = %L and event_id <> %L$$,
+                         :'later_event', :'big', :'later_event'),
+  $$values ('later'::text, 8)$$,
+  'the new delivery keeps its key; all 8 old ones went, in parallel, none held');
 
 select * from finish();
 rollback;
