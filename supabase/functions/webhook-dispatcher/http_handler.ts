@@ -12,7 +12,7 @@ import { type DispatcherConfig, oneAttemptMs, workerLifeMs } from "../_shared/di
 import type { DispatchEngine, DrainCounts } from "../_shared/dispatch/engine.ts";
 
 export interface HttpHandlerDeps {
-  engine: Pick<DispatchEngine, "drain">;
+  engine: Pick<DispatchEngine, "drain" | "poke">;
   config: Pick<
     DispatcherConfig,
     "wakeUpKeys" | "httpBudgetMs" | "timeoutMs" | "wallClockMs" | "httpMaxDeliveries"
@@ -79,7 +79,9 @@ export function createHttpHandler(
   };
 
   // One drain at a time: wake-ups arriving while one runs share the next one, which
-  // starts when it ends (so nothing committed meanwhile waits for the retry tick).
+  // starts when it ends (so nothing committed meanwhile waits for the retry tick). The
+  // running one is told at once too: it may be waiting on requests that hang at another
+  // tenant's endpoint (up to WEBHOOK_TIMEOUT_MS), and the new work must not wait for those.
   let running: Promise<unknown> | null = null;
   let queued: Promise<DrainCounts | Refusal> | null = null;
   const start = (): Promise<DrainCounts | Refusal> => {
@@ -96,6 +98,7 @@ export function createHttpHandler(
   };
   const requestDrain = (): Promise<DrainCounts | Refusal> => {
     if (running === null) return start();
+    engine.poke();
     queued ??= running.then(() => {
       queued = null;
       return start();

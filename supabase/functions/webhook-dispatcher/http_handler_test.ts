@@ -13,18 +13,26 @@ const SECRET = "sb_secret_default0000000000000000";
 const SECRET_2 = "sb_secret_rotated0000000000000000";
 const TOKEN = "d".repeat(MIN_TOKEN_LENGTH);
 
-/** An engine that records each drain's options and answers with `counts`, or waits on `hold`. */
+/**
+ * An engine that records each drain's options and answers with `counts`, or waits on
+ * `hold`; and counts the pokes (new work announced to a running drain).
+ */
 function recordingEngine(hold?: Promise<void>) {
   const drains: DrainOptions[] = [];
+  const pokes = { count: 0 };
   let n = 0;
   return {
     drains,
+    pokes,
     engine: {
       async drain(options: DrainOptions): Promise<DrainCounts> {
         drains.push(options);
         const claimed = ++n;
         await hold;
         return { ...emptyCounts(), claimed, succeeded: claimed };
+      },
+      poke() {
+        pokes.count++;
       },
     },
   };
@@ -174,16 +182,19 @@ Deno.test("budget: with EdgeRuntime.waitUntil the answer is 202 at once, and a w
   assert.equal(work.length, 1, "a drain was handed to waitUntil");
 });
 
-Deno.test("one drain at a time: wake-ups during a drain share the next one, which starts when it ends", async () => {
+Deno.test("one drain at a time: wake-ups during a drain poke it, and share the next one, which starts when it ends", async () => {
   const release = gate();
-  const { engine, drains } = recordingEngine(release.opened);
+  const { engine, drains, pokes } = recordingEngine(release.opened);
   const config = parseConfig({ SUPABASE_SERVICE_ROLE_KEY: LEGACY });
   const handler = createHttpHandler({ engine, config, log: () => {} });
   const first = handler(wake(`Bearer ${LEGACY}`));
   await new Promise((r) => setTimeout(r, 10));
+  assert.equal(pokes.count, 0, "a drain that starts for the wake-up needs no poke");
   const more = [handler(wake(`Bearer ${LEGACY}`)), handler(wake(`Bearer ${LEGACY}`))];
   await new Promise((r) => setTimeout(r, 10));
   assert.equal(drains.length, 1, "a second drain started while the first ran");
+  // The running drain may wait on a hanging request: it looks for the new work now.
+  assert.equal(pokes.count, 2, "the running drain was not told of the wake-ups");
   release.open();
   const [a, b, c] = await Promise.all([first, ...more]);
   assert.equal(drains.length, 2);
