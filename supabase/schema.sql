@@ -1153,7 +1153,9 @@ CREATE FUNCTION private.prune_webhook_history(older_than interval DEFAULT '30 da
     SET search_path TO ''
     AS $$
 begin
-  -- Every page, in this one transaction: a manual catch-up. The schedule runs the steps.
+  -- Every page, in this one transaction: a manual catch-up. It holds the steps' cursor (it
+  -- waits for a step that runs), so that no step runs beside it. The schedule runs the steps.
+  perform 1 from private.webhook_prune_cursor c for update;
   return private.prune_webhook_pages(older_than, 0, 4294967295);
 end;
 $$;
@@ -1536,45 +1538,66 @@ CREATE FUNCTION private.release_ordered_deliveries(webhook_id uuid, through time
     SET search_path TO ''
     AS $$
 declare
+  chosen uuid[];
+  keys text[];
   released integer;
 begin
   if skip_locked then
-    update public.webhook_deliveries d
-       set ordering_key = null,
-           ordering_seq = null,
-           next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
-     where d.id = any (array(select p.id
-                               from public.webhook_deliveries p
-                              where p.webhook_id = release_ordered_deliveries.webhook_id
-                                and p.state = 'pending'
-                                and p.ordering_key is not null
-                                and p.created_at < release_ordered_deliveries.through
-                              order by p.ordering_key, p.ordering_seq
-                              limit chunk
-                                for no key update skip locked));
+    select array_agg(p.id), array_agg(distinct p.ordering_key) into chosen, keys
+      from (select p.id, p.ordering_key
+              from public.webhook_deliveries p
+             where p.webhook_id = release_ordered_deliveries.webhook_id
+               and p.state = 'pending'
+               and p.ordering_key is not null
+               and p.created_at < release_ordered_deliveries.through
+             order by p.ordering_key, p.ordering_seq
+             limit chunk
+               for no key update skip locked) p;
   else
-    update public.webhook_deliveries d
-       set ordering_key = null,
-           ordering_seq = null,
-           next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
-     where d.id = any (array(select p.id
-                               from public.webhook_deliveries p
-                              where p.webhook_id = release_ordered_deliveries.webhook_id
-                                and p.state = 'pending'
-                                and p.ordering_key is not null
-                                and p.created_at < release_ordered_deliveries.through
-                              order by p.ordering_key, p.ordering_seq
-                              limit chunk
-                                for no key update));
+    select array_agg(p.id), array_agg(distinct p.ordering_key) into chosen, keys
+      from (select p.id, p.ordering_key
+              from public.webhook_deliveries p
+             where p.webhook_id = release_ordered_deliveries.webhook_id
+               and p.state = 'pending'
+               and p.ordering_key is not null
+               and p.created_at < release_ordered_deliveries.through
+             order by p.ordering_key, p.ordering_seq
+             limit chunk
+               for no key update) p;
   end if;
+  if chosen is null then
+    return 0;
+  end if;
+  update public.webhook_deliveries d
+     set ordering_key = null,
+         ordering_seq = null,
+         next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
+   where d.id = any (chosen);
   get diagnostics released = row_count;
+  -- A key that still has keyed deliveries (the rest of it, for later chunks; or new ones,
+  -- the endpoint being ordered again): its earliest one goes now if it is parked. It may be
+  -- parked behind one just released, which no longer belongs to the key and so releases
+  -- nothing of it when it ends. (Never waits: a row someone holds is someone's claim,
+  -- which decides for it.)
+  update public.webhook_deliveries d
+     set next_attempt_at = now()
+   where d.id = any (array(select h.id
+                             from public.webhook_deliveries h
+                            where h.id in (select distinct on (n.ordering_key) n.id
+                                             from public.webhook_deliveries n
+                                            where n.webhook_id = release_ordered_deliveries.webhook_id
+                                              and n.state = 'pending'
+                                              and n.ordering_key = any (keys)
+                                            order by n.ordering_key, n.ordering_seq)
+                              and h.next_attempt_at = 'infinity'
+                              for no key update skip locked));
   return released;
 end;
 $$;
 
 ALTER FUNCTION private.release_ordered_deliveries(webhook_id uuid, through timestamp with time zone, chunk integer, skip_locked boolean) OWNER TO postgres;
 
-COMMENT ON FUNCTION private.release_ordered_deliveries(webhook_id uuid, through timestamp with time zone, chunk integer, skip_locked boolean) IS 'What switching an endpoint to parallel does to its deliveries, chunk at a time: up to chunk pending ones still keyed and created before through lose their key, and the held ones are due now. Returns how many.';
+COMMENT ON FUNCTION private.release_ordered_deliveries(webhook_id uuid, through timestamp with time zone, chunk integer, skip_locked boolean) IS 'What switching an endpoint to parallel does to its deliveries, chunk at a time: up to chunk pending ones still keyed and created before through lose their key, and the held ones are due now; the earliest still keyed of each key it touched goes now if it was held. Returns how many lost their key.';
 
 CREATE FUNCTION private.replayable_webhook_events(webhook_id uuid, since timestamp with time zone) RETURNS SETOF uuid
     LANGUAGE plpgsql STABLE
@@ -1833,11 +1856,11 @@ begin
       if private.release_ordered_deliveries(change.id, 'infinity',
                                             (select s.cancel_batch_size from private.webhook_settings s), false)
          = (select s.cancel_batch_size from private.webhook_settings s) then
-        -- Everything created before the switch's transaction began: the rest is parallel
-        -- already, or ordered again by a later switch.
+        -- Every keyed one while the endpoint stays parallel (a write that read it ordered
+        -- may commit after this); switching back to ordered stops it at that switch.
         insert into private.webhook_order_releases as r (webhook_id, through)
-        values (change.id, now())
-        on conflict on constraint webhook_order_releases_pkey do update set through = excluded.through;
+        values (change.id, 'infinity')
+        on conflict on constraint webhook_order_releases_pkey do update set through = 'infinity';
         perform private.wake_dispatchers_if_none_awake();
       else
         delete from private.webhook_order_releases r where r.webhook_id = change.id;
@@ -1845,6 +1868,14 @@ begin
       update private.webhook_endpoints e
          set ready_at = private.endpoint_ready_at(e, false)
        where e.webhook_id = change.id;
+    elsif change.old_order = 'parallel' and change.delivery_order = 'ordered' then
+      -- Ordered again before the claims finished releasing: what is created from now on
+      -- keeps its key. (Created before this transaction began: a write that read the
+      -- endpoint parallel created none.)
+      update private.webhook_order_releases r
+         set through = now()
+       where r.webhook_id = change.id
+         and r.through = 'infinity';
     end if;
 
     -- Disabled: its pending deliveries end cancelled. Enabled again: a fresh start, its

@@ -1,4 +1,4 @@
--- A retention step waits for no other transaction, so it never deadlocks with one.
+-- A retention step never waits for a company delete, so the two never deadlock.
 --
 -- Before, a step (private.prune_webhook_history_step, every minute, through
 -- private.prune_webhook_pages) deleted the old succeeded deliveries of its pages, then the
@@ -12,9 +12,13 @@
 -- transaction holds is left for the next sweep. A delivery goes only together with a lock on
 -- its event (FOR KEY SHARE, taken first: a company delete that has reached the event holds
 -- it, and one that has not cannot reach the event's deliveries, nor its redeliveries, which
--- share the event, until the step has ended). Since the step never waits, it is never part
--- of a cycle: a company delete that meets its rows waits for the step's short transaction
--- and goes on.
+-- share the event, until the step has ended). So a step never waits for a company delete,
+-- and a company delete that meets the step's rows waits for its short transaction and goes
+-- on. (One wait remains: a delivery's delete clears redelivery_of on its pending
+-- redeliveries, and waits for a claim or record that holds one; those never wait for a
+-- step.) The manual catch-up, private.prune_webhook_history(), now holds the steps' cursor
+-- while it runs: a step beside it could lock the other end of a delivery and its
+-- redelivery, and each would wait for the other.
 --
 -- What is pruned does not change: the rule keeps its one home here.
 -- Test: tests/outbox/prune-steps-never-wait.test.ts (and the rule's
@@ -72,3 +76,18 @@ end;
 $$;
 comment on function private.prune_webhook_pages(interval, bigint, bigint) is
   'What retention deletes, in heap pages [first_page, end_page) of webhook_deliveries and webhook_events: succeeded deliveries completed longer ago than older_than (with their attempts), then events older than that left without deliveries. Rows another transaction holds are skipped (the next sweep takes them): it never waits. Returns deliveries pruned.';
+
+create or replace function private.prune_webhook_history(older_than interval default interval '30 days')
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+  -- Every page, in this one transaction: a manual catch-up. It holds the steps' cursor (it
+  -- waits for a step that runs), so that no step runs beside it. The schedule runs the steps.
+  perform 1 from private.webhook_prune_cursor c for update;
+  return private.prune_webhook_pages(older_than, 0, 4294967295);
+end;
+$$;

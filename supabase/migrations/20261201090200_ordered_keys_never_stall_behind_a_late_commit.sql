@@ -17,7 +17,8 @@
 -- - private.claim_due_deliveries, when it parks deliveries, releases the earliest pending one
 --   of each of their keys if it is parked and nothing of the key is in flight (the case of a
 --   lease that ran out, where no record comes).
--- Nothing else changes in either function.
+-- Nothing else changes in either function. Keys already stalled this way go again when this
+-- migration is applied (the statement at the end).
 -- Test: supabase/tests/ordering/late-commit-keeps-one-in-flight.test.sql.
 
 create or replace function private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer)
@@ -544,3 +545,28 @@ begin
   return applied;
 end;
 $$;
+
+-- Keys already stalled so (their earliest pending delivery parked, nothing of the key in
+-- flight) go again now: neither new path would ever reach them, since no delivery of theirs
+-- is due or in flight. Then their endpoints are scheduled again.
+with released as (
+  update public.webhook_deliveries d
+     set next_attempt_at = now()
+   where d.id in (select distinct on (p.webhook_id, p.ordering_key) p.id
+                    from public.webhook_deliveries p
+                   where p.state = 'pending'
+                     and p.ordering_key is not null
+                   order by p.webhook_id, p.ordering_key, p.ordering_seq)
+     and d.next_attempt_at = 'infinity'
+     and not exists (select 1
+                       from public.webhook_deliveries f
+                      where f.webhook_id = d.webhook_id
+                        and f.state = 'pending'
+                        and f.lease_owner is not null
+                        and f.lease_expires_at > now()
+                        and f.ordering_key = d.ordering_key)
+  returning d.webhook_id
+)
+update private.webhook_endpoints e
+   set ready_at = now()
+ where e.webhook_id in (select r.webhook_id from released r);

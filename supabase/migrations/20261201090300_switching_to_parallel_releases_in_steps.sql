@@ -12,10 +12,14 @@
 --
 -- Now the switch releases at most cancel_batch_size (200) deliveries itself, as a disable
 -- cancels (20261130140000), and, if there may be more, leaves a row in
--- private.webhook_order_releases (the endpoint, and "created before the switch"). Every
+-- private.webhook_order_releases (the endpoint, and which deliveries: every keyed one while
+-- the endpoint stays parallel; if it is switched back to ordered meanwhile, those created
+-- before that switch, as a re-enable bounds a cancellation). Every
 -- claim, by any dispatcher, releases one chunk of the oldest such row without waiting on
 -- anything, until none it covers is left. Meanwhile the deliveries not yet released still
--- go one at a time per key; what is released goes in parallel at once.
+-- go one at a time per key; what is released goes in parallel at once. A key whose
+-- deliveries are released in different chunks has its earliest still keyed one released
+-- from parking too: the one it waited for no longer belongs to the key.
 -- private.release_ordered_deliveries is what a switch does to a delivery (one home);
 -- private.next_dispatch_at counts an unfinished release as due now, so a drain keeps
 -- claiming until it has ended.
@@ -44,43 +48,64 @@ volatile
 set search_path = ''
 as $$
 declare
+  chosen uuid[];
+  keys text[];
   released integer;
 begin
   if skip_locked then
-    update public.webhook_deliveries d
-       set ordering_key = null,
-           ordering_seq = null,
-           next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
-     where d.id = any (array(select p.id
-                               from public.webhook_deliveries p
-                              where p.webhook_id = release_ordered_deliveries.webhook_id
-                                and p.state = 'pending'
-                                and p.ordering_key is not null
-                                and p.created_at < release_ordered_deliveries.through
-                              order by p.ordering_key, p.ordering_seq
-                              limit chunk
-                                for no key update skip locked));
+    select array_agg(p.id), array_agg(distinct p.ordering_key) into chosen, keys
+      from (select p.id, p.ordering_key
+              from public.webhook_deliveries p
+             where p.webhook_id = release_ordered_deliveries.webhook_id
+               and p.state = 'pending'
+               and p.ordering_key is not null
+               and p.created_at < release_ordered_deliveries.through
+             order by p.ordering_key, p.ordering_seq
+             limit chunk
+               for no key update skip locked) p;
   else
-    update public.webhook_deliveries d
-       set ordering_key = null,
-           ordering_seq = null,
-           next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
-     where d.id = any (array(select p.id
-                               from public.webhook_deliveries p
-                              where p.webhook_id = release_ordered_deliveries.webhook_id
-                                and p.state = 'pending'
-                                and p.ordering_key is not null
-                                and p.created_at < release_ordered_deliveries.through
-                              order by p.ordering_key, p.ordering_seq
-                              limit chunk
-                                for no key update));
+    select array_agg(p.id), array_agg(distinct p.ordering_key) into chosen, keys
+      from (select p.id, p.ordering_key
+              from public.webhook_deliveries p
+             where p.webhook_id = release_ordered_deliveries.webhook_id
+               and p.state = 'pending'
+               and p.ordering_key is not null
+               and p.created_at < release_ordered_deliveries.through
+             order by p.ordering_key, p.ordering_seq
+             limit chunk
+               for no key update) p;
   end if;
+  if chosen is null then
+    return 0;
+  end if;
+  update public.webhook_deliveries d
+     set ordering_key = null,
+         ordering_seq = null,
+         next_attempt_at = case when d.next_attempt_at = 'infinity' then now() else d.next_attempt_at end
+   where d.id = any (chosen);
   get diagnostics released = row_count;
+  -- A key that still has keyed deliveries (the rest of it, for later chunks; or new ones,
+  -- the endpoint being ordered again): its earliest one goes now if it is parked. It may be
+  -- parked behind one just released, which no longer belongs to the key and so releases
+  -- nothing of it when it ends. (Never waits: a row someone holds is someone's claim,
+  -- which decides for it.)
+  update public.webhook_deliveries d
+     set next_attempt_at = now()
+   where d.id = any (array(select h.id
+                             from public.webhook_deliveries h
+                            where h.id in (select distinct on (n.ordering_key) n.id
+                                             from public.webhook_deliveries n
+                                            where n.webhook_id = release_ordered_deliveries.webhook_id
+                                              and n.state = 'pending'
+                                              and n.ordering_key = any (keys)
+                                            order by n.ordering_key, n.ordering_seq)
+                              and h.next_attempt_at = 'infinity'
+                              for no key update skip locked));
   return released;
 end;
 $$;
 comment on function private.release_ordered_deliveries(uuid, timestamptz, integer, boolean) is
-  'What switching an endpoint to parallel does to its deliveries, chunk at a time: up to chunk pending ones still keyed and created before through lose their key, and the held ones are due now. Returns how many.';
+  'What switching an endpoint to parallel does to its deliveries, chunk at a time: up to chunk pending ones still keyed and created before through lose their key, and the held ones are due now; the earliest still keyed of each key it touched goes now if it was held. Returns how many lost their key.';
 revoke execute on function private.release_ordered_deliveries(uuid, timestamptz, integer, boolean) from public;
 
 create or replace function private.next_dispatch_at()
@@ -166,11 +191,11 @@ begin
       if private.release_ordered_deliveries(change.id, 'infinity',
                                             (select s.cancel_batch_size from private.webhook_settings s), false)
          = (select s.cancel_batch_size from private.webhook_settings s) then
-        -- Everything created before the switch's transaction began: the rest is parallel
-        -- already, or ordered again by a later switch.
+        -- Every keyed one while the endpoint stays parallel (a write that read it ordered
+        -- may commit after this); switching back to ordered stops it at that switch.
         insert into private.webhook_order_releases as r (webhook_id, through)
-        values (change.id, now())
-        on conflict on constraint webhook_order_releases_pkey do update set through = excluded.through;
+        values (change.id, 'infinity')
+        on conflict on constraint webhook_order_releases_pkey do update set through = 'infinity';
         perform private.wake_dispatchers_if_none_awake();
       else
         delete from private.webhook_order_releases r where r.webhook_id = change.id;
@@ -178,6 +203,14 @@ begin
       update private.webhook_endpoints e
          set ready_at = private.endpoint_ready_at(e, false)
        where e.webhook_id = change.id;
+    elsif change.old_order = 'parallel' and change.delivery_order = 'ordered' then
+      -- Ordered again before the claims finished releasing: what is created from now on
+      -- keeps its key. (Created before this transaction began: a write that read the
+      -- endpoint parallel created none.)
+      update private.webhook_order_releases r
+         set through = now()
+       where r.webhook_id = change.id
+         and r.through = 'infinity';
     end if;
 
     -- Disabled: its pending deliveries end cancelled. Enabled again: a fresh start, its

@@ -6,6 +6,8 @@
 // - a step that meets the rows of a company being deleted (migration
 //   20261201090000_retention_steps_wait_for_nobody.sql) prunes everything else and leaves
 //   those for the next sweep: it never waits for the delete, so the two cannot deadlock.
+//   And the manual catch-up (private.prune_webhook_history) holds the steps' cursor, so no
+//   step runs beside it.
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { superuser } from "../support/world.ts";
@@ -131,6 +133,20 @@ describe("a retention step", () => {
     await running.query("rollback");
     await next.query("select private.prune_webhook_pages(interval '30 days', 0, 4294967295)");
     expect(await history(company)).toEqual({ events: 0, deliveries: 0, attempts: 0 });
+    await next.query("reset statement_timeout");
+  });
+
+  it("does not run beside the manual catch-up, which holds the cursor while it prunes", async () => {
+    await next.query("update private.webhook_prune_cursor set sweep_started_at = null");
+    const before = (await next.query("select next_page, last_step_at from private.webhook_prune_cursor")).rows[0];
+    await running.query("begin");
+    await running.query("select private.prune_webhook_history(interval '30 days')");
+
+    await next.query("set statement_timeout = '2s'");
+    const { rows } = await next.query("select private.prune_webhook_history_step() as pruned");
+    expect(rows[0].pruned).toBe(0);
+    await running.query("rollback");
+    expect((await next.query("select next_page, last_step_at from private.webhook_prune_cursor")).rows[0]).toEqual(before);
     await next.query("reset statement_timeout");
   });
 });

@@ -5,7 +5,7 @@
 -- A large backlog is released in steps: cancel_batch_size by the switch itself, the rest a
 -- chunk per claim (migration 20261201090300).
 begin;
-select plan(17);
+select plan(19);
 
 select * from tests.create_cast() \gset
 select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://a.example.com/hook') as hook \gset
@@ -79,14 +79,17 @@ select tests.clear_authentication();
 select results_eq(format($$select count(*)::integer from public.webhook_deliveries where webhook_id = %L and ordering_key is not null$$, :'big'),
   $$values (5)$$, 'the switch releases cancel_batch_size (3) itself');
 select results_eq(format($$select through from private.webhook_order_releases where webhook_id = %L$$, :'big'),
-  $$values (now())$$, 'and leaves the rest to the claims: what was created before the switch');
+  $$values ('infinity'::timestamptz)$$, 'and leaves the rest to the claims: every keyed one, while the endpoint stays parallel');
 select is(private.next_dispatch_at(), now(), 'a dispatcher is due now');
 
--- Ordered again meanwhile: what is created from then on keeps its key.
+-- Ordered again meanwhile: what is created from then on keeps its key; here one of a key
+-- whose old deliveries are not all released yet (k1), which a claim parks behind them.
 select tests.authenticate_as(:'admin_a');
 update public.webhooks set delivery_order = 'ordered' where id = :'big';
 select tests.clear_authentication();
-select private.enqueue_webhook_event(:'company_a', 'PROCESS_CREATED', '{"process_id": "later", "n": 9}') as later_event \gset
+select results_eq(format($$select through from private.webhook_order_releases where webhook_id = %L$$, :'big'),
+  $$values (now())$$, 'switched back to ordered: the release now covers what was created before that');
+select private.enqueue_webhook_event(:'company_a', 'PROCESS_CREATED', '{"process_id": "k1", "n": 9}') as later_event \gset
 
 select count(*) from private.claim_due_deliveries('worker-4', 10, 60) \gset
 select results_eq(format($$select count(*)::integer from public.webhook_deliveries where webhook_id = %L and ordering_key is not null$$, :'big'),
@@ -98,8 +101,13 @@ select results_eq(format($$select (select ordering_key from public.webhook_deliv
                                   count(*) filter (where attempt_count > 0)::integer
                              from public.webhook_deliveries where webhook_id = %L and event_id <> %L$$,
                          :'later_event', :'big', :'later_event'),
-  $$values ('later'::text, 8)$$,
+  $$values ('k1'::text, 8)$$,
   'the new delivery keeps its key; all 8 old ones went, in parallel, none held');
+-- The old ones of k1 it was parked behind lost their key: none of them will release it.
+select count(*) from private.claim_due_deliveries('worker-4', 10, 60) \gset
+select results_eq(format($$select attempt_count, next_attempt_at < 'infinity' from public.webhook_deliveries where event_id = %L$$, :'later_event'),
+  $$values (1, true)$$,
+  'and the new one of k1 is not left parked behind them: it went too');
 
 select * from finish();
 rollback;
