@@ -1461,9 +1461,11 @@ begin
     from counted c
    where e.webhook_id = c.webhook_id;
 
-  -- Freed slots (and promoted keys) make the endpoints ready again.
+  -- Freed slots (and promoted keys) make the endpoints ready again: from now, as a claim
+  -- that served them leaves them, behind every endpoint and new delivery ready before
+  -- (20261201090400).
   update private.webhook_endpoints e
-     set ready_at = private.endpoint_ready_at(e, false)
+     set ready_at = private.endpoint_ready_at(e, true)
    where e.webhook_id in (select distinct (m ->> 'webhook_id')::uuid from jsonb_array_elements(moved) m);
 
   -- 410 Gone disables at once; failing longer than disable_after disables with a reason

@@ -161,11 +161,11 @@ select results_eq(format('select * from pg_temp.health(%L)', :'hook'),
   $$values ('healthy'::text, 0, null::timestamptz, null::timestamptz, null::timestamptz, 200)$$,
   'a successful probe closes the circuit and ends the failing streak');
 select results_eq(
-  format($$select probe_interval_seconds, last_success_at, ready_at < now(),
-                  ready_at = (select min(d.next_attempt_at) from public.webhook_deliveries d where d.webhook_id = e.webhook_id and d.state = 'pending')
+  format($$select probe_interval_seconds, last_success_at, ready_at,
+                  (select min(d.next_attempt_at) from public.webhook_deliveries d where d.webhook_id = e.webhook_id and d.state = 'pending') < now()
              from private.webhook_endpoints e where webhook_id = %L$$, :'hook'),
-  $$values (null::integer, now(), true, true)$$,
-  'no probe interval any more; ready since its oldest held delivery came due');
+  $$values (null::integer, now(), now(), true)$$,
+  'no probe interval any more; its held deliveries are due, and it is ready now, behind whoever waited longer (20261201090400)');
 insert into claims select 'flowing', * from private.claim_due_deliveries('worker-2', 50, 60);
 select is((select count(*)::integer from claims where call = 'flowing'), 7,
   'the held backlog flows again at the endpoint''s cap (7 left, cap 10)');
