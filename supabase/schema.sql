@@ -150,6 +150,7 @@ CREATE FUNCTION private.claim_due_deliveries(worker text, batch_size integer, le
 #variable_conflict use_column
 declare
   candidates uuid[];
+  candidates_since timestamptz[];  -- since when each candidate has waited, in its order
   picked uuid[];
   endpoint private.webhook_endpoints;
   hook public.webhooks;
@@ -251,7 +252,9 @@ begin
   -- Endpoints to look at, longest waiting first: those whose ready_at has come, and those
   -- with new deliveries (signals). Only these are visited: endpoints waiting on a later
   -- retry, at their concurrency or with an open circuit cost nothing here.
-  select array_agg(c.webhook_id order by c.since, c.webhook_id) into candidates
+  select array_agg(c.webhook_id order by c.since, c.webhook_id),
+         array_agg(c.since order by c.since, c.webhook_id)
+    into candidates, candidates_since
     from (select u.webhook_id, min(u.since) as since
             from ((select e.webhook_id, e.ready_at as since
                      from private.webhook_endpoints e
@@ -460,8 +463,16 @@ begin
              rate_updated_at = greatest(e.rate_updated_at, now())
        where e.webhook_id = endpoint.webhook_id;
     end if;
+    -- Served: to the back of the line. Not served (this claim was full before its turn, or
+    -- it could take nothing): it keeps its place, never ahead of where it stood
+    -- (20261201090400).
     update private.webhook_endpoints e
-       set ready_at = private.endpoint_ready_at(e, served)
+       set ready_at = case
+                        when served then private.endpoint_ready_at(e, true)
+                        else (select case when r.at is null then null
+                                          else greatest(r.at, candidates_since[array_position(candidates, e.webhook_id)]) end
+                                from (select private.endpoint_ready_at(e, false) as at) r)
+                      end
      where e.webhook_id = endpoint.webhook_id;
   end loop;
 

@@ -1,9 +1,10 @@
 -- Claims are fair across endpoints: a backlog on one endpoint, however old and however
 -- large, never hides another endpoint's due work. An endpoint has at most
 -- its concurrency (private.endpoint_concurrency) in flight, so the rest of a claim goes to the others;
--- the endpoint that has waited longest is served first.
+-- the endpoint that has waited longest is served first. One that a claim picked but could
+-- not serve (full before its turn) keeps its place in the line (migration 20261201090400).
 begin;
-select plan(6);
+select plan(8);
 select tests.create_company('Acme') as company_a \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://busy.example.com/hook') as busy \gset
 select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://quiet.example.com/hook') as quiet \gset
@@ -42,6 +43,26 @@ select is((select count(*) from burst_claims where event_id = :'newcomer_event')
   'after a burst of 600 announcements for another endpoint, a newcomer''s delivery is in one of the next two claims');
 select is((select count(*) from burst_claims where webhook_id = :'busy'), 10::bigint,
   'and the busy endpoint still never has more than its cap in flight');
+
+-- Kept its place: two endpoints with backlogs due a minute ago; the second was served a
+-- second ago (a claim or a record left it ready from then: the back of the line). A claim
+-- of 2 picks both; the first fills it; the second keeps "a second ago", not its backlog's
+-- minute (the front of the line, ahead of every delivery that waited since).
+select tests.create_company('Line') as company_l \gset
+select tests.create_webhook(:'company_l', 'PROCESS_CREATED', 'https://first.example.com/hook') as first_in_line \gset
+select tests.create_webhook(:'company_l', 'PROCESS_REVISED', 'https://second.example.com/hook') as second_in_line \gset
+select count(private.enqueue_webhook_event(:'company_l', t, '{}'))
+  from generate_series(1, 5), unnest(array['PROCESS_CREATED', 'PROCESS_REVISED']) t \gset
+select tests.time_passes('1 minute');
+delete from private.webhook_endpoint_signals;
+update private.webhook_endpoints set ready_at = null;  -- only these two in the line
+update private.webhook_endpoints set ready_at = now() - interval '2 seconds' where webhook_id = :'first_in_line';
+update private.webhook_endpoints set ready_at = now() - interval '1 second' where webhook_id = :'second_in_line';
+create temp table line_claim as select webhook_id from private.claim_due_deliveries('worker-4', 2, 60);
+select is((select array_agg(distinct webhook_id) from line_claim), array[:'first_in_line'::uuid],
+  'a claim of 2 takes both from the first endpoint in line');
+select is((select ready_at from private.webhook_endpoints where webhook_id = :'second_in_line'), now() - interval '1 second',
+  'the second, picked but not served, keeps its place in the line (not its backlog''s minute)');
 
 select * from finish();
 rollback;
