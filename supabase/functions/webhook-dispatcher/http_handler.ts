@@ -12,7 +12,7 @@ import { type DispatcherConfig, oneAttemptMs, workerLifeMs } from "../_shared/di
 import type { DispatchEngine, DrainCounts } from "../_shared/dispatch/engine.ts";
 
 export interface HttpHandlerDeps {
-  engine: Pick<DispatchEngine, "drain" | "poke">;
+  engine: Pick<DispatchEngine, "drain" | "extend">;
   config: Pick<
     DispatcherConfig,
     "wakeUpKeys" | "httpBudgetMs" | "timeoutMs" | "wallClockMs" | "httpMaxDeliveries"
@@ -80,8 +80,10 @@ export function createHttpHandler(
 
   // One drain at a time: wake-ups arriving while one runs share the next one, which
   // starts when it ends (so nothing committed meanwhile waits for the retry tick). The
-  // running one is told at once too: it may be waiting on requests that hang at another
-  // tenant's endpoint (up to WEBHOOK_TIMEOUT_MS), and the new work must not wait for those.
+  // running one also gets at once what a new drain would (the budget from now, and
+  // WEBHOOK_HTTP_MAX_DELIVERIES more), and looks: it may be waiting only on requests that
+  // hang at another tenant's endpoint (up to WEBHOOK_TIMEOUT_MS), past what it could start,
+  // and the new work must not wait for those.
   let running: Promise<unknown> | null = null;
   let queued: Promise<DrainCounts | Refusal> | null = null;
   const start = (): Promise<DrainCounts | Refusal> => {
@@ -98,7 +100,8 @@ export function createHttpHandler(
   };
   const requestDrain = (): Promise<DrainCounts | Refusal> => {
     if (running === null) return start();
-    engine.poke();
+    const more = budget();
+    if (typeof more === "number") engine.extend({ budgetMs: more, maxDeliveries: config.httpMaxDeliveries });
     queued ??= running.then(() => {
       queued = null;
       return start();

@@ -244,55 +244,66 @@ e2eTest(
   },
 );
 
+/**
+ * The drain sends company A's delivery, whose receiver hangs, and waits on it. Company B then
+ * commits, and pg_net's wake-up reaches the same worker: it used to queue behind the running
+ * drain, so B's delivery waited until A's request ended (the 15 s timeout). `env` sets the
+ * dispatcher's knobs beyond the deployment's default timeout and lease.
+ */
+async function newWorkBesideAHangingRequest(t: Parameters<Parameters<typeof e2eTest>[1]>[0], env: Record<string, string>) {
+  const release = gate();
+  const hanging = t.receiver(async () => {
+    await Promise.race([release.opened, sleep(15_000, t.ending)]);
+    return new Response("ok");
+  });
+  const healthy = t.receiver();
+  const companyA = await t.company();
+  const companyB = await t.company();
+  await t.webhook(companyA, `${hanging.origin}/hook`);
+  const hookB = await t.webhook(companyB, `${healthy.origin}/hook`);
+
+  const key = `sb_secret_${crypto.randomUUID()}`;
+  const fn = await t.dispatcher({
+    mode: "http",
+    allowedTargets: [hanging.target, healthy.target],
+    // The deployment's default request timeout and lease (the tests' 2 s would end the hang early).
+    env: { SUPABASE_SECRET_KEYS: JSON.stringify({ default: key }), WEBHOOK_TIMEOUT_MS: "15000", WEBHOOK_LEASE_SECONDS: "30", ...env },
+    edgeRuntime: true,
+  });
+  const wakeUp = async () => {
+    const response = await fetch(fn.origin, { method: "POST", headers: { authorization: `Bearer ${key}` } });
+    assert.equal(response.status, 202);
+    await response.body?.cancel();
+  };
+
+  const processA = await createProcess(t.sql, companyA, "Wave soldering");
+  await reviseProcess(t.sql, processA, "Wave soldering, lead-free");
+  await wakeUp();
+  await waitFor("A's delivery to reach its receiver", () => hanging.requests.length === 1);
+  // Past the drain's short busy look (250 ms): it now waits for A's request to end.
+  await sleep(500);
+
+  const processB = await createProcess(t.sql, companyB, "Reflow");
+  await reviseProcess(t.sql, processB, "Reflow, nitrogen");
+  const committed = performance.now();
+  await wakeUp();
+  await waitFor("B's delivery to succeed", async () => {
+    const deliveries = await deliveriesOf(t.sql, hookB);
+    return deliveries.length > 0 && deliveries.every((d) => d.state === "succeeded");
+  }, { timeoutMs: 5_000 });
+  const tookMs = performance.now() - committed;
+  assert.ok(tookMs < 1_000, `B's delivery took ${Math.round(tookMs)} ms while A's request hung`);
+  assert.equal(hanging.requests.length, 1, "A's request is still the one in flight");
+  release.open();
+}
+
 e2eTest(
   "HTTP mode: a request hanging at one tenant's endpoint does not hold back another tenant's new delivery; its wake-up is taken by the running drain at once",
-  async (t) => {
-    // The drain sends company A's delivery, whose receiver hangs, and waits on it. Company B
-    // then commits, and pg_net's wake-up reaches the same worker: it used to queue behind
-    // the running drain, so B's delivery waited until A's request ended (the 15 s timeout).
-    const release = gate();
-    const hanging = t.receiver(async () => {
-      await Promise.race([release.opened, sleep(15_000, t.ending)]);
-      return new Response("ok");
-    });
-    const healthy = t.receiver();
-    const companyA = await t.company();
-    const companyB = await t.company();
-    await t.webhook(companyA, `${hanging.origin}/hook`);
-    const hookB = await t.webhook(companyB, `${healthy.origin}/hook`);
+  (t) => newWorkBesideAHangingRequest(t, {}),
+);
 
-    const key = `sb_secret_${crypto.randomUUID()}`;
-    const fn = await t.dispatcher({
-      mode: "http",
-      allowedTargets: [hanging.target, healthy.target],
-      // The deployment's default request timeout and lease (the tests' 2 s would end the hang early).
-      env: { SUPABASE_SECRET_KEYS: JSON.stringify({ default: key }), WEBHOOK_TIMEOUT_MS: "15000", WEBHOOK_LEASE_SECONDS: "30" },
-      edgeRuntime: true,
-    });
-    const wakeUp = async () => {
-      const response = await fetch(fn.origin, { method: "POST", headers: { authorization: `Bearer ${key}` } });
-      assert.equal(response.status, 202);
-      await response.body?.cancel();
-    };
-
-    const processA = await createProcess(t.sql, companyA, "Wave soldering");
-    await reviseProcess(t.sql, processA, "Wave soldering, lead-free");
-    await wakeUp();
-    await waitFor("A's delivery to reach its receiver", () => hanging.requests.length === 1);
-    // Past the drain's short busy look (250 ms): it now waits for A's request to end.
-    await sleep(500);
-
-    const processB = await createProcess(t.sql, companyB, "Reflow");
-    await reviseProcess(t.sql, processB, "Reflow, nitrogen");
-    const committed = performance.now();
-    await wakeUp();
-    await waitFor("B's delivery to succeed", async () => {
-      const deliveries = await deliveriesOf(t.sql, hookB);
-      return deliveries.length > 0 && deliveries.every((d) => d.state === "succeeded");
-    }, { timeoutMs: 5_000 });
-    const tookMs = performance.now() - committed;
-    assert.ok(tookMs < 1_000, `B's delivery took ${Math.round(tookMs)} ms while A's request hung`);
-    assert.equal(hanging.requests.length, 1, "A's request is still the one in flight");
-    release.open();
-  },
+e2eTest(
+  "HTTP mode: nor when the running drain has claimed all a wake-up may (WEBHOOK_HTTP_MAX_DELIVERIES): the next wake-up extends it",
+  // One delivery per wake-up: the drain that sent A's may claim nothing more.
+  (t) => newWorkBesideAHangingRequest(t, { WEBHOOK_HTTP_MAX_DELIVERIES: "1" }),
 );

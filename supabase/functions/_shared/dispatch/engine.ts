@@ -170,9 +170,25 @@ export class DispatchEngine {
   }
 
   /**
+   * HTTP mode: a wake-up that arrives while a drain runs gives that drain what a drain
+   * starting now would get (`budgetMs` from now, `maxDeliveries` more than it has claimed),
+   * and pokes it. The running drain may be past what it may start, its only requests in
+   * flight hanging at one tenant's endpoint: new work must not wait for those to end.
+   * Nothing happens to a worker-mode loop but the poke.
+   */
+  extend({ budgetMs, maxDeliveries }: { budgetMs: number; maxDeliveries: number }): void {
+    const loop = this.#loop;
+    if (loop !== null && loop.untilIdle && budgetMs >= 0 && maxDeliveries >= 0) {
+      loop.deadline = Math.max(loop.deadline, this.#now() + budgetMs);
+      loop.maxDeliveries = Math.max(loop.maxDeliveries, loop.counts.claimed + maxDeliveries);
+    }
+    this.poke();
+  }
+
+  /**
    * HTTP mode: delivers until nothing is due and nothing is in flight, or the budget
    * ends. One loop per process: the HTTP handler starts a drain only when the last one
-   * has ended.
+   * has ended (and extends the running one meanwhile).
    */
   drain({ budgetMs, signal, maxDeliveries = Number.POSITIVE_INFINITY }: DrainOptions): Promise<DrainCounts> {
     // A NaN budget (a garbled env knob upstream) would silently do nothing.
