@@ -274,6 +274,7 @@ declare
   chunk integer;
   tokens double precision;  -- requests in the endpoint's bucket now (null: no rate of its own)
   leased_here integer;      -- leased for the endpoint in hand
+  parked_keys text[];       -- ordering keys of what this claim parked for the endpoint in hand
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that claims the work' using errcode = '22023';
@@ -422,6 +423,7 @@ begin
     secrets := null;
     tokens := null;
     leased_here := 0;
+    parked_keys := '{}';
 
     if not hook.is_active then
       -- Disabled while a transaction was creating deliveries for it: they end here.
@@ -487,29 +489,12 @@ begin
           update public.webhook_deliveries d
              set next_attempt_at = 'infinity'
            where d.id = any (due) and not d.id = any (heads);
-          -- A key whose earliest pending delivery is parked while nothing of the key is in
-          -- flight would wait for ever (the delivery it waited for is waiting on a retry, or
-          -- its lease ran out, and that one now waits for it): it goes now (20261201090200).
-          update public.webhook_deliveries d
-             set next_attempt_at = now()
-           where d.id in (select distinct on (p.ordering_key) p.id
-                            from public.webhook_deliveries p
-                           where p.webhook_id = endpoint.webhook_id
-                             and p.state = 'pending'
-                             and p.ordering_key in (select q.ordering_key
-                                                      from public.webhook_deliveries q
-                                                     where q.id = any (due)
-                                                       and not q.id = any (heads)
-                                                       and q.ordering_key is not null)
-                           order by p.ordering_key, p.ordering_seq)
-             and d.next_attempt_at = 'infinity'
-             and not exists (select 1
-                               from public.webhook_deliveries f
-                              where f.webhook_id = d.webhook_id
-                                and f.state = 'pending'
-                                and f.lease_owner is not null
-                                and f.lease_expires_at > now()
-                                and f.ordering_key = d.ordering_key);
+          -- Their keys, for the check after this endpoint's passes (20261201090200).
+          parked_keys := parked_keys || array(select distinct q.ordering_key
+                                                from public.webhook_deliveries q
+                                               where q.id = any (due)
+                                                 and not q.id = any (heads)
+                                                 and q.ordering_key is not null);
         end if;
 
         secrets := coalesce(secrets, private.webhook_signing_secrets(endpoint.webhook_id));
@@ -556,6 +541,32 @@ begin
         -- Fewer due rows than asked for: nothing more is due now.
         exit when cardinality(due) < take + cardinality(heads);
       end loop;
+
+      -- A key whose earliest pending delivery is parked while nothing of the key is in
+      -- flight would wait for ever (the delivery it waited for is waiting on a retry, or its
+      -- lease ran out, and that one now waits for it): it goes now, at the next claim
+      -- (20261201090200). Once per endpoint a claim visits, each key by one index probe.
+      if cardinality(parked_keys) > 0 then
+        update public.webhook_deliveries d
+           set next_attempt_at = now()
+         where d.id = any (array(select (select p.id
+                                           from public.webhook_deliveries p
+                                          where p.webhook_id = endpoint.webhook_id
+                                            and p.state = 'pending'
+                                            and p.ordering_key is not null
+                                            and p.ordering_key = k.ordering_key
+                                          order by p.ordering_seq
+                                          limit 1)
+                                   from (select distinct u.ordering_key from unnest(parked_keys) u(ordering_key)) k))
+           and d.next_attempt_at = 'infinity'
+           and not exists (select 1
+                             from public.webhook_deliveries f
+                            where f.webhook_id = d.webhook_id
+                              and f.state = 'pending'
+                              and f.lease_owner is not null
+                              and f.lease_expires_at > now()
+                              and f.ordering_key = d.ordering_key);
+      end if;
     end if;
 
     if tokens is not null then
