@@ -3,7 +3,7 @@
 -- The switch (tg_webhooks__apply_endpoint_changes) cleared the ordering key of every pending
 -- delivery of the endpoint, and released the parked ones, in the ADMIN's own statement,
 -- holding the endpoint's row. Measured here: 4.3 s for 100,000 pending ordered deliveries,
--- 22 s for 500,000 (.local/switch.mjs). Meanwhile every dispatcher recording a result of
+-- 22 s for 500,000 (bench/probes/switch-to-parallel.mjs). Meanwhile every dispatcher recording a result of
 -- that endpoint waited for the row, and with it the results of every other tenant in its
 -- batch, and its next claim; and on hosted Supabase the ADMIN's statement ends in the 8 s
 -- statement timeout of `authenticated`, so a large backlog could never be switched at all.
