@@ -15,8 +15,10 @@
 -- share the event, until the step has ended). So a step never waits for a company delete,
 -- and a company delete that meets the step's rows waits for its short transaction and goes
 -- on. (One wait remains: a delivery's delete clears redelivery_of on its pending
--- redeliveries, and waits for a claim or record that holds one; those never wait for a
--- step.) The manual catch-up, private.prune_webhook_history(), now holds the steps' cursor
+-- redeliveries, and waits for a claim or record that holds one. A claim that holds one
+-- and then waits for another the step holds, to park or release it on an ordered
+-- endpoint, closes a cycle, and Postgres aborts one of the two; neither loses anything.)
+-- The manual catch-up, private.prune_webhook_history(), now holds the steps' cursor
 -- while it runs: a step beside it could lock the other end of a delivery and its
 -- redelivery, and each would wait for the other.
 --

@@ -12,7 +12,7 @@ import { type DispatcherConfig, oneAttemptMs, workerLifeMs } from "../_shared/di
 import type { DispatchEngine, DrainCounts } from "../_shared/dispatch/engine.ts";
 
 export interface HttpHandlerDeps {
-  engine: Pick<DispatchEngine, "drain" | "extend">;
+  engine: Pick<DispatchEngine, "drain" | "extend" | "poke">;
   config: Pick<
     DispatcherConfig,
     "wakeUpKeys" | "httpBudgetMs" | "timeoutMs" | "wallClockMs" | "httpMaxDeliveries"
@@ -80,10 +80,12 @@ export function createHttpHandler(
 
   // One drain at a time: wake-ups arriving while one runs share the next one, which
   // starts when it ends (so nothing committed meanwhile waits for the retry tick). The
-  // running one also gets at once what a new drain would (the budget from now, and
-  // WEBHOOK_HTTP_MAX_DELIVERIES more), and looks: it may be waiting only on requests that
-  // hang at another tenant's endpoint (up to WEBHOOK_TIMEOUT_MS), past what it could start,
-  // and the new work must not wait for those.
+  // running one looks at once too: it may be waiting only on requests that hang at another
+  // tenant's endpoint (up to WEBHOOK_TIMEOUT_MS), and the new work must not wait for those.
+  // Where drains run under waitUntil (the Edge Runtime: each wake-up is answered at once,
+  // and the worker's life bounds the budget), it also gets what a new drain would (the
+  // budget from now, WEBHOOK_HTTP_MAX_DELIVERIES more), in case it is past what it could
+  // start. A drain answered inline is not extended: its answer must come.
   let running: Promise<unknown> | null = null;
   let queued: Promise<DrainCounts | Refusal> | null = null;
   const start = (): Promise<DrainCounts | Refusal> => {
@@ -100,8 +102,9 @@ export function createHttpHandler(
   };
   const requestDrain = (): Promise<DrainCounts | Refusal> => {
     if (running === null) return start();
-    const more = budget();
+    const more = waitUntil ? budget() : null;
     if (typeof more === "number") engine.extend({ budgetMs: more, maxDeliveries: config.httpMaxDeliveries });
+    else engine.poke();
     queued ??= running.then(() => {
       queued = null;
       return start();
