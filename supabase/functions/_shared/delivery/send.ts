@@ -225,15 +225,18 @@ function pinnedClient(
     if (typeof createHttpClient !== "function") throw new TypeError("Deno.createHttpClient does not exist here");
     return { client: createHttpClient({ proxy: { url: `http://${host}:${port === "" ? 80 : Number(port)}` } }) };
   } catch (e) {
-    const error = `not sent: the connection could not be pinned to the vetted address ${address} ` +
-      `(${e instanceof Error ? e.message : String(e)})`;
-    if (!pinFailuresLogged.has(error)) {
-      pinFailuresLogged.add(error);
+    const reason = e instanceof Error ? e.message : String(e);
+    const error = `not sent: the connection could not be pinned to the vetted address ${address} (${reason})`;
+    if (!pinFailuresLogged.has(reason)) {
+      pinFailuresLogged.add(reason);
       console.error(`webhook-dispatcher: ${error}; http:// deliveries fail until the runtime can pin them`);
     }
     return { error };
   }
 }
 
-/** Each distinct pinning failure is logged once per process, not once per attempt. */
+/**
+ * Each distinct reason a runtime gives for not pinning is logged once per process, not once
+ * per attempt, nor once per address (receivers' addresses are many, and change).
+ */
 const pinFailuresLogged = new Set<string>();

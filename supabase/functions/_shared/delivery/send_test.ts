@@ -404,6 +404,29 @@ Deno.test("send: a connection that cannot be pinned to the vetted address sends 
   );
 });
 
+Deno.test("send: a pinning failure is logged once per reason the runtime gives, not once per address", async () => {
+  let address = 0;
+  const resolve = () => Promise.resolve([`93.184.215.${++address}`]);
+  const createHttpClient: HttpClientFactory = () => {
+    throw new TypeError("pinning is not supported here (a reason seen once)");
+  };
+  const logged: unknown[] = [];
+  const consoleError = console.error;
+  console.error = (...args: unknown[]) => logged.push(args.join(" "));
+  try {
+    for (let i = 0; i < 5; i++) {
+      const result = await sendWebhook(
+        { url: "http://hooks.invalid:8080/", body, headers },
+        { allowedTargets: new Set(), timeoutMs: 5_000, resolve, createHttpClient },
+      );
+      assert.match(result.error ?? "", new RegExp(`vetted address 93\\.184\\.215\\.${i + 1} `));
+    }
+  } finally {
+    console.error = consoleError;
+  }
+  assert.equal(logged.filter((l) => String(l).includes("a reason seen once")).length, 1, JSON.stringify(logged));
+});
+
 Deno.test("send: https verifies the certificate against the runtime's trust store; a private CA comes from --cert", async () => {
   await using receiver = startReceiver(() => new Response("secure"), {
     tls: { cert: LOCALHOST_CERT, key: LOCALHOST_KEY },
