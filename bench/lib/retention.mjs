@@ -12,14 +12,15 @@ import { clearOutbox, log, mdTable, median, now, round } from './harness.mjs';
 const num = (name, fallback) => Number(process.env[name] ?? fallback);
 export const RETENTION = { deliveries: num('BENCH_RETENTION_DELIVERIES', 300_000) };
 
-async function loadHistory(db, companyId, webhookId) {
+/** `deliveries` succeeded deliveries, each with its event and one attempt, 31 days old, in an emptied outbox. */
+export async function loadHistory(db, companyId, webhookId, deliveries = RETENTION.deliveries) {
   await clearOutbox(db);
   await db.query(
     `insert into public.webhook_events (company_id, trigger_type, payload, created_at)
      select $1, 'PROCESS_REVISED', jsonb_build_object('type', 'PROCESS_REVISED', 'data', jsonb_build_object('n', g)),
             now() - interval '31 days'
        from generate_series(1, $2::int) g`,
-    [companyId, RETENTION.deliveries],
+    [companyId, deliveries],
   );
   await db.query(
     `insert into public.webhook_deliveries (company_id, event_id, webhook_id, state, attempt_count, next_attempt_at, completed_at, created_at)

@@ -14,9 +14,10 @@
 -- - private.record_delivery_results releases the earliest pending delivery of the key
 --   whenever one of the key moved, ended or to be retried: L goes now, and X after it (X is
 --   parked behind L when due, and released when L ends, as before);
--- - private.claim_due_deliveries, when it parks deliveries, releases the earliest pending one
---   of each of their keys if it is parked and nothing of the key is in flight (the case of a
---   lease that ran out, where no record comes).
+-- - private.claim_due_deliveries, when it has parked deliveries of an endpoint, releases the
+--   earliest pending one of each of their keys if it is parked and nothing of the key is in
+--   flight (the case of a lease that ran out, where no record comes): once per endpoint it
+--   visits, after its passes, each key by one index probe; it goes at the next claim.
 -- Nothing else changes in either function. Keys already stalled this way go again when this
 -- migration is applied (the statement at the end).
 -- Test: supabase/tests/ordering/late-commit-keeps-one-in-flight.test.sql.
