@@ -1,5 +1,6 @@
-// What a peer's task does for one job: sign with `standardwebhooks` (the same library, the
-// same whsec_ secrets and headers as our dispatcher) and POST with the same 15 s timeout.
+// What a peer's task does for one job: sign with `standardwebhooks` (the same whsec_ secrets
+// and headers as our dispatcher, which computes the same HMAC with node:crypto since
+// bench/README.md's "Signing") and POST with the same 15 s timeout.
 // Any non-2xx or network error throws, so the queue library records a failure and retries.
 //
 // The job carries delivery id, webhook id, URL and body (see run.mjs); the signing secrets

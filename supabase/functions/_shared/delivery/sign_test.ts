@@ -46,3 +46,21 @@ Deno.test("sign: duplicate secrets sign once; no secret is an error", () => {
   assert.throws(() => signWebhook({ msgId, timestamp: new Date(), body, secrets: [] }), /without a secret/);
   assert.throws(() => signWebhook({ msgId, timestamp: new Date(), body, secrets: [""] }), /without a secret/);
 });
+
+Deno.test("sign: a secret that is not base64 after whsec_ is an error, never a signature with a guessed key", () => {
+  for (const bad of ["whsec_not base64!", "whsec_", "whsec_abc", "whsec_YWJj=ZGVm"]) {
+    assert.throws(() => signWebhook({ msgId, timestamp: new Date(), body, secrets: [bad] }), /not base64 after its whsec_ prefix/, bad);
+  }
+});
+
+Deno.test("sign: the same secret signs the same way on every call (decoded keys are reused)", () => {
+  const secret = newSecret();
+  const at = new Date();
+  const first = signWebhook({ msgId, timestamp: at, body, secrets: [secret] });
+  const again = signWebhook({ msgId, timestamp: at, body, secrets: [secret] });
+  assert.deepEqual(again, first);
+  // A secret without the prefix is its base64 alone, as the reference library reads it.
+  const bare = secret.slice("whsec_".length);
+  assert.deepEqual(signWebhook({ msgId, timestamp: at, body, secrets: [bare] }), first);
+  assert.deepEqual(new Webhook(bare).verify(body, { ...first }), JSON.parse(body));
+});

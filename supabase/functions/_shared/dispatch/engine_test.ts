@@ -690,7 +690,7 @@ Deno.test("engine: a row that cannot be signed fails alone, the others go on", a
   const engine = new DispatchEngine({ store, config: config([receiver.target]), clock: clock.now, random: noJitter });
 
   assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 2, succeeded: 1, retried: 1 }));
-  assert.match(store.get(bad).attempts[0].error!, /^dispatcher error: /);
+  assert.match(store.get(bad).attempts[0].error!, /^dispatcher error: the endpoint's secret is not base64/);
   assert.equal(store.get(good).state, "succeeded");
   assert.equal(receiver.requests.length, 1);
 });
