@@ -1338,7 +1338,9 @@ begin
     order by e.webhook_id
       for update;
 
-  -- Every attempt is logged, even one whose lease was lost meanwhile: it happened.
+  -- Every attempt is logged, even one whose lease was lost meanwhile: it happened. Once: a
+  -- result whose lease is not held may be this worker's own, written again after a
+  -- connection lost the answer to the first write (20261201090500).
   insert into public.webhook_delivery_attempts
          (delivery_id, company_id, attempt_number, outcome, status, duration_ms, response_body, error, worker)
   select r.delivery_id, d.company_id, r.attempt_number, r.outcome, r.status, r.duration_ms,
@@ -1347,7 +1349,13 @@ begin
                                            status integer, duration_ms integer, response_body text,
                                            error text)
     join public.webhook_deliveries d on d.id = r.delivery_id
-   where d.id = any (ids);
+   where d.id = any (ids)
+     and (   (d.state = 'pending' and d.lease_owner = worker and d.attempt_count = r.attempt_number)
+          or not exists (select 1
+                           from public.webhook_delivery_attempts a
+                          where a.delivery_id = r.delivery_id
+                            and a.attempt_number = r.attempt_number
+                            and a.worker = record_delivery_results.worker));
   perform pg_catalog.set_config('enable_seqscan', seqscan_was, true);
 
   -- The delivery moves only if this worker still holds the lease for this attempt.

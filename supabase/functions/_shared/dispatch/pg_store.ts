@@ -124,7 +124,9 @@ export function createPgStore(sql: postgres.Sql, { workerId, disableAfterHours }
       } catch (batchError) {
         // One bad row must not sink a whole batch (its leases would expire and every
         // delivery in it would be sent again): record them one by one, and a row that
-        // still fails without its response body. Nothing is claimed this time.
+        // still fails without its response body. Nothing is claimed this time. A write that
+        // did commit, its answer lost with the connection, is written again here: it moves
+        // nothing, and the database logs each attempt once (20261201090500).
         console.error(`recording ${clean.length} results failed (${errorText(batchError)}); recording one by one`);
         for (const [i, result] of clean.entries()) {
           try {
