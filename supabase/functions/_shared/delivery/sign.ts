@@ -33,7 +33,9 @@ export function signWebhook({ msgId, timestamp, body, secrets }: SignInput): Sig
   if (unique.length === 0) throw new Error("cannot sign a webhook without a secret");
   const seconds = String(Math.floor(timestamp.getTime() / 1000));
   const content = `${msgId}.${seconds}.${body}`;
-  const signatures = unique.map((secret) => `v1,${createHmac("sha256", keyOf(secret)).update(content).digest("base64")}`);
+  const signatures = unique.map((secret) =>
+    `v1,${createHmac("sha256", keyOf(secret)).update(content).digest("base64")}`
+  );
   return {
     "webhook-id": msgId,
     "webhook-timestamp": seconds,

@@ -49,7 +49,11 @@ Deno.test("sign: duplicate secrets sign once; no secret is an error", () => {
 
 Deno.test("sign: a secret that is not base64 after whsec_ is an error, never a signature with a guessed key", () => {
   for (const bad of ["whsec_not base64!", "whsec_", "whsec_abc", "whsec_YWJj=ZGVm"]) {
-    assert.throws(() => signWebhook({ msgId, timestamp: new Date(), body, secrets: [bad] }), /not base64 after its whsec_ prefix/, bad);
+    assert.throws(
+      () => signWebhook({ msgId, timestamp: new Date(), body, secrets: [bad] }),
+      /not base64 after its whsec_ prefix/,
+      bad,
+    );
   }
 });
 
