@@ -6,109 +6,18 @@
 // not a stopwatch's: a bound on wall time flakes on a loaded machine.
 import assert from "node:assert/strict";
 import {
+  attemptsOf,
   createProcess,
+  deliveriesOf,
   e2eTest,
   enqueueEvents,
-  requireDbUrl,
   reviseProcess,
   settledDeliveries,
   sleep,
+  waitFor,
 } from "../_test/e2e.ts";
-
-class PgProxy {
-  port = 0;
-  #listener: Deno.Listener | null = null;
-  #conns = new Set<Deno.Conn>();
-  /** Drop the next connection whose client sends postgres.js's array-types query, then refuse for this long. */
-  killTypesQueryThenRefuseMs = 0;
-
-  constructor(readonly target: { hostname: string; port: number }) {
-    this.#listen();
-  }
-
-  #listen() {
-    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: this.port });
-    this.port = (this.#listener.addr as Deno.NetAddr).port;
-    const listener = this.#listener;
-    (async () => {
-      try {
-        for await (const client of listener) this.#pipe(client);
-      } catch { /* closed */ }
-    })();
-  }
-
-  async #pipe(client: Deno.Conn) {
-    let server: Deno.Conn;
-    try {
-      server = await Deno.connect(this.target);
-    } catch {
-      client.close();
-      return;
-    }
-    this.#conns.add(client).add(server);
-    const close = () => {
-      for (const c of [client, server]) {
-        try {
-          c.close();
-        } catch { /* already */ }
-        this.#conns.delete(c);
-      }
-    };
-    (async () => {
-      try {
-        await server.readable.pipeTo(client.writable);
-      } catch { /* closed */ }
-      close();
-    })();
-    const buf = new Uint8Array(64 * 1024);
-    try {
-      for (;;) {
-        const n = await client.read(buf);
-        if (n === null) break;
-        const chunk = buf.subarray(0, n);
-        if (this.killTypesQueryThenRefuseMs > 0 && new TextDecoder().decode(chunk).includes("typarray")) {
-          const ms = this.killTypesQueryThenRefuseMs;
-          this.killTypesQueryThenRefuseMs = 0;
-          await this.refuse(ms);
-          return;
-        }
-        await server.write(chunk);
-      }
-    } catch { /* closed */ }
-    close();
-  }
-
-  /** Drops every connection and refuses new ones for `ms`, then accepts again on the same port. */
-  async refuse(ms: number) {
-    this.#listener?.close();
-    this.#listener = null;
-    for (const c of [...this.#conns]) {
-      try {
-        c.close();
-      } catch { /* already */ }
-    }
-    this.#conns.clear();
-    await sleep(ms);
-    this.#listen();
-  }
-
-  close() {
-    this.#listener?.close();
-    for (const c of this.#conns) {
-      try {
-        c.close();
-      } catch { /* already */ }
-    }
-  }
-}
-
-function proxyFor(): { proxy: PgProxy; url: string } {
-  const url = new URL(requireDbUrl());
-  const proxy = new PgProxy({ hostname: url.hostname, port: Number(url.port || 5432) });
-  url.hostname = "127.0.0.1";
-  url.port = String(proxy.port);
-  return { proxy, url: url.toString() };
-}
+import { proxyFor } from "../_test/pg_proxy.ts";
+import { gate } from "../_test/receiver.ts";
 
 e2eTest(
   "a pool connection lost while it is set up (postgres.js array-types query) does not kill the worker",
@@ -166,3 +75,53 @@ e2eTest("after a 6 s database outage the worker resumes on its own and loses not
     proxy.close();
   }
 });
+
+e2eTest(
+  "HTTP mode on the Edge Runtime: results a drain could not write (the database went away) are written once it is back, with no further wake-up",
+  async (t) => {
+    const { proxy, url } = proxyFor();
+    try {
+      const answer = gate();
+      const receiver = t.receiver(async () => {
+        await Promise.race([answer.opened, sleep(20_000, t.ending)]);
+        return new Response("ok");
+      });
+      const company = await t.company();
+      const hook = await t.webhook(company, `${receiver.origin}/hook`);
+      await enqueueEvents(t.sql, company, 1);
+
+      const key = `sb_secret_${crypto.randomUUID()}`;
+      const fn = await t.dispatcher({
+        mode: "http",
+        edgeRuntime: true,
+        allowedTargets: [receiver.target],
+        env: { SUPABASE_DB_URL: url, SUPABASE_SECRET_KEYS: JSON.stringify({ default: key }) },
+      });
+      const woken = await fetch(fn.origin, { method: "POST", headers: { authorization: `Bearer ${key}` } });
+      assert.equal(woken.status, 202);
+      await woken.body?.cancel();
+      await waitFor("the delivery to reach the receiver", () => receiver.requests.length === 1);
+
+      // The database goes away while the request is out; the receiver answers during the
+      // outage, so the drain cannot write the result and fails.
+      const outage = proxy.refuse(3_000);
+      answer.open();
+      await waitFor("the drain to fail", () => /drain failed/.test(fn.output()), { timeoutMs: 20_000 });
+      const [during] = await deliveriesOf(t.sql, hook);
+      assert.equal(during.state, "pending", "nothing written while the database is away");
+      await outage;
+
+      // Back: the result is written without another wake-up, long before the lease would
+      // have run out (and the delivery been sent again).
+      const [delivery] = await settledDeliveries(t.sql, hook, { timeoutMs: 15_000 }).catch((e) => {
+        throw new Error(`${e.message}\n${fn.output()}`);
+      });
+      assert.deepEqual([delivery.state, delivery.attempt_count], ["succeeded", 1]);
+      const attempts = await attemptsOf(t.sql, delivery.id);
+      assert.deepEqual(attempts.map((a) => [a.attempt_number, a.outcome, a.status]), [[1, "succeeded", 200]]);
+      assert.equal(receiver.requests.length, 1, "sent once");
+    } finally {
+      proxy.close();
+    }
+  },
+);

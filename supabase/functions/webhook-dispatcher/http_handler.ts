@@ -7,12 +7,14 @@
 // at any moment (wall clock, CPU, memory), announcing it with `beforeunload`. So each
 // drain's budget is what is left of the worker's life, a drain claims at most
 // WEBHOOK_HTTP_MAX_DELIVERIES, one drain runs at a time, and the shutdown signal stops
-// claiming while what finished is recorded.
+// claiming while what finished is recorded. A drain the database failed leaves the results
+// of the attempts it made unwritten; they are written before the next drain starts,
+// retried here while the database is away, since no next wake-up may reach this worker.
 import { type DispatcherConfig, oneAttemptMs, workerLifeMs } from "../_shared/dispatch/config.ts";
 import type { DispatchEngine, DrainCounts } from "../_shared/dispatch/engine.ts";
 
 export interface HttpHandlerDeps {
-  engine: Pick<DispatchEngine, "drain" | "extend" | "poke">;
+  engine: Pick<DispatchEngine, "drain" | "extend" | "poke" | "unwritten">;
   config: Pick<
     DispatcherConfig,
     "wakeUpKeys" | "httpBudgetMs" | "timeoutMs" | "wallClockMs" | "httpMaxDeliveries"
@@ -39,6 +41,10 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
 
 const encoder = new TextEncoder();
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** How long after a failed drain its unwritten results are retried here (see writeLeftovers). */
+export const LEFTOVER_RETRY_MS = 60_000;
 
 /**
  * Whether `given` is one of `keys`, in time that depends on neither where a key differs
@@ -93,7 +99,8 @@ export function createHttpHandler(
     const drain = typeof budgetMs !== "number"
       ? Promise.resolve(budgetMs)
       : engine.drain({ budgetMs, signal: shutdown, maxDeliveries: config.httpMaxDeliveries });
-    const settled = drain.catch(() => {});
+    // The next drain waits for a failed one's leftovers to be written (or given up on).
+    const settled = drain.catch(() => writeLeftovers());
     running = settled;
     settled.then(() => {
       if (running === settled) running = null;
@@ -111,6 +118,27 @@ export function createHttpHandler(
     });
     return queued;
   };
+
+  /**
+   * A drain the database failed keeps the results of the attempts it made in the engine,
+   * for the next drain to write first. The Edge Runtime may end this worker before another
+   * wake-up reaches it, and the attempts would be missing from the log (their deliveries
+   * sent again once their leases ran out). So they are written now: retried, claiming
+   * nothing, with a growing pause, while the database is away, for at most
+   * LEFTOVER_RETRY_MS; after that the next drain writes them first, as before. Not bound
+   * to the shutdown signal: a worker being ended still writes what it sent.
+   */
+  async function writeLeftovers(): Promise<void> {
+    const until = Date.now() + LEFTOVER_RETRY_MS;
+    for (let wait = 250; engine.unwritten > 0 && Date.now() < until; wait = Math.min(wait * 2, 4_000)) {
+      await sleep(wait);
+      try {
+        await engine.drain({ budgetMs: 0, maxDeliveries: 0 });
+      } catch (error) {
+        log(`writing the results a failed drain left failed (${error}); retrying`);
+      }
+    }
+  }
 
   return async (request: Request): Promise<Response> => {
     const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]?.trim() ?? "";

@@ -39,6 +39,7 @@ function recordingEngine(hold?: Promise<void>) {
       poke() {
         pokes.count++;
       },
+      unwritten: 0,
     },
   };
 }
@@ -259,4 +260,44 @@ Deno.test("with EdgeRuntime.waitUntil, a wake-up during a drain extends it: the 
   assert.equal(pokes.count, 0);
   release.open();
   await Promise.all(work);
+});
+
+Deno.test("a drain the database failed: its unwritten results are retried, claiming nothing, before the next drain starts", async () => {
+  const config = parseConfig({ SUPABASE_SERVICE_ROLE_KEY: LEGACY, SUPABASE_DB_URL: "postgres://x/db" }, {
+    mode: "http",
+  });
+  const drains: DrainOptions[] = [];
+  // The first drain fails with one result unwritten; so does the first retry; the second
+  // retry writes it.
+  const engine = {
+    unwritten: 0,
+    drain(options: DrainOptions): Promise<DrainCounts> {
+      drains.push(options);
+      if (drains.length === 1) {
+        engine.unwritten = 1;
+        return Promise.reject(new Error("connection refused"));
+      }
+      if (drains.length === 2) return Promise.reject(new Error("connection refused"));
+      if (options.maxDeliveries === 0) engine.unwritten = 0;
+      return Promise.resolve({ ...emptyCounts(), claimed: drains.length });
+    },
+    extend() {},
+    poke() {},
+  };
+  const logged: string[] = [];
+  const handler = createHttpHandler({ engine, config, log: (m) => logged.push(m) });
+  const failed = await handler(wake(`Bearer ${LEGACY}`)).catch((e) => e);
+  assert.match(String(failed), /connection refused/, "the wake-up that ran the failed drain hears of it");
+  const next = handler(wake(`Bearer ${LEGACY}`));
+  const answer = await next;
+  assert.equal(drains.length, 4, "two retries, then the next wake-up's drain");
+  assert.deepEqual(
+    drains.slice(1, 3).map((d) => [d.budgetMs, d.maxDeliveries]),
+    [[0, 0], [0, 0]],
+    "the retries claim nothing",
+  );
+  assert.equal(drains[3].maxDeliveries, config.httpMaxDeliveries);
+  assert.equal((await answer.json()).claimed, 4);
+  assert.equal(engine.unwritten, 0);
+  assert.equal(logged.filter((m) => /failed drain left failed/.test(m)).length, 1, "the failed retry is logged");
 });

@@ -152,6 +152,11 @@ export class DispatchEngine {
     return this.#inFlight;
   }
 
+  /** Results and releases a failed database call left unwritten: the next drain or run writes them first. */
+  get unwritten(): number {
+    return this.#results.length + this.#released.length;
+  }
+
   /** Every delivery this engine claimed, and how each ended, since it was made. */
   get totals(): Readonly<DrainCounts> {
     return this.#totals;
