@@ -8,8 +8,9 @@
 // drain's budget is what is left of the worker's life, a drain claims at most
 // WEBHOOK_HTTP_MAX_DELIVERIES, one drain runs at a time, and the shutdown signal stops
 // claiming while what finished is recorded. A drain the database failed leaves the results
-// of the attempts it made unwritten; they are written before the next drain starts,
-// retried here while the database is away, since no next wake-up may reach this worker.
+// of the attempts it made unwritten; on the Edge Runtime they are written before the next
+// drain starts, retried here (under waitUntil) while the database is away, since no next
+// wake-up may reach this worker.
 import { type DispatcherConfig, oneAttemptMs, workerLifeMs } from "../_shared/dispatch/config.ts";
 import type { DispatchEngine, DrainCounts } from "../_shared/dispatch/engine.ts";
 
@@ -94,13 +95,16 @@ export function createHttpHandler(
   // start. A drain answered inline is not extended: its answer must come.
   let running: Promise<unknown> | null = null;
   let queued: Promise<DrainCounts | Refusal> | null = null;
+  // A failed drain's leftovers are being written (see writeLeftovers): wake-ups only poke.
+  let writingLeftovers = false;
   const start = (): Promise<DrainCounts | Refusal> => {
     const budgetMs = budget();
     const drain = typeof budgetMs !== "number"
       ? Promise.resolve(budgetMs)
       : engine.drain({ budgetMs, signal: shutdown, maxDeliveries: config.httpMaxDeliveries });
-    // The next drain waits for a failed one's leftovers to be written (or given up on).
-    const settled = drain.catch(() => writeLeftovers());
+    // Under waitUntil, the next drain waits for a failed one's leftovers to be written (or
+    // given up on), and so does the promise the runtime keeps the worker for (below).
+    const settled = drain.catch(() => (waitUntil ? writeLeftovers() : undefined));
     running = settled;
     settled.then(() => {
       if (running === settled) running = null;
@@ -109,7 +113,7 @@ export function createHttpHandler(
   };
   const requestDrain = (): Promise<DrainCounts | Refusal> => {
     if (running === null) return start();
-    const more = waitUntil ? budget() : null;
+    const more = waitUntil && !writingLeftovers ? budget() : null;
     if (typeof more === "number") engine.extend({ budgetMs: more, maxDeliveries: config.httpMaxDeliveries });
     else engine.poke();
     queued ??= running.then(() => {
@@ -123,20 +127,27 @@ export function createHttpHandler(
    * A drain the database failed keeps the results of the attempts it made in the engine,
    * for the next drain to write first. The Edge Runtime may end this worker before another
    * wake-up reaches it, and the attempts would be missing from the log (their deliveries
-   * sent again once their leases ran out). So they are written now: retried, claiming
-   * nothing, with a growing pause, while the database is away, for at most
-   * LEFTOVER_RETRY_MS; after that the next drain writes them first, as before. Not bound
-   * to the shutdown signal: a worker being ended still writes what it sent.
+   * sent again once their leases ran out). So there they are written now, under waitUntil:
+   * retried with a growing pause while the database is away, for at most
+   * LEFTOVER_RETRY_MS; after that the next drain writes them first. The retries claim
+   * nothing (no deliveries allowed, and no wake-up extends them) and take the shutdown
+   * signal, under which a drain still writes what it holds. A plain Deno process (answers
+   * inline) lives on: its next drain writes them, and its wake-ups wait for nothing.
    */
   async function writeLeftovers(): Promise<void> {
-    const until = Date.now() + LEFTOVER_RETRY_MS;
-    for (let wait = 250; engine.unwritten > 0 && Date.now() < until; wait = Math.min(wait * 2, 4_000)) {
-      await sleep(wait);
-      try {
-        await engine.drain({ budgetMs: 0, maxDeliveries: 0 });
-      } catch (error) {
-        log(`writing the results a failed drain left failed (${error}); retrying`);
+    writingLeftovers = true;
+    try {
+      const until = Date.now() + LEFTOVER_RETRY_MS;
+      for (let wait = 250; engine.unwritten > 0 && Date.now() < until; wait = Math.min(wait * 2, 4_000)) {
+        await sleep(wait);
+        try {
+          await engine.drain({ budgetMs: 0, maxDeliveries: 0, signal: shutdown });
+        } catch (error) {
+          log(`writing the results a failed drain left failed (${error}); retrying`);
+        }
       }
+    } finally {
+      writingLeftovers = false;
     }
   }
 
@@ -152,7 +163,7 @@ export function createHttpHandler(
     const now = budget();
     if (typeof now !== "number") return json(503, { error: now.refused });
     if (waitUntil) {
-      waitUntil(requestDrain().catch((error) => log(`drain failed: ${error}`)));
+      waitUntil(requestDrain().catch((error) => log(`drain failed: ${error}`)).then(() => running));
       return json(202, { accepted: true });
     }
     const outcome = await requestDrain();

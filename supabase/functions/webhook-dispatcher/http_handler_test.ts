@@ -262,13 +262,79 @@ Deno.test("with EdgeRuntime.waitUntil, a wake-up during a drain extends it: the 
   await Promise.all(work);
 });
 
-Deno.test("a drain the database failed: its unwritten results are retried, claiming nothing, before the next drain starts", async () => {
+Deno.test("with waitUntil, a drain the database failed: its leftovers are retried, claiming nothing, under waitUntil, before the next drain", async () => {
   const config = parseConfig({ SUPABASE_SERVICE_ROLE_KEY: LEGACY, SUPABASE_DB_URL: "postgres://x/db" }, {
     mode: "http",
   });
   const drains: DrainOptions[] = [];
+  const extensions: unknown[] = [];
+  let pokes = 0;
+  const secondRetry = gate();
   // The first drain fails with one result unwritten; so does the first retry; the second
-  // retry writes it.
+  // retry waits (a slow write), then writes it.
+  const engine = {
+    unwritten: 0,
+    async drain(options: DrainOptions): Promise<DrainCounts> {
+      drains.push(options);
+      if (drains.length === 1) {
+        engine.unwritten = 1;
+        throw new Error("connection refused");
+      }
+      if (drains.length === 2) throw new Error("connection refused");
+      if (drains.length === 3) {
+        await secondRetry.opened;
+        engine.unwritten = 0;
+      }
+      return { ...emptyCounts(), claimed: drains.length };
+    },
+    extend(options: unknown) {
+      extensions.push(options);
+    },
+    poke() {
+      pokes++;
+    },
+  };
+  const logged: string[] = [];
+  const kept: Promise<unknown>[] = [];
+  const shutdown = new AbortController();
+  const handler = createHttpHandler({
+    engine,
+    config,
+    log: (m) => logged.push(m),
+    waitUntil: (work) => void kept.push(work),
+    shutdown: shutdown.signal,
+  });
+  assert.equal((await handler(wake(`Bearer ${LEGACY}`))).status, 202);
+  let allKept = false;
+  const keptSettled = (async () => {
+    while (kept.length > 0) await kept.shift();
+    allKept = true;
+  })();
+  await waitUntilTrue(() => drains.length === 3);
+  // A wake-up during the slow retry: it pokes, and extends nothing (the retry must not claim).
+  assert.equal((await handler(wake(`Bearer ${LEGACY}`))).status, 202);
+  assert.deepEqual(extensions, [], "a wake-up extended the retry: it would claim");
+  assert.ok(pokes >= 1);
+  assert.equal(allKept, false, "waitUntil let go of the worker before the leftovers were written");
+  assert.equal(drains.length, 3, "the next drain started before the leftovers were written");
+  secondRetry.open();
+  await keptSettled;
+  assert.equal(engine.unwritten, 0);
+  assert.equal(drains.length, 4, "two retries, then the drain of the wake-up that came meanwhile");
+  assert.deepEqual(
+    drains.slice(1, 3).map((d) => [d.budgetMs, d.maxDeliveries, d.signal === shutdown.signal]),
+    [[0, 0, true], [0, 0, true]],
+    "the retries claim nothing, and take the shutdown signal",
+  );
+  assert.equal(drains[3].maxDeliveries, config.httpMaxDeliveries);
+  assert.equal(logged.filter((m) => /failed drain left failed/.test(m)).length, 1, "the failed retry is logged");
+});
+
+Deno.test("answered inline, a drain the database failed is not retried: the next drain writes its leftovers", async () => {
+  const config = parseConfig({ SUPABASE_SERVICE_ROLE_KEY: LEGACY, SUPABASE_DB_URL: "postgres://x/db" }, {
+    mode: "http",
+  });
+  const drains: DrainOptions[] = [];
   const engine = {
     unwritten: 0,
     drain(options: DrainOptions): Promise<DrainCounts> {
@@ -277,27 +343,26 @@ Deno.test("a drain the database failed: its unwritten results are retried, claim
         engine.unwritten = 1;
         return Promise.reject(new Error("connection refused"));
       }
-      if (drains.length === 2) return Promise.reject(new Error("connection refused"));
-      if (options.maxDeliveries === 0) engine.unwritten = 0;
+      engine.unwritten = 0;
       return Promise.resolve({ ...emptyCounts(), claimed: drains.length });
     },
     extend() {},
     poke() {},
   };
-  const logged: string[] = [];
-  const handler = createHttpHandler({ engine, config, log: (m) => logged.push(m) });
+  const handler = createHttpHandler({ engine, config, log: () => {} });
   const failed = await handler(wake(`Bearer ${LEGACY}`)).catch((e) => e);
   assert.match(String(failed), /connection refused/, "the wake-up that ran the failed drain hears of it");
-  const next = handler(wake(`Bearer ${LEGACY}`));
-  const answer = await next;
-  assert.equal(drains.length, 4, "two retries, then the next wake-up's drain");
-  assert.deepEqual(
-    drains.slice(1, 3).map((d) => [d.budgetMs, d.maxDeliveries]),
-    [[0, 0], [0, 0]],
-    "the retries claim nothing",
-  );
-  assert.equal(drains[3].maxDeliveries, config.httpMaxDeliveries);
-  assert.equal((await answer.json()).claimed, 4);
-  assert.equal(engine.unwritten, 0);
-  assert.equal(logged.filter((m) => /failed drain left failed/.test(m)).length, 1, "the failed retry is logged");
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(drains.length, 1, "retried without waitUntil");
+  const next = await handler(wake(`Bearer ${LEGACY}`));
+  assert.equal((await next.json()).claimed, 2, "the next wake-up's drain starts at once");
+  assert.equal(drains[1].maxDeliveries, config.httpMaxDeliveries);
 });
+
+async function waitUntilTrue(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -45,7 +45,9 @@ export function signWebhook({ msgId, timestamp, body, secrets }: SignInput): Sig
 }
 
 const PREFIX = "whsec_";
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// Padded or not, as the library decodes it; a lone last character (length 1 mod 4) is no
+// base64 (the library dropped it, and signed with a shorter key).
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
 /** Decoded keys by secret: one endpoint's deliveries share theirs. Emptied when full. */
 const keys = new Map<string, Buffer>();
 const MAX_KEYS = 1_000;

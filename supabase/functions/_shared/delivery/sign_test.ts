@@ -48,7 +48,7 @@ Deno.test("sign: duplicate secrets sign once; no secret is an error", () => {
 });
 
 Deno.test("sign: a secret that is not base64 after whsec_ is an error, never a signature with a guessed key", () => {
-  for (const bad of ["whsec_not base64!", "whsec_", "whsec_abc", "whsec_YWJj=ZGVm"]) {
+  for (const bad of ["whsec_not base64!", "whsec_", "whsec_abcde", "whsec_YWJj=ZGVm", "whsec_YWJjZA="]) {
     assert.throws(
       () => signWebhook({ msgId, timestamp: new Date(), body, secrets: [bad] }),
       /not base64 after its whsec_ prefix/,
@@ -67,4 +67,15 @@ Deno.test("sign: the same secret signs the same way on every call (decoded keys 
   const bare = secret.slice("whsec_".length);
   assert.deepEqual(signWebhook({ msgId, timestamp: at, body, secrets: [bare] }), first);
   assert.deepEqual(new Webhook(bare).verify(body, { ...first }), JSON.parse(body));
+});
+
+Deno.test("sign: an unpadded secret signs as the reference library reads it", () => {
+  const at = new Date();
+  for (const bytes of [31, 32]) { // base64 ending in = and in ==, without them
+    const raw = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(bytes))));
+    const unpadded = `whsec_${raw.replace(/=+$/, "")}`;
+    const headers = signWebhook({ msgId, timestamp: at, body, secrets: [unpadded] });
+    assert.deepEqual(headers, signWebhook({ msgId, timestamp: at, body, secrets: [`whsec_${raw}`] }));
+    assert.deepEqual(new Webhook(unpadded).verify(body, { ...headers }), JSON.parse(body));
+  }
 });
