@@ -775,6 +775,24 @@ ALTER FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) 
 
 COMMENT ON FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) IS 'Requests the endpoint may be sent now under its own rate: its bucket (a tenth of a second of requests, at least one) refilled since rate_updated_at. Null: no rate of its own.';
 
+CREATE FUNCTION private.endpoint_ready_after_change(endpoint private.webhook_endpoints) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select case
+           when r.at is null then null
+           -- In line (ready_at has come): it keeps its place, or waits longer.
+           when endpoint.ready_at <= now() then greatest(r.at, endpoint.ready_at)
+           -- Not in line: from now if due, as a served endpoint (20261201090400).
+           else private.endpoint_ready_at(endpoint, true)
+         end
+    from (select private.endpoint_ready_at(endpoint, false) as at) r
+$$;
+
+ALTER FUNCTION private.endpoint_ready_after_change(endpoint private.webhook_endpoints) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.endpoint_ready_after_change(endpoint private.webhook_endpoints) IS 'Where an endpoint stands in the claims'' line after an ADMIN''s change to it (pass the row as it was, with the change applied to everything but ready_at): where it stood if it was in line, else from now. Never ahead of where it stood.';
+
 CREATE FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -1872,7 +1890,7 @@ begin
        where e.webhook_id = change.id;
       -- A second statement: endpoint_ready_at must see the new cap.
       update private.webhook_endpoints e
-         set ready_at = private.endpoint_ready_at(e, false)
+         set ready_at = private.endpoint_ready_after_change(e)
        where e.webhook_id = change.id
       returning e.ready_at into due_at;
       if due_at <= now() then
@@ -1898,7 +1916,7 @@ begin
         delete from private.webhook_order_releases r where r.webhook_id = change.id;
       end if;
       update private.webhook_endpoints e
-         set ready_at = private.endpoint_ready_at(e, false)
+         set ready_at = private.endpoint_ready_after_change(e)
        where e.webhook_id = change.id;
     elsif change.old_order = 'parallel' and change.delivery_order = 'ordered' then
       -- Ordered again before the claims finished releasing: what is created from now on
@@ -1931,7 +1949,7 @@ begin
        where e.webhook_id = change.id;
       -- A second statement: endpoint_ready_at must see the circuit the first one closed.
       update private.webhook_endpoints e
-         set ready_at = private.endpoint_ready_at(e, false)
+         set ready_at = private.endpoint_ready_after_change(e)
        where e.webhook_id = change.id
       returning e.ready_at into due_at;
       if due_at <= now() then
@@ -1955,7 +1973,7 @@ begin
        where e.webhook_id = change.id;
       -- A second statement: endpoint_ready_at must see the circuit the first one closed.
       update private.webhook_endpoints e
-         set ready_at = private.endpoint_ready_at(e, false)
+         set ready_at = private.endpoint_ready_after_change(e)
        where e.webhook_id = change.id
       returning e.ready_at into due_at;
       if due_at <= now() then
@@ -2517,7 +2535,7 @@ begin
                   limit 1)
      and d.next_attempt_at = 'infinity';
   update private.webhook_endpoints e
-     set ready_at = private.endpoint_ready_at(e, false)
+     set ready_at = private.endpoint_ready_after_change(e)
    where e.webhook_id = target.webhook_id;
   return target.id;
 end;
@@ -3437,6 +3455,8 @@ GRANT ALL ON FUNCTION private.endpoint_held_back_by_own_limits(webhook_id uuid) 
 REVOKE ALL ON FUNCTION private.endpoint_rate_capacity(rate integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.endpoint_ready_after_change(endpoint private.webhook_endpoints) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) FROM PUBLIC;
 
