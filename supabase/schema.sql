@@ -216,7 +216,7 @@ begin
             or not exists (select 1 from private.webhook_endpoint_signals s where s.webhook_id = cancellation.webhook_id)) then
       delete from private.webhook_cancellations c where c.webhook_id = cancellation.webhook_id;
       update private.webhook_endpoints e
-         set ready_at = private.endpoint_ready_at(e, false)
+         set ready_at = private.endpoint_ready_after_change(e)
        where e.webhook_id = cancellation.webhook_id;
     end if;
     exit;
@@ -245,7 +245,7 @@ begin
     end if;
     -- What it released is due now.
     update private.webhook_endpoints e
-       set ready_at = private.endpoint_ready_at(e, false)
+       set ready_at = private.endpoint_ready_after_change(e)
      where e.webhook_id = order_release.webhook_id;
     exit;
   end loop;
@@ -776,17 +776,23 @@ ALTER FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) 
 COMMENT ON FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_endpoints) IS 'Requests the endpoint may be sent now under its own rate: its bucket (a tenth of a second of requests, at least one) refilled since rate_updated_at. Null: no rate of its own.';
 
 CREATE FUNCTION private.endpoint_ready_after_change(endpoint private.webhook_endpoints) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
-  select case
-           when r.at is null then null
-           -- In line (ready_at has come): it keeps its place, or waits longer.
-           when endpoint.ready_at <= now() then greatest(r.at, endpoint.ready_at)
-           -- Not in line: from now if due, as a served endpoint (20261201090400).
-           else private.endpoint_ready_at(endpoint, true)
-         end
-    from (select private.endpoint_ready_at(endpoint, false) as at) r
+declare
+  at timestamptz := private.endpoint_ready_at(endpoint, false);
+begin
+  if at is null then
+    return null;
+  -- In line (its ready_at has come): it keeps its place, or waits longer. (The clock, not
+  -- now(): a claim that served it after this transaction began put it at the back, from
+  -- then; it stays there.)
+  elsif endpoint.ready_at <= clock_timestamp() then
+    return greatest(at, endpoint.ready_at);
+  end if;
+  -- Not in line: from now if due, as a served endpoint (20261201090400).
+  return private.endpoint_ready_at(endpoint, true);
+end;
 $$;
 
 ALTER FUNCTION private.endpoint_ready_after_change(endpoint private.webhook_endpoints) OWNER TO postgres;

@@ -104,7 +104,7 @@ export function createHttpHandler(
       : engine.drain({ budgetMs, signal: shutdown, maxDeliveries: config.httpMaxDeliveries });
     // Under waitUntil, the next drain waits for a failed one's leftovers to be written (or
     // given up on), and so does the promise the runtime keeps the worker for (below).
-    const settled = drain.catch(() => (waitUntil ? writeLeftovers() : undefined));
+    const settled = drain.catch(() => (waitUntil ? writeLeftovers().catch(() => {}) : undefined));
     running = settled;
     settled.then(() => {
       if (running === settled) running = null;

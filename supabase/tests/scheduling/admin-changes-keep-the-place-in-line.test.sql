@@ -4,9 +4,11 @@
 -- change an ADMIN can make to the mover (cap, rate, url, delivery order, a cancelled
 -- delivery) leaves it where it stood, not at its oldest delivery an hour ago, ahead of the
 -- other tenant; one not in line joins it at the back; a change that makes it wait longer
--- still does.
+-- still does (that case passes on the old code too: it guards the rule). So do the claims
+-- that finish a change's work: each chunk of a switch to parallel, and the end of the
+-- cancellation an endpoint enabled again left.
 begin;
-select plan(10);
+select plan(17);
 
 select tests.create_company('Mover') as mover_co \gset
 select tests.create_company('Waiter') as waiter_co \gset
@@ -72,6 +74,49 @@ select is((select count(*)::integer from private.claim_due_deliveries('worker-2'
 update private.webhook_endpoints set ready_at = now() - interval '1 second' where webhook_id = :'mover';
 update public.webhooks set max_concurrent_requests = 1 where id = :'mover';
 select is(pg_temp.mover_ready_at(), now() + interval '60 seconds', 'at its new cap of one, it waits for that lease');
+
+-- The claims finish a switch to parallel in chunks (cancel_batch_size, two here): a claim
+-- that releases a chunk leaves the endpoint where it stood, and serves the other tenant first.
+select tests.create_company('Orderly') as orderly_co \gset
+select tests.create_webhook(:'orderly_co', 'PROCESS_REVISED', 'https://orderly.example.com/hook') as orderly \gset
+update public.webhooks set delivery_order = 'ordered' where id = :'orderly';
+select count(private.enqueue_webhook_event(:'orderly_co', 'PROCESS_REVISED', '{"process_id": "p-1"}')) from generate_series(1, 7) \gset
+update private.webhook_settings set cancel_batch_size = 2;
+select tests.time_passes('1 hour');
+delete from private.webhook_endpoint_signals;
+update private.webhook_endpoints set ready_at = null where ready_at is not null;
+update private.webhook_endpoints set ready_at = now() - interval '2 seconds' where webhook_id = :'waiter';
+update private.webhook_endpoints set ready_at = now() - interval '1 second' where webhook_id = :'orderly';
+update public.webhooks set delivery_order = 'parallel' where id = :'orderly';
+select is((select count(*)::integer from private.webhook_order_releases where webhook_id = :'orderly'), 1,
+  'switched to parallel with more held than a chunk: the claims release the rest');
+select is((select webhook_id from private.claim_due_deliveries('worker-3', 1, 60)), :'waiter'::uuid,
+  'a claim that releases a chunk still serves the tenant that waited longer');
+select is((select ready_at from private.webhook_endpoints where webhook_id = :'orderly'), now() - interval '1 second',
+  'and leaves the switched endpoint where it stood');
+
+-- Disabled with a backlog larger than a chunk, then enabled again at once: the claims end the
+-- cancellation, and the endpoint, out of line meanwhile, gets its schedule back at the back.
+select tests.create_company('Flicker') as flicker_co \gset
+select tests.create_webhook(:'flicker_co', 'PROCESS_REVISED', 'https://flicker.example.com/hook') as flicker \gset
+select count(private.enqueue_webhook_event(:'flicker_co', 'PROCESS_REVISED', '{}')) from generate_series(1, 3) \gset
+update public.webhooks set is_active = false, disabled_reason = 'maintenance' where id = :'flicker';
+update public.webhooks set is_active = true where id = :'flicker';
+select tests.time_passes('1 hour');
+-- Written after the enable, an hour ago: its own delivery, due since then.
+select private.enqueue_webhook_event(:'flicker_co', 'PROCESS_REVISED', '{}') as flicker_event \gset
+select tests.time_passes('1 hour');
+delete from private.webhook_endpoint_signals;
+update private.webhook_endpoints set ready_at = null where ready_at is not null;
+update private.webhook_endpoints set ready_at = now() - interval '2 seconds' where webhook_id = :'waiter';
+select is((select count(*)::integer from private.webhook_cancellations where webhook_id = :'flicker'), 1,
+  'the disable left a cancellation to the claims');
+select is((select webhook_id from private.claim_due_deliveries('worker-4', 1, 60)), :'waiter'::uuid,
+  'a claim ends it, and serves the tenant that waited longer');
+select is((select count(*)::integer from private.webhook_cancellations where webhook_id = :'flicker'), 0,
+  'the cancellation is over');
+select is((select ready_at from private.webhook_endpoints where webhook_id = :'flicker'), now(),
+  'and the endpoint joins the line at the back, not at its delivery of an hour ago');
 
 select * from finish();
 rollback;
