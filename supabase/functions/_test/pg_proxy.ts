@@ -1,6 +1,6 @@
 // A TCP proxy between a dispatcher and the test database, so that a test can make an
 // outage exact (drop every connection, refuse new ones for a while) without restarting the
-// server. Used by webhook-dispatcher/db_outage_test.ts.
+// server. Used by webhook-dispatcher/db_outage_test.ts and http_outage_test.ts.
 import { requireDbUrl, sleep } from "./e2e.ts";
 
 export class PgProxy {

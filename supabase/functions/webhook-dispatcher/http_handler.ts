@@ -45,7 +45,7 @@ const encoder = new TextEncoder();
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** How long after a failed drain its unwritten results are retried here (see writeLeftovers). */
-export const LEFTOVER_RETRY_MS = 60_000;
+const LEFTOVER_RETRY_MS = 60_000;
 
 /**
  * Whether `given` is one of `keys`, in time that depends on neither where a key differs

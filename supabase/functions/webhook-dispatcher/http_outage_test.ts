@@ -1,0 +1,59 @@
+// A database outage in HTTP mode, as hosted Supabase runs it (EdgeRuntime.waitUntil): the
+// results a drain could not write are written once the database is back, before the
+// runtime can end the worker (http_handler.ts, writeLeftovers). Apart from
+// db_outage_test.ts (worker mode), so that it runs on Deno 2.1 too, the level hosted
+// Supabase runs.
+import assert from "node:assert/strict";
+import { attemptsOf, deliveriesOf, e2eTest, enqueueEvents, settledDeliveries, sleep, waitFor } from "../_test/e2e.ts";
+import { proxyFor } from "../_test/pg_proxy.ts";
+import { gate } from "../_test/receiver.ts";
+
+e2eTest(
+  "HTTP mode on the Edge Runtime: results a drain could not write (the database went away) are written once it is back, with no further wake-up",
+  async (t) => {
+    const { proxy, url } = proxyFor();
+    try {
+      const answer = gate();
+      const receiver = t.receiver(async () => {
+        await Promise.race([answer.opened, sleep(20_000, t.ending)]);
+        return new Response("ok");
+      });
+      const company = await t.company();
+      const hook = await t.webhook(company, `${receiver.origin}/hook`);
+      await enqueueEvents(t.sql, company, 1);
+
+      const key = `sb_secret_${crypto.randomUUID()}`;
+      const fn = await t.dispatcher({
+        mode: "http",
+        edgeRuntime: true,
+        allowedTargets: [receiver.target],
+        env: { SUPABASE_DB_URL: url, SUPABASE_SECRET_KEYS: JSON.stringify({ default: key }) },
+      });
+      const woken = await fetch(fn.origin, { method: "POST", headers: { authorization: `Bearer ${key}` } });
+      assert.equal(woken.status, 202);
+      await woken.body?.cancel();
+      await waitFor("the delivery to reach the receiver", () => receiver.requests.length === 1);
+
+      // The database goes away while the request is out; the receiver answers during the
+      // outage, so the drain cannot write the result and fails.
+      const outage = proxy.refuse(3_000);
+      answer.open();
+      await waitFor("the drain to fail", () => /drain failed/.test(fn.output()), { timeoutMs: 20_000 });
+      const [during] = await deliveriesOf(t.sql, hook);
+      assert.equal(during.state, "pending", "nothing written while the database is away");
+      await outage;
+
+      // Back: the result is written without another wake-up, long before the lease would
+      // have run out (and the delivery been sent again).
+      const [delivery] = await settledDeliveries(t.sql, hook, { timeoutMs: 15_000 }).catch((e) => {
+        throw new Error(`${e.message}\n${fn.output()}`);
+      });
+      assert.deepEqual([delivery.state, delivery.attempt_count], ["succeeded", 1]);
+      const attempts = await attemptsOf(t.sql, delivery.id);
+      assert.deepEqual(attempts.map((a) => [a.attempt_number, a.outcome, a.status]), [[1, "succeeded", 200]]);
+      assert.equal(receiver.requests.length, 1, "sent once");
+    } finally {
+      proxy.close();
+    }
+  },
+);
