@@ -1,0 +1,53 @@
+-- API users can no longer ask PostgREST for the planner's row estimate, which counted
+-- every company's rows.
+--
+-- `Prefer: count=planned` answers Content-Range with the planner's estimate for the query
+-- (EXPLAIN), and `count=estimated` with that estimate once the exact count passes
+-- db-max-rows. The planner estimates from the table's statistics, which cover every
+-- company: RLS filters the rows, not the estimate. An ADMIN of company A asking for
+-- `webhook_deliveries?company_id=eq.<B's id>&limit=0` with `count=planned` got
+-- `*/3000` for a company B with 3,000 deliveries and `*/1` for an id nobody uses: B's
+-- existence and size, on every table with statistics (webhooks, events, deliveries,
+-- attempts, processes, users). DESIGN.md: no answer to a tenant differs by another
+-- tenant's data.
+--
+-- PostgREST calls api_guard.refuse_planned_counts() at the start of every request (its
+-- db-pre-request, set on the authenticator role below, as Supabase documents for request
+-- checks). It runs as the request's role, anon included, so it cannot live in private
+-- (anon has no USAGE there, by design): it gets a schema of its own, api_guard, which
+-- holds only request checks and is not exposed through the API (db-schemas is public). For the API roles RLS applies to (anon, authenticated), a planned or estimated
+-- count is refused with 400 before the query runs; `count=exact` (which counts only the
+-- rows the caller may see) is unaffected, and so is the service role (no RLS to keep).
+-- A project that already has a pre-request function of its own calls this one from it.
+-- Tests: tests/frontend/planned-counts-reveal-no-tenant.test.ts.
+
+create schema api_guard;
+comment on schema api_guard is
+  'Checks PostgREST runs before every API request (db-pre-request). Usable by the API roles, not exposed through the API.';
+revoke all on schema api_guard from public;
+grant usage on schema api_guard to anon, authenticated, service_role;
+
+create function api_guard.refuse_planned_counts()
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if current_user in ('anon', 'authenticated')
+     and lower(coalesce(current_setting('request.headers', true)::json ->> 'prefer', ''))
+         ~ '(^|[,;[:space:]])count[[:space:]]*=[[:space:]]*(planned|estimated)' then
+    raise exception 'Prefer: count=planned and count=estimated are not available'
+      using errcode = '22023',
+            detail = 'The planner''s estimate counts the rows of every company, not only the rows you may see.',
+            hint = 'Use Prefer: count=exact (supabase-js: { count: ''exact'' }).';
+  end if;
+end;
+$$;
+comment on function api_guard.refuse_planned_counts() is
+  'PostgREST''s db-pre-request: refuses Prefer: count=planned|estimated to anon and authenticated (the planner''s estimate counts every company''s rows). count=exact is unaffected.';
+revoke execute on function api_guard.refuse_planned_counts() from public;
+grant execute on function api_guard.refuse_planned_counts() to anon, authenticated, service_role;
+
+alter role authenticator set pgrst.db_pre_request = 'api_guard.refuse_planned_counts';
+notify pgrst, 'reload config';
