@@ -1604,8 +1604,9 @@ begin
      and d.state = 'pending'
      and d.lease_owner = worker;
   get diagnostics released = row_count;
+  -- Served: the claim that leased them had its turn (20261202090100).
   update private.webhook_endpoints e
-     set ready_at = private.endpoint_ready_at(e, false)
+     set ready_at = private.endpoint_ready_at(e, true)
    where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids));
   return released;
 end;
