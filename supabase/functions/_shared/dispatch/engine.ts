@@ -402,6 +402,11 @@ export class DispatchEngine {
   /** Until what could be due next; attempts ending and new work wake the loop earlier. */
   async #sleepMs(loop: Loop, lastClaimFound: boolean): Promise<number> {
     if (loop.untilIdle) return this.#config.timeoutMs; // attempts in flight: one ends by then
+    // Every slot taken: nothing can be claimed before an attempt ends, and an ending attempt
+    // wakes the loop. Asking the database what is due would answer "now" while a backlog
+    // waits, and the loop would ask again at once, round trip after round trip, for as
+    // long as the slowest request hangs.
+    if (this.#inFlight >= this.#config.concurrency) return this.#config.timeoutMs;
     const next = await this.#store.nextDueAt();
     if (next === null) return loop.maxIdleMs;
     // Something due that the last claim could not take (another dispatcher holds that

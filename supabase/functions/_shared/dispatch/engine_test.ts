@@ -30,6 +30,7 @@ class MemoryStore implements DeliveryStore {
   /** Every store call in order, for the idle protocol's tests. */
   readonly log: string[] = [];
   claimCalls = 0;
+  nextDueAtCalls = 0;
   failRecord = false;
   /** Writes the first result of a record call, then fails as the database would mid-way. */
   partlyRecord = false;
@@ -142,6 +143,7 @@ class MemoryStore implements DeliveryStore {
   }
 
   nextDueAt(): Promise<Date | null> {
+    this.nextDueAtCalls++;
     const pending = [...this.deliveries.values()].filter((d) => d.state === "pending");
     if (pending.length === 0) return Promise.resolve(null);
     return Promise.resolve(new Date(Math.min(...pending.map((d) => Math.max(d.nextAttemptAt, d.leasedUntil ?? 0)))));
@@ -486,6 +488,32 @@ Deno.test("engine: never more requests in flight than the global cap", async () 
   const engine = new DispatchEngine({ store, config: config([receiver.target], { concurrency: 4, batchSize: 10 }) });
   assert.deepEqual(await engine.drain(BUDGET), tally({ claimed: 30, succeeded: 30 }));
   assert.equal(most, 4, "4 requests at most at once, and the cap was used");
+});
+
+Deno.test("engine: with every slot taken, the worker loop waits for an attempt to end, not asking the store again and again", async () => {
+  const release = gate();
+  await using receiver = startReceiver(async () => {
+    await release.opened;
+    return new Response("ok");
+  });
+  const store = new MemoryStore(() => new Date());
+  for (let i = 0; i < 4; i++) store.add({ url: receiver.origin, webhook_id: `webhook-${i}` });
+  const engine = new DispatchEngine({ store, config: config([receiver.target], { concurrency: 2, timeoutMs: 10_000 }) });
+  const stop = new AbortController();
+  const running = engine.run({ signal: stop.signal, maxIdleMs: 60_000 });
+  // Two requests hang, two deliveries are due behind them, past the 250 ms the loop stays
+  // awake and through its idle protocol.
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  const asked = store.nextDueAtCalls;
+  assert.equal(receiver.requests.length, 2, "the two slots are taken, the others wait");
+  release.open();
+  const done = await within(5_000, new Promise((resolve) => {
+    const check = setInterval(() => [...store.deliveries.values()].every((d) => d.state === "succeeded") && (clearInterval(check), resolve()), 5);
+  }));
+  stop.abort();
+  await running;
+  assert.equal(done, true, "the waiting deliveries went once the slots were free");
+  assert.ok(asked <= 2, `asked the store what is due ${asked} times while every slot was taken`);
 });
 
 Deno.test("engine: an endpoint at the store's cap does not hold up another", async () => {
