@@ -1,12 +1,14 @@
 // Database outages the worker must ride out, through a TCP proxy between the dispatcher
 // and the test database (so the outage is exact and needs no server restart): a
 // connection dropped while postgres.js sets it up must not kill the process, and the
-// worker resumes on its own once the database answers again, losing nothing. How soon
+// worker resumes on its own once the database answers again, losing nothing; stopped
+// during an outage, it writes what it delivered once the database is back. How soon
 // it resumes is the reconnect backoff's business (capped at a second, pg_store_test.ts),
 // not a stopwatch's: a bound on wall time flakes on a loaded machine.
 import assert from "node:assert/strict";
-import { createProcess, e2eTest, enqueueEvents, reviseProcess, settledDeliveries } from "../_test/e2e.ts";
+import { attemptsOf, createProcess, deliveriesOf, e2eTest, enqueueEvents, reviseProcess, settledDeliveries, sleep, waitFor } from "../_test/e2e.ts";
 import { proxyFor } from "../_test/pg_proxy.ts";
+import { gate } from "../_test/receiver.ts";
 
 e2eTest(
   "a pool connection lost while it is set up (postgres.js array-types query) does not kill the worker",
@@ -60,6 +62,43 @@ e2eTest("after a 6 s database outage the worker resumes on its own and loses not
     assert.deepEqual(deliveries.map((d) => [d.state, d.attempt_count]), [["succeeded", 1], ["succeeded", 1]]);
     assert.equal(receiver.requests.length, 2, "each delivered once");
     assert.deepEqual(new Set(receiver.webhookIds()), new Set(deliveries.map((d) => d.id)));
+  } finally {
+    proxy.close();
+  }
+});
+
+e2eTest("stopped (SIGTERM) while the database is away, the worker writes what it delivered once it is back, then exits", async (t) => {
+  const { proxy, url } = proxyFor();
+  try {
+    const answer = gate();
+    const receiver = t.receiver(async () => {
+      await Promise.race([answer.opened, sleep(20_000, t.ending)]);
+      return new Response("ok");
+    });
+    const company = await t.company();
+    const hook = await t.webhook(company, `${receiver.origin}/hook`);
+    const worker = await t.dispatcher({ allowedTargets: [receiver.target], env: { SUPABASE_DB_URL: url } });
+    await enqueueEvents(t.sql, company, 1);
+    await waitFor("the delivery to reach the receiver", () => receiver.requests.length === 1);
+
+    // The database goes away while the request is out; the receiver answers during the
+    // outage, so the result cannot be written; then the worker is told to stop.
+    const outage = proxy.refuse(3_000);
+    answer.open();
+    await waitFor("the write to fail", () => /dispatcher error/.test(worker.output()), { timeoutMs: 20_000 });
+    worker.kill("SIGTERM");
+    const [during] = await deliveriesOf(t.sql, hook);
+    assert.equal(during.state, "pending", "nothing written while the database is away");
+    await outage;
+
+    const status = await worker.exited;
+    assert.equal(status.code, 0, worker.output());
+    // Written before it exited: no lease left to run out, nothing to send again.
+    const [delivery] = await deliveriesOf(t.sql, hook);
+    assert.deepEqual([delivery.state, delivery.attempt_count], ["succeeded", 1], worker.output());
+    const attempts = await attemptsOf(t.sql, delivery.id);
+    assert.deepEqual(attempts.map((a) => [a.attempt_number, a.outcome, a.status]), [[1, "succeeded", 200]]);
+    assert.equal(receiver.requests.length, 1, "sent once");
   } finally {
     proxy.close();
   }

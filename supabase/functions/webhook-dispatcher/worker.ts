@@ -5,12 +5,14 @@
 // migration 20261129150100), the loop sleeps until the next retry is due, and on
 // SIGTERM/SIGINT attempts in flight finish and are recorded before it exits. A database
 // outage (at start too) stops the loop; the worker starts it again a second later, and
-// the engine first writes what the outage left unwritten.
+// the engine first writes what the outage left unwritten. Stopped while such results
+// wait, it keeps trying to write them (only that) for up to STOP_WRITES_MS before it
+// exits: each one it writes is an attempt logged and a delivery not sent again.
 import type postgres from "postgres";
 import { type DispatchEngine, type DrainCounts, emptyCounts } from "../_shared/dispatch/engine.ts";
 
 export interface WorkerDeps {
-  engine: Pick<DispatchEngine, "run" | "poke" | "totals">;
+  engine: Pick<DispatchEngine, "run" | "poke" | "totals" | "unwritten">;
   sql: postgres.Sql;
   log?: (message: string) => void;
 }
@@ -19,6 +21,9 @@ export interface WorkerDeps {
 const REPORT_EVERY_MS = 5_000;
 /** How often it says that it listens (writes NOTIFY within 15 s of the last time). */
 const LISTENING_NOTE_EVERY_MS = 5_000;
+/** How long a stopping worker keeps trying to write what an outage left unwritten: within
+ * the usual grace before SIGKILL (Docker 10 s; systemd and Kubernetes 30 s). */
+export const STOP_WRITES_MS = 8_000;
 
 export interface Worker {
   /** Resolves when the worker has stopped. */
@@ -71,6 +76,21 @@ export function startWorker({ engine, sql, log = console.log }: WorkerDeps): Wor
           // what it could not write (what it never wrote is sent again after its lease).
           log(`dispatcher error (retrying in 1 s): ${error instanceof Error ? error.message : String(error)}`);
           await new Promise((resolve) => setTimeout(resolve, 1_000));
+        }
+      }
+      // Stopping. With the signal aborted, a run only writes what waits (it claims nothing),
+      // and fails while the database is away: try again, more slowly, until the deadline.
+      const until = Date.now() + STOP_WRITES_MS;
+      for (let wait = 250; engine.unwritten > 0; wait = Math.min(wait * 2, 2_000)) {
+        try {
+          await engine.run({ signal: stopping.signal });
+        } catch (error) {
+          const left = until - Date.now();
+          if (left <= 0) {
+            log(`stopping with ${engine.unwritten} result(s) unwritten (their deliveries go again after their leases): ${error instanceof Error ? error.message : String(error)}`);
+            break;
+          }
+          await new Promise((resolve) => setTimeout(resolve, Math.min(wait, left)));
         }
       }
     } finally {
