@@ -1,6 +1,8 @@
 // A database outage in HTTP mode, as hosted Supabase runs it (EdgeRuntime.waitUntil): the
 // results a drain could not write are written once the database is back, before the
-// runtime can end the worker (http_handler.ts, writeLeftovers). Apart from
+// runtime can end the worker (http_handler.ts, writeLeftovers). And as the local stack runs
+// it (a plain Deno process): stopped meanwhile, it writes them before it exits
+// (worker.ts, writeBeforeExit). Apart from
 // db_outage_test.ts (worker mode), so that it runs on Deno 2.1 too, the level hosted
 // Supabase runs.
 import assert from "node:assert/strict";
@@ -49,6 +51,54 @@ e2eTest(
         throw new Error(`${e.message}\n${fn.output()}`);
       });
       assert.deepEqual([delivery.state, delivery.attempt_count], ["succeeded", 1]);
+      const attempts = await attemptsOf(t.sql, delivery.id);
+      assert.deepEqual(attempts.map((a) => [a.attempt_number, a.outcome, a.status]), [[1, "succeeded", 200]]);
+      assert.equal(receiver.requests.length, 1, "sent once");
+    } finally {
+      proxy.close();
+    }
+  },
+);
+
+e2eTest(
+  "HTTP mode as a plain Deno process (the local stack): stopped while the database is away, it writes what a failed drain delivered once it is back, then exits",
+  async (t) => {
+    const { proxy, url } = proxyFor();
+    try {
+      const answer = gate();
+      const receiver = t.receiver(async () => {
+        await Promise.race([answer.opened, sleep(20_000, t.ending)]);
+        return new Response("ok");
+      });
+      const company = await t.company();
+      const hook = await t.webhook(company, `${receiver.origin}/hook`);
+      await enqueueEvents(t.sql, company, 1);
+
+      const key = `sb_secret_${crypto.randomUUID()}`;
+      const fn = await t.dispatcher({
+        mode: "http",
+        allowedTargets: [receiver.target],
+        env: { SUPABASE_DB_URL: url, SUPABASE_SECRET_KEYS: JSON.stringify({ default: key }) },
+      });
+      // Answered inline, once the drain ends: not awaited here.
+      const woken = fetch(fn.origin, { method: "POST", headers: { authorization: `Bearer ${key}` } })
+        .then(async (r) => (await r.body?.cancel(), r.status));
+      await waitFor("the delivery to reach the receiver", () => receiver.requests.length === 1);
+
+      // The database goes away while the request is out, the drain fails to write its
+      // result, and the process is told to stop.
+      const outage = proxy.refuse(3_000);
+      answer.open();
+      assert.equal(await woken, 500, "the drain failed: it could not write the result");
+      fn.kill("SIGTERM");
+      const [during] = await deliveriesOf(t.sql, hook);
+      assert.equal(during.state, "pending", "nothing written while the database is away");
+      await outage;
+
+      const status = await fn.exited;
+      assert.equal(status.code, 0, fn.output());
+      const [delivery] = await deliveriesOf(t.sql, hook);
+      assert.deepEqual([delivery.state, delivery.attempt_count], ["succeeded", 1], fn.output());
       const attempts = await attemptsOf(t.sql, delivery.id);
       assert.deepEqual(attempts.map((a) => [a.attempt_number, a.outcome, a.status]), [[1, "succeeded", 200]]);
       assert.equal(receiver.requests.length, 1, "sent once");

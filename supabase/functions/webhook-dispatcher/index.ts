@@ -13,7 +13,7 @@ import { DispatcherMetrics } from "../_shared/dispatch/metrics.ts";
 import { connectDatabase, createPgStore } from "../_shared/dispatch/pg_store.ts";
 import { abortOnUnload, createHttpHandler } from "./http_handler.ts";
 import { serveMetrics } from "./metrics_server.ts";
-import { startWorker } from "./worker.ts";
+import { startWorker, writeBeforeExit } from "./worker.ts";
 
 const mode = Deno.args.includes("--worker") ? "worker" : "http";
 
@@ -101,12 +101,15 @@ function serveHttp(config: DispatcherConfig) {
   const server = serve(createHttpHandler({ engine, config, age, shutdown: shutdown.signal, waitUntil }), config.port);
   if (edgeRuntime) return;
   // A plain Deno process (the local stack): SIGTERM/SIGINT stop claiming, let the drain
-  // finish what is in flight and record it, then exit.
+  // finish what is in flight and record it, then exit; what a failed drain left unwritten
+  // (the database away) is written first, if the database comes back soon enough.
   const stop = async () => {
-    console.log(`[${config.workerId}] stopping: finishing in-flight attempts`);
+    const log = (m: string) => console.log(`[${config.workerId}] ${m}`);
+    log("stopping: finishing in-flight attempts");
     shutdown.abort();
     await server.shutdown();
     await engine.idle();
+    await writeBeforeExit(engine, () => engine.drain({ budgetMs: 0, maxDeliveries: 0, signal: shutdown.signal }), log);
     await sql.end({ timeout: 5 });
     console.log(`[${config.workerId}] stopped`);
     Deno.exit(0);

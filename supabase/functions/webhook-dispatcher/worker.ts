@@ -25,6 +25,31 @@ const LISTENING_NOTE_EVERY_MS = 5_000;
  * the usual grace before SIGKILL (Docker 10 s; systemd and Kubernetes 30 s). */
 export const STOP_WRITES_MS = 8_000;
 
+/**
+ * Stopping with results a failed write left (the database away): keeps calling `write`,
+ * which only writes what waits, with a growing pause, until nothing waits or
+ * STOP_WRITES_MS have passed. Worker mode and a plain Deno process in HTTP mode use it.
+ */
+export async function writeBeforeExit(
+  engine: Pick<DispatchEngine, "unwritten">,
+  write: () => Promise<unknown>,
+  log: (message: string) => void,
+): Promise<void> {
+  const until = Date.now() + STOP_WRITES_MS;
+  for (let wait = 250; engine.unwritten > 0; wait = Math.min(wait * 2, 2_000)) {
+    try {
+      await write();
+    } catch (error) {
+      const left = until - Date.now();
+      if (left <= 0) {
+        log(`stopping with ${engine.unwritten} result(s) unwritten (their deliveries go again after their leases): ${error instanceof Error ? error.message : String(error)}`);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, left)));
+    }
+  }
+}
+
 export interface Worker {
   /** Resolves when the worker has stopped. */
   done: Promise<void>;
@@ -78,21 +103,8 @@ export function startWorker({ engine, sql, log = console.log }: WorkerDeps): Wor
           await new Promise((resolve) => setTimeout(resolve, 1_000));
         }
       }
-      // Stopping. With the signal aborted, a run only writes what waits (it claims nothing),
-      // and fails while the database is away: try again, more slowly, until the deadline.
-      const until = Date.now() + STOP_WRITES_MS;
-      for (let wait = 250; engine.unwritten > 0; wait = Math.min(wait * 2, 2_000)) {
-        try {
-          await engine.run({ signal: stopping.signal });
-        } catch (error) {
-          const left = until - Date.now();
-          if (left <= 0) {
-            log(`stopping with ${engine.unwritten} result(s) unwritten (their deliveries go again after their leases): ${error instanceof Error ? error.message : String(error)}`);
-            break;
-          }
-          await new Promise((resolve) => setTimeout(resolve, Math.min(wait, left)));
-        }
-      }
+      // Stopping. With the signal aborted, a run only writes what waits (it claims nothing).
+      await writeBeforeExit(engine, () => engine.run({ signal: stopping.signal }), log);
     } finally {
       clearInterval(noting);
       clearInterval(reporting);
