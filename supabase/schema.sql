@@ -1872,6 +1872,21 @@ ALTER FUNCTION private.tg_webhook_deliveries__wake_when_released() OWNER TO post
 
 COMMENT ON FUNCTION private.tg_webhook_deliveries__wake_when_released() IS 'A held delivery (next_attempt_at = infinity) became due: wake a dispatcher if none is awake, as a new delivery does.';
 
+CREATE FUNCTION private.tg_webhook_settings__refuse_removal() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  raise exception 'private.webhook_settings holds the deployment''s settings: its one row cannot be deleted'
+    using errcode = '55000',
+          hint = 'Change the settings with UPDATE private.webhook_settings SET ...; the column defaults are the shipped values.';
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhook_settings__refuse_removal() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.tg_webhook_settings__refuse_removal() IS 'Refuses DELETE and TRUNCATE on private.webhook_settings: its one row is read by every check that uses a setting, and a missing row made some of them fail open.';
+
 CREATE FUNCTION private.tg_webhooks__apply_endpoint_changes() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -3281,6 +3296,10 @@ CREATE UNIQUE INDEX webhooks_company_trigger_url_key ON public.webhooks USING bt
 
 COMMENT ON INDEX public.webhooks_company_trigger_url_key IS 'One url per company and trigger type. An expression index on purpose: it must not make url a key column (see the scheduling migration).';
 
+CREATE TRIGGER refuse_delete BEFORE DELETE ON private.webhook_settings FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhook_settings__refuse_removal();
+
+CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON private.webhook_settings FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhook_settings__refuse_removal();
+
 CREATE TRIGGER apply_endpoint_changes AFTER UPDATE ON public.webhooks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhooks__apply_endpoint_changes();
 
 CREATE TRIGGER create_secret AFTER INSERT ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__create_secret();
@@ -3630,6 +3649,8 @@ REVOKE ALL ON FUNCTION private.tg_set_updated_at() FROM PUBLIC;
 REVOKE ALL ON FUNCTION private.tg_webhook_deliveries__wake_dispatchers() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhook_deliveries__wake_when_released() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.tg_webhook_settings__refuse_removal() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__apply_endpoint_changes() FROM PUBLIC;
 
