@@ -2224,6 +2224,34 @@ ALTER FUNCTION private.update_process_revision() OWNER TO postgres;
 
 COMMENT ON FUNCTION private.update_process_revision() IS 'BEFORE UPDATE on processes: bumps revision, snapshots the previous version into carbon_copy and resets approval when a definition column changes.';
 
+CREATE FUNCTION private.use_planned_count_guard() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  prior text;
+begin
+  select substr(c, length('pgrst.db_pre_request=') + 1) into prior
+    from pg_catalog.pg_roles r, unnest(r.rolconfig) c
+   where r.rolname = 'authenticator' and c like 'pgrst.db_pre_request=%';
+  if prior is null or prior = '' then
+    alter role authenticator set pgrst.db_pre_request = 'api_guard.refuse_planned_counts';
+    notify pgrst, 'reload config';
+  elsif prior <> 'api_guard.refuse_planned_counts'
+        and not exists (select 1 from pg_catalog.pg_proc p
+                         where p.oid = to_regproc(prior)
+                           and p.prosrc like '%api_guard.refuse_planned_counts()%') then
+    raise exception 'PostgREST already calls a pre-request function of this project (%), which does not call api_guard.refuse_planned_counts()', prior
+      using errcode = '55000',
+            hint = format('Add "perform api_guard.refuse_planned_counts();" to %s, then deploy again (it stays the pre-request).', prior);
+  end if;
+end;
+$$;
+
+ALTER FUNCTION private.use_planned_count_guard() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.use_planned_count_guard() IS 'Makes api_guard.refuse_planned_counts() PostgREST''s pre-request, unless the project has one of its own: kept if it calls ours, else an error saying to add the call.';
+
 CREATE FUNCTION private.user_exists(user_id uuid) RETURNS boolean
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -3670,6 +3698,8 @@ REVOKE ALL ON FUNCTION private.transactions_ended(xids xid8[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.transactions_ended(xids xid8[]) TO service_role;
 
 REVOKE ALL ON FUNCTION private.update_process_revision() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.use_planned_count_guard() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.user_exists(user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.user_exists(user_id uuid) TO authenticated;

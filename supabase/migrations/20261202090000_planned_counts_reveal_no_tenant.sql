@@ -18,8 +18,9 @@
 -- holds only request checks and is not exposed through the API (db-schemas is public). For the API roles RLS applies to (anon, authenticated), a planned or estimated
 -- count is refused with 400 before the query runs; `count=exact` (which counts only the
 -- rows the caller may see) is unaffected, and so is the service role (no RLS to keep).
--- A project that already has a pre-request function of its own calls this one from it.
--- Tests: tests/frontend/planned-counts-reveal-no-tenant.test.ts.
+-- A project that already has a pre-request function of its own calls this one from it
+-- (below: the deploy stops until it does).
+-- Tests: tests/frontend/planned-counts-reveal-no-tenant.test.ts, schema/planned-count-guard-installed.
 
 create schema api_guard;
 comment on schema api_guard is
@@ -49,5 +50,35 @@ comment on function api_guard.refuse_planned_counts() is
 revoke execute on function api_guard.refuse_planned_counts() from public;
 grant execute on function api_guard.refuse_planned_counts() to anon, authenticated, service_role;
 
-alter role authenticator set pgrst.db_pre_request = 'api_guard.refuse_planned_counts';
-notify pgrst, 'reload config';
+-- Installing it never replaces a pre-request function the project already has: that one
+-- may hold the project's own checks, and replacing it would silently drop them. Then the
+-- deploy stops and says what to do: call api_guard.refuse_planned_counts() from it.
+create function private.use_planned_count_guard()
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  prior text;
+begin
+  select substr(c, length('pgrst.db_pre_request=') + 1) into prior
+    from pg_catalog.pg_roles r, unnest(r.rolconfig) c
+   where r.rolname = 'authenticator' and c like 'pgrst.db_pre_request=%';
+  if prior is null or prior = '' then
+    alter role authenticator set pgrst.db_pre_request = 'api_guard.refuse_planned_counts';
+    notify pgrst, 'reload config';
+  elsif prior <> 'api_guard.refuse_planned_counts'
+        and not exists (select 1 from pg_catalog.pg_proc p
+                         where p.oid = to_regproc(prior)
+                           and p.prosrc like '%api_guard.refuse_planned_counts()%') then
+    raise exception 'PostgREST already calls a pre-request function of this project (%), which does not call api_guard.refuse_planned_counts()', prior
+      using errcode = '55000',
+            hint = format('Add "perform api_guard.refuse_planned_counts();" to %s, then deploy again (it stays the pre-request).', prior);
+  end if;
+end;
+$$;
+comment on function private.use_planned_count_guard() is
+  'Makes api_guard.refuse_planned_counts() PostgREST''s pre-request, unless the project has one of its own: kept if it calls ours, else an error saying to add the call.';
+revoke execute on function private.use_planned_count_guard() from public;
+
+select private.use_planned_count_guard();
