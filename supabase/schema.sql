@@ -60,9 +60,11 @@ CREATE FUNCTION api_guard.refuse_planned_counts() RETURNS void
     SET search_path TO ''
     AS $$
 begin
+  -- Anywhere in the header: PostgREST trims each preference of bytes the pattern's
+  -- boundaries would not know, and refusing a stray "xcount=planned" too costs nothing.
   if current_user in ('anon', 'authenticated')
      and lower(coalesce(current_setting('request.headers', true)::json ->> 'prefer', ''))
-         ~ '(^|[,;[:space:]])count[[:space:]]*=[[:space:]]*(planned|estimated)' then
+         ~ 'count[[:space:]]*=[[:space:]]*(planned|estimated)' then
     raise exception 'Prefer: count=planned and count=estimated are not available'
       using errcode = '22023',
             detail = 'The planner''s estimate counts the rows of every company, not only the rows you may see.',
@@ -2230,16 +2232,27 @@ CREATE FUNCTION private.use_planned_count_guard() RETURNS void
     AS $$
 declare
   prior text;
+  qualified text;
 begin
+  -- The setting in effect: one for this database (ALTER ROLE ... IN DATABASE) wins over
+  -- the role's own.
   select substr(c, length('pgrst.db_pre_request=') + 1) into prior
-    from pg_catalog.pg_roles r, unnest(r.rolconfig) c
-   where r.rolname = 'authenticator' and c like 'pgrst.db_pre_request=%';
+    from pg_catalog.pg_db_role_setting s, unnest(s.setconfig) c
+   where s.setrole = (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticator')
+     and s.setdatabase in (0, (select d.oid from pg_catalog.pg_database d where d.datname = current_database()))
+     and c like 'pgrst.db_pre_request=%'
+   order by s.setdatabase desc
+   limit 1;
+  -- PostgREST finds an unqualified name in its exposed schema (public here).
+  qualified := case when position('.' in coalesce(prior, '')) > 0 then prior else 'public.' || prior end;
   if prior is null or prior = '' then
     alter role authenticator set pgrst.db_pre_request = 'api_guard.refuse_planned_counts';
     notify pgrst, 'reload config';
-  elsif prior <> 'api_guard.refuse_planned_counts'
-        and not exists (select 1 from pg_catalog.pg_proc p
-                         where p.oid = to_regproc(prior)
+  elsif qualified <> 'api_guard.refuse_planned_counts'
+        and not exists (select 1
+                          from pg_catalog.pg_proc p
+                          join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+                         where n.nspname || '.' || p.proname = qualified
                            and p.prosrc like '%api_guard.refuse_planned_counts()%') then
     raise exception 'PostgREST already calls a pre-request function of this project (%), which does not call api_guard.refuse_planned_counts()', prior
       using errcode = '55000',

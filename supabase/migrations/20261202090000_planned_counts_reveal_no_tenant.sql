@@ -35,9 +35,11 @@ stable
 set search_path = ''
 as $$
 begin
+  -- Anywhere in the header: PostgREST trims each preference of bytes the pattern's
+  -- boundaries would not know, and refusing a stray "xcount=planned" too costs nothing.
   if current_user in ('anon', 'authenticated')
      and lower(coalesce(current_setting('request.headers', true)::json ->> 'prefer', ''))
-         ~ '(^|[,;[:space:]])count[[:space:]]*=[[:space:]]*(planned|estimated)' then
+         ~ 'count[[:space:]]*=[[:space:]]*(planned|estimated)' then
     raise exception 'Prefer: count=planned and count=estimated are not available'
       using errcode = '22023',
             detail = 'The planner''s estimate counts the rows of every company, not only the rows you may see.',
@@ -50,9 +52,18 @@ comment on function api_guard.refuse_planned_counts() is
 revoke execute on function api_guard.refuse_planned_counts() from public;
 grant execute on function api_guard.refuse_planned_counts() to anon, authenticated, service_role;
 
--- Installing it never replaces a pre-request function the project already has: that one
--- may hold the project's own checks, and replacing it would silently drop them. Then the
--- deploy stops and says what to do: call api_guard.refuse_planned_counts() from it.
+-- Installing it never replaces a pre-request function the project already has (set on the
+-- authenticator role, for all databases or this one): that one may hold the project's own
+-- checks, and replacing it would silently drop them. Then the deploy stops and says what
+-- to do: call api_guard.refuse_planned_counts() from it. (A pre-request set in PostgREST's
+-- config file or environment, self-hosted, is not visible from SQL: the role's setting
+-- takes precedence over it.)
+--
+-- Known limit: PostgREST hands SQL only the last of repeated Prefer headers, but uses the
+-- first count= it finds. A client that sends "Prefer: count=planned" and then
+-- "Prefer: count=exact" gets the estimate past this check, unless a gateway merges the
+-- repeated header into one (the local stack's does: then it is refused). Whether hosted
+-- Supabase's gateway merges them could not be tried here.
 create function private.use_planned_count_guard()
 returns void
 language plpgsql
@@ -60,16 +71,27 @@ set search_path = ''
 as $$
 declare
   prior text;
+  qualified text;
 begin
+  -- The setting in effect: one for this database (ALTER ROLE ... IN DATABASE) wins over
+  -- the role's own.
   select substr(c, length('pgrst.db_pre_request=') + 1) into prior
-    from pg_catalog.pg_roles r, unnest(r.rolconfig) c
-   where r.rolname = 'authenticator' and c like 'pgrst.db_pre_request=%';
+    from pg_catalog.pg_db_role_setting s, unnest(s.setconfig) c
+   where s.setrole = (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticator')
+     and s.setdatabase in (0, (select d.oid from pg_catalog.pg_database d where d.datname = current_database()))
+     and c like 'pgrst.db_pre_request=%'
+   order by s.setdatabase desc
+   limit 1;
+  -- PostgREST finds an unqualified name in its exposed schema (public here).
+  qualified := case when position('.' in coalesce(prior, '')) > 0 then prior else 'public.' || prior end;
   if prior is null or prior = '' then
     alter role authenticator set pgrst.db_pre_request = 'api_guard.refuse_planned_counts';
     notify pgrst, 'reload config';
-  elsif prior <> 'api_guard.refuse_planned_counts'
-        and not exists (select 1 from pg_catalog.pg_proc p
-                         where p.oid = to_regproc(prior)
+  elsif qualified <> 'api_guard.refuse_planned_counts'
+        and not exists (select 1
+                          from pg_catalog.pg_proc p
+                          join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+                         where n.nspname || '.' || p.proname = qualified
                            and p.prosrc like '%api_guard.refuse_planned_counts()%') then
     raise exception 'PostgREST already calls a pre-request function of this project (%), which does not call api_guard.refuse_planned_counts()', prior
       using errcode = '55000',

@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
-import { createWorld, serviceClient, superuser } from "../support/world.ts";
+import { createWorld, env, serviceClient, signToken, superuser, userClaims } from "../support/world.ts";
 
 let db: pg.Client;
 let world: Awaited<ReturnType<typeof createWorld>>;
@@ -56,6 +56,19 @@ describe.each(["planned", "estimated"] as const)("count: '%s'", (count) => {
     expect(error).toBeNull();
     expect([200, 206]).toContain(status); // 206: the count is past the (empty) range returned
     expect(counted).toBeGreaterThan(0);
+  });
+});
+
+describe("repeated Prefer headers", () => {
+  it("through the gateway, count=planned then count=exact is refused too (merged into one header, the check sees both)", async () => {
+    // PostgREST uses the first count= it finds but shows SQL only the last header: unmerged,
+    // this request would get the estimate (the migration's known limit).
+    const headers = new Headers({ apikey: env.anonKey, authorization: `Bearer ${await signToken(userClaims(world.adminA.userId!))}` });
+    headers.append("prefer", "count=planned");
+    headers.append("prefer", "count=exact");
+    const res = await fetch(`${env.supabaseUrl}/rest/v1/webhook_deliveries?company_id=eq.${world.companyB}&limit=0`, { headers });
+    const body = await res.json();
+    expect({ status: res.status, range: res.headers.get("content-range"), code: body.code }).toEqual({ status: 400, range: null, code: "22023" });
   });
 });
 

@@ -3,7 +3,7 @@
 -- calls ours, else the deploy stops and says what to add. (What the guard refuses:
 -- tests/frontend/planned-counts-reveal-no-tenant.test.ts.)
 begin;
-select plan(7);
+select plan(10);
 
 create function pg_temp.pre_request() returns text language sql as $$
   select substr(c, length('pgrst.db_pre_request=') + 1)
@@ -35,6 +35,27 @@ end;
 $$;
 select lives_ok('select private.use_planned_count_guard()', 'with the call added, the deploy goes on');
 select is(pg_temp.pre_request(), 'public.projects_own_checks', 'and the project''s function stays the pre-request');
+
+-- Named without its schema (PostgREST finds it in the exposed one): the same.
+alter role authenticator set pgrst.db_pre_request = 'projects_own_checks';
+select lives_ok('select private.use_planned_count_guard()', 'an unqualified name is found in public');
+
+-- Set for this database only, it is the one in effect: a function there that does not
+-- call the guard stops the deploy, though the role-wide setting is the guard.
+alter role authenticator set pgrst.db_pre_request = 'api_guard.refuse_planned_counts';
+create function public.other_checks() returns void language plpgsql set search_path = '' as $$
+begin
+  null;
+end;
+$$;
+select format('alter role authenticator in database %I set pgrst.db_pre_request = %L', current_database(), 'public.other_checks') as set_here \gset
+:set_here;
+select throws_ok('select private.use_planned_count_guard()', '55000',
+  'PostgREST already calls a pre-request function of this project (public.other_checks), which does not call api_guard.refuse_planned_counts()',
+  'a per-database setting is the one checked');
+select format('alter role authenticator in database %I reset pgrst.db_pre_request', current_database()) as reset_here \gset
+:reset_here;
+select lives_ok('select private.use_planned_count_guard()', 'without it, the role-wide guard stands');
 
 select * from finish();
 rollback;
