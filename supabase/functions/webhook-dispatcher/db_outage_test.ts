@@ -83,7 +83,7 @@ e2eTest("stopped (SIGTERM) while the database is away, the worker writes what it
 
     // The database goes away while the request is out; the receiver answers during the
     // outage, so the result cannot be written; then the worker is told to stop.
-    const outage = proxy.refuse(3_000);
+    const outage = proxy.refuse(5_000); // long enough to look while it lasts, on a slow machine too
     answer.open();
     await waitFor("the write to fail", () => /dispatcher error/.test(worker.output()), { timeoutMs: 20_000 });
     worker.kill("SIGTERM");

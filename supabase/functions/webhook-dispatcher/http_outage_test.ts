@@ -87,7 +87,7 @@ e2eTest(
 
       // The database goes away while the request is out, the drain fails to write its
       // result, and the process is told to stop.
-      const outage = proxy.refuse(3_000);
+      const outage = proxy.refuse(5_000); // long enough to look while it lasts, on a slow machine too
       answer.open();
       assert.equal(await woken, 500, "the drain failed: it could not write the result");
       fn.kill("SIGTERM");

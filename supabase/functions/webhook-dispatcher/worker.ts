@@ -36,16 +36,22 @@ export async function writeBeforeExit(
   log: (message: string) => void,
 ): Promise<void> {
   const until = Date.now() + STOP_WRITES_MS;
+  const giveUp = (why: unknown) =>
+    log(`stopping with ${engine.unwritten} result(s) unwritten (their deliveries go again after their leases): ${why instanceof Error ? why.message : String(why)}`);
   for (let wait = 250; engine.unwritten > 0; wait = Math.min(wait * 2, 2_000)) {
+    const left = until - Date.now();
+    if (left <= 0) return giveUp("out of time");
+    // A database that drops packets rather than refusing may hold a write for longer than
+    // the time left: that write is abandoned, the process exits anyway.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outOfTime = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), left)));
     try {
-      await write();
+      if (await Promise.race([write(), outOfTime]) === "late") return giveUp("a write did not end in time");
     } catch (error) {
-      const left = until - Date.now();
-      if (left <= 0) {
-        log(`stopping with ${engine.unwritten} result(s) unwritten (their deliveries go again after their leases): ${error instanceof Error ? error.message : String(error)}`);
-        return;
-      }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, left)));
+      if (until - Date.now() <= 0) return giveUp(error);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, until - Date.now())));
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
