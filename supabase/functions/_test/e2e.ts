@@ -15,10 +15,11 @@
 // companies' due deliveries are fine (a test's dispatcher attempts them too, and fails
 // or blocks them), but two runs must not share one database at the same time.
 
+import assert from "node:assert/strict";
 import postgres from "postgres";
 import { Webhook } from "standardwebhooks";
 import { readTask } from "../tasks.mjs";
-import { type ReceivedRequest, type Receiver, type ReceiverHandler, startReceiver } from "./receiver.ts";
+import { gate, type ReceivedRequest, type Receiver, type ReceiverHandler, startReceiver } from "./receiver.ts";
 import { CHILD_DENO_FLAGS } from "./runtime.ts";
 
 export type { ReceivedRequest, Receiver };
@@ -163,6 +164,36 @@ export async function attemptsOf(sql: postgres.Sql, deliveryId: string): Promise
        where delivery_id = ${deliveryId}
        order by attempt_number, id`,
   ];
+}
+
+/**
+ * A new company's endpoint with one delivery enqueued, at a receiver that holds every
+ * request until `answer.open()` (or the test ends): an attempt that stays out while the
+ * test does something (the outage tests).
+ */
+export async function oneHeldDelivery(t: E2E): Promise<{ answer: ReturnType<typeof gate>; receiver: TimedReceiver; hook: string }> {
+  const answer = gate();
+  const receiver = t.receiver(async () => {
+    await Promise.race([answer.opened, sleep(20_000, t.ending)]);
+    return new Response("ok");
+  });
+  const company = await t.company();
+  const hook = await t.webhook(company, `${receiver.origin}/hook`);
+  await enqueueEvents(t.sql, company, 1);
+  return { answer, receiver, hook };
+}
+
+/**
+ * The webhook's one delivery succeeded at its first attempt, that attempt is logged once,
+ * and the receiver got it once: what a database outage must not change (db_outage_test.ts,
+ * http_outage_test.ts). `context` (a dispatcher's output) goes into the first failure.
+ */
+export async function assertDeliveredOnce(sql: postgres.Sql, webhookId: string, receiver: Receiver, context = ""): Promise<void> {
+  const [delivery] = await deliveriesOf(sql, webhookId);
+  assert.deepEqual([delivery?.state, delivery?.attempt_count], ["succeeded", 1], context);
+  const attempts = await attemptsOf(sql, delivery!.id);
+  assert.deepEqual(attempts.map((a) => [a.attempt_number, a.outcome, a.status]), [[1, "succeeded", 200]]);
+  assert.equal(receiver.requests.length, 1, "sent once");
 }
 
 /** Waits until none of the webhook's deliveries is pending, and returns them. */

@@ -6,9 +6,10 @@
 // it resumes is the reconnect backoff's business (capped at a second, pg_store_test.ts),
 // not a stopwatch's: a bound on wall time flakes on a loaded machine.
 import assert from "node:assert/strict";
-import { attemptsOf, createProcess, deliveriesOf, e2eTest, enqueueEvents, reviseProcess, settledDeliveries, sleep, waitFor } from "../_test/e2e.ts";
+import {
+  assertDeliveredOnce, createProcess, deliveriesOf, e2eTest, enqueueEvents, oneHeldDelivery, reviseProcess, settledDeliveries, waitFor,
+} from "../_test/e2e.ts";
 import { proxyFor } from "../_test/pg_proxy.ts";
-import { gate } from "../_test/receiver.ts";
 
 e2eTest(
   "a pool connection lost while it is set up (postgres.js array-types query) does not kill the worker",
@@ -70,15 +71,8 @@ e2eTest("after a 6 s database outage the worker resumes on its own and loses not
 e2eTest("stopped (SIGTERM) while the database is away, the worker writes what it delivered once it is back, then exits", async (t) => {
   const { proxy, url } = proxyFor();
   try {
-    const answer = gate();
-    const receiver = t.receiver(async () => {
-      await Promise.race([answer.opened, sleep(20_000, t.ending)]);
-      return new Response("ok");
-    });
-    const company = await t.company();
-    const hook = await t.webhook(company, `${receiver.origin}/hook`);
+    const { answer, receiver, hook } = await oneHeldDelivery(t);
     const worker = await t.dispatcher({ allowedTargets: [receiver.target], env: { SUPABASE_DB_URL: url } });
-    await enqueueEvents(t.sql, company, 1);
     await waitFor("the delivery to reach the receiver", () => receiver.requests.length === 1);
 
     // The database goes away while the request is out; the receiver answers during the
@@ -94,11 +88,7 @@ e2eTest("stopped (SIGTERM) while the database is away, the worker writes what it
     const status = await worker.exited;
     assert.equal(status.code, 0, worker.output());
     // Written before it exited: no lease left to run out, nothing to send again.
-    const [delivery] = await deliveriesOf(t.sql, hook);
-    assert.deepEqual([delivery.state, delivery.attempt_count], ["succeeded", 1], worker.output());
-    const attempts = await attemptsOf(t.sql, delivery.id);
-    assert.deepEqual(attempts.map((a) => [a.attempt_number, a.outcome, a.status]), [[1, "succeeded", 200]]);
-    assert.equal(receiver.requests.length, 1, "sent once");
+    await assertDeliveredOnce(t.sql, hook, receiver, worker.output());
   } finally {
     proxy.close();
   }

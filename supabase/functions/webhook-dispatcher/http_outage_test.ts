@@ -6,23 +6,15 @@
 // db_outage_test.ts (worker mode), so that it runs on Deno 2.1 too, the level hosted
 // Supabase runs.
 import assert from "node:assert/strict";
-import { attemptsOf, deliveriesOf, e2eTest, enqueueEvents, settledDeliveries, sleep, waitFor } from "../_test/e2e.ts";
+import { assertDeliveredOnce, deliveriesOf, e2eTest, oneHeldDelivery, settledDeliveries, waitFor } from "../_test/e2e.ts";
 import { proxyFor } from "../_test/pg_proxy.ts";
-import { gate } from "../_test/receiver.ts";
 
 e2eTest(
   "HTTP mode on the Edge Runtime: results a drain could not write (the database went away) are written once it is back, with no further wake-up",
   async (t) => {
     const { proxy, url } = proxyFor();
     try {
-      const answer = gate();
-      const receiver = t.receiver(async () => {
-        await Promise.race([answer.opened, sleep(20_000, t.ending)]);
-        return new Response("ok");
-      });
-      const company = await t.company();
-      const hook = await t.webhook(company, `${receiver.origin}/hook`);
-      await enqueueEvents(t.sql, company, 1);
+      const { answer, receiver, hook } = await oneHeldDelivery(t);
 
       const key = `sb_secret_${crypto.randomUUID()}`;
       const fn = await t.dispatcher({
@@ -47,13 +39,10 @@ e2eTest(
 
       // Back: the result is written without another wake-up, long before the lease would
       // have run out (and the delivery been sent again).
-      const [delivery] = await settledDeliveries(t.sql, hook, { timeoutMs: 15_000 }).catch((e) => {
+      await settledDeliveries(t.sql, hook, { timeoutMs: 15_000 }).catch((e) => {
         throw new Error(`${e.message}\n${fn.output()}`);
       });
-      assert.deepEqual([delivery.state, delivery.attempt_count], ["succeeded", 1]);
-      const attempts = await attemptsOf(t.sql, delivery.id);
-      assert.deepEqual(attempts.map((a) => [a.attempt_number, a.outcome, a.status]), [[1, "succeeded", 200]]);
-      assert.equal(receiver.requests.length, 1, "sent once");
+      await assertDeliveredOnce(t.sql, hook, receiver, fn.output());
     } finally {
       proxy.close();
     }
@@ -65,14 +54,7 @@ e2eTest(
   async (t) => {
     const { proxy, url } = proxyFor();
     try {
-      const answer = gate();
-      const receiver = t.receiver(async () => {
-        await Promise.race([answer.opened, sleep(20_000, t.ending)]);
-        return new Response("ok");
-      });
-      const company = await t.company();
-      const hook = await t.webhook(company, `${receiver.origin}/hook`);
-      await enqueueEvents(t.sql, company, 1);
+      const { answer, receiver, hook } = await oneHeldDelivery(t);
 
       const key = `sb_secret_${crypto.randomUUID()}`;
       const fn = await t.dispatcher({
@@ -97,11 +79,7 @@ e2eTest(
 
       const status = await fn.exited;
       assert.equal(status.code, 0, fn.output());
-      const [delivery] = await deliveriesOf(t.sql, hook);
-      assert.deepEqual([delivery.state, delivery.attempt_count], ["succeeded", 1], fn.output());
-      const attempts = await attemptsOf(t.sql, delivery.id);
-      assert.deepEqual(attempts.map((a) => [a.attempt_number, a.outcome, a.status]), [[1, "succeeded", 200]]);
-      assert.equal(receiver.requests.length, 1, "sent once");
+      await assertDeliveredOnce(t.sql, hook, receiver, fn.output());
     } finally {
       proxy.close();
     }
