@@ -15,9 +15,10 @@
 -- db-pre-request, set on the authenticator role below, as Supabase documents for request
 -- checks). It runs as the request's role, anon included, so it cannot live in private
 -- (anon has no USAGE there, by design): it gets a schema of its own, api_guard, which
--- holds only request checks and is not exposed through the API (db-schemas is public). For the API roles RLS applies to (anon, authenticated), a planned or estimated
--- count is refused with 400 before the query runs; `count=exact` (which counts only the
--- rows the caller may see) is unaffected, and so is the service role (no RLS to keep).
+-- holds only request checks and is not exposed through the API (db-schemas is public).
+-- For the API roles RLS applies to (anon, authenticated), a planned or estimated count is
+-- refused with 400 before the query runs; `count=exact` (which counts only the rows the
+-- caller may see) is unaffected, and so is the service role (no RLS to keep).
 -- A project that already has a pre-request function of its own calls this one from it
 -- (below: the deploy stops until it does).
 -- Tests: tests/frontend/planned-counts-reveal-no-tenant.test.ts, schema/planned-count-guard-installed.
