@@ -21,8 +21,9 @@ export interface WorkerDeps {
 const REPORT_EVERY_MS = 5_000;
 /** How often it says that it listens (writes NOTIFY within 15 s of the last time). */
 const LISTENING_NOTE_EVERY_MS = 5_000;
-/** How long a stopping worker keeps trying to write what an outage left unwritten: within
- * the usual grace before SIGKILL (Docker 10 s; systemd and Kubernetes 30 s). */
+/** How long a stopping dispatcher keeps trying to write what an outage left unwritten, after
+ * its attempts in flight have ended (up to WEBHOOK_TIMEOUT_MS): the grace before SIGKILL
+ * must cover both (README, "Start commands"). */
 export const STOP_WRITES_MS = 8_000;
 
 /**
