@@ -440,7 +440,8 @@ begin
                  lease_expires_at = now() + make_interval(secs => lease_seconds),
                  -- An expired lease makes the delivery due again with no janitor.
                  next_attempt_at  = now() + make_interval(secs => lease_seconds),
-                 last_attempt_at  = now()
+                 last_attempt_at  = now(),
+                 updated_at       = now()  -- set here, the row trigger stays out (see the top)
             from picked_rows
            where d.id = picked_rows.id
           returning d.id, d.event_id, d.company_id, d.attempt_count
@@ -1427,7 +1428,8 @@ begin
            lease_owner      = null,
            lease_expires_at = null,
            last_status      = r.status,
-           last_error       = left(r.error, 2000)
+           last_error       = left(r.error, 2000),
+           updated_at       = now()  -- set here, the row trigger stays out (see the top)
       from r
      where d.id = r.delivery_id
        and d.id = any (ids)
@@ -3351,7 +3353,7 @@ CREATE TRIGGER end_deleted_endpoints AFTER DELETE ON public.webhooks REFERENCING
 
 CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__guard_row();
 
-CREATE TRIGGER set_updated_at BEFORE UPDATE ON public.webhook_deliveries FOR EACH ROW EXECUTE FUNCTION private.tg_set_updated_at();
+CREATE TRIGGER set_updated_at BEFORE UPDATE ON public.webhook_deliveries FOR EACH ROW WHEN ((NOT (new.updated_at IS DISTINCT FROM old.updated_at))) EXECUTE FUNCTION private.tg_set_updated_at();
 
 CREATE TRIGGER set_updated_at BEFORE UPDATE ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_set_updated_at();
 
