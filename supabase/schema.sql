@@ -209,6 +209,11 @@ begin
     raise exception 'lease_seconds must be between 1 and 3600, got %', lease_seconds using errcode = '22023';
   end if;
 
+  -- Results kept for endpoints someone held (20261203090000): recorded now for those no
+  -- longer held, before anything is claimed (a delivery whose lease ran out meanwhile is
+  -- then not sent again for a result already in hand). Never waits.
+  perform private.record_deferred_results();
+
   -- One cancellation left unfinished by a disable or delete (see the top of
   -- 20261130140000): a chunk of the oldest one this claim can take, of the three oldest.
   -- Never waits. Lock order: the endpoint's row (if it still exists), then the
@@ -441,7 +446,7 @@ begin
                  -- An expired lease makes the delivery due again with no janitor.
                  next_attempt_at  = now() + make_interval(secs => lease_seconds),
                  last_attempt_at  = now(),
-                 updated_at       = now()  -- set here, the row trigger stays out (see the top)
+                 updated_at       = now()  -- set here, the row trigger stays out (20261202090300)
             from picked_rows
            where d.id = picked_rows.id
           returning d.id, d.event_id, d.company_id, d.attempt_count
@@ -1348,6 +1353,69 @@ ALTER FUNCTION private.record_and_claim(worker text, results jsonb, disable_afte
 
 COMMENT ON FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) IS 'record_delivery_results, then claim_due_deliveries, in one call and one transaction.';
 
+CREATE FUNCTION private.record_deferred_results() RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  endpoints uuid[];
+  free uuid[];
+  batch record;
+  recorded integer := 0;
+begin
+  -- The endpoints with results kept, at most 50, one index probe each (a loose scan of the
+  -- primary key); none kept: one probe.
+  endpoints := array(
+    with recursive w(webhook_id) as (
+      (select k.webhook_id from private.webhook_deferred_results k order by k.webhook_id limit 1)
+      union all
+      select (select k.webhook_id
+                from private.webhook_deferred_results k
+               where k.webhook_id > w.webhook_id
+               order by k.webhook_id
+               limit 1)
+        from w
+       where w.webhook_id is not null
+    )
+    select w.webhook_id from w where w.webhook_id is not null limit 50);
+  if cardinality(endpoints) = 0 then
+    return 0;
+  end if;
+  -- Those whose row nobody else holds now (locked here, in id order, SKIP LOCKED), and those
+  -- deleted meanwhile (no row to hold).
+  free := array(select e.webhook_id
+                  from private.webhook_endpoints e
+                 where e.webhook_id = any (endpoints)
+                 order by e.webhook_id
+                   for update skip locked)
+       || array(select x.webhook_id
+                  from unnest(endpoints) x(webhook_id)
+                 where not exists (select 1 from private.webhook_endpoints e where e.webhook_id = x.webhook_id));
+  -- Recorded as the worker that sent them, in the order they were kept.
+  for batch in
+    with taken as (
+      delete from private.webhook_deferred_results k
+       where (k.webhook_id, k.delivery_id, k.attempt_number, k.worker) in
+             (select t.webhook_id, t.delivery_id, t.attempt_number, t.worker
+                from private.webhook_deferred_results t
+               where t.webhook_id = any (free)
+                 for update skip locked)
+      returning k.worker, k.disable_after, k.result, k.deferred_at, k.delivery_id
+    )
+    select t.worker, t.disable_after, jsonb_agg(t.result order by t.deferred_at, t.delivery_id) as results
+      from taken t
+     group by t.worker, t.disable_after
+  loop
+    recorded := recorded + private.record_delivery_results(batch.worker, batch.results, batch.disable_after);
+  end loop;
+  return recorded;
+end;
+$$;
+
+ALTER FUNCTION private.record_deferred_results() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.record_deferred_results() IS 'Records the kept results (private.webhook_deferred_results) of endpoints nobody else holds any more, as the workers that sent them; never waits. Called by each claim. Returns how many deliveries moved.';
+
 CREATE FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -1360,6 +1428,9 @@ declare
   moved jsonb;
   applied integer;
   seqscan_was text;
+  wanted uuid[];    -- the endpoints of the results' deliveries
+  held uuid[];      -- those whose rows this record holds
+  deferred uuid[];  -- deliveries whose results wait for their endpoint's row
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that holds the leases' using errcode = '22023';
@@ -1376,20 +1447,51 @@ begin
   -- a small outbox's statistics made the planner scan the whole table on every call.
   ids := array(select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r);
 
-  -- The next two statements reach every delivery by its key, whatever the statistics
-  -- when they are planned (see the top of 20261130190000).
+  -- The statements from here to the attempts' insert reach every delivery by its key,
+  -- whatever the statistics when they are planned (see the top of 20261130190000).
   seqscan_was := pg_catalog.current_setting('enable_seqscan');
   perform pg_catalog.set_config('enable_seqscan', 'off', true);
 
   -- Lock order: the endpoints' rows (in id order), then their deliveries; as claims,
-  -- releases and cancels do. Never the webhooks rows: those are the ADMINs'.
-  perform 1
-     from private.webhook_endpoints e
-    where e.webhook_id in (select d.webhook_id
-                             from public.webhook_deliveries d
-                            where d.id = any (ids))
-    order by e.webhook_id
-      for update;
+  -- releases and cancels do. Never the webhooks rows: those are the ADMINs'. SKIP LOCKED:
+  -- the results of an endpoint whose row someone else holds (an ADMIN's or a backend's
+  -- uncommitted change to it, a delete, another dispatcher's claim) are kept for later in
+  -- private.webhook_deferred_results, and the others are recorded now (see the top of
+  -- 20261203090000). A result whose delivery has no endpoint row (deleted) needs none.
+  wanted := array(select distinct d.webhook_id
+                    from public.webhook_deliveries d
+                   where d.id = any (ids)
+                     and d.webhook_id is not null);
+  held := array(select e.webhook_id
+                  from private.webhook_endpoints e
+                 where e.webhook_id = any (wanted)
+                 order by e.webhook_id
+                   for update skip locked);
+  if cardinality(held) < cardinality(wanted) then  -- held by someone else, or deleted
+    with waiting as (
+      select r.value as result, (r.value ->> 'delivery_id')::uuid as delivery_id,
+             (r.value ->> 'attempt_number')::integer as attempt_number, d.webhook_id
+        from jsonb_array_elements(results) r(value)
+        join public.webhook_deliveries d on d.id = (r.value ->> 'delivery_id')::uuid
+       where d.id = any (ids)
+         and not d.webhook_id = any (held)
+         and exists (select 1 from private.webhook_endpoints e where e.webhook_id = d.webhook_id)
+    ), kept as (
+      -- Once per result: the same result written again while it waits is one row.
+      insert into private.webhook_deferred_results as k
+             (webhook_id, delivery_id, attempt_number, worker, result, disable_after)
+      select w.webhook_id, w.delivery_id, w.attempt_number, worker, w.result, disable_after
+        from waiting w
+      on conflict on constraint webhook_deferred_results_pkey do nothing
+    )
+    select array_agg(w.delivery_id) into deferred from waiting w;
+  end if;
+  if deferred is not null then
+    results := coalesce((select jsonb_agg(r.value order by r.position)
+                           from jsonb_array_elements(results) with ordinality r(value, position)
+                          where not (r.value ->> 'delivery_id')::uuid = any (deferred)), '[]');
+    ids := array(select (r ->> 'delivery_id')::uuid from jsonb_array_elements(results) r);
+  end if;
 
   -- Every attempt is logged, even one whose lease was lost meanwhile: it happened. Once: a
   -- result whose lease is not held may be this worker's own, written again after a
@@ -1429,7 +1531,7 @@ begin
            lease_expires_at = null,
            last_status      = r.status,
            last_error       = left(r.error, 2000),
-           updated_at       = now()  -- set here, the row trigger stays out (see the top)
+           updated_at       = now()  -- set here, the row trigger stays out (20261202090300)
       from r
      where d.id = r.delivery_id
        and d.id = any (ids)
@@ -1586,6 +1688,7 @@ CREATE FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) RET
     AS $$
 declare
   released integer;
+  held uuid[];
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that holds the leases' using errcode = '22023';
@@ -1593,11 +1696,13 @@ begin
   if delivery_ids is null then
     raise exception 'delivery_ids must be an array of delivery ids (empty releases nothing)' using errcode = '22023';
   end if;
-  perform 1
-     from private.webhook_endpoints e
-    where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids))
-    order by e.webhook_id
-      for update;
+  -- SKIP LOCKED (see the top): a delivery of an endpoint whose row someone else holds keeps
+  -- its lease, which runs out; one whose endpoint is gone needs no row.
+  held := array(select e.webhook_id
+                  from private.webhook_endpoints e
+                 where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids))
+                 order by e.webhook_id
+                   for update skip locked);
   -- Graceful shutdown: the attempts never started, so they are not counted.
   update public.webhook_deliveries d
      set next_attempt_at  = now(),
@@ -1606,12 +1711,14 @@ begin
          attempt_count    = d.attempt_count - 1
    where d.id = any (delivery_ids)
      and d.state = 'pending'
-     and d.lease_owner = worker;
+     and d.lease_owner = worker
+     and (d.webhook_id = any (held)
+          or not exists (select 1 from private.webhook_endpoints e where e.webhook_id = d.webhook_id));
   get diagnostics released = row_count;
   -- Served: the claim that leased them had its turn (20261202090100).
   update private.webhook_endpoints e
      set ready_at = private.endpoint_ready_at(e, true)
-   where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids));
+   where e.webhook_id = any (held);
   return released;
 end;
 $$;
@@ -2954,6 +3061,20 @@ ALTER TABLE private.webhook_cancellations OWNER TO postgres;
 
 COMMENT ON TABLE private.webhook_cancellations IS 'Cancellations a disable or delete left unfinished (more than cancel_batch_size pending deliveries); claims finish them, a chunk per claim.';
 
+CREATE TABLE private.webhook_deferred_results (
+    webhook_id uuid NOT NULL,
+    delivery_id uuid NOT NULL,
+    attempt_number integer NOT NULL,
+    worker text NOT NULL,
+    result jsonb NOT NULL,
+    disable_after interval NOT NULL,
+    deferred_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE private.webhook_deferred_results OWNER TO postgres;
+
+COMMENT ON TABLE private.webhook_deferred_results IS 'Attempt results whose endpoint''s row someone else held when they were recorded; each claim records those of endpoints nobody holds any more (20261203090000).';
+
 CREATE SEQUENCE private.webhook_delivery_ordering_seq
     START WITH 1
     INCREMENT BY 1
@@ -3248,6 +3369,9 @@ COMMENT ON COLUMN public.webhook_trigger_types.example_payload IS 'An example of
 ALTER TABLE ONLY private.webhook_cancellations
     ADD CONSTRAINT webhook_cancellations_pkey PRIMARY KEY (webhook_id);
 
+ALTER TABLE ONLY private.webhook_deferred_results
+    ADD CONSTRAINT webhook_deferred_results_pkey PRIMARY KEY (webhook_id, delivery_id, attempt_number, worker);
+
 ALTER TABLE ONLY private.webhook_endpoint_signals
     ADD CONSTRAINT webhook_endpoint_signals_pkey PRIMARY KEY (id);
 
@@ -3420,6 +3544,8 @@ ALTER TABLE ONLY public.webhooks
 CREATE POLICY "Admins can view their company's endpoint health" ON private.webhook_endpoints FOR SELECT TO authenticated USING ((company_id = ( SELECT private.admin_company_id() AS admin_company_id)));
 
 ALTER TABLE private.webhook_cancellations ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE private.webhook_deferred_results ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE private.webhook_endpoints ENABLE ROW LEVEL SECURITY;
 
@@ -3666,6 +3792,8 @@ REVOKE ALL ON FUNCTION private.prune_webhook_pages(older_than interval, first_pa
 
 REVOKE ALL ON FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.record_and_claim(worker text, results jsonb, disable_after interval, batch_size integer, lease_seconds integer) TO service_role;
+
+REVOKE ALL ON FUNCTION private.record_deferred_results() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.record_delivery_results(worker text, results jsonb, disable_after interval) TO service_role;

@@ -4,7 +4,17 @@
 // was still hanging" is what is asserted, not a wall-clock figure (those are in npm run bench).
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { createProcess, deliveriesOf, e2eTest, enqueueEvents, reviseProcess, sleep, waitFor } from "../_test/e2e.ts";
+import {
+  attemptsOf,
+  createProcess,
+  deliveriesOf,
+  e2eTest,
+  enqueueEvents,
+  reviseProcess,
+  settledDeliveries,
+  sleep,
+  waitFor,
+} from "../_test/e2e.ts";
 import { gate } from "../_test/receiver.ts";
 
 /** Resolves true when `condition` opens within `ms`, false otherwise (never hangs a test). */
@@ -379,6 +389,61 @@ e2eTest("a new url is a new receiver: the circuit the old one opened closes, and
   assert.equal(fresh.requests.length, 10);
   const [health] = await t.sql`select state, consecutive_failures from public.webhook_endpoint_health where webhook_id = ${hook}`;
   assert.deepEqual({ ...health }, { state: "healthy", consecutive_failures: 0 });
+});
+
+e2eTest("a backend holding one tenant's endpoint row in an open transaction: every other tenant's deliveries flow meanwhile, and the held endpoint's results are recorded once it ends", async (t) => {
+  // The held tenant's requests are out when the hold begins, and answer during it: their
+  // results reach the database while nobody may lock that endpoint's row (20261203090000).
+  const answer = gate();
+  let answered = 0;
+  const held = t.receiver(async () => {
+    await Promise.race([answer.opened, sleep(60_000, t.ending)]);
+    answered++;
+    return new Response("ok");
+  });
+  const healthyDone = gate();
+  const healthy = t.receiver(() => {
+    if (healthy.requests.length === 20) healthyDone.open();
+    return new Response("ok");
+  });
+  const heldCompany = await t.company();
+  const heldHook = await t.webhook(heldCompany, `${held.origin}/erp`);
+  const company = await t.company();
+  await t.webhook(company, `${healthy.origin}/mes`);
+  await t.dispatcher({
+    allowedTargets: [held.target, healthy.target],
+    env: { WEBHOOK_TIMEOUT_MS: "30000", WEBHOOK_LEASE_SECONDS: "60" },
+  });
+  await enqueueEvents(t.sql, heldCompany, 5);
+  await waitFor("the held tenant's 5 requests to be in flight", () => held.requests.length === 5);
+
+  // A backend's change to that endpoint, left open: its trigger holds the endpoint's row.
+  const backend = postgres(Deno.env.get("DB_URL")!, { max: 1, onnotice: () => {} });
+  try {
+    await backend.unsafe("begin");
+    await backend`update public.webhooks set max_concurrent_requests = 20 where id = ${heldHook}`;
+    answer.open();
+    await waitFor("the held endpoint's 5 requests to be answered", () => answered === 5);
+
+    // Another tenant's 20 revisions, each its own transaction, while the row is held.
+    const process = await createProcess(t.sql, company, "Final assembly");
+    for (let i = 2; i <= 21; i++) await reviseProcess(t.sql, process, `Final assembly v${i}`);
+    const arrived = await within(10_000, healthyDone.opened);
+    assert.equal(arrived, true, `only ${healthy.requests.length} of 20 arrived while another tenant's endpoint row was held`);
+    // The held endpoint's results were kept, not waited on: still in flight while held.
+    const kept = await t.sql`select count(*)::int as n from private.webhook_deferred_results where webhook_id = ${heldHook}`;
+    assert.equal(kept[0].n, 5, "the held endpoint's results are kept");
+    assert.ok((await deliveriesOf(t.sql, heldHook)).every((d) => d.state === "pending"), "still in flight while held");
+  } finally {
+    await backend.unsafe("commit").catch(() => {});
+    await backend.end();
+  }
+
+  // Once the backend commits, the next claim records the kept results: each delivered once.
+  const rows = await settledDeliveries(t.sql, heldHook, { expected: 5, timeoutMs: 15_000 });
+  assert.deepEqual(rows.map((d) => [d.state, d.attempt_count]), Array(5).fill(["succeeded", 1]));
+  for (const d of rows) assert.equal((await attemptsOf(t.sql, d.id)).length, 1, "each attempt logged once");
+  assert.equal(held.requests.length, 5, "none sent again");
 });
 
 e2eTest("an ADMIN disables an endpoint without waiting for 20 writers loading its company", async (t) => {
