@@ -2668,6 +2668,23 @@ $$;
 
 ALTER FUNCTION private.webhook_payload_limit_bytes() OWNER TO postgres;
 
+CREATE FUNCTION private.webhook_results_waiting() RETURNS TABLE(results_waiting_for_held_endpoints bigint, oldest_waiting_result_age_seconds double precision)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  -- Few rows, ever: results of requests that were in flight when the hold began.
+  select count(*), coalesce(max(extract(epoch from now() - k.deferred_at)::double precision), 0)
+    into results_waiting_for_held_endpoints, oldest_waiting_result_age_seconds
+    from private.webhook_deferred_results k;
+  return next;
+end;
+$$;
+
+ALTER FUNCTION private.webhook_results_waiting() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.webhook_results_waiting() IS 'Attempt results kept because another transaction held their endpoint''s row (private.webhook_deferred_results), and the age of the oldest. For public.webhook_health and /metrics.';
+
 CREATE FUNCTION private.webhook_signing_secrets(webhook_id uuid) RETURNS text[]
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -3334,10 +3351,13 @@ CREATE VIEW public.webhook_health WITH (security_invoker='true') AS
     l.listener_heartbeat_at,
     c.cancellations_in_progress,
     c.oldest_cancellation_age_seconds,
-    c.deliveries_being_cancelled
-   FROM ((private.webhook_health() h(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, last_wakeup_requested_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure)
+    c.deliveries_being_cancelled,
+    r.results_waiting_for_held_endpoints,
+    r.oldest_waiting_result_age_seconds
+   FROM (((private.webhook_health() h(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, last_wakeup_requested_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure)
      CROSS JOIN private.dispatcher_listener() l(dispatcher_listening, listener_heartbeat_at))
-     CROSS JOIN private.webhook_cancellations_in_progress() c(cancellations_in_progress, oldest_cancellation_age_seconds, deliveries_being_cancelled));
+     CROSS JOIN private.webhook_cancellations_in_progress() c(cancellations_in_progress, oldest_cancellation_age_seconds, deliveries_being_cancelled))
+     CROSS JOIN private.webhook_results_waiting() r(results_waiting_for_held_endpoints, oldest_waiting_result_age_seconds));
 
 ALTER TABLE public.webhook_health OWNER TO postgres;
 
@@ -3352,6 +3372,10 @@ COMMENT ON COLUMN public.webhook_health.cancellations_in_progress IS 'Disabled o
 COMMENT ON COLUMN public.webhook_health.oldest_cancellation_age_seconds IS 'How long the oldest unfinished cancellation has waited; 0 when none. Minutes: nothing is claiming.';
 
 COMMENT ON COLUMN public.webhook_health.deliveries_being_cancelled IS 'Pending deliveries those cancellations still cover (counted up to 10,000): still pending in the log until a claim cancels them.';
+
+COMMENT ON COLUMN public.webhook_health.results_waiting_for_held_endpoints IS 'Attempt results a record kept because another transaction held their endpoint''s row: recorded by the first claim after it ends; their deliveries stay in flight until then.';
+
+COMMENT ON COLUMN public.webhook_health.oldest_waiting_result_age_seconds IS 'How long the oldest kept result has waited; 0 when none. Minutes: a session holds an endpoint (pg_stat_activity, idle in transaction).';
 
 CREATE TABLE public.webhook_trigger_types (
     name text NOT NULL,
@@ -3861,6 +3885,9 @@ REVOKE ALL ON FUNCTION private.webhook_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.webhook_health() TO service_role;
 
 REVOKE ALL ON FUNCTION private.webhook_payload_limit_bytes() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.webhook_results_waiting() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.webhook_results_waiting() TO service_role;
 
 REVOKE ALL ON FUNCTION private.webhook_signing_secrets(webhook_id uuid) FROM PUBLIC;
 

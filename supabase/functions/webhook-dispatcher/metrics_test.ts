@@ -39,6 +39,9 @@ e2eTest("worker /metrics: attempts by outcome, a duration histogram, in flight, 
   assert.match(text, /webhook_cancellations_in_progress 0\n/);
   assert.match(text, /webhook_cancellation_age_seconds 0\n/);
   assert.match(text, /webhook_deliveries_being_cancelled 0\n/);
+  // And from private.webhook_results_waiting(): none kept here.
+  assert.match(text, /webhook_results_waiting 0\n/);
+  assert.match(text, /webhook_result_wait_age_seconds 0\n/);
 
   const response = await fetch(metrics);
   assert.equal(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");

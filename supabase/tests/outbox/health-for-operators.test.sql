@@ -11,7 +11,7 @@
 -- into the past, as the superuser. pg_net does not exist on plain Postgres, so the test
 -- stands in a net._http_response with pg_net's columns (inside the test transaction only).
 begin;
-select plan(69);
+select plan(72);
 
 create temporary table health as select * from public.webhook_health where false;
 create function pg_temp.snapshot() returns void language sql as $$
@@ -303,6 +303,24 @@ select is((select count(*)::integer from public.webhook_deliveries where webhook
 select tests.authenticate_as(:'admin_a');
 select throws_ok($$select * from private.webhook_cancellations_in_progress()$$, '42501',
   'permission denied for function webhook_cancellations_in_progress', 'an ADMIN cannot call the function behind the new columns');
+select tests.clear_authentication();
+
+-- Results kept for held endpoints (20261203090100) -----------------------------------------------
+-- A record keeps the results of an endpoint another transaction holds (20261203090000; the
+-- holding itself needs two sessions: tests/outbox/records-never-wait-for-a-held-endpoint.test.ts).
+select pg_temp.snapshot();
+select is((select (results_waiting_for_held_endpoints, oldest_waiting_result_age_seconds)::text from health),
+  '(0,0)', 'no result kept: zeros');
+insert into private.webhook_deferred_results (webhook_id, delivery_id, attempt_number, worker, result, disable_after, deferred_at)
+values (gen_random_uuid(), gen_random_uuid(), 1, 'health-test', '{}', interval '5 days', now() - interval '120 seconds'),
+       (gen_random_uuid(), gen_random_uuid(), 2, 'health-test', '{}', interval '5 days', now());
+select pg_temp.snapshot();
+select is((select (results_waiting_for_held_endpoints, oldest_waiting_result_age_seconds)::text from health),
+  '(2,120)', 'two kept, the oldest for 120 s');
+delete from private.webhook_deferred_results where worker = 'health-test';
+select tests.authenticate_as(:'admin_a');
+select throws_ok($$select * from private.webhook_results_waiting()$$, '42501',
+  'permission denied for function webhook_results_waiting', 'an ADMIN cannot call the function behind them');
 select tests.clear_authentication();
 
 -- The claims above wrote the heartbeat and the wake-up stamp was set, which no rollback

@@ -9,8 +9,8 @@ import type { DeliveryResult } from "./store.ts";
 export const DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
 
 /**
- * The columns of private.webhook_health() and private.webhook_cancellations_in_progress()
- * (service role) that /metrics exports.
+ * The columns of private.webhook_health(), private.webhook_cancellations_in_progress() and
+ * private.webhook_results_waiting() (service role) that /metrics exports.
  */
 export interface OutboxHealth {
   /** 0 when nothing is due. */
@@ -30,6 +30,10 @@ export interface OutboxHealth {
   oldest_cancellation_age_seconds: number;
   /** Counted up to 10,000. */
   deliveries_being_cancelled: number;
+  /** Attempt results kept because another transaction held their endpoint's row. */
+  results_waiting_for_held_endpoints: number;
+  /** 0 when none. */
+  oldest_waiting_result_age_seconds: number;
 }
 
 export class DispatcherMetrics implements EngineObserver {
@@ -126,6 +130,18 @@ export class DispatcherMetrics implements EngineObserver {
         "gauge",
         "Pending deliveries those cancellations still cover (counted up to 10,000).",
         [["", Number(h.deliveries_being_cancelled)]],
+      );
+      metric(
+        "webhook_results_waiting",
+        "gauge",
+        "Attempt results kept because another transaction held their endpoint's row; the first claim after it ends records them.",
+        [["", Number(h.results_waiting_for_held_endpoints)]],
+      );
+      metric(
+        "webhook_result_wait_age_seconds",
+        "gauge",
+        "How long the oldest kept result has waited (0 when none); minutes mean a session holds an endpoint.",
+        [["", round(h.oldest_waiting_result_age_seconds)]],
       );
       if (h.wakeup_failures !== null) {
         metric(

@@ -62,6 +62,8 @@ Deno.test("metrics: outcomes, in flight, and the outbox's health when the databa
       cancellations_in_progress: 2,
       oldest_cancellation_age_seconds: 3.25,
       deliveries_being_cancelled: 4200,
+      results_waiting_for_held_endpoints: 3,
+      oldest_waiting_result_age_seconds: 61.5,
     },
   });
   const s = samples(text);
@@ -78,6 +80,8 @@ Deno.test("metrics: outcomes, in flight, and the outbox's health when the databa
   assert.equal(s.get("webhook_cancellations_in_progress"), 2);
   assert.equal(s.get("webhook_cancellation_age_seconds"), 3.25);
   assert.equal(s.get("webhook_deliveries_being_cancelled"), 4200);
+  assert.equal(s.get("webhook_results_waiting"), 3);
+  assert.equal(s.get("webhook_result_wait_age_seconds"), 61.5);
   assert.match(text, /# TYPE webhook_attempt_duration_seconds histogram/);
   assert.ok(text.endsWith("\n"));
 });
