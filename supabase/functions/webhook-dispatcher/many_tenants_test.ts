@@ -137,17 +137,26 @@ e2eTest("many tenants, a third of them broken, a dispatcher killed: nothing lost
     for (const [c, company] of companies.entries()) for (const process of company.processes) work.push({ company: c, process });
   }
   const revisionsOf = new Map<string, number>(companies.map((c) => [c.id, 0]));
+  // When each revision began, per company: one that began after the disable (or delete)
+  // returned must create nothing for that endpoint, however long the change took.
+  const startsOf = new Map<string, number[]>(companies.map((c) => [c.id, []]));
+  const changedAt = new Map<Endpoint, number>();
+  const revise = async (company: string, process: string) => {
+    startsOf.get(company)!.push(performance.now());
+    await reviseProcess(t.sql, process, `rev ${crypto.randomUUID()}`);
+    revisionsOf.set(company, revisionsOf.get(company)! + 1);
+  };
   let done = 0;
   const writer = async () => {
     for (let item = work.shift(); item; item = work.shift()) {
-      await reviseProcess(t.sql, item.process, `rev ${crypto.randomUUID()}`);
-      const company = companies[item.company].id;
-      revisionsOf.set(company, revisionsOf.get(company)! + 1);
+      await revise(companies[item.company].id, item.process);
       done++;
       if (done === 96) {
         await t.sql`update public.webhooks set is_active = false where id = ${disabled.id}`;
+        changedAt.set(disabled, performance.now());
       } else if (done === 144) {
         await t.sql`delete from public.webhooks where id = ${deleted.id}`;
+        changedAt.set(deleted, performance.now());
         first.kill("SIGKILL");
         await t.dispatcher({ allowedTargets: [receiver.target], env });
       }
@@ -155,6 +164,11 @@ e2eTest("many tenants, a third of them broken, a dispatcher killed: nothing lost
   };
   await Promise.all([writer(), writer(), writer(), writer()]);
   assert.equal((await first.exited).signal, "SIGKILL");
+  // One more revision of each changed endpoint's company, surely after its change.
+  for (const endpoint of [disabled, deleted]) {
+    const company = companies.find((c) => c.id === endpoint.company)!;
+    await revise(company.id, company.processes[0]);
+  }
 
   // Let the broken endpoints fail for a while (circuits open, retries spent), then heal.
   await sleep(3_000);
@@ -181,7 +195,9 @@ e2eTest("many tenants, a third of them broken, a dispatcher killed: nothing lost
   for (const endpoint of endpoints.values()) {
     const count = deliveries.filter((d) => d.webhook_id === endpoint.id).length;
     if (endpoint === disabled || endpoint === deleted) {
-      assert.ok(count < revisionsOf.get(endpoint.company)!, `${endpoint.path}: nothing created after its disable or delete`);
+      const before = startsOf.get(endpoint.company)!.filter((at) => at < changedAt.get(endpoint)!).length;
+      assert.ok(before < revisionsOf.get(endpoint.company)!, `${endpoint.path}: premise: revisions began after its change`);
+      assert.ok(count <= before, `${endpoint.path}: nothing created by a revision that began after its disable or delete (${count} deliveries, ${before} revisions began before)`);
     } else {
       assert.equal(count, revisionsOf.get(endpoint.company), `${endpoint.path}: one delivery per revision of its company`);
     }
