@@ -13,7 +13,7 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { superuser } from "../support/world.ts";
-import { createCompany, createWebhook } from "../support/outbox.ts";
+import { createCompany, createWebhook, sleep } from "../support/outbox.ts";
 
 let db: pg.Client;
 let companyId: string;
@@ -30,6 +30,17 @@ afterAll(async () => {
   if (companyId) await db?.query("delete from public.companies where id = $1", [companyId]);
   await db?.end();
 });
+
+async function waitForNoOlderSnapshot(): Promise<void> {
+  for (const end = Date.now() + 30_000; Date.now() < end; await sleep(50)) {
+    const { rows } = await db.query(
+      `select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and pid <> pg_backend_pid()
+          and (backend_xmin is not null or backend_xid is not null)`,
+    );
+    if (rows[0].n === 0) return;
+  }
+}
 
 /** Buffers the claim's signal delete touches for `hook`, in a transaction then rolled back. */
 async function buffersOfConsume(): Promise<number> {
@@ -60,6 +71,10 @@ describe("the claim's delete of consumed signals", () => {
     await db.query("select private.consume_endpoint_signals(array[$1::uuid], array[$1::uuid])", [hook]);
     // New work for the endpoint: one signal, and the next claims look at it.
     await db.query("insert into private.webhook_endpoint_signals (webhook_id) values ($1)", [hook]);
+    // The premise: no other session of this database holds a snapshot from before the
+    // consume (an autovacuum ANALYZE of a table earlier files filled does, for seconds; the
+    // first scan could not mark the dead signals then). Wait for them to finish, at most 30 s.
+    await waitForNoOlderSnapshot();
 
     const first = await buffersOfConsume();
     const later = await buffersOfConsume();
