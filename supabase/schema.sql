@@ -198,6 +198,11 @@ declare
   tokens double precision;  -- requests in the endpoint's bucket now (null: no rate of its own)
   leased_here integer;      -- leased for the endpoint in hand
   parked_keys text[];       -- ordering keys of what this claim parked for the endpoint in hand
+  company_cap integer;      -- company_concurrency
+  companies uuid[] := '{}'::uuid[];        -- the companies this claim has counted, and
+  company_free integer[] := '{}'::integer[];  -- how many more requests each may have in flight
+  company_at integer;       -- the endpoint in hand's company, in those
+  turned_away boolean;      -- its company has its share: it waits for a freed slot
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that claims the work' using errcode = '22023';
@@ -213,6 +218,7 @@ begin
   -- longer held, before anything is claimed (a delivery whose lease ran out meanwhile is
   -- then not sent again for a result already in hand). Never waits.
   perform private.record_deferred_results();
+  company_cap := (select s.company_concurrency from private.webhook_settings s);
 
   -- One cancellation left unfinished by a disable or delete (see the top of
   -- 20261130140000): a chunk of the oldest one this claim can take, of the three oldest.
@@ -352,6 +358,8 @@ begin
     tokens := null;
     leased_here := 0;
     parked_keys := '{}';
+    company_at := null;
+    turned_away := false;
 
     if not hook.is_active then
       -- Disabled while a transaction was creating deliveries for it: they end here.
@@ -375,6 +383,28 @@ begin
                 else 0
               end;
       take := least(take, batch_size - claimed);
+      -- Its company's share (20261204090000): counted once per company per claim, under a
+      -- lock of the company that this claim holds until it commits, so that two claims
+      -- never count the same slots; then kept here as this claim leases. A company another
+      -- claim has in hand is skipped (null: it keeps its place), never waited for. Turned
+      -- away with due work by its company's share, an endpoint waits for a freed slot.
+      company_at := array_position(companies, endpoint.company_id);
+      if company_at is null then
+        companies := companies || endpoint.company_id;
+        company_free := company_free
+                        || case when pg_catalog.pg_try_advisory_xact_lock(private.company_lock_class(),
+                                                                            pg_catalog.hashtext(endpoint.company_id::text))
+                                then company_cap - private.company_in_flight(endpoint.company_id) end;
+        company_at := cardinality(companies);
+      end if;
+      if take > 0 and company_free[company_at] <= 0 then
+        turned_away := exists (select 1
+                                 from public.webhook_deliveries d
+                                where d.webhook_id = endpoint.webhook_id
+                                  and d.state = 'pending'
+                                  and d.next_attempt_at <= now());
+      end if;
+      take := least(take, greatest(coalesce(company_free[company_at], 0), 0));
       -- Its own rate (20261130220000): no more than the requests its bucket holds.
       tokens := private.endpoint_rate_tokens(endpoint);
       if tokens is not null then
@@ -496,6 +526,16 @@ begin
                               and f.lease_expires_at > now()
                               and f.ordering_key = d.ordering_key);
       end if;
+      company_free[company_at] := company_free[company_at] - leased_here;
+      if leased_here > 0 then  -- served: it waits for its company no longer
+        delete from private.webhook_company_waiters w where w.webhook_id = endpoint.webhook_id;
+      end if;
+    end if;
+
+    if turned_away then
+      insert into private.webhook_company_waiters (webhook_id, company_id, since)
+      values (endpoint.webhook_id, endpoint.company_id, candidates_since[array_position(candidates, endpoint.webhook_id)])
+      on conflict on constraint webhook_company_waiters_pkey do nothing;
     end if;
 
     if tokens is not null then
@@ -510,12 +550,21 @@ begin
     end if;
     -- Served: to the back of the line. Not served (this claim was full before its turn, or
     -- it could take nothing): it keeps its place, never ahead of where it stood
-    -- (20261201090400).
+    -- (20261201090400). Turned away by its company's share: off the schedule until a freed
+    -- slot of the company wakes it, or at the latest until the company's earliest lease runs
+    -- out (20261204090000).
     update private.webhook_endpoints e
        set ready_at = case
                         when served then private.endpoint_ready_at(e, true)
                         else (select case when r.at is null then null
-                                          else greatest(r.at, candidates_since[array_position(candidates, e.webhook_id)]) end
+                                          else greatest(r.at, candidates_since[array_position(candidates, e.webhook_id)],
+                                                        case when turned_away
+                                                             then (select min(d.lease_expires_at)
+                                                                     from public.webhook_deliveries d
+                                                                    where d.company_id = e.company_id
+                                                                      and d.state = 'pending'
+                                                                      and d.lease_owner is not null
+                                                                      and d.lease_expires_at > now()) end) end
                                 from (select private.endpoint_ready_at(e, false) as at) r)
                       end
      where e.webhook_id = endpoint.webhook_id;
@@ -555,6 +604,38 @@ end;
 $$;
 
 ALTER FUNCTION private.claim_wakeup_slot() OWNER TO postgres;
+
+CREATE FUNCTION private.company_in_flight(company_id uuid) RETURNS integer
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (select count(*)::integer
+            from public.webhook_deliveries d
+           where d.company_id = company_in_flight.company_id
+             and d.state = 'pending'
+             and d.lease_owner is not null
+             and d.lease_expires_at > now());
+end;
+$$;
+
+ALTER FUNCTION private.company_in_flight(company_id uuid) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.company_in_flight(company_id uuid) IS 'Requests in flight of the company''s endpoints: its unexpired leases, whichever dispatcher holds them.';
+
+CREATE FUNCTION private.company_lock_class() RETURNS integer
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  -- The first key of a company's claim lock (pg_try_advisory_xact_lock(integer, integer),
+  -- the second key its id's hash): a key space of its own, which an application's
+  -- single-bigint advisory locks never meet.
+  return 'private.webhook_company_waiters'::regclass::oid::integer;
+end;
+$$;
+
+ALTER FUNCTION private.company_lock_class() OWNER TO postgres;
 
 CREATE FUNCTION private.consume_endpoint_signals(candidates uuid[], picked uuid[]) RETURNS uuid[]
     LANGUAGE plpgsql
@@ -1025,6 +1106,34 @@ ALTER FUNCTION private.is_company_admin(company_id uuid) OWNER TO postgres;
 
 COMMENT ON FUNCTION private.is_company_admin(company_id uuid) IS 'True when the calling user is an active ADMIN of that company.';
 
+CREATE FUNCTION private.lock_endpoints_companies(endpoints uuid[]) RETURNS uuid[]
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  -- The lock a claim holds while it counts a company's slots and turns its endpoints away
+  -- (claim_due_deliveries), taken here without waiting: of the endpoints given, those
+  -- whose company's lock this transaction now holds. A record or a release frees slots
+  -- only under it, so it never frees one while a claim is turning an endpoint away for the
+  -- want of it (the endpoint would not be woken: its waiting row is not committed yet).
+  return array(select e.webhook_id
+                 from private.webhook_endpoints e
+                where e.webhook_id = any (endpoints)
+                  and e.company_id in (select c.company_id
+                                         from (select distinct x.company_id
+                                                 from private.webhook_endpoints x
+                                                where x.webhook_id = any (endpoints)
+                                                offset 0) c
+                                        where pg_catalog.pg_try_advisory_xact_lock(private.company_lock_class(),
+                                                                                   pg_catalog.hashtext(c.company_id::text)))
+                order by e.webhook_id);
+end;
+$$;
+
+ALTER FUNCTION private.lock_endpoints_companies(endpoints uuid[]) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.lock_endpoints_companies(endpoints uuid[]) IS 'Of the endpoints given, those whose company''s claim lock this transaction holds, taken without waiting (20261204090000).';
+
 CREATE TABLE public.webhooks (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     company_id uuid NOT NULL,
@@ -1381,13 +1490,15 @@ begin
   if cardinality(endpoints) = 0 then
     return 0;
   end if;
-  -- Those whose row nobody else holds now (locked here, in id order, SKIP LOCKED), and those
-  -- deleted meanwhile (no row to hold).
-  free := array(select e.webhook_id
-                  from private.webhook_endpoints e
-                 where e.webhook_id = any (endpoints)
-                 order by e.webhook_id
-                   for update skip locked)
+  -- Those whose row nobody else holds now (locked here, in id order, SKIP LOCKED) and whose
+  -- company no claim has in hand (20261204090000), and those deleted meanwhile (no row to
+  -- hold).
+  free := private.lock_endpoints_companies(array(
+            select e.webhook_id
+              from private.webhook_endpoints e
+             where e.webhook_id = any (endpoints)
+             order by e.webhook_id
+               for update skip locked))
        || array(select x.webhook_id
                   from unnest(endpoints) x(webhook_id)
                  where not exists (select 1 from private.webhook_endpoints e where e.webhook_id = x.webhook_id));
@@ -1467,6 +1578,7 @@ begin
                  where e.webhook_id = any (wanted)
                  order by e.webhook_id
                    for update skip locked);
+  held := private.lock_endpoints_companies(held);
   if cardinality(held) < cardinality(wanted) then  -- held by someone else, or deleted
     with waiting as (
       select r.value as result, (r.value ->> 'delivery_id')::uuid as delivery_id,
@@ -1538,7 +1650,7 @@ begin
        and d.state = 'pending'
        and d.lease_owner = worker
        and d.attempt_count = r.attempt_number
-    returning d.webhook_id, d.ordering_key, d.state, r.outcome, r.status, left(r.error, 2000) as error,
+    returning d.webhook_id, d.company_id, d.ordering_key, d.state, r.outcome, r.status, left(r.error, 2000) as error,
               coalesce(r.gone, false) as gone, r.position, d.last_attempt_at as claimed_at
   )
   select count(*)::integer, coalesce(jsonb_agg(to_jsonb(m) order by m.position), '[]')
@@ -1654,6 +1766,15 @@ begin
      set ready_at = private.endpoint_ready_at(e, true)
    where e.webhook_id in (select distinct (m ->> 'webhook_id')::uuid from jsonb_array_elements(moved) m);
 
+  -- The slots it freed are their companies' too: as many of each company's endpoints that
+  -- wait for its share are ready again, ahead of these (20261204090000).
+  if applied > 0 and exists (select 1 from private.webhook_company_waiters) then
+    perform private.wake_company_waiters((select jsonb_agg(jsonb_build_object('company_id', c.company_id, 'slots', c.slots))
+                                            from (select (m ->> 'company_id')::uuid as company_id, count(*) as slots
+                                                    from jsonb_array_elements(moved) m
+                                                   group by 1) c));
+  end if;
+
   -- 410 Gone disables at once; failing longer than disable_after disables with a reason
   -- (pending work is cancelled by the webhooks trigger). The only write the dispatcher
   -- makes to a webhooks row; a row an ADMIN holds is left for the next failure.
@@ -1689,6 +1810,7 @@ CREATE FUNCTION private.release_deliveries(worker text, delivery_ids uuid[]) RET
 declare
   released integer;
   held uuid[];
+  freed jsonb;
 begin
   if worker is null or btrim(worker) = '' then
     raise exception 'worker must name the dispatcher that holds the leases' using errcode = '22023';
@@ -1698,23 +1820,35 @@ begin
   end if;
   -- SKIP LOCKED (see the top): a delivery of an endpoint whose row someone else holds keeps
   -- its lease, which runs out; one whose endpoint is gone needs no row.
-  held := array(select e.webhook_id
-                  from private.webhook_endpoints e
-                 where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids))
-                 order by e.webhook_id
-                   for update skip locked);
+  held := private.lock_endpoints_companies(array(
+            select e.webhook_id
+              from private.webhook_endpoints e
+             where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids))
+             order by e.webhook_id
+               for update skip locked));
   -- Graceful shutdown: the attempts never started, so they are not counted.
-  update public.webhook_deliveries d
-     set next_attempt_at  = now(),
-         lease_owner      = null,
-         lease_expires_at = null,
-         attempt_count    = d.attempt_count - 1
-   where d.id = any (delivery_ids)
-     and d.state = 'pending'
-     and d.lease_owner = worker
-     and (d.webhook_id = any (held)
-          or not exists (select 1 from private.webhook_endpoints e where e.webhook_id = d.webhook_id));
-  get diagnostics released = row_count;
+  with released_rows as (
+    update public.webhook_deliveries d
+       set next_attempt_at  = now(),
+           lease_owner      = null,
+           lease_expires_at = null,
+           attempt_count    = d.attempt_count - 1
+     where d.id = any (delivery_ids)
+       and d.state = 'pending'
+       and d.lease_owner = worker
+       and (d.webhook_id = any (held)
+            or not exists (select 1 from private.webhook_endpoints e where e.webhook_id = d.webhook_id))
+    returning d.company_id
+  ), per_company as (
+    select r.company_id, count(*) as slots from released_rows r group by 1
+  )
+  select coalesce(sum(c.slots), 0)::integer, jsonb_agg(jsonb_build_object('company_id', c.company_id, 'slots', c.slots))
+    into released, freed
+    from per_company c;
+  -- Their companies' slots are free too (20261204090000).
+  if released > 0 and exists (select 1 from private.webhook_company_waiters) then
+    perform private.wake_company_waiters(freed);
+  end if;
   -- Served: the claim that leased them had its turn (20261202090100).
   update private.webhook_endpoints e
      set ready_at = private.endpoint_ready_at(e, true)
@@ -2384,6 +2518,41 @@ end;
 $$;
 
 ALTER FUNCTION private.user_exists(user_id uuid) OWNER TO postgres;
+
+CREATE FUNCTION private.wake_company_waiters(freed jsonb) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  woken uuid[];
+  since timestamptz[];
+begin
+  -- freed: [{"company_id": ..., "slots": n}]. Per company, its n longest-waiting endpoints
+  -- whose rows nobody else holds.
+  select array_agg(x.webhook_id), array_agg(x.since) into woken, since
+    from jsonb_to_recordset(freed) f(company_id uuid, slots integer)
+   cross join lateral (select w.webhook_id, w.since
+                         from private.webhook_company_waiters w
+                         join private.webhook_endpoints e on e.webhook_id = w.webhook_id
+                        where w.company_id = f.company_id
+                        order by w.since, w.webhook_id
+                        limit greatest(f.slots, 0)
+                          for update of e skip locked) x;
+  if woken is null then
+    return 0;
+  end if;
+  delete from private.webhook_company_waiters w where w.webhook_id = any (woken);
+  update private.webhook_endpoints e
+     set ready_at = least(coalesce(e.ready_at, s.since), s.since)
+    from unnest(woken, since) s(webhook_id, since)
+   where e.webhook_id = s.webhook_id;
+  return cardinality(woken);
+end;
+$$;
+
+ALTER FUNCTION private.wake_company_waiters(freed jsonb) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.wake_company_waiters(freed jsonb) IS 'Slots of companies freed ([{company_id, slots}]): that many of each company''s waiting endpoints are ready again, at the place in line they had.';
 
 CREATE FUNCTION private.wake_dispatcher() RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3078,6 +3247,16 @@ ALTER TABLE private.webhook_cancellations OWNER TO postgres;
 
 COMMENT ON TABLE private.webhook_cancellations IS 'Cancellations a disable or delete left unfinished (more than cancel_batch_size pending deliveries); claims finish them, a chunk per claim.';
 
+CREATE TABLE private.webhook_company_waiters (
+    webhook_id uuid NOT NULL,
+    company_id uuid NOT NULL,
+    since timestamp with time zone NOT NULL
+);
+
+ALTER TABLE private.webhook_company_waiters OWNER TO postgres;
+
+COMMENT ON TABLE private.webhook_company_waiters IS 'Endpoints with due work that a claim turned away because their company had its share of requests in flight (company_concurrency); a freed slot of the company wakes them, longest waiting first (20261204090000).';
+
 CREATE TABLE private.webhook_deferred_results (
     webhook_id uuid NOT NULL,
     delivery_id uuid NOT NULL,
@@ -3195,11 +3374,13 @@ CREATE TABLE private.webhook_settings (
     endpoint_concurrency_start integer DEFAULT 10 NOT NULL,
     cancel_batch_size integer DEFAULT 200 NOT NULL,
     prune_pages_per_step integer DEFAULT 2000 NOT NULL,
+    company_concurrency integer DEFAULT 200 NOT NULL,
     CONSTRAINT webhook_settings_cancel_batch_size_range CHECK (((cancel_batch_size >= 1) AND (cancel_batch_size <= 100000))),
     CONSTRAINT webhook_settings_circuit_failure_threshold_range CHECK (((circuit_failure_threshold >= 1) AND (circuit_failure_threshold <= 1000))),
     CONSTRAINT webhook_settings_circuit_probe_max_range CHECK (((circuit_probe_max_seconds >= 1) AND (circuit_probe_max_seconds <= 86400))),
     CONSTRAINT webhook_settings_circuit_probe_min_range CHECK (((circuit_probe_min_seconds >= 1) AND (circuit_probe_min_seconds <= 86400))),
     CONSTRAINT webhook_settings_circuit_probe_order CHECK ((circuit_probe_max_seconds >= circuit_probe_min_seconds)),
+    CONSTRAINT webhook_settings_company_concurrency_range CHECK (((company_concurrency >= 1) AND (company_concurrency <= 100000))),
     CONSTRAINT webhook_settings_endpoint_concurrency_range CHECK (((endpoint_concurrency >= 1) AND (endpoint_concurrency <= 1000))),
     CONSTRAINT webhook_settings_endpoint_concurrency_start_range CHECK (((endpoint_concurrency_start >= 1) AND (endpoint_concurrency_start <= 1000))),
     CONSTRAINT webhook_settings_prune_pages_per_step_range CHECK (((prune_pages_per_step >= 1) AND (prune_pages_per_step <= 1000000))),
@@ -3228,6 +3409,8 @@ COMMENT ON COLUMN private.webhook_settings.endpoint_concurrency_start IS 'Reques
 COMMENT ON COLUMN private.webhook_settings.cancel_batch_size IS 'Pending deliveries a disable or delete cancels in its own statement, and each claim cancels of what is left (private.webhook_cancellations).';
 
 COMMENT ON COLUMN private.webhook_settings.prune_pages_per_step IS 'Heap pages of webhook_deliveries and of webhook_events each retention step (private.prune_webhook_history_step, every minute) reads; a sweep of both tables takes their pages / this many minutes.';
+
+COMMENT ON COLUMN private.webhook_settings.company_concurrency IS 'Most requests in flight of one company''s endpoints together, all dispatchers counted (20261204090000).';
 
 COMMENT ON CONSTRAINT webhook_settings_prune_pages_per_step_range ON private.webhook_settings IS 'prune_pages_per_step must be between 1 and 1000000';
 
@@ -3393,6 +3576,9 @@ COMMENT ON COLUMN public.webhook_trigger_types.example_payload IS 'An example of
 ALTER TABLE ONLY private.webhook_cancellations
     ADD CONSTRAINT webhook_cancellations_pkey PRIMARY KEY (webhook_id);
 
+ALTER TABLE ONLY private.webhook_company_waiters
+    ADD CONSTRAINT webhook_company_waiters_pkey PRIMARY KEY (webhook_id);
+
 ALTER TABLE ONLY private.webhook_deferred_results
     ADD CONSTRAINT webhook_deferred_results_pkey PRIMARY KEY (webhook_id, delivery_id, attempt_number, worker);
 
@@ -3443,6 +3629,8 @@ ALTER TABLE ONLY public.webhooks
 
 CREATE INDEX webhook_cancellations_requested_idx ON private.webhook_cancellations USING btree (requested_at, webhook_id);
 
+CREATE INDEX webhook_company_waiters_company_idx ON private.webhook_company_waiters USING btree (company_id, since, webhook_id);
+
 CREATE INDEX webhook_endpoint_signals_webhook_idx ON private.webhook_endpoint_signals USING btree (webhook_id);
 
 CREATE INDEX webhook_endpoints_company_idx ON private.webhook_endpoints USING btree (company_id);
@@ -3458,6 +3646,8 @@ CREATE INDEX processes_company_id_idx ON public.processes USING btree (company_i
 CREATE INDEX processes_created_by_user_id_idx ON public.processes USING btree (created_by_user_id) WHERE (created_by_user_id IS NOT NULL);
 
 CREATE INDEX users_company_id_idx ON public.users USING btree (company_id);
+
+CREATE INDEX webhook_deliveries_company_leased_idx ON public.webhook_deliveries USING btree (company_id, lease_expires_at) WHERE ((state = 'pending'::public.webhook_delivery_state) AND (lease_owner IS NOT NULL));
 
 CREATE INDEX webhook_deliveries_company_log_idx ON public.webhook_deliveries USING btree (company_id, created_at DESC, id DESC);
 
@@ -3523,6 +3713,9 @@ CREATE TRIGGER webhooks_url_port_blocked BEFORE INSERT OR UPDATE OF url ON publi
 
 COMMENT ON TRIGGER webhooks_url_port_blocked ON public.webhooks IS 'url must not use port 25 or 587 (hosted Supabase blocks them outbound)';
 
+ALTER TABLE ONLY private.webhook_company_waiters
+    ADD CONSTRAINT webhook_company_waiters_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES private.webhook_endpoints(webhook_id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY private.webhook_order_releases
     ADD CONSTRAINT webhook_order_releases_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES private.webhook_endpoints(webhook_id) ON DELETE CASCADE;
 
@@ -3568,6 +3761,8 @@ ALTER TABLE ONLY public.webhooks
 CREATE POLICY "Admins can view their company's endpoint health" ON private.webhook_endpoints FOR SELECT TO authenticated USING ((company_id = ( SELECT private.admin_company_id() AS admin_company_id)));
 
 ALTER TABLE private.webhook_cancellations ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE private.webhook_company_waiters ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE private.webhook_deferred_results ENABLE ROW LEVEL SECURITY;
 
@@ -3659,6 +3854,10 @@ GRANT ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integ
 
 REVOKE ALL ON FUNCTION private.claim_wakeup_slot() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION private.company_in_flight(company_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.company_lock_class() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.consume_endpoint_signals(candidates uuid[], picked uuid[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.dispatcher_going_idle() FROM PUBLIC;
@@ -3729,6 +3928,8 @@ REVOKE ALL ON FUNCTION private.insert_webhook_event(company_id uuid, trigger_typ
 REVOKE ALL ON FUNCTION private.is_company_admin(company_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.is_company_admin(company_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION private.is_company_admin(company_id uuid) TO service_role;
+
+REVOKE ALL ON FUNCTION private.lock_endpoints_companies(endpoints uuid[]) FROM PUBLIC;
 
 GRANT ALL ON TABLE public.webhooks TO service_role;
 GRANT SELECT,DELETE ON TABLE public.webhooks TO authenticated;
@@ -3871,6 +4072,8 @@ REVOKE ALL ON FUNCTION private.use_planned_count_guard() FROM PUBLIC;
 REVOKE ALL ON FUNCTION private.user_exists(user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.user_exists(user_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION private.user_exists(user_id uuid) TO service_role;
+
+REVOKE ALL ON FUNCTION private.wake_company_waiters(freed jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.wake_dispatcher() FROM PUBLIC;
 

@@ -105,6 +105,43 @@ e2eTest("twenty dead endpoints and a slow one at one tenant: another tenant's 10
   assert.equal(deadStillHanging, 200, "the dead endpoints never got more than the start, and still hung meanwhile");
 });
 
+e2eTest("a company's many dead endpoints hold no more than its share of a dispatcher's sockets: another tenant's deliveries all arrive", async (t) => {
+  // Six endpoints that never answer would hold 60 requests (10 each, the start), more than
+  // this dispatcher's 40 sockets: until 20261204090000 they held all 40 for a whole timeout,
+  // and nobody else was sent anything. The company's share (company_concurrency, 15 here)
+  // bounds its endpoints together.
+  const release = gate();
+  const dead = hanging(t, release.opened);
+  const healthyDone = gate();
+  const healthy = t.receiver(() => {
+    if (healthy.requests.length === 20) healthyDone.open();
+    return new Response("ok");
+  });
+  const neighbour = await t.company();
+  for (let i = 0; i < 6; i++) await t.webhook(neighbour, `${dead.origin}/dead-${i}`);
+  const company = await t.company();
+  await t.webhook(company, `${healthy.origin}/mes`);
+  await t.settings({ company_concurrency: 15 });
+  await t.dispatcher({
+    allowedTargets: [dead.target, healthy.target],
+    env: { WEBHOOK_CONCURRENCY: "40", WEBHOOK_TIMEOUT_MS: "30000", WEBHOOK_LEASE_SECONDS: "60" },
+  });
+
+  // 10 revisions to each dead endpoint: 60 deliveries.
+  const neighbourProcess = await createProcess(t.sql, neighbour, "Plating");
+  for (let i = 2; i <= 11; i++) await reviseProcess(t.sql, neighbourProcess, `Plating v${i}`);
+  await waitFor("the dead endpoints to hold the company's 15", () => dead.requests.length >= 15, { timeoutMs: 15_000 });
+
+  const process = await createProcess(t.sql, company, "Inspection");
+  for (let i = 2; i <= 21; i++) await reviseProcess(t.sql, process, `Inspection v${i}`);
+
+  const arrived = await within(10_000, healthyDone.opened);
+  const deadHolding = dead.requests.length;
+  release.open();
+  assert.equal(arrived, true, `only ${healthy.requests.length} of 20 arrived beside the dead endpoints`);
+  assert.equal(deadHolding, 15, "the dead endpoints never held more than the company's share");
+});
+
 e2eTest("endpoints that answer slowly but always hold every socket of a dispatcher: another tenant's delivery takes the next freed slot, not the end of their backlog", async (t) => {
   // Slow successes earn concurrency, so one tenant's slow endpoints with a backlog fill a
   // dispatcher's sockets (WEBHOOK_CONCURRENCY, 8 here). Slots then free one at a time and

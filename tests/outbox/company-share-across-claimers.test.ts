@@ -1,0 +1,161 @@
+// A company's share of the requests in flight (private.webhook_settings.company_concurrency)
+// holds across dispatchers: it is counted over the company's unexpired leases at every
+// claim, under a transaction lock of the company that a second claim skips rather than waits
+// for. So two claimers on two connections, serving different endpoints of one company (whose
+// row locks do not keep them apart), never have more than the share leased at once, whether
+// their claims overlap in time or interleave with results freeing slots; and another
+// company's deliveries are claimed meanwhile. (Counted in one session:
+// supabase/tests/scheduling/company-share-of-requests.test.sql; 20261204090000.)
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { superuser } from "../support/world.ts";
+import { claim, createCompany, createWebhook, type Claimed, impatientSession, sleep, succeed } from "../support/outbox.ts";
+
+const SHARE = 4;
+let setup: pg.Client;
+let dispatchers: pg.Client[];
+let companyId: string;
+let otherCompanyId: string;
+let shareBefore: number;
+
+beforeAll(async () => {
+  setup = await superuser();
+  dispatchers = [await impatientSession(2000), await impatientSession(2000)];
+  companyId = await createCompany(setup, "Many Endpoints Inc");
+  otherCompanyId = await createCompany(setup, "Neighbour Ltd");
+  shareBefore = (await setup.query("select company_concurrency from private.webhook_settings")).rows[0].company_concurrency;
+  await setup.query("update private.webhook_settings set company_concurrency = $1", [SHARE]);
+});
+afterAll(async () => {
+  await setup?.query("update private.webhook_settings set company_concurrency = $1", [shareBefore]);
+  await setup?.query("delete from public.companies where id = any ($1)", [[companyId, otherCompanyId]]);
+  await Promise.all([setup?.end(), ...(dispatchers ?? []).map((d) => d.end())]);
+});
+
+const inFlight = async (company: string) =>
+  (await setup.query<{ n: number }>("select private.company_in_flight($1) as n", [company])).rows[0]!.n;
+
+/** Two endpoints of the company for `trigger`, 20 events: 40 due deliveries, 20 of them possible at once. */
+async function twoEndpointsWithBacklog(trigger: string, company = companyId) {
+  const hooks = [
+    await createWebhook(setup, company, trigger, `https://share.example/${trigger.toLowerCase()}-1`),
+    await createWebhook(setup, company, trigger, `https://share.example/${trigger.toLowerCase()}-2`),
+  ];
+  await setup.query(
+    "select count(private.enqueue_webhook_event($1, $2, jsonb_build_object('n', n))) from generate_series(1, 20) n",
+    [company, trigger],
+  );
+  return hooks;
+}
+
+describe("two dispatchers claiming the endpoints of one company", () => {
+  it("a claim overlapping another one that has the company in hand takes none of its deliveries, and another company's meanwhile", async () => {
+    // Eight endpoints, one due delivery each: the first claim (4 at most) picks four of them
+    // and takes the share; the second, on another connection while the first is open, meets
+    // the other four (their rows are free) and must not count the same free slots again.
+    const hooks: string[] = [];
+    for (let i = 0; i < 8; i++) hooks.push(await createWebhook(setup, companyId, "PROCESS_CREATED", `https://share.example/overlap-${i}`));
+    await setup.query("select private.enqueue_webhook_event($1, 'PROCESS_CREATED', '{}')", [companyId]);
+    const otherHooks = await twoEndpointsWithBacklog("PROCESS_CREATED", otherCompanyId);
+
+    const [first, second] = dispatchers as [pg.Client, pg.Client];
+    await first.query("begin");
+    await second.query("begin");
+    try {
+      const a = await claim(first, "dispatcher-a", SHARE);
+      const b = await claim(second, "dispatcher-b", 50);
+      expect(a.filter((c) => hooks.includes(c.webhook_id)).length).toBe(SHARE);
+      expect(b.filter((c) => hooks.includes(c.webhook_id))).toEqual([]);
+      expect(b.filter((c) => otherHooks.includes(c.webhook_id)).length).toBe(SHARE);
+      await first.query("commit");
+      await second.query("commit");
+    } finally {
+      await first.query("rollback");
+      await second.query("rollback");
+    }
+    expect(await inFlight(companyId)).toBe(SHARE);
+    expect(await inFlight(otherCompanyId)).toBe(SHARE);
+  });
+
+  it("claims interleaved with results freeing slots stay at or under the share, and everything is delivered", async () => {
+    const hooks = await twoEndpointsWithBacklog("PROCESS_REVISED");
+    let maxSeen = 0;
+    const delivered = new Set<string>();
+    const run = async (db: pg.Client, worker: string) => {
+      const mine: Claimed[] = [];
+      for (let round = 0; round < 300 && delivered.size < 40; round++) {
+        mine.push(...(await claim(db, worker)).filter((c) => hooks.includes(c.webhook_id)));
+        maxSeen = Math.max(maxSeen, await inFlight(companyId));
+        await sleep(Math.random() * 10);
+        const done = mine.splice(0, Math.ceil(mine.length / 2));
+        if (done.length) {
+          await succeed(db, worker, done);
+          for (const c of done) delivered.add(c.delivery_id);
+        }
+      }
+      await succeed(db, worker, mine);
+      for (const c of mine) delivered.add(c.delivery_id);
+    };
+    // What the first test left in flight is done first, so the share is all this test's.
+    await setup.query(
+      `update public.webhook_deliveries set state = 'succeeded', next_attempt_at = null, completed_at = now(),
+              lease_owner = null, lease_expires_at = null
+        where company_id = $1 and state = 'pending'
+          and webhook_id not in (select unnest($2::uuid[]))`,
+      [companyId, hooks],
+    );
+    await Promise.all([run(dispatchers[0]!, "dispatcher-a"), run(dispatchers[1]!, "dispatcher-b")]);
+
+    expect(maxSeen).toBeGreaterThan(0);
+    expect(maxSeen).toBeLessThanOrEqual(SHARE);
+    expect(delivered.size).toBe(40);
+    const { rows } = await setup.query(
+      "select state, count(*)::int as n from public.webhook_deliveries where webhook_id = any ($1) group by 1",
+      [hooks],
+    );
+    expect(rows).toEqual([{ state: "succeeded", n: 40 }]);
+  });
+
+  it("a result that would free a slot while a claim is turning the company's endpoints away is kept, and the next claim records it and serves them", async () => {
+    // Lost otherwise: the claim's waiting row is not committed when the slot is freed, so
+    // the record would wake nobody, and the endpoint would wait until the lease it was
+    // turned away behind ran out (60 s here).
+    await setup.query("update private.webhook_settings set company_concurrency = 1");
+    const company = await createCompany(setup, "Race Ltd");
+    try {
+      const first = await createWebhook(setup, company, "PROCESS_CREATED", "https://share.example/race-first");
+      const second = await createWebhook(setup, company, "PROCESS_DELETED", "https://share.example/race-second");
+      await setup.query("select private.enqueue_webhook_event($1, 'PROCESS_CREATED', '{}')", [company]);
+      const [inFlightOne] = (await claim(setup, "dispatcher-c")).filter((c) => c.webhook_id === first);
+      expect(inFlightOne).toBeDefined();
+      expect(await inFlight(company)).toBe(1);
+      await setup.query("select private.enqueue_webhook_event($1, 'PROCESS_DELETED', '{}')", [company]);
+
+      // A claim turns the second endpoint away (the share is taken) and stays open. (It does
+      // not hold the first one's row: that one has nothing due.)
+      const claimer = dispatchers[0]!;
+      await claimer.query("begin");
+      const turnedAway = (await claim(claimer, "dispatcher-a")).filter((c) => c.webhook_id === first || c.webhook_id === second);
+      expect(turnedAway).toEqual([]);
+      // Meanwhile the result of the request in flight is written: not waiting (lock_timeout 2 s), kept.
+      const recorder = dispatchers[1]!;
+      expect(await succeed(recorder, "dispatcher-c", [inFlightOne!])).toBe(0);
+      const kept = await setup.query("select delivery_id from private.webhook_deferred_results where webhook_id = $1", [first]);
+      expect(kept.rows).toEqual([{ delivery_id: inFlightOne!.delivery_id }]);
+      await claimer.query("commit");
+
+      // The next claim records it, which frees the slot and wakes the endpoint turned away.
+      const next = (await claim(recorder, "dispatcher-b")).filter((c) => c.webhook_id === first || c.webhook_id === second);
+      expect(next.map((c) => c.webhook_id)).toEqual([second]);
+      const { rows } = await setup.query(
+        "select d.state, (select count(*)::int from public.webhook_delivery_attempts a where a.delivery_id = d.id) as attempts from public.webhook_deliveries d where d.id = $1",
+        [inFlightOne!.delivery_id],
+      );
+      expect(rows).toEqual([{ state: "succeeded", attempts: 1 }]);
+    } finally {
+      await dispatchers[0]!.query("rollback");  // a claim left open by a failed expectation
+      await setup.query("update private.webhook_settings set company_concurrency = $1", [SHARE]);
+      await setup.query("delete from public.companies where id = $1", [company]);
+    }
+  });
+});
