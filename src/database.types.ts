@@ -186,6 +186,7 @@ isOneToOne: false
 "last_success_at": string | null,
 "next_probe_at": string | null,
 "state": string | null,
+"waiting_for_company_share": boolean | null,
 "webhook_id": string
             } | null
                   }
@@ -216,7 +217,7 @@ isOneToOne: false
           Views: {
             "webhook_endpoint_health": {
                   Row: {
-                    "circuit_opened_at": string | null,"company_id": string,"concurrency": number | null,"consecutive_failures": number,"failing_since": string | null,"held_back_by_own_limits": boolean | null,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"last_success_at": string | null,"next_probe_at": string | null,"state": string | null,"webhook_id": string
+                    "circuit_opened_at": string | null,"company_id": string,"concurrency": number | null,"consecutive_failures": number,"failing_since": string | null,"held_back_by_own_limits": boolean | null,"last_attempt_at": string | null,"last_error": string | null,"last_status": number | null,"last_success_at": string | null,"next_probe_at": string | null,"state": string | null,"waiting_for_company_share": boolean | null,"webhook_id": string
                   }
                   ComputedFields: never
                   Relationships: [
@@ -276,6 +277,7 @@ isOneToOne: false
 "last_success_at": string | null,
 "next_probe_at": string | null,
 "state": string | null,
+"waiting_for_company_share": boolean | null,
 "webhook_id": string
             }
                           SetofOptions: {

@@ -974,6 +974,31 @@ $$;
 
 ALTER FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) OWNER TO postgres;
 
+CREATE FUNCTION private.endpoint_waits_for_company_share(webhook_id uuid) RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  company uuid;
+begin
+  select e.company_id into company from private.webhook_endpoints e where e.webhook_id = endpoint_waits_for_company_share.webhook_id;
+  if not found
+     or not (private.can_manage_company(company) or pg_catalog.current_setting('role') = 'none') then
+    return null;
+  end if;
+  return exists (select 1 from private.webhook_company_waiters w where w.webhook_id = endpoint_waits_for_company_share.webhook_id)
+     and exists (select 1
+                   from public.webhook_deliveries d
+                  where d.webhook_id = endpoint_waits_for_company_share.webhook_id
+                    and d.state = 'pending'
+                    and d.next_attempt_at <= now());
+end;
+$$;
+
+ALTER FUNCTION private.endpoint_waits_for_company_share(webhook_id uuid) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.endpoint_waits_for_company_share(webhook_id uuid) IS 'True while the endpoint has deliveries due that wait for a freed slot of its company''s share (company_concurrency); answered only to who may manage its company (or a session that has not switched to an API role), null for anyone else. Computed by public.webhook_endpoint_health.';
+
 CREATE FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -3164,7 +3189,8 @@ CREATE VIEW public.webhook_endpoint_health WITH (security_invoker='true') AS
     e.last_attempt_at,
     e.last_success_at,
     private.endpoint_concurrency(e.concurrency_limit, w.max_concurrent_requests) AS concurrency,
-    (w.is_active AND private.endpoint_held_back_by_own_limits(e.webhook_id)) AS held_back_by_own_limits
+    (w.is_active AND private.endpoint_held_back_by_own_limits(e.webhook_id)) AS held_back_by_own_limits,
+    (w.is_active AND private.endpoint_waits_for_company_share(e.webhook_id)) AS waiting_for_company_share
    FROM (private.webhook_endpoints e
      JOIN public.webhooks w ON ((w.id = e.webhook_id)));
 
@@ -3175,6 +3201,8 @@ COMMENT ON VIEW public.webhook_endpoint_health IS 'Health of each endpoint: heal
 COMMENT ON COLUMN public.webhook_endpoint_health.concurrency IS 'Requests the endpoint may have in flight now: starts at the deployment''s start (10), one more per success while all of them are in use, up to its cap (the deployment''s, 50, or the endpoint''s own max_concurrent_requests if lower); halved at a timeout, no answer, a 5xx or a 429.';
 
 COMMENT ON COLUMN public.webhook_endpoint_health.held_back_by_own_limits IS 'True while deliveries are due that wait only because of the endpoint''s own max_requests_per_second or max_concurrent_requests (set by its ADMIN): without them they would go now. Null for a reader who may not manage the endpoint''s company.';
+
+COMMENT ON COLUMN public.webhook_endpoint_health.waiting_for_company_share IS 'True while deliveries are due that wait for a freed slot of the company''s share of requests in flight (private.webhook_settings.company_concurrency): the company''s other endpoints hold it. Null for a reader who may not manage the endpoint''s company.';
 
 CREATE FUNCTION public.webhook_endpoint_health(webhook public.webhooks) RETURNS SETOF public.webhook_endpoint_health
     LANGUAGE sql STABLE ROWS 1
@@ -3912,6 +3940,10 @@ REVOKE ALL ON FUNCTION private.endpoint_rate_tokens(endpoint private.webhook_end
 REVOKE ALL ON FUNCTION private.endpoint_ready_after_change(endpoint private.webhook_endpoints) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.endpoint_ready_at(endpoint private.webhook_endpoints, served boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.endpoint_waits_for_company_share(webhook_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.endpoint_waits_for_company_share(webhook_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION private.endpoint_waits_for_company_share(webhook_id uuid) TO service_role;
 
 REVOKE ALL ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.enqueue_webhook_event(company_id uuid, trigger_type text, data jsonb) TO service_role;

@@ -4,7 +4,8 @@
 // a pending delivery (an ended one is refused, kind "already_ended"). Also whether the
 // health view embeds into webhooks (select=*,webhook_endpoint_health(*)). And an endpoint's
 // own cap (max_concurrent_requests): set, refused out of range, and claims held to it; and
-// the health's held_back_by_own_limits while its own rate makes deliveries wait.
+// the health's held_back_by_own_limits while its own rate makes deliveries wait, and its
+// waiting_for_company_share while the company's share of requests is taken.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
 import { createWebhooksClient, type WebhooksClient } from "../../src/index.ts";
@@ -153,6 +154,35 @@ describe("an endpoint's own cap through the client", () => {
     await expect(adminB.getEndpointHealth(hook.id)).rejects.toMatchObject({ kind: "not_found" });
     await admin.updateWebhook(hook.id, { maxRequestsPerSecond: null });
     expect((await admin.getEndpointHealth(hook.id)).held_back_by_own_limits, "without the rate they may go now").toBe(false);
+  });
+
+  it("the health says when an endpoint waits for its company's share of requests, to its ADMIN only", async () => {
+    const { rows: [{ company_concurrency: shareBefore }] } = await db.query("select company_concurrency from private.webhook_settings");
+    // A share of one, and nothing else of the company pending (earlier tests leave deliveries
+    // leased and due): the first endpoint's request is the company's only one.
+    await db.query(
+      `update public.webhook_deliveries set state = 'cancelled', next_attempt_at = null, completed_at = now(),
+              lease_owner = null, lease_expires_at = null
+        where company_id = $1 and state = 'pending'`,
+      [world.companyA],
+    );
+    await db.query("update private.webhook_settings set company_concurrency = 1");
+    try {
+      const busy = await admin.createWebhook({ companyId: world.companyA, triggerType: "WEBHOOK_TEST", url: "https://hooks.acme.test/holds-the-share" });
+      const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "WEBHOOK_TEST", url: "https://hooks.acme.test/waits-for-the-share" });
+      await admin.sendTest(busy.id);
+      const taken = await db.query("select webhook_id from private.claim_due_deliveries('client-test', 1000, 60) where webhook_id = $1", [busy.id]);
+      expect(taken.rowCount, "the share of one goes to the first endpoint").toBe(1);
+      await admin.sendTest(hook.id);
+      expect((await admin.getEndpointHealth(hook.id)).waiting_for_company_share, "not turned away yet").toBe(false);
+      const none = await db.query("select 1 from private.claim_due_deliveries('client-test', 1000, 60) where webhook_id = $1", [hook.id]);
+      expect(none.rowCount, "the company's share is taken").toBe(0);
+      expect((await admin.getEndpointHealth(hook.id)).waiting_for_company_share).toBe(true);
+      expect((await admin.getEndpointHealth(busy.id)).waiting_for_company_share, "the endpoint holding it does not wait").toBe(false);
+      await expect(adminB.getEndpointHealth(hook.id)).rejects.toMatchObject({ kind: "not_found" });
+    } finally {
+      await db.query("update private.webhook_settings set company_concurrency = $1", [shareBefore]);
+    }
   });
 });
 

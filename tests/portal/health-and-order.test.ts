@@ -341,4 +341,32 @@ describe("an endpoint's own limit in the portal", () => {
     await heldBack.waitFor({ state: "detached" });
     await expectInert();
   });
+
+  it("says while an endpoint waits for the company's share of requests, and no more once a slot frees", async () => {
+    const shareBefore = (await db.query("select company_concurrency from private.webhook_settings")).rows[0].company_concurrency;
+    const busyPath = "/hooks/holds-the-share";
+    receiver.hold(busyPath);
+    try {
+      // A share of one request, taken by another endpoint of the company whose receiver hangs.
+      await db.query("update private.webhook_settings set company_concurrency = 1");
+      const busy = await admin.createWebhook({ companyId: world.companyA, triggerType: "PROCESS_DELETED", url: receiver.url(busyPath) });
+      await admin.sendTest(busy.id);
+      await waitFor("the other endpoint's request to hang", () => receiver.received.some((r) => r.path === busyPath));
+      const hook = await admin.createWebhook({ companyId: world.companyA, triggerType: "PROCESS_DELETED", url: receiver.url("/hooks/waits-for-the-share") });
+      await admin.sendTest(hook.id);
+      await openEndpoint(hook.id);
+      const waiting = page.getByRole("status").getByText("Deliveries are waiting for your company's share of requests in flight");
+      await waiting.waitFor();
+      expect((await deliveriesOf(hook.id)).map((d) => d.state), "its delivery waits").toEqual(["pending"]);
+      await screenshot(page, "23-endpoint-waiting-for-the-company-share");
+
+      receiver.release(busyPath);
+      await waitFor("its delivery to go once the slot frees", async () => (await deliveriesOf(hook.id)).every((d) => d.state === "succeeded"));
+      await waiting.waitFor({ state: "detached" });
+      await expectInert();
+    } finally {
+      receiver.release(busyPath);
+      await db.query("update private.webhook_settings set company_concurrency = $1", [shareBefore]);
+    }
+  });
 });

@@ -1,7 +1,8 @@
 // A webhook receiver for the browser tests: a real HTTP server on 127.0.0.1 that verifies
 // every request's Standard Webhooks signature with `standardwebhooks` (against every secret
 // it was given for that path), records what arrived, and answers as told (status, and a
-// body full of markup and script, which the portal must show as text).
+// body full of markup and script, which the portal must show as text), at once or, for a
+// path it is told to hold, once released (a receiver that hangs).
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
@@ -22,6 +23,8 @@ export async function startReceiver() {
   const received: Received[] = [];
   let status = 200;
   const statusOf = new Map<string, number>();
+  const holding = new Set<string>();
+  const held: Array<{ path: string; answer: () => void }> = [];
   const server = http.createServer((req, res) => {
     let body = "";
     req.setEncoding("utf8");
@@ -38,8 +41,12 @@ export async function startReceiver() {
         }
       });
       received.push({ path, id: headers["webhook-id"] ?? "", body, signature: headers["webhook-signature"] ?? "", verifiedWith });
-      res.writeHead(statusOf.get(path) ?? status, { "content-type": "text/html" });
-      res.end(HOSTILE_BODY);
+      const answer = () => {
+        res.writeHead(statusOf.get(path) ?? status, { "content-type": "text/html" });
+        res.end(HOSTILE_BODY);
+      };
+      if (holding.has(path)) held.push({ path, answer });
+      else answer();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -57,7 +64,22 @@ export async function startReceiver() {
       if (path === undefined) status = next;
       else statusOf.set(path, next);
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    /** Leave every request to `path` unanswered (it is still recorded) until release(path). */
+    hold(path: string) {
+      holding.add(path);
+    },
+    /** Answer what was held for `path`, and everything after it at once. */
+    release(path: string) {
+      holding.delete(path);
+      const released = held.filter((h) => h.path === path);
+      held.splice(0, held.length, ...held.filter((h) => h.path !== path));
+      for (const h of released) h.answer();
+    },
+    close: () => {
+      holding.clear();
+      for (const h of held.splice(0)) h.answer();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }
 

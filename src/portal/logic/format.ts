@@ -119,6 +119,10 @@ export function rateText(rate: number): string {
 export const HELD_BACK_BY_OWN_LIMITS =
   "Deliveries are waiting for these limits now: without them they would go out at once.";
 
+/** Said while the endpoint waits for its company's share of requests (webhook_endpoint_health.waiting_for_company_share). */
+export const WAITING_FOR_COMPANY_SHARE =
+  "Deliveries are waiting for your company's share of requests in flight: your other endpoints hold it now (often ones that do not answer). They go as soon as a request of theirs ends.";
+
 /** How an endpoint receives its deliveries, in a sentence (public.webhooks.delivery_order). */
 export const DELIVERY_ORDERS: Record<DeliveryOrder, { label: string; promise: string }> = {
   parallel: {

@@ -7,7 +7,7 @@ import type { Webhook } from "../../client.ts";
 import { ConfirmDialog, CopyButton, ErrorMessage, LastOutcome, Loading, Notice, StateBadge } from "../components.tsx";
 import { isNotVisible, PortalLink, useAction, useLoad, usePortal } from "../context.tsx";
 import { windowStart } from "../logic/chart.ts";
-import { CONCURRENCY_RULE, concurrencyText, DELIVERY_ORDERS, formatRate, formatTime, fromLocalInput, HELD_BACK_BY_OWN_LIMITS, limitText, rateText, toLocalInput } from "../logic/format.ts";
+import { CONCURRENCY_RULE, concurrencyText, DELIVERY_ORDERS, formatRate, formatTime, fromLocalInput, HELD_BACK_BY_OWN_LIMITS, limitText, rateText, toLocalInput, WAITING_FOR_COMPANY_SHARE } from "../logic/format.ts";
 import { DeliveryLog } from "./DeliveriesView.tsx";
 import { EndpointForm } from "./EndpointForm.tsx";
 import { NotFound } from "./NotFound.tsx";
@@ -94,6 +94,9 @@ function EndpointDetails({
           ) : null}
           {health.data?.held_back_by_own_limits ? (
             <div className="swp-held-back" role="status">{HELD_BACK_BY_OWN_LIMITS}</div>
+          ) : null}
+          {health.data?.waiting_for_company_share ? (
+            <div className="swp-held-back" role="status">{WAITING_FOR_COMPANY_SHARE}</div>
           ) : null}
         </dd>
         <dt>Delivery order</dt>

@@ -1,12 +1,13 @@
 -- public.webhook_endpoint_health: each endpoint's health as its ADMINs see it (state
 -- healthy, failing, circuit_open or disabled; the failing streak, the circuit, the last
 -- attempt; the requests it may have in flight now, `concurrency`; whether its own limits
--- hold deliveries back now, `held_back_by_own_limits`). A security-invoker view: an active ADMIN sees their own company's endpoints
+-- hold deliveries back now, `held_back_by_own_limits`; whether it waits for the company's
+-- share of requests, `waiting_for_company_share`). A security-invoker view: an active ADMIN sees their own company's endpoints
 -- and nothing else; a MEMBER, an inactive ADMIN, an ADMIN of an inactive company and a
 -- user without a profile see nothing; anon may not read it at all. Nobody writes it; the
 -- scheduling columns behind it (ready_at) are not readable by users.
 begin;
-select plan(24);
+select plan(27);
 
 select * from tests.create_cast(with_webhooks => true) \gset
 select tests.create_webhook(:'company_a', 'PROCESS_DELETED', 'https://a.example/deleted') as webhook_a3 \gset
@@ -109,6 +110,31 @@ select tests.authenticate_as(:'admin_a');
 select is((select held_back_by_own_limits from public.webhook_endpoint_health where webhook_id = :'webhook_a1'), false,
   'without the rate, nothing holds them back');
 select tests.clear_authentication();
+
+-- Waiting for the company's share (20261204090100): with a share of 1, a claim gives it to
+-- one of a1 and a2, which both have deliveries due, and turns the other away.
+update private.webhook_settings set company_concurrency = 1;
+select private.insert_webhook_event(:'company_a', 'PROCESS_CREATED', '{}', array[:'webhook_a2'::uuid]) as event_a2 \gset
+select count(*) from private.claim_due_deliveries('worker-1', 50, 60) \gset
+select tests.authenticate_as(:'admin_a');
+select results_eq(format($$select webhook_id, waiting_for_company_share from public.webhook_endpoint_health
+                            where webhook_id in (%L, %L) order by webhook_id$$, :'webhook_a1', :'webhook_a2'),
+  format($$select w.id, not exists (select 1 from public.webhook_deliveries d where d.webhook_id = w.id and d.lease_owner is not null)
+             from public.webhooks w where w.id in (%L, %L) order by w.id$$, :'webhook_a1', :'webhook_a2'),
+  'an ADMIN sees which endpoint waits for the company''s share: the one the claim turned away, not the one it served');
+select tests.clear_authentication();
+select tests.authenticate_as(:'admin_b');
+select is(private.endpoint_waits_for_company_share(:'webhook_a1'), null,
+  'another company''s ADMIN learns nothing of it by calling the function behind it');
+select tests.clear_authentication();
+update private.webhook_settings set company_concurrency = 200;
+update public.webhooks set is_active = false where id in (:'webhook_a1', :'webhook_a2');
+select tests.authenticate_as(:'admin_a');
+select is((select count(*)::integer from public.webhook_endpoint_health
+            where webhook_id in (:'webhook_a1', :'webhook_a2') and waiting_for_company_share), 0,
+  'disabled, nothing waits (their deliveries are cancelled)');
+select tests.clear_authentication();
+update public.webhooks set is_active = true where id in (:'webhook_a1', :'webhook_a2');
 
 -- Re-enabling an endpoint shows it healthy again (its health starts afresh).
 update public.webhooks set is_active = true where id = :'webhook_a4';

@@ -3,7 +3,8 @@
 -- PUBLIC, anon and authenticated may execute no private function but the helpers the
 -- policies call, what invoker triggers call, and what the health view computes:
 -- endpoint_concurrency (a number bounded by two settings) and
--- endpoint_held_back_by_own_limits (null for anyone who may not manage the endpoint). The catalog checks run over every private
+-- endpoint_held_back_by_own_limits and endpoint_waits_for_company_share (null for anyone who
+-- may not manage the endpoint). The catalog checks run over every private
 -- function, so one added later and left open (Postgres opens every new function to PUBLIC;
 -- each migration revokes that) fails here; the calls show what an open one would expose.
 begin;
@@ -37,7 +38,7 @@ select is(
                                  'endpoint_concurrency',
                                  -- also: answers only who may manage the endpoint's company
                                  -- (supabase/tests/scheduling/endpoint-health-view.test.sql)
-                                 'endpoint_held_back_by_own_limits')
+                                 'endpoint_held_back_by_own_limits', 'endpoint_waits_for_company_share')
          order by 1),
   '{}'::text[],
   'authenticated can execute only the authorization helpers (and what invoker triggers call) in private'
