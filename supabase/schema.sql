@@ -2690,6 +2690,29 @@ ALTER FUNCTION private.webhook_cancellations_in_progress() OWNER TO postgres;
 
 COMMENT ON FUNCTION private.webhook_cancellations_in_progress() IS 'Unfinished cancellations of disabled or deleted endpoints (private.webhook_cancellations), the age of the oldest, and the pending deliveries they still cover (up to 10,000). For public.webhook_health.';
 
+CREATE FUNCTION private.webhook_company_shares() RETURNS TABLE(companies_at_share bigint, endpoints_waiting_for_company_share bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  -- Few rows, ever: at most the endpoints of companies at their share. A waiting row whose
+  -- endpoint has nothing due any more (cancelled meanwhile) is not counted.
+  select count(distinct w.company_id), count(*)
+    into companies_at_share, endpoints_waiting_for_company_share
+    from private.webhook_company_waiters w
+   where exists (select 1
+                   from public.webhook_deliveries d
+                  where d.webhook_id = w.webhook_id
+                    and d.state = 'pending'
+                    and d.next_attempt_at <= now());
+  return next;
+end;
+$$;
+
+ALTER FUNCTION private.webhook_company_shares() OWNER TO postgres;
+
+COMMENT ON FUNCTION private.webhook_company_shares() IS 'Companies with an endpoint waiting for a slot of their share of requests (company_concurrency), and those endpoints. For public.webhook_health and /metrics.';
+
 CREATE FUNCTION private.webhook_health() RETURNS TABLE(checked_at timestamp with time zone, lag_seconds double precision, oldest_due_at timestamp with time zone, oldest_due_webhook_id uuid, endpoints_with_due_work bigint, due_deliveries bigint, in_flight_deliveries bigint, pending_deliveries_estimate bigint, scheduled_deliveries_estimate bigint, endpoints_healthy bigint, endpoints_failing bigint, endpoints_circuit_open bigint, endpoints_disabled bigint, signals bigint, oldest_signal_age_seconds double precision, dispatcher_awake boolean, dispatcher_heartbeat_at timestamp with time zone, last_wakeup_requested_at timestamp with time zone, wakeup_failures bigint, last_wakeup_failure_at timestamp with time zone, last_wakeup_failure text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -3564,11 +3587,14 @@ CREATE VIEW public.webhook_health WITH (security_invoker='true') AS
     c.oldest_cancellation_age_seconds,
     c.deliveries_being_cancelled,
     r.results_waiting_for_held_endpoints,
-    r.oldest_waiting_result_age_seconds
-   FROM (((private.webhook_health() h(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, last_wakeup_requested_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure)
+    r.oldest_waiting_result_age_seconds,
+    s.companies_at_share,
+    s.endpoints_waiting_for_company_share
+   FROM ((((private.webhook_health() h(checked_at, lag_seconds, oldest_due_at, oldest_due_webhook_id, endpoints_with_due_work, due_deliveries, in_flight_deliveries, pending_deliveries_estimate, scheduled_deliveries_estimate, endpoints_healthy, endpoints_failing, endpoints_circuit_open, endpoints_disabled, signals, oldest_signal_age_seconds, dispatcher_awake, dispatcher_heartbeat_at, last_wakeup_requested_at, wakeup_failures, last_wakeup_failure_at, last_wakeup_failure)
      CROSS JOIN private.dispatcher_listener() l(dispatcher_listening, listener_heartbeat_at))
      CROSS JOIN private.webhook_cancellations_in_progress() c(cancellations_in_progress, oldest_cancellation_age_seconds, deliveries_being_cancelled))
-     CROSS JOIN private.webhook_results_waiting() r(results_waiting_for_held_endpoints, oldest_waiting_result_age_seconds));
+     CROSS JOIN private.webhook_results_waiting() r(results_waiting_for_held_endpoints, oldest_waiting_result_age_seconds))
+     CROSS JOIN private.webhook_company_shares() s(companies_at_share, endpoints_waiting_for_company_share));
 
 ALTER TABLE public.webhook_health OWNER TO postgres;
 
@@ -3587,6 +3613,10 @@ COMMENT ON COLUMN public.webhook_health.deliveries_being_cancelled IS 'Pending d
 COMMENT ON COLUMN public.webhook_health.results_waiting_for_held_endpoints IS 'Attempt results a record kept because another transaction held their endpoint''s row: recorded by the first claim after it ends; their deliveries stay in flight until then.';
 
 COMMENT ON COLUMN public.webhook_health.oldest_waiting_result_age_seconds IS 'How long the oldest kept result has waited; 0 when none. Minutes: a session holds an endpoint (pg_stat_activity, idle in transaction).';
+
+COMMENT ON COLUMN public.webhook_health.companies_at_share IS 'Companies with an endpoint whose due deliveries wait for a slot of the company''s share of requests in flight (company_concurrency).';
+
+COMMENT ON COLUMN public.webhook_health.endpoints_waiting_for_company_share IS 'Endpoints whose due deliveries wait for a slot of their company''s share; their deliveries count in lag_seconds.';
 
 CREATE TABLE public.webhook_trigger_types (
     name text NOT NULL,
@@ -4115,6 +4145,9 @@ REVOKE ALL ON FUNCTION private.wake_dispatchers_if_none_awake() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.webhook_cancellations_in_progress() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.webhook_cancellations_in_progress() TO service_role;
+
+REVOKE ALL ON FUNCTION private.webhook_company_shares() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.webhook_company_shares() TO service_role;
 
 REVOKE ALL ON FUNCTION private.webhook_health() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.webhook_health() TO service_role;

@@ -42,6 +42,9 @@ e2eTest("worker /metrics: attempts by outcome, a duration histogram, in flight, 
   // And from private.webhook_results_waiting(): none kept here.
   assert.match(text, /webhook_results_waiting 0\n/);
   assert.match(text, /webhook_result_wait_age_seconds 0\n/);
+  // And from private.webhook_company_shares(): no company at its share here.
+  assert.match(text, /webhook_companies_at_share 0\n/);
+  assert.match(text, /webhook_endpoints_waiting_for_company_share 0\n/);
 
   const response = await fetch(metrics);
   assert.equal(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");

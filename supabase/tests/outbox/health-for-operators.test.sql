@@ -11,7 +11,7 @@
 -- into the past, as the superuser. pg_net does not exist on plain Postgres, so the test
 -- stands in a net._http_response with pg_net's columns (inside the test transaction only).
 begin;
-select plan(72);
+select plan(75);
 
 create temporary table health as select * from public.webhook_health where false;
 create function pg_temp.snapshot() returns void language sql as $$
@@ -321,6 +321,27 @@ delete from private.webhook_deferred_results where worker = 'health-test';
 select tests.authenticate_as(:'admin_a');
 select throws_ok($$select * from private.webhook_results_waiting()$$, '42501',
   'permission denied for function webhook_results_waiting', 'an ADMIN cannot call the function behind them');
+select tests.clear_authentication();
+
+-- Companies at their share (20261204090200) -----------------------------------------------------
+-- Endpoints a claim turned away for their company's share (20261204090000; the turning away
+-- itself: supabase/tests/scheduling/company-share-of-requests.test.sql) wait in
+-- private.webhook_company_waiters; built here directly.
+select pg_temp.snapshot();
+select is((select (companies_at_share, endpoints_waiting_for_company_share)::text from health),
+  '(0,0)', 'no endpoint waits for its company''s share: zeros');
+select tests.create_webhook(:'company_b', 'PROCESS_CREATED', 'https://share-1.b.example/hook') as share_1 \gset
+select tests.create_webhook(:'company_b', 'PROCESS_CREATED', 'https://share-2.b.example/hook') as share_2 \gset
+select tests.create_webhook(:'company_b', 'PROCESS_DELETED', 'https://share-3.b.example/hook') as share_3 \gset
+select private.insert_webhook_event(:'company_b', 'PROCESS_CREATED', '{}', array[:'share_1'::uuid, :'share_2'::uuid]) as share_event \gset
+insert into private.webhook_company_waiters (webhook_id, company_id, since)
+values (:'share_1', :'company_b', now()), (:'share_2', :'company_b', now()), (:'share_3', :'company_b', now());
+select pg_temp.snapshot();
+select is((select (companies_at_share, endpoints_waiting_for_company_share)::text from health),
+  '(1,2)', 'one company, two of its endpoints waiting with deliveries due (the third has nothing due: not counted)');
+select tests.authenticate_as(:'admin_a');
+select throws_ok($$select * from private.webhook_company_shares()$$, '42501',
+  'permission denied for function webhook_company_shares', 'an ADMIN cannot call the function behind them');
 select tests.clear_authentication();
 
 -- The claims above wrote the heartbeat and the wake-up stamp was set, which no rollback

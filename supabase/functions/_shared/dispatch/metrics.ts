@@ -9,8 +9,9 @@ import type { DeliveryResult } from "./store.ts";
 export const DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
 
 /**
- * The columns of private.webhook_health(), private.webhook_cancellations_in_progress() and
- * private.webhook_results_waiting() (service role) that /metrics exports.
+ * The columns of private.webhook_health(), private.webhook_cancellations_in_progress(),
+ * private.webhook_results_waiting() and private.webhook_company_shares() (service role) that
+ * /metrics exports.
  */
 export interface OutboxHealth {
   /** 0 when nothing is due. */
@@ -34,6 +35,10 @@ export interface OutboxHealth {
   results_waiting_for_held_endpoints: number;
   /** 0 when none. */
   oldest_waiting_result_age_seconds: number;
+  /** Companies with an endpoint waiting for a slot of their share of requests. */
+  companies_at_share: number;
+  /** Those endpoints (their deliveries are due). */
+  endpoints_waiting_for_company_share: number;
 }
 
 export class DispatcherMetrics implements EngineObserver {
@@ -142,6 +147,18 @@ export class DispatcherMetrics implements EngineObserver {
         "gauge",
         "How long the oldest kept result has waited (0 when none); minutes mean a session holds an endpoint.",
         [["", round(h.oldest_waiting_result_age_seconds)]],
+      );
+      metric(
+        "webhook_companies_at_share",
+        "gauge",
+        "Companies with an endpoint whose due deliveries wait for a slot of the company's share of requests in flight (company_concurrency).",
+        [["", Number(h.companies_at_share)]],
+      );
+      metric(
+        "webhook_endpoints_waiting_for_company_share",
+        "gauge",
+        "Endpoints whose due deliveries wait for a slot of their company's share.",
+        [["", Number(h.endpoints_waiting_for_company_share)]],
       );
       if (h.wakeup_failures !== null) {
         metric(

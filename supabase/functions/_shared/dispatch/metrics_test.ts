@@ -64,6 +64,8 @@ Deno.test("metrics: outcomes, in flight, and the outbox's health when the databa
       deliveries_being_cancelled: 4200,
       results_waiting_for_held_endpoints: 3,
       oldest_waiting_result_age_seconds: 61.5,
+      companies_at_share: 1,
+      endpoints_waiting_for_company_share: 4,
     },
   });
   const s = samples(text);
@@ -82,6 +84,8 @@ Deno.test("metrics: outcomes, in flight, and the outbox's health when the databa
   assert.equal(s.get("webhook_deliveries_being_cancelled"), 4200);
   assert.equal(s.get("webhook_results_waiting"), 3);
   assert.equal(s.get("webhook_result_wait_age_seconds"), 61.5);
+  assert.equal(s.get("webhook_companies_at_share"), 1);
+  assert.equal(s.get("webhook_endpoints_waiting_for_company_share"), 4);
   assert.match(text, /# TYPE webhook_attempt_duration_seconds histogram/);
   assert.ok(text.endsWith("\n"));
 });
