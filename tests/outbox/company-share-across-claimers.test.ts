@@ -49,29 +49,34 @@ async function twoEndpointsWithBacklog(trigger: string, company = companyId) {
 }
 
 describe("two dispatchers claiming the endpoints of one company", () => {
-  it("a claim overlapping another one that has the company in hand takes none of its deliveries, and another company's meanwhile", async () => {
-    // Eight endpoints, one due delivery each: the first claim (4 at most) picks four of them
-    // and takes the share; the second, on another connection while the first is open, meets
-    // the other four (their rows are free) and must not count the same free slots again.
+  it("a claim overlapping another one that has the company in hand takes none of its deliveries, and another company's are claimed meanwhile", async () => {
+    // Eight endpoints, one due delivery each. The first claim meets four of them (a third
+    // session holds the other four's rows meanwhile) and takes the share; the second, on
+    // another connection while the first is open, meets the other four, whose rows are
+    // free by then, and must not count the same free slots again.
     const hooks: string[] = [];
     for (let i = 0; i < 8; i++) hooks.push(await createWebhook(setup, companyId, "PROCESS_CREATED", `https://share.example/overlap-${i}`));
     await setup.query("select private.enqueue_webhook_event($1, 'PROCESS_CREATED', '{}')", [companyId]);
     const otherHooks = await twoEndpointsWithBacklog("PROCESS_CREATED", otherCompanyId);
 
     const [first, second] = dispatchers as [pg.Client, pg.Client];
-    await first.query("begin");
-    await second.query("begin");
+    const holder = await superuser();
     try {
-      const a = await claim(first, "dispatcher-a", SHARE);
-      const b = await claim(second, "dispatcher-b", 50);
-      expect(a.filter((c) => hooks.includes(c.webhook_id)).length).toBe(SHARE);
-      expect(b.filter((c) => hooks.includes(c.webhook_id))).toEqual([]);
-      expect(b.filter((c) => otherHooks.includes(c.webhook_id)).length).toBe(SHARE);
+      await holder.query("begin");
+      await holder.query("select 1 from private.webhook_endpoints where webhook_id = any ($1) for update", [hooks.slice(4)]);
+      await first.query("begin");
+      const a = await claim(first, "dispatcher-a");
+      await holder.query("commit");
+      await second.query("begin");
+      const b = await claim(second, "dispatcher-b");
+      expect(a.filter((c) => hooks.slice(0, 4).includes(c.webhook_id)).length, "the first claim takes the share").toBe(SHARE);
+      expect(b.filter((c) => hooks.includes(c.webhook_id)), "the second takes none of it").toEqual([]);
+      expect([...a, ...b].filter((c) => otherHooks.includes(c.webhook_id)).length, "the other company gets its own share").toBe(SHARE);
       await first.query("commit");
       await second.query("commit");
     } finally {
-      await first.query("rollback");
-      await second.query("rollback");
+      await Promise.all([holder.query("rollback"), first.query("rollback"), second.query("rollback")]);
+      await holder.end();
     }
     expect(await inFlight(companyId)).toBe(SHARE);
     expect(await inFlight(otherCompanyId)).toBe(SHARE);
