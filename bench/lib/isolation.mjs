@@ -7,6 +7,10 @@
 //   commits N events to its one endpoint; its drain speed (N / time from that commit until
 //   every one is recorded) as a ratio of its solo drain speed, measured in the same run
 //   with nothing else queued. Target >= 0.7.
+// - drain beside one tenant's many dead endpoints: company "many" has 60 endpoints that never
+//   answer, 20 events each: 600 requests wanted at once (10 each), more than the
+//   dispatcher's 500 sockets. Its share (company_concurrency, 200) bounds them; the same
+//   healthy drain as a ratio of solo (no target of the issue's; reported).
 // - one 12 s request: company "slow12"'s endpoint is holding one request (answers after
 //   12 s); company "healthy" then commits 20 events, one transaction each; the time from
 //   the first of those commits until the receiver has all 20. Target <= 1 s.
@@ -19,6 +23,8 @@ export const ISOLATION = {
   events: num('BENCH_ISOLATION_EVENTS', 5_000),
   deadEndpoints: 20,
   backlogPerEndpoint: 100,
+  manyDeadEndpoints: 60,
+  manyBacklogPerEndpoint: 20,
   slowMs: 3_000,
   oneSlowMs: 12_000,
   fresh: 20,
@@ -32,10 +38,11 @@ export async function setupIsolation({ db, receiver }) {
   const noisy = await createCompany(db, receiver.port, 'noisy', { endpoints: ISOLATION.deadEndpoints + 1 });
   const healthy = await createCompany(db, receiver.port, 'healthy', { endpoints: 1 });
   const slow12 = await createCompany(db, receiver.port, 'slow12', { endpoints: 1 });
-  const rules = { '/hook/noisy-*': { mode: 'hang' } };
+  const many = await createCompany(db, receiver.port, 'many', { endpoints: ISOLATION.manyDeadEndpoints });
+  const rules = { '/hook/noisy-*': { mode: 'hang' }, '/hook/many-*': { mode: 'hang' } };
   rules[`/hook/noisy-${ISOLATION.deadEndpoints}`] = { mode: 'delay', ms: ISOLATION.slowMs };
   rules['/hook/slow12-*'] = { mode: 'delay', ms: ISOLATION.oneSlowMs };
-  return { noisy, healthy, slow12, rules };
+  return { noisy, healthy, slow12, many, rules };
 }
 
 const pendingOf = async (db, webhookId) =>
@@ -66,6 +73,21 @@ async function drainHealthy({ db, receiver, fixtures }, healthy, events) {
   };
 }
 
+/**
+ * Waits until `want` requests under `prefix` are in flight at the receiver, or their number
+ * has not grown for 1 s (at most 10 s); returns how many are.
+ */
+async function untilFilled(receiver, prefix, want) {
+  let seen = 0;
+  let grownAt = now();
+  await poll(async () => {
+    const { inFlight } = await receiver.call('countPaths', { prefix });
+    if (inFlight > seen) [seen, grownAt] = [inFlight, now()];
+    return inFlight >= want || (inFlight > 0 && now() - grownAt >= 1_000);
+  }, 10_000, 100);
+  return (await receiver.call('countPaths', { prefix })).inFlight;
+}
+
 export async function isolationRun(ctx, setup) {
   const { db, receiver, cluster, knobs, fixtures } = ctx;
   const start = () => startOurDispatcher({ dbUrl: cluster.url, receiverPort: receiver.port, knobs, client: db });
@@ -89,20 +111,25 @@ export async function isolationRun(ctx, setup) {
   let noisy, neighbourInFlight, rssMb;
   try {
     await enqueueMany(db, setup.noisy.id, ISOLATION.backlogPerEndpoint, fixtures.snapshot);
-    // Let the neighbours' requests fill what they can before the healthy tenant commits:
-    // until 200 are in flight, or their number has not grown for 1 s (at most 10 s).
-    let seen = 0;
-    let grownAt = now();
-    await poll(async () => {
-      const { inFlight } = await receiver.call('countPaths', { prefix: '/hook/noisy-' });
-      if (inFlight > seen) [seen, grownAt] = [inFlight, now()];
-      return inFlight >= 200 || (inFlight > 0 && now() - grownAt >= 1_000);
-    }, 10_000, 100);
-    neighbourInFlight = (await receiver.call('countPaths', { prefix: '/hook/noisy-' })).inFlight;
+    neighbourInFlight = await untilFilled(receiver, '/hook/noisy-', 200);
     noisy = await drainHealthy(ctx, setup.healthy, ISOLATION.events);
     rssMb = dispatcher.peakRssMb();
   } finally {
     // Its in-flight requests would only be waited out (15 s): nothing to record here.
+    await dispatcher.kill();
+    await receiver.call('reset');
+  }
+
+  // The same drain beside one tenant whose dead endpoints want more sockets than there are.
+  await clearOutbox(db);
+  await receiver.call('reset');
+  dispatcher = await start();
+  let many, manyInFlight;
+  try {
+    await enqueueMany(db, setup.many.id, ISOLATION.manyBacklogPerEndpoint, fixtures.snapshot);
+    manyInFlight = await untilFilled(receiver, '/hook/many-', ISOLATION.manyDeadEndpoints * 10);
+    many = await drainHealthy(ctx, setup.healthy, ISOLATION.events);
+  } finally {
     await dispatcher.kill();
     await receiver.call('reset');
   }
@@ -141,6 +168,11 @@ export async function isolationRun(ctx, setup) {
     noisyFinished: noisy.finished,
     noisyDelivered: noisy.delivered,
     ratio: round(noisy.perSec / solo.perSec, 2),
+    manyPerSec: many.perSec,
+    manyFinished: many.finished,
+    manyDelivered: many.delivered,
+    manyRatio: round(many.perSec / solo.perSec, 2),
+    manyInFlight,
     neighbourInFlight,
     rssMb,
     freshMs: fresh.ms,
@@ -150,6 +182,8 @@ export async function isolationRun(ctx, setup) {
   log(`  isolation: solo ${run.soloPerSec}/s, beside dead neighbours ${run.noisyPerSec}/s` +
       `${noisy.finished ? '' : ` (unfinished: ${noisy.delivered}/${ISOLATION.events})`} = ${run.ratio}x` +
       ` (${neighbourInFlight} neighbour requests in flight, RSS ${rssMb} MB);` +
+      ` beside ${ISOLATION.manyDeadEndpoints} dead endpoints of one tenant ${run.manyPerSec}/s` +
+      `${many.finished ? '' : ` (unfinished: ${many.delivered}/${ISOLATION.events})`} = ${run.manyRatio}x (${manyInFlight} of theirs in flight);` +
       ` 20 fresh beside a 12 s request: ${fresh.ms ?? `only ${fresh.received}/20 in 30 s`} ms`);
   return run;
 }
@@ -165,6 +199,8 @@ export function isolationReport(runs) {
     [`isolation: ${ISOLATION.fresh} fresh deliveries beside one ${ISOLATION.oneSlowMs / 1000} s request`, `${freshMs} ms`,
       `<= ${ISOLATION_TARGETS.freshMs} ms`, ok(freshMs <= ISOLATION_TARGETS.freshMs)],
     ['dispatcher peak RSS beside the dead neighbours (hundreds of waiting sockets)', `${median(runs.map((r) => r.rssMb))} MB`, '', ''],
+    [`isolation: healthy drain beside one tenant's ${ISOLATION.manyDeadEndpoints} dead endpoints (${ISOLATION.manyDeadEndpoints * 10} requests wanted, 500 sockets) / solo`,
+      `${median(runs.map((r) => r.manyRatio))}x (theirs in flight: ${median(runs.map((r) => r.manyInFlight))})`, '', ''],
   ];
   const section = `## Noisy neighbours (issue 9)
 
@@ -177,16 +213,22 @@ ${ISOLATION.events} events to its one endpoint in one transaction; its drain spe
 COMMIT until the receiver has them all and none is pending in the database. **Ratio** = that
 speed / the same drain with nothing else queued (solo), in the same run, each on a fresh
 dispatcher. A drain unfinished after ${ISOLATION.timeoutMs / 1000} s counts at the rate it reached.
+The same drain beside company *many*: ${ISOLATION.manyDeadEndpoints} endpoints whose requests are held unanswered,
+${ISOLATION.manyBacklogPerEndpoint} events each: ${ISOLATION.manyDeadEndpoints * 10} requests wanted at once (10 per endpoint), more than the
+dispatcher's 500 sockets; the company's share (\`company_concurrency\`, 200) bounds them. Waited for
+as above (until ${ISOLATION.manyDeadEndpoints * 10} are in flight, or their number has not grown for 1 s).
 Then **one ${ISOLATION.oneSlowMs / 1000} s request**: company *slow12*'s endpoint holds one request; once it is
 in flight, *healthy* commits ${ISOLATION.fresh} events, one transaction each; the time runs from the first
 of those commits until the receiver has all ${ISOLATION.fresh} (limit 30 s).
 
 ${mdTable([
-    ['run', 'solo /s', 'solo drain ms', 'beside neighbours /s', 'drain ms', 'ratio', 'neighbour requests in flight', 'RSS MB', '20 fresh: ms (commits ms)'],
+    ['run', 'solo /s', 'solo drain ms', 'beside neighbours /s', 'drain ms', 'ratio', 'neighbour requests in flight', 'RSS MB',
+      `beside ${ISOLATION.manyDeadEndpoints} dead of one tenant /s (ratio; theirs in flight)`, '20 fresh: ms (commits ms)'],
     ...runs.map((r, i) => [
       i + 1, r.soloPerSec, r.soloDrainMs,
       `${r.noisyPerSec}${r.noisyFinished ? '' : ` (unfinished, ${r.noisyDelivered} of ${ISOLATION.events})`}`,
       r.noisyDrainMs, r.ratio, r.neighbourInFlight, r.rssMb,
+      `${r.manyPerSec}${r.manyFinished ? '' : ` (unfinished, ${r.manyDelivered} of ${ISOLATION.events})`} (${r.manyRatio}x; ${r.manyInFlight})`,
       `${r.freshMs ?? `> 30000 (${r.freshReceived}/20)`} (${r.freshCommitMs})`,
     ]),
   ])}
