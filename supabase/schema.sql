@@ -198,7 +198,6 @@ declare
   tokens double precision;  -- requests in the endpoint's bucket now (null: no rate of its own)
   leased_here integer;      -- leased for the endpoint in hand
   parked_keys text[];       -- ordering keys of what this claim parked for the endpoint in hand
-  company_cap integer;      -- company_concurrency
   companies uuid[] := '{}'::uuid[];        -- the companies this claim has counted, and
   company_free integer[] := '{}'::integer[];  -- how many more requests each may have in flight
   company_at integer;       -- the endpoint in hand's company, in those
@@ -218,7 +217,6 @@ begin
   -- longer held, before anything is claimed (a delivery whose lease ran out meanwhile is
   -- then not sent again for a result already in hand). Never waits.
   perform private.record_deferred_results();
-  company_cap := (select s.company_concurrency from private.webhook_settings s);
 
   -- One cancellation left unfinished by a disable or delete (see the top of
   -- 20261130140000): a chunk of the oldest one this claim can take, of the three oldest.
@@ -383,18 +381,20 @@ begin
                 else 0
               end;
       take := least(take, batch_size - claimed);
-      -- Its company's share (20261204090000): counted once per company per claim, under a
-      -- lock of the company that this claim holds until it commits, so that two claims
-      -- never count the same slots; then kept here as this claim leases. A company another
-      -- claim has in hand is skipped (null: it keeps its place), never waited for. Turned
-      -- away with due work by its company's share, an endpoint waits for a freed slot.
+      -- Its company's share (20261204090000; the company's own, if an operator gave it one,
+      -- 20261205090000): counted once per company per claim, under a lock of the company
+      -- that this claim holds until it commits, so that two claims never count the same
+      -- slots; then kept here as this claim leases. A company another claim has in hand is
+      -- skipped (null: it keeps its place), never waited for. Turned away with due work by
+      -- its company's share, an endpoint waits for a freed slot.
       company_at := array_position(companies, endpoint.company_id);
       if company_at is null then
         companies := companies || endpoint.company_id;
         company_free := company_free
                         || case when pg_catalog.pg_try_advisory_xact_lock(private.company_lock_class(),
                                                                             pg_catalog.hashtext(endpoint.company_id::text))
-                                then company_cap - private.company_in_flight(endpoint.company_id) end;
+                                then private.company_concurrency(endpoint.company_id)
+                                     - private.company_in_flight(endpoint.company_id) end;
         company_at := cardinality(companies);
       end if;
       if take > 0 and company_free[company_at] <= 0 then
@@ -604,6 +604,22 @@ end;
 $$;
 
 ALTER FUNCTION private.claim_wakeup_slot() OWNER TO postgres;
+
+CREATE FUNCTION private.company_concurrency(company_id uuid) RETURNS integer
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return coalesce((select o.concurrency
+                     from private.webhook_company_concurrency o
+                    where o.company_id = company_concurrency.company_id),
+                  (select s.company_concurrency from private.webhook_settings s));
+end;
+$$;
+
+ALTER FUNCTION private.company_concurrency(company_id uuid) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.company_concurrency(company_id uuid) IS 'The most requests in flight the company''s endpoints may have together: its own share (private.webhook_company_concurrency), else private.webhook_settings.company_concurrency.';
 
 CREATE FUNCTION private.company_in_flight(company_id uuid) RETURNS integer
     LANGUAGE plpgsql STABLE
@@ -2112,6 +2128,26 @@ $$;
 
 ALTER FUNCTION private.tg_set_updated_at() OWNER TO postgres;
 
+CREATE FUNCTION private.tg_webhook_company_concurrency__wake() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  company uuid := case when tg_op = 'DELETE' then old.company_id else new.company_id end;
+  setting integer := (select s.company_concurrency from private.webhook_settings s);
+  before_share integer := case when tg_op = 'INSERT' then setting else old.concurrency end;
+  after_share integer := case when tg_op = 'DELETE' then setting else new.concurrency end;
+begin
+  if after_share > before_share then
+    perform private.wake_company_waiters(
+      jsonb_build_array(jsonb_build_object('company_id', company, 'slots', after_share - before_share)));
+  end if;
+  return null;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhook_company_concurrency__wake() OWNER TO postgres;
+
 CREATE FUNCTION private.tg_webhook_deliveries__wake_dispatchers() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -2156,6 +2192,21 @@ $$;
 ALTER FUNCTION private.tg_webhook_settings__refuse_removal() OWNER TO postgres;
 
 COMMENT ON FUNCTION private.tg_webhook_settings__refuse_removal() IS 'Refuses DELETE and TRUNCATE on private.webhook_settings: its one row is read by every check that uses a setting, and a missing row made some of them fail open.';
+
+CREATE FUNCTION private.tg_webhook_settings__wake_company_waiters() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  perform private.wake_company_waiters(
+    (select jsonb_agg(jsonb_build_object('company_id', w.company_id, 'slots', new.company_concurrency - old.company_concurrency))
+       from (select distinct x.company_id from private.webhook_company_waiters x) w
+      where not exists (select 1 from private.webhook_company_concurrency o where o.company_id = w.company_id)));
+  return null;
+end;
+$$;
+
+ALTER FUNCTION private.tg_webhook_settings__wake_company_waiters() OWNER TO postgres;
 
 CREATE FUNCTION private.tg_webhooks__apply_endpoint_changes() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3298,6 +3349,19 @@ ALTER TABLE private.webhook_cancellations OWNER TO postgres;
 
 COMMENT ON TABLE private.webhook_cancellations IS 'Cancellations a disable or delete left unfinished (more than cancel_batch_size pending deliveries); claims finish them, a chunk per claim.';
 
+CREATE TABLE private.webhook_company_concurrency (
+    company_id uuid NOT NULL,
+    concurrency integer NOT NULL,
+    reason text NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT webhook_company_concurrency_range CHECK (((concurrency >= 1) AND (concurrency <= 100000))),
+    CONSTRAINT webhook_company_concurrency_reason_given CHECK ((btrim(reason) <> ''::text))
+);
+
+ALTER TABLE private.webhook_company_concurrency OWNER TO postgres;
+
+COMMENT ON TABLE private.webhook_company_concurrency IS 'A company''s own share of requests in flight, in place of private.webhook_settings.company_concurrency, and why the operator set it (20261205090000).';
+
 CREATE TABLE private.webhook_company_waiters (
     webhook_id uuid NOT NULL,
     company_id uuid NOT NULL,
@@ -3634,6 +3698,9 @@ COMMENT ON COLUMN public.webhook_trigger_types.example_payload IS 'An example of
 ALTER TABLE ONLY private.webhook_cancellations
     ADD CONSTRAINT webhook_cancellations_pkey PRIMARY KEY (webhook_id);
 
+ALTER TABLE ONLY private.webhook_company_concurrency
+    ADD CONSTRAINT webhook_company_concurrency_pkey PRIMARY KEY (company_id);
+
 ALTER TABLE ONLY private.webhook_company_waiters
     ADD CONSTRAINT webhook_company_waiters_pkey PRIMARY KEY (webhook_id);
 
@@ -3739,6 +3806,12 @@ CREATE TRIGGER refuse_delete BEFORE DELETE ON private.webhook_settings FOR EACH 
 
 CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON private.webhook_settings FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhook_settings__refuse_removal();
 
+CREATE TRIGGER set_updated_at BEFORE UPDATE ON private.webhook_company_concurrency FOR EACH ROW EXECUTE FUNCTION private.tg_set_updated_at();
+
+CREATE TRIGGER wake_company_waiters AFTER UPDATE OF company_concurrency ON private.webhook_settings FOR EACH ROW WHEN ((new.company_concurrency > old.company_concurrency)) EXECUTE FUNCTION private.tg_webhook_settings__wake_company_waiters();
+
+CREATE TRIGGER wake_waiters AFTER INSERT OR DELETE OR UPDATE ON private.webhook_company_concurrency FOR EACH ROW EXECUTE FUNCTION private.tg_webhook_company_concurrency__wake();
+
 CREATE TRIGGER apply_endpoint_changes AFTER UPDATE ON public.webhooks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION private.tg_webhooks__apply_endpoint_changes();
 
 CREATE TRIGGER create_secret AFTER INSERT ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__create_secret();
@@ -3770,6 +3843,9 @@ COMMENT ON TRIGGER webhooks_url_https_required ON public.webhooks IS 'url must u
 CREATE TRIGGER webhooks_url_port_blocked BEFORE INSERT OR UPDATE OF url ON public.webhooks FOR EACH ROW EXECUTE FUNCTION private.tg_webhooks__refuse_blocked_ports();
 
 COMMENT ON TRIGGER webhooks_url_port_blocked ON public.webhooks IS 'url must not use port 25 or 587 (hosted Supabase blocks them outbound)';
+
+ALTER TABLE ONLY private.webhook_company_concurrency
+    ADD CONSTRAINT webhook_company_concurrency_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY private.webhook_company_waiters
     ADD CONSTRAINT webhook_company_waiters_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES private.webhook_endpoints(webhook_id) ON DELETE CASCADE;
@@ -3819,6 +3895,8 @@ ALTER TABLE ONLY public.webhooks
 CREATE POLICY "Admins can view their company's endpoint health" ON private.webhook_endpoints FOR SELECT TO authenticated USING ((company_id = ( SELECT private.admin_company_id() AS admin_company_id)));
 
 ALTER TABLE private.webhook_cancellations ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE private.webhook_company_concurrency ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE private.webhook_company_waiters ENABLE ROW LEVEL SECURITY;
 
@@ -3911,6 +3989,8 @@ REVOKE ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size inte
 GRANT ALL ON FUNCTION private.claim_due_deliveries(worker text, batch_size integer, lease_seconds integer) TO service_role;
 
 REVOKE ALL ON FUNCTION private.claim_wakeup_slot() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.company_concurrency(company_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.company_in_flight(company_id uuid) FROM PUBLIC;
 
@@ -4104,11 +4184,15 @@ REVOKE ALL ON FUNCTION private.tg_processes__start_at_revision_one() FROM PUBLIC
 
 REVOKE ALL ON FUNCTION private.tg_set_updated_at() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION private.tg_webhook_company_concurrency__wake() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION private.tg_webhook_deliveries__wake_dispatchers() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhook_deliveries__wake_when_released() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhook_settings__refuse_removal() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION private.tg_webhook_settings__wake_company_waiters() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.tg_webhooks__apply_endpoint_changes() FROM PUBLIC;
 
