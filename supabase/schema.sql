@@ -2600,24 +2600,40 @@ CREATE FUNCTION private.wake_company_waiters(freed jsonb) RETURNS integer
     SET search_path TO ''
     AS $$
 declare
-  woken uuid[];
-  since timestamptz[];
+  f record;
+  w record;
+  left_to_wake integer;
+  woken uuid[] := '{}'::uuid[];
+  since timestamptz[] := '{}'::timestamptz[];
+  stale uuid[] := '{}'::uuid[];
 begin
   -- freed: [{"company_id": ..., "slots": n}]. Per company, its n longest-waiting endpoints
-  -- whose rows nobody else holds.
-  select array_agg(x.webhook_id), array_agg(x.since) into woken, since
-    from jsonb_to_recordset(freed) f(company_id uuid, slots integer)
-   cross join lateral (select w.webhook_id, w.since
-                         from private.webhook_company_waiters w
-                         join private.webhook_endpoints e on e.webhook_id = w.webhook_id
-                        where w.company_id = f.company_id
-                        order by w.since, w.webhook_id
-                        limit greatest(f.slots, 0)
-                          for update of e skip locked) x;
-  if woken is null then
-    return 0;
-  end if;
-  delete from private.webhook_company_waiters w where w.webhook_id = any (woken);
+  -- that have work due and whose rows nobody else holds.
+  for f in select x.company_id, x.slots from jsonb_to_recordset(freed) x(company_id uuid, slots integer) loop
+    left_to_wake := coalesce(f.slots, 0);
+    continue when left_to_wake <= 0;
+    for w in select c.webhook_id, c.since
+               from private.webhook_company_waiters c
+              where c.company_id = f.company_id
+              order by c.since, c.webhook_id
+    loop
+      perform 1 from private.webhook_endpoints e where e.webhook_id = w.webhook_id for update skip locked;
+      continue when not found;  -- someone holds it: it waits for the next freed slot
+      if not exists (select 1
+                       from public.webhook_deliveries d
+                      where d.webhook_id = w.webhook_id
+                        and d.state = 'pending'
+                        and d.next_attempt_at <= now()) then
+        stale := stale || w.webhook_id;
+        continue;
+      end if;
+      woken := woken || w.webhook_id;
+      since := since || w.since;
+      left_to_wake := left_to_wake - 1;
+      exit when left_to_wake = 0;
+    end loop;
+  end loop;
+  delete from private.webhook_company_waiters c where c.webhook_id = any (woken || stale);
   update private.webhook_endpoints e
      set ready_at = least(coalesce(e.ready_at, s.since), s.since)
     from unnest(woken, since) s(webhook_id, since)
@@ -2628,7 +2644,7 @@ $$;
 
 ALTER FUNCTION private.wake_company_waiters(freed jsonb) OWNER TO postgres;
 
-COMMENT ON FUNCTION private.wake_company_waiters(freed jsonb) IS 'Slots of companies freed ([{company_id, slots}]): that many of each company''s waiting endpoints are ready again, at the place in line they had.';
+COMMENT ON FUNCTION private.wake_company_waiters(freed jsonb) IS 'Slots of companies freed ([{company_id, slots}]): that many of each company''s waiting endpoints that have work due are ready again, at the place in line they had; waiting rows met with nothing due are deleted (20261205090100).';
 
 CREATE FUNCTION private.wake_dispatcher() RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
