@@ -387,15 +387,21 @@ begin
       -- slots; then kept here as this claim leases. A company another claim has in hand is
       -- skipped (null: it keeps its place), never waited for. Turned away with due work by
       -- its company's share, an endpoint waits for a freed slot.
+      -- The lock is taken in a statement of its own, before the count: a statement reads
+      -- the snapshot it started with, so a count in the statement that takes the lock would
+      -- miss the leases of a claim that committed (and let the lock go) in between, and two
+      -- claims could each fill the whole share (20261205090000).
       company_at := array_position(companies, endpoint.company_id);
       if company_at is null then
         companies := companies || endpoint.company_id;
-        company_free := company_free
-                        || case when pg_catalog.pg_try_advisory_xact_lock(private.company_lock_class(),
-                                                                            pg_catalog.hashtext(endpoint.company_id::text))
-                                then private.company_concurrency(endpoint.company_id)
-                                     - private.company_in_flight(endpoint.company_id) end;
         company_at := cardinality(companies);
+        if pg_catalog.pg_try_advisory_xact_lock(private.company_lock_class(),
+                                                pg_catalog.hashtext(endpoint.company_id::text)) then
+          company_free[company_at] := private.company_concurrency(endpoint.company_id)
+                                      - private.company_in_flight(endpoint.company_id);
+        else
+          company_free[company_at] := null;
+        end if;
       end if;
       if take > 0 and company_free[company_at] <= 0 then
         turned_away := exists (select 1
@@ -1859,14 +1865,14 @@ begin
   if delivery_ids is null then
     raise exception 'delivery_ids must be an array of delivery ids (empty releases nothing)' using errcode = '22023';
   end if;
-  -- SKIP LOCKED (see the top): a delivery of an endpoint whose row someone else holds keeps
-  -- its lease, which runs out; one whose endpoint is gone needs no row.
-  held := private.lock_endpoints_companies(array(
-            select e.webhook_id
-              from private.webhook_endpoints e
-             where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids))
-             order by e.webhook_id
-               for update skip locked));
+  -- SKIP LOCKED (see the top of 20261203090000): a delivery of an endpoint whose row someone
+  -- else holds keeps its lease, which runs out; one whose endpoint is gone needs no row. Its
+  -- company's claim lock is not asked for (see the top of this file).
+  held := array(select e.webhook_id
+                  from private.webhook_endpoints e
+                 where e.webhook_id in (select d.webhook_id from public.webhook_deliveries d where d.id = any (delivery_ids))
+                 order by e.webhook_id
+                   for update skip locked);
   -- Graceful shutdown: the attempts never started, so they are not counted.
   with released_rows as (
     update public.webhook_deliveries d
@@ -2602,13 +2608,16 @@ CREATE FUNCTION private.wake_company_waiters(freed jsonb) RETURNS integer
 declare
   f record;
   w record;
+  endpoint private.webhook_endpoints;
+  ready timestamptz;
   left_to_wake integer;
   woken uuid[] := '{}'::uuid[];
   since timestamptz[] := '{}'::timestamptz[];
-  stale uuid[] := '{}'::uuid[];
+  released uuid[] := '{}'::uuid[];
+  released_ready timestamptz[] := '{}'::timestamptz[];
 begin
   -- freed: [{"company_id": ..., "slots": n}]. Per company, its n longest-waiting endpoints
-  -- that have work due and whose rows nobody else holds.
+  -- that could take a request now and whose rows nobody else holds.
   for f in select x.company_id, x.slots from jsonb_to_recordset(freed) x(company_id uuid, slots integer) loop
     left_to_wake := coalesce(f.slots, 0);
     continue when left_to_wake <= 0;
@@ -2617,14 +2626,12 @@ begin
               where c.company_id = f.company_id
               order by c.since, c.webhook_id
     loop
-      perform 1 from private.webhook_endpoints e where e.webhook_id = w.webhook_id for update skip locked;
+      select * into endpoint from private.webhook_endpoints e where e.webhook_id = w.webhook_id for update skip locked;
       continue when not found;  -- someone holds it: it waits for the next freed slot
-      if not exists (select 1
-                       from public.webhook_deliveries d
-                      where d.webhook_id = w.webhook_id
-                        and d.state = 'pending'
-                        and d.next_attempt_at <= now()) then
-        stale := stale || w.webhook_id;
+      ready := private.endpoint_ready_at(endpoint, true);
+      if ready is null or ready > now() then
+        released := released || w.webhook_id;
+        released_ready := released_ready || ready;
         continue;
       end if;
       woken := woken || w.webhook_id;
@@ -2633,10 +2640,14 @@ begin
       exit when left_to_wake = 0;
     end loop;
   end loop;
-  delete from private.webhook_company_waiters c where c.webhook_id = any (woken || stale);
+  delete from private.webhook_company_waiters c where c.webhook_id = any (woken || released);
   update private.webhook_endpoints e
      set ready_at = least(coalesce(e.ready_at, s.since), s.since)
     from unnest(woken, since) s(webhook_id, since)
+   where e.webhook_id = s.webhook_id;
+  update private.webhook_endpoints e
+     set ready_at = s.ready
+    from unnest(released, released_ready) s(webhook_id, ready)
    where e.webhook_id = s.webhook_id;
   return cardinality(woken);
 end;
@@ -2644,7 +2655,7 @@ $$;
 
 ALTER FUNCTION private.wake_company_waiters(freed jsonb) OWNER TO postgres;
 
-COMMENT ON FUNCTION private.wake_company_waiters(freed jsonb) IS 'Slots of companies freed ([{company_id, slots}]): that many of each company''s waiting endpoints that have work due are ready again, at the place in line they had; waiting rows met with nothing due are deleted (20261205090100).';
+COMMENT ON FUNCTION private.wake_company_waiters(freed jsonb) IS 'Slots of companies freed ([{company_id, slots}]): that many of each company''s waiting endpoints that could take a request now (private.endpoint_ready_at) are ready again, at the place in line they had; waiting endpoints met that could not go back on their own schedule (20261205090100).';
 
 CREATE FUNCTION private.wake_dispatcher() RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER

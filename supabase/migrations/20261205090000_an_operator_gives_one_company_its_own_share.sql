@@ -20,7 +20,13 @@
 -- The row goes with its company (on delete cascade). Only the owner (an operator's SQL
 -- session) may read or write it: RLS on, nothing granted.
 --
--- claim_due_deliveries is as 20261204090000 left it but for the share it counts against.
+-- claim_due_deliveries is as 20261204090000 left it but for the share it counts against,
+-- and for the order of the company's lock and its count: the count had been in the
+-- statement that took the lock, whose snapshot was older than the lock, so a claim that
+-- committed its leases in between went uncounted (two claims could fill the share twice
+-- over; the window is microseconds, found by review, not by a test: nothing outside can
+-- pause a claim between its snapshot and its lock). Now the lock is a statement of its own
+-- and the count reads after it.
 -- Test: supabase/tests/scheduling/company-own-share.test.sql.
 
 create table private.webhook_company_concurrency (
@@ -324,15 +330,21 @@ begin
       -- slots; then kept here as this claim leases. A company another claim has in hand is
       -- skipped (null: it keeps its place), never waited for. Turned away with due work by
       -- its company's share, an endpoint waits for a freed slot.
+      -- The lock is taken in a statement of its own, before the count: a statement reads
+      -- the snapshot it started with, so a count in the statement that takes the lock would
+      -- miss the leases of a claim that committed (and let the lock go) in between, and two
+      -- claims could each fill the whole share (20261205090000).
       company_at := array_position(companies, endpoint.company_id);
       if company_at is null then
         companies := companies || endpoint.company_id;
-        company_free := company_free
-                        || case when pg_catalog.pg_try_advisory_xact_lock(private.company_lock_class(),
-                                                                            pg_catalog.hashtext(endpoint.company_id::text))
-                                then private.company_concurrency(endpoint.company_id)
-                                     - private.company_in_flight(endpoint.company_id) end;
         company_at := cardinality(companies);
+        if pg_catalog.pg_try_advisory_xact_lock(private.company_lock_class(),
+                                                pg_catalog.hashtext(endpoint.company_id::text)) then
+          company_free[company_at] := private.company_concurrency(endpoint.company_id)
+                                      - private.company_in_flight(endpoint.company_id);
+        else
+          company_free[company_at] := null;
+        end if;
       end if;
       if take > 0 and company_free[company_at] <= 0 then
         turned_away := exists (select 1

@@ -1,22 +1,28 @@
--- A freed slot of a company wakes an endpoint that has work due, not one that has none.
+-- A freed slot of a company goes to an endpoint that can use it now.
 --
 -- An endpoint a claim turns away for its company's share waits in
 -- private.webhook_company_waiters (20261204090000) until a freed slot of its company wakes
--- it, longest waiting first. Its deliveries may end meanwhile another way: an ADMIN
--- cancels them, a disable cancels them, a retry moves them to later. Its waiting row stayed,
--- and the next freed slot of the company went to it: the slot woke an endpoint with nothing
--- to send while one with work due kept waiting (for the next slot, or at the latest the
--- company's earliest lease). Such rows also stayed for good (41 after one `npm run bench`),
--- and while the table is not empty every record and release pays for the wake-up path.
+-- it, longest waiting first. While it waits, its own state may change: an ADMIN or a
+-- disable cancels its deliveries, a retry moves them later, its circuit opens (the dead
+-- endpoints this share is for are turned away while their circuits are still closed, and
+-- their requests then time out), its own cap halves, its rate bucket is empty. A freed slot
+-- still went to it, the next claim took nothing from it, and an endpoint of the same
+-- company with work due kept waiting for the next freed slot (in a company whose other
+-- requests hang, a timeout away) or at the latest the company's earliest lease. Rows of
+-- endpoints with nothing left stayed for good (41 after one `npm run bench`), keeping every
+-- record on the wake-up path.
 --
--- Now wake_company_waiters walks the company's waiting endpoints, longest waiting first, and
--- wakes the first n that have a delivery due; a waiting row met on the way whose endpoint
--- has nothing due is deleted (it spent no slot). Each row is deleted once, so the walk costs
--- no more than the rows it removes plus the n it wakes. As before it takes each endpoint's
--- row with SKIP LOCKED first and passes over one someone holds (never waits): the claim
--- inserts and deletes waiting rows only under the endpoint's row, so the two never meet on
--- a waiting row. "Due" is what the claim turns an endpoint away for: pending, next attempt
--- now or earlier.
+-- Now wake_company_waiters walks the company's waiting endpoints, longest waiting first,
+-- and asks each one's own schedule (private.endpoint_ready_at(e, true): its work due, its
+-- circuit, its cap, its rate; the company's share aside) when it could take a request. Ready
+-- now: woken, at the place in line it had, and it counts against the slots freed. Later, or
+-- never (nothing pending): its waiting row is deleted and it goes back on its own schedule
+-- (ready_at from the same function, as a record leaves an endpoint), spending no slot; when
+-- it is ready and its company still at its share, the claim that meets it turns it away
+-- again. Each row is deleted once, so the walk costs no more than the rows it removes plus
+-- the n it wakes. As before each endpoint's row is taken with SKIP LOCKED first and one
+-- someone holds is passed over (never waited for); the claim inserts and deletes waiting
+-- rows only under the endpoint's row, so the two never meet on a waiting row.
 -- Test: supabase/tests/scheduling/company-waiters-with-nothing-due.test.sql.
 
 create or replace function private.wake_company_waiters(freed jsonb)
@@ -28,13 +34,16 @@ as $$
 declare
   f record;
   w record;
+  endpoint private.webhook_endpoints;
+  ready timestamptz;
   left_to_wake integer;
   woken uuid[] := '{}'::uuid[];
   since timestamptz[] := '{}'::timestamptz[];
-  stale uuid[] := '{}'::uuid[];
+  released uuid[] := '{}'::uuid[];
+  released_ready timestamptz[] := '{}'::timestamptz[];
 begin
   -- freed: [{"company_id": ..., "slots": n}]. Per company, its n longest-waiting endpoints
-  -- that have work due and whose rows nobody else holds.
+  -- that could take a request now and whose rows nobody else holds.
   for f in select x.company_id, x.slots from jsonb_to_recordset(freed) x(company_id uuid, slots integer) loop
     left_to_wake := coalesce(f.slots, 0);
     continue when left_to_wake <= 0;
@@ -43,14 +52,12 @@ begin
               where c.company_id = f.company_id
               order by c.since, c.webhook_id
     loop
-      perform 1 from private.webhook_endpoints e where e.webhook_id = w.webhook_id for update skip locked;
+      select * into endpoint from private.webhook_endpoints e where e.webhook_id = w.webhook_id for update skip locked;
       continue when not found;  -- someone holds it: it waits for the next freed slot
-      if not exists (select 1
-                       from public.webhook_deliveries d
-                      where d.webhook_id = w.webhook_id
-                        and d.state = 'pending'
-                        and d.next_attempt_at <= now()) then
-        stale := stale || w.webhook_id;
+      ready := private.endpoint_ready_at(endpoint, true);
+      if ready is null or ready > now() then
+        released := released || w.webhook_id;
+        released_ready := released_ready || ready;
         continue;
       end if;
       woken := woken || w.webhook_id;
@@ -59,13 +66,17 @@ begin
       exit when left_to_wake = 0;
     end loop;
   end loop;
-  delete from private.webhook_company_waiters c where c.webhook_id = any (woken || stale);
+  delete from private.webhook_company_waiters c where c.webhook_id = any (woken || released);
   update private.webhook_endpoints e
      set ready_at = least(coalesce(e.ready_at, s.since), s.since)
     from unnest(woken, since) s(webhook_id, since)
+   where e.webhook_id = s.webhook_id;
+  update private.webhook_endpoints e
+     set ready_at = s.ready
+    from unnest(released, released_ready) s(webhook_id, ready)
    where e.webhook_id = s.webhook_id;
   return cardinality(woken);
 end;
 $$;
 comment on function private.wake_company_waiters(jsonb) is
-  'Slots of companies freed ([{company_id, slots}]): that many of each company''s waiting endpoints that have work due are ready again, at the place in line they had; waiting rows met with nothing due are deleted (20261205090100).';
+  'Slots of companies freed ([{company_id, slots}]): that many of each company''s waiting endpoints that could take a request now (private.endpoint_ready_at) are ready again, at the place in line they had; waiting endpoints met that could not go back on their own schedule (20261205090100).';

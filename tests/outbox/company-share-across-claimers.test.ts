@@ -4,7 +4,9 @@
 // for. So two claimers on two connections, serving different endpoints of one company (whose
 // row locks do not keep them apart), never have more than the share leased at once, whether
 // their claims overlap in time or interleave with results freeing slots; and another
-// company's deliveries are claimed meanwhile. (Counted in one session:
+// company's deliveries are claimed meanwhile. A result written while a claim has the
+// company in hand is kept and recorded by the next claim; a release gives its deliveries back
+// at once (20261205090200). (Counted in one session:
 // supabase/tests/scheduling/company-share-of-requests.test.sql; 20261204090000.)
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -110,6 +112,9 @@ describe("two dispatchers claiming the endpoints of one company", () => {
       [companyId, hooks],
     );
     await Promise.all([run(dispatchers[0]!, "dispatcher-a"), run(dispatchers[1]!, "dispatcher-b")]);
+    // A result written while the other session's claim had the company in hand was kept;
+    // the next claim records it (as the dispatchers' next round trip would).
+    await setup.query("select private.record_deferred_results()");
 
     expect(maxSeen).toBeGreaterThan(0);
     expect(maxSeen).toBeLessThanOrEqual(SHARE);
@@ -160,6 +165,41 @@ describe("two dispatchers claiming the endpoints of one company", () => {
     } finally {
       await dispatchers[0]!.query("rollback");  // a claim left open by a failed expectation
       await setup.query("update private.webhook_settings set company_concurrency = $1", [SHARE]);
+      await setup.query("delete from public.companies where id = $1", [company]);
+    }
+  });
+
+  it("a release gives back the deliveries of a company a claim has in hand, without waiting", async () => {
+    // Skipped before 20261205090200: they waited out their lease unsent.
+    const company = await createCompany(setup, "Release Ltd");
+    try {
+      const stopping = await createWebhook(setup, company, "PROCESS_CREATED", "https://share.example/release-stopping");
+      const busy = await createWebhook(setup, company, "PROCESS_DELETED", "https://share.example/release-busy");
+      await setup.query("select private.enqueue_webhook_event($1, 'PROCESS_CREATED', '{}') from generate_series(1, 2)", [company]);
+      const mine = (await claim(setup, "dispatcher-c")).filter((c) => c.webhook_id === stopping);
+      expect(mine).toHaveLength(2);
+      await setup.query("select private.enqueue_webhook_event($1, 'PROCESS_DELETED', '{}')", [company]);
+
+      // Another dispatcher's claim has the company in hand (it leased the other endpoint's
+      // delivery) and stays open.
+      const claimer = dispatchers[0]!;
+      await claimer.query("begin");
+      const theirs = (await claim(claimer, "dispatcher-a")).filter((c) => c.webhook_id === busy);
+      expect(theirs).toHaveLength(1);
+
+      // The stopping dispatcher gives its two back: not waiting (lock_timeout 2 s), both released.
+      const releaser = dispatchers[1]!;
+      const { rows: [{ n }] } = await releaser.query("select private.release_deliveries('dispatcher-c', $1::uuid[]) as n",
+        [mine.map((c) => c.delivery_id)]);
+      expect(n).toBe(2);
+      const { rows } = await setup.query(
+        "select lease_owner, attempt_count, next_attempt_at <= now() as due from public.webhook_deliveries where id = any ($1)",
+        [mine.map((c) => c.delivery_id)],
+      );
+      expect(rows).toEqual([{ lease_owner: null, attempt_count: 0, due: true }, { lease_owner: null, attempt_count: 0, due: true }]);
+      await claimer.query("commit");
+    } finally {
+      await dispatchers[0]!.query("rollback");  // a claim left open by a failed expectation
       await setup.query("delete from public.companies where id = $1", [company]);
     }
   });
