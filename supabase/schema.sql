@@ -395,8 +395,7 @@ begin
       if company_at is null then
         companies := companies || endpoint.company_id;
         company_at := cardinality(companies);
-        if pg_catalog.pg_try_advisory_xact_lock(private.company_lock_class(),
-                                                pg_catalog.hashtext(endpoint.company_id::text)) then
+        if pg_catalog.pg_try_advisory_xact_lock(private.company_lock_key(endpoint.company_id)) then
           company_free[company_at] := private.company_concurrency(endpoint.company_id)
                                       - private.company_in_flight(endpoint.company_id);
         else
@@ -645,19 +644,19 @@ ALTER FUNCTION private.company_in_flight(company_id uuid) OWNER TO postgres;
 
 COMMENT ON FUNCTION private.company_in_flight(company_id uuid) IS 'Requests in flight of the company''s endpoints: its unexpired leases, whichever dispatcher holds them.';
 
-CREATE FUNCTION private.company_lock_class() RETURNS integer
-    LANGUAGE plpgsql STABLE
+CREATE FUNCTION private.company_lock_key(company_id uuid) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
 begin
-  -- The first key of a company's claim lock (pg_try_advisory_xact_lock(integer, integer),
-  -- the second key its id's hash): a key space of its own, which an application's
-  -- single-bigint advisory locks never meet.
-  return 'private.webhook_company_waiters'::regclass::oid::integer;
+  -- The seed is 'webh' in ASCII: any constant, the same everywhere the lock is taken.
+  return pg_catalog.hashtextextended(company_lock_key.company_id::text, 2003133032);
 end;
 $$;
 
-ALTER FUNCTION private.company_lock_class() OWNER TO postgres;
+ALTER FUNCTION private.company_lock_key(company_id uuid) OWNER TO postgres;
+
+COMMENT ON FUNCTION private.company_lock_key(company_id uuid) IS 'The key of a company''s claim lock (pg_try_advisory_xact_lock(bigint)): held by a claim while it counts the company''s share, asked for by a record before it frees the company''s slots.';
 
 CREATE FUNCTION private.consume_endpoint_signals(candidates uuid[], picked uuid[]) RETURNS uuid[]
     LANGUAGE plpgsql
@@ -1160,9 +1159,9 @@ CREATE FUNCTION private.lock_endpoints_companies(endpoints uuid[]) RETURNS uuid[
 begin
   -- The lock a claim holds while it counts a company's slots and turns its endpoints away
   -- (claim_due_deliveries), taken here without waiting: of the endpoints given, those
-  -- whose company's lock this transaction now holds. A record or a release frees slots
-  -- only under it, so it never frees one while a claim is turning an endpoint away for the
-  -- want of it (the endpoint would not be woken: its waiting row is not committed yet).
+  -- whose company's lock this transaction now holds. A record frees slots only under it,
+  -- so it never frees one while a claim is turning an endpoint away for the want of it
+  -- (the endpoint would not be woken: its waiting row is not committed yet).
   return array(select e.webhook_id
                  from private.webhook_endpoints e
                 where e.webhook_id = any (endpoints)
@@ -1171,8 +1170,7 @@ begin
                                                  from private.webhook_endpoints x
                                                 where x.webhook_id = any (endpoints)
                                                 offset 0) c
-                                        where pg_catalog.pg_try_advisory_xact_lock(private.company_lock_class(),
-                                                                                   pg_catalog.hashtext(c.company_id::text)))
+                                        where pg_catalog.pg_try_advisory_xact_lock(private.company_lock_key(c.company_id)))
                 order by e.webhook_id);
 end;
 $$;
@@ -4021,7 +4019,7 @@ REVOKE ALL ON FUNCTION private.company_concurrency(company_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.company_in_flight(company_id uuid) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION private.company_lock_class() FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.company_lock_key(company_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.consume_endpoint_signals(candidates uuid[], picked uuid[]) FROM PUBLIC;
 

@@ -20,6 +20,14 @@
 -- The row goes with its company (on delete cascade). Only the owner (an operator's SQL
 -- session) may read or write it: RLS on, nothing granted.
 --
+-- The company's claim lock takes a 64-bit key of its own (private.company_lock_key) in place
+-- of (private.company_lock_class(), hashtext(id)): with a 32-bit hash, the chance that some
+-- two of 10,000 companies shared a lock was about 1 % (one in 2 at 77,000), and a claim of
+-- one then skipped the other, whose results were kept for the next claim. The key is
+-- hashtextextended(id, seed) with a seed of its own; it shares the key space of
+-- single-bigint advisory locks, where a chance meeting is one in 2^64.
+-- lock_endpoints_companies is as 20261204090000 left it but for the key.
+--
 -- claim_due_deliveries is as 20261204090000 left it but for the share it counts against,
 -- and for the order of the company's lock and its count: the count had been in the
 -- statement that took the lock, whose snapshot was older than the lock, so a claim that
@@ -27,7 +35,8 @@
 -- over; the window is microseconds, found by review, not by a test: nothing outside can
 -- pause a claim between its snapshot and its lock). Now the lock is a statement of its own
 -- and the count reads after it.
--- Test: supabase/tests/scheduling/company-own-share.test.sql.
+-- Tests: supabase/tests/scheduling/company-own-share.test.sql; "companies whose ids share a
+-- 32-bit hash" in tests/outbox/company-share-across-claimers.test.ts.
 
 create table private.webhook_company_concurrency (
   company_id  uuid primary key references public.companies (id) on delete cascade,
@@ -45,6 +54,48 @@ revoke all on private.webhook_company_concurrency from anon, authenticated, serv
 create trigger set_updated_at
   before update on private.webhook_company_concurrency
   for each row execute function private.tg_set_updated_at();
+
+create function private.company_lock_key(company_id uuid)
+returns bigint
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  -- The seed is 'webh' in ASCII: any constant, the same everywhere the lock is taken.
+  return pg_catalog.hashtextextended(company_lock_key.company_id::text, 2003133032);
+end;
+$$;
+comment on function private.company_lock_key(uuid) is
+  'The key of a company''s claim lock (pg_try_advisory_xact_lock(bigint)): held by a claim while it counts the company''s share, asked for by a record before it frees the company''s slots.';
+revoke all on function private.company_lock_key(uuid) from public;
+
+create or replace function private.lock_endpoints_companies(endpoints uuid[])
+returns uuid[]
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  -- The lock a claim holds while it counts a company's slots and turns its endpoints away
+  -- (claim_due_deliveries), taken here without waiting: of the endpoints given, those
+  -- whose company's lock this transaction now holds. A record frees slots only under it,
+  -- so it never frees one while a claim is turning an endpoint away for the want of it
+  -- (the endpoint would not be woken: its waiting row is not committed yet).
+  return array(select e.webhook_id
+                 from private.webhook_endpoints e
+                where e.webhook_id = any (endpoints)
+                  and e.company_id in (select c.company_id
+                                         from (select distinct x.company_id
+                                                 from private.webhook_endpoints x
+                                                where x.webhook_id = any (endpoints)
+                                                offset 0) c
+                                        where pg_catalog.pg_try_advisory_xact_lock(private.company_lock_key(c.company_id)))
+                order by e.webhook_id);
+end;
+$$;
+
+drop function private.company_lock_class();
 
 create function private.company_concurrency(company_id uuid)
 returns integer
@@ -338,8 +389,7 @@ begin
       if company_at is null then
         companies := companies || endpoint.company_id;
         company_at := cardinality(companies);
-        if pg_catalog.pg_try_advisory_xact_lock(private.company_lock_class(),
-                                                pg_catalog.hashtext(endpoint.company_id::text)) then
+        if pg_catalog.pg_try_advisory_xact_lock(private.company_lock_key(endpoint.company_id)) then
           company_free[company_at] := private.company_concurrency(endpoint.company_id)
                                       - private.company_in_flight(endpoint.company_id);
         else

@@ -169,6 +169,31 @@ describe("two dispatchers claiming the endpoints of one company", () => {
     }
   });
 
+  it("companies whose ids share a 32-bit hash do not hold each other up", async () => {
+    // hashtext() of these two ids is the same (-1990401182); the claim lock's key was that
+    // hash until 20261205090000, and a claim of one then skipped the other.
+    const [x, y] = ["020e73ef-2a66-4fd7-86cc-4de1e6fda0a8", "62c40af8-4195-41d9-9a86-533fe1594398"];
+    const { rows: [hashes] } = await setup.query("select hashtext($1) = hashtext($2) as same", [x, y]);
+    expect(hashes.same).toBe(true);
+    await setup.query("insert into public.companies (id, name) values ($1, 'Hash X'), ($2, 'Hash Y')", [x, y]);
+    try {
+      const hookX = await createWebhook(setup, x, "PROCESS_CREATED", "https://share.example/hash-x");
+      const hookY = await createWebhook(setup, y, "PROCESS_CREATED", "https://share.example/hash-y");
+      await setup.query("select private.enqueue_webhook_event($1, 'PROCESS_CREATED', '{}') from generate_series(1, 2)", [x]);
+      // One dispatcher's claim has company X in hand and stays open.
+      const claimer = dispatchers[0]!;
+      await claimer.query("begin");
+      expect((await claim(claimer, "dispatcher-a")).filter((c) => c.webhook_id === hookX)).toHaveLength(2);
+      // Company Y's deliveries, made meanwhile, go to the other dispatcher's claim.
+      await setup.query("select private.enqueue_webhook_event($1, 'PROCESS_CREATED', '{}') from generate_series(1, 2)", [y]);
+      expect((await claim(dispatchers[1]!, "dispatcher-b")).filter((c) => c.webhook_id === hookY)).toHaveLength(2);
+      await claimer.query("commit");
+    } finally {
+      await dispatchers[0]!.query("rollback");  // a claim left open by a failed expectation
+      await setup.query("delete from public.companies where id = any ($1)", [[x, y]]);
+    }
+  });
+
   it("a release gives back the deliveries of a company a claim has in hand, without waiting", async () => {
     // Skipped before 20261205090200: they waited out their lease unsent.
     const company = await createCompany(setup, "Release Ltd");
