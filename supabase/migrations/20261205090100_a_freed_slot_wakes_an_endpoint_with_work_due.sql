@@ -43,7 +43,13 @@ declare
   released_ready timestamptz[] := '{}'::timestamptz[];
 begin
   -- freed: [{"company_id": ..., "slots": n}]. Per company, its n longest-waiting endpoints
-  -- that could take a request now and whose rows nobody else holds.
+  -- that could take a request now and whose rows nobody else holds. Most records free the
+  -- slots of companies with nobody waiting: one index probe, and done.
+  if not exists (select 1
+                   from private.webhook_company_waiters c
+                  where c.company_id in (select x.company_id from jsonb_to_recordset(freed) x(company_id uuid))) then
+    return 0;
+  end if;
   for f in select x.company_id, x.slots from jsonb_to_recordset(freed) x(company_id uuid, slots integer) loop
     left_to_wake := coalesce(f.slots, 0);
     continue when left_to_wake <= 0;
