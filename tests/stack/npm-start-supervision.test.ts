@@ -6,13 +6,13 @@
 import { spawn, spawnSync, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createClient } from "@supabase/supabase-js";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import ws from "ws";
+import { freePorts } from "../support/ports.ts";
 import { findPostgres } from "../../scripts/lib/cluster.mjs";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
@@ -21,24 +21,8 @@ fs.chmodSync(work, 0o755);
 const stackEnvFile = path.join(work, "stack.env");
 const dataDir = path.join(work, "db", "data");
 
-async function freePort(): Promise<string> {
-  for (;;) {
-    const port = await new Promise<number>((resolve) => {
-      const server = net.createServer().listen(0, "127.0.0.1", () => {
-        const { port } = server.address() as net.AddressInfo;
-        server.close(() => resolve(port));
-      });
-    });
-    if (port + 100 < 65536) return String(port); // PostgREST's admin port is REST_PORT + 100
-  }
-}
-const ports = {
-  DB_PORT: await freePort(),
-  API_PORT: await freePort(),
-  REST_PORT: await freePort(),
-  FUNCTIONS_PORT: await freePort(),
-  DEMO_RECEIVER_PORT: await freePort(), // allowed as a webhook target by the stack's dispatcher
-};
+// DEMO_RECEIVER_PORT is allowed as a webhook target by the stack's dispatcher.
+const ports = await freePorts(["DB_PORT", "API_PORT", "REST_PORT", "FUNCTIONS_PORT", "DEMO_RECEIVER_PORT"]);
 
 function processTree(): Map<number, { ppid: number; args: string }> {
   const out = execFileSync("ps", ["-e", "-o", "pid=,ppid=,args="], { encoding: "utf8" });

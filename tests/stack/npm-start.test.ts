@@ -3,31 +3,19 @@
 // route, and after SIGINT leaves no child process behind.
 import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createClient } from "@supabase/supabase-js";
 import { afterAll, describe, expect, it } from "vitest";
 import ws from "ws";
+import { freePorts } from "../support/ports.ts";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "serial-smoke-"));
 fs.chmodSync(work, 0o755);
 const stackEnvFile = path.join(work, "stack.env");
 
-// Ports nobody listens on right now (PostgREST's admin port is REST_PORT + 100, so leave it free too).
-async function freePort(): Promise<string> {
-  for (;;) {
-    const port = await new Promise<number>((resolve) => {
-      const server = net.createServer().listen(0, "127.0.0.1", () => {
-        const { port } = server.address() as net.AddressInfo;
-        server.close(() => resolve(port));
-      });
-    });
-    if (port + 100 < 65536) return String(port);
-  }
-}
-const ports = { DB_PORT: await freePort(), API_PORT: await freePort(), REST_PORT: await freePort(), FUNCTIONS_PORT: await freePort() };
+const ports = await freePorts(["DB_PORT", "API_PORT", "REST_PORT", "FUNCTIONS_PORT"]);
 
 function descendants(pid: number): number[] {
   const out = execFileSync("ps", ["-e", "-o", "pid=,ppid="], { encoding: "utf8" });
