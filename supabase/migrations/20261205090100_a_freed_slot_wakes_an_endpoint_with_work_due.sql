@@ -39,8 +39,8 @@ declare
   left_to_wake integer;
   woken uuid[] := '{}'::uuid[];
   since timestamptz[] := '{}'::timestamptz[];
-  released uuid[] := '{}'::uuid[];
-  released_ready timestamptz[] := '{}'::timestamptz[];
+  rescheduled uuid[] := '{}'::uuid[];
+  rescheduled_at timestamptz[] := '{}'::timestamptz[];
 begin
   -- freed: [{"company_id": ..., "slots": n}]. Per company, its n longest-waiting endpoints
   -- that could take a request now and whose rows nobody else holds. Most records free the
@@ -62,8 +62,8 @@ begin
       continue when not found;  -- someone holds it: it waits for the next freed slot
       ready := private.endpoint_ready_at(endpoint, true);
       if ready is null or ready > now() then
-        released := released || w.webhook_id;
-        released_ready := released_ready || ready;
+        rescheduled := rescheduled || w.webhook_id;
+        rescheduled_at := rescheduled_at || ready;
         continue;
       end if;
       woken := woken || w.webhook_id;
@@ -72,14 +72,14 @@ begin
       exit when left_to_wake = 0;
     end loop;
   end loop;
-  delete from private.webhook_company_waiters c where c.webhook_id = any (woken || released);
+  delete from private.webhook_company_waiters c where c.webhook_id = any (woken || rescheduled);
   update private.webhook_endpoints e
      set ready_at = least(coalesce(e.ready_at, s.since), s.since)
     from unnest(woken, since) s(webhook_id, since)
    where e.webhook_id = s.webhook_id;
   update private.webhook_endpoints e
      set ready_at = s.ready
-    from unnest(released, released_ready) s(webhook_id, ready)
+    from unnest(rescheduled, rescheduled_at) s(webhook_id, ready)
    where e.webhook_id = s.webhook_id;
   return cardinality(woken);
 end;
