@@ -16,9 +16,7 @@ select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://one.exampl
 select tests.create_webhook(:'company_a', 'PROCESS_REVISED', 'https://two.example.com/hook') as hook_two \gset
 
 -- The dispatcher's claim, kept as a table so each call can be inspected.
-create temporary table claims (call text, delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid,
-                               url text, payload jsonb, attempt_number integer, secrets text[],
-                               event_created_at timestamptz);
+select tests.create_claims_table();
 
 -- Argument validation ---------------------------------------------------------------
 select throws_ok($$select * from private.claim_due_deliveries(null, 50, 60)$$,

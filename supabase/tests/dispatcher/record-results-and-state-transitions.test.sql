@@ -14,9 +14,7 @@ select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://gone.examp
 select tests.create_webhook(:'company_a', 'PROCESS_DELETED', 'https://off.example.com/hook') as hook_off \gset
 select tests.create_webhook(:'company_a', 'WEBHOOK_TEST', 'https://deleted.example.com/hook') as hook_deleted \gset
 
-create temporary table claims (call text, delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid,
-                               url text, payload jsonb, attempt_number integer, secrets text[],
-                               event_created_at timestamptz);
+select tests.create_claims_table();
 
 -- Argument validation ---------------------------------------------------------------
 select throws_ok($$select private.record_delivery_results('worker-1', '{"delivery_id": null}', interval '5 days')$$,

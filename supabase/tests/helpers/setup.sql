@@ -255,3 +255,21 @@ as $$
 $$;
 
 grant execute on function tests.time_passes(interval) to anon, authenticated, service_role;
+
+-- The temporary table `claims` that claim tests keep what each claim returned in: a label
+-- for the call, then the columns of private.claimed_delivery, in order, read from the type
+-- (one home: a column the claim gains reaches every test). Filled as
+--   insert into claims select 'w1', * from private.claim_due_deliveries('worker-1', 100, 60);
+create or replace function tests.create_claims_table()
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  execute 'create temporary table claims (call text, '
+       || (select string_agg(format('%I %s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)), ', ' order by a.attnum)
+             from pg_catalog.pg_attribute a
+            where a.attrelid = 'private.claimed_delivery'::regclass and a.attnum > 0 and not a.attisdropped)
+       || ')';
+end;
+$$;

@@ -44,9 +44,7 @@ returns jsonb language sql as $$
                             'error', coalesce('HTTP ' || status, 'timed out after 15000 ms'),
                             'next_attempt_at', now() + interval '5 seconds')
 $$;
-create temporary table claims (call text, delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid,
-                               url text, payload jsonb, attempt_number integer, secrets text[],
-                               event_created_at timestamptz);
+select tests.create_claims_table();
 
 select count(private.enqueue_webhook_event(:'company_a', 'PROCESS_CREATED', jsonb_build_object('n', n))) from generate_series(1, 8) n \gset
 insert into claims select 'all', * from private.claim_due_deliveries('worker-1', 50, 60);

@@ -15,9 +15,7 @@ select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://two.a.exam
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://three.a.example/hook') as a3 \gset
 select tests.create_webhook(:'company_b', 'PROCESS_CREATED', 'https://erp.b.example/hook') as b1 \gset
 
-create temporary table claims (call text, delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid,
-                               url text, payload jsonb, attempt_number integer, secrets text[],
-                               event_created_at timestamptz);
+select tests.create_claims_table();
 create function pg_temp.taken(call text, company uuid) returns integer language sql as $$
   select count(*)::integer from claims c where c.call = taken.call and c.company_id = company
 $$;

@@ -12,9 +12,7 @@ select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://one.a.exam
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://two.a.example/hook') as a2 \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://three.a.example/hook') as a3 \gset
 
-create temporary table claims (call text, delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid,
-                               url text, payload jsonb, attempt_number integer, secrets text[],
-                               event_created_at timestamptz);
+select tests.create_claims_table();
 create function pg_temp.waiting() returns uuid[] language sql as $$
   select coalesce(array_agg(w.webhook_id order by w.since, w.webhook_id), '{}') from private.webhook_company_waiters w
 $$;

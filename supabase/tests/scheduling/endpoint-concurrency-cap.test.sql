@@ -23,9 +23,7 @@ create function pg_temp.in_flight(hook uuid) returns integer language sql as $$
   select count(*)::integer from public.webhook_deliveries d
    where d.webhook_id = hook and d.state = 'pending' and d.lease_owner is not null and d.lease_expires_at > now()
 $$;
-create temporary table claims (call text, delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid,
-                               url text, payload jsonb, attempt_number integer, secrets text[],
-                               event_created_at timestamptz);
+select tests.create_claims_table();
 
 select count(private.enqueue_webhook_event(:'company_a', 'PROCESS_CREATED', jsonb_build_object('n', n))) from generate_series(1, 10) n \gset
 

@@ -18,9 +18,7 @@ create function pg_temp.in_flight(hook uuid) returns integer language sql as $$
   select count(*)::integer from public.webhook_deliveries d
    where d.webhook_id = hook and d.state = 'pending' and d.lease_owner is not null and d.lease_expires_at > now()
 $$;
-create temporary table claims (call text, delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid,
-                               url text, payload jsonb, attempt_number integer, secrets text[],
-                               event_created_at timestamptz);
+select tests.create_claims_table();
 grant all on claims to authenticated;
 
 select results_eq($$select endpoint_concurrency, endpoint_concurrency_start from private.webhook_settings$$,

@@ -18,9 +18,7 @@ select * from tests.create_cast() \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://erp.a.example/hook') as hook \gset
 select tests.create_webhook(:'company_a', 'PROCESS_CREATED', 'https://other.a.example/hook') as other \gset
 
-create temporary table claims (call text, delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid,
-                               url text, payload jsonb, attempt_number integer, secrets text[],
-                               event_created_at timestamptz);
+select tests.create_claims_table();
 create function pg_temp.taken(call text, hook uuid) returns integer language sql as $$
   select count(*)::integer from claims c where c.call = taken.call and c.webhook_id = hook
 $$;

@@ -23,9 +23,7 @@ language sql as $$
     from private.webhook_endpoints e
    where e.webhook_id = hook
 $$;
-create temporary table claims (call text, delivery_id uuid, event_id uuid, webhook_id uuid, company_id uuid,
-                               url text, payload jsonb, attempt_number integer, secrets text[],
-                               event_created_at timestamptz);
+select tests.create_claims_table();
 
 -- Created with the webhook ----------------------------------------------------------------
 select results_eq(
