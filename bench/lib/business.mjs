@@ -25,12 +25,13 @@ export async function setupBusiness({ db, receiver }) {
   return createCompany(db, receiver.port, 'three', { endpoints: BUSINESS.subscribers, processes: 100, setNo: BUSINESS.subscribers });
 }
 
-async function pgbench({ cluster, db }, setNo, clients) {
+/** pgbench revising set_no's processes (bench/pgbench/revise-process.sql) with `clients` writers. */
+export async function pgbench({ cluster, db }, setNo, clients, seconds = BUSINESS.seconds) {
   await db.query('vacuum analyze public.processes, public.webhook_deliveries, public.webhook_events');
   const res = await run(
     cluster.pg.bin('pgbench'),
     ['-n', '-f', path.join(ROOT, 'bench', 'pgbench', 'revise-process.sql'), '-D', `set_no=${setNo}`,
-      '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(BUSINESS.seconds),
+      '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds),
       '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', 'postgres'],
     { capture: true, env: { ...process.env, PGPASSWORD: 'postgres' } },
   );

@@ -13,9 +13,7 @@
 // dispatcher delivering on the same two cores, about 0.87x of the stopped one (bench/RESULTS.md:
 // the "diagnostic" row).
 // Usage: node bench/probes/business-path-floor.mjs [pairs]   (a throwaway cluster, port 54366)
-import path from 'node:path';
-import { ROOT } from '../../scripts/lib/env.mjs';
-import { run } from '../../scripts/lib/run.mjs';
+import { pgbench } from '../lib/business.mjs';
 import { cleanupAll, connect, createCompany, createFixtures, median, startDatabase } from '../lib/harness.mjs';
 
 const pairs = Number(process.argv[2] ?? 3);
@@ -27,23 +25,11 @@ try {
   await createCompany(db, 9, 'three', { endpoints: 3, processes: 100, setNo: 3 });
   await db.query(`select setval('private.webhook_dispatcher_heartbeat', (extract(epoch from clock_timestamp()) * 1000)::bigint + 36000000)`);
 
-  const pgbench = async (setNo) => {
-    await db.query('vacuum analyze public.processes, public.webhook_deliveries, public.webhook_events');
-    const res = await run(
-      cluster.pg.bin('pgbench'),
-      ['-n', '-f', path.join(ROOT, 'bench', 'pgbench', 'revise-process.sql'), '-D', `set_no=${setNo}`,
-        '-c', '20', '-j', '2', '-T', String(SECONDS), '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', 'postgres'],
-      { capture: true, env: { ...process.env, PGPASSWORD: 'postgres' } },
-    );
-    const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(res.stdout)?.[1]);
-    if (res.code !== 0 || !Number.isFinite(tps)) throw new Error(`pgbench failed:\n${res.stdout}\n${res.stderr}`);
-    return tps;
-  };
   const measure = async (label) => {
     const ratios = [];
     for (let i = 0; i < pairs; i++) {
-      const none = await pgbench(0);
-      const three = await pgbench(3);
+      const { tps: none } = await pgbench({ cluster, db }, 0, 20, SECONDS);
+      const { tps: three } = await pgbench({ cluster, db }, 3, 20, SECONDS);
       ratios.push(three / none);
       console.log(`  ${label}: none ${Math.round(none)} TPS, 3 subscribers ${Math.round(three)} TPS, ${(three / none).toFixed(2)}x`);
     }
